@@ -1,0 +1,45 @@
+# Two entry points for a new machine: `make run` and `make test`. Both build .venv from the pinned
+# requirements first, so nothing else needs installing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check migrate bench-ingest lock clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+.env:
+	$(BIN)/python -m ses_sender.devenv .env.example .env
+
+run: $(STAMP) .env
+	$(BIN)/ses-sender serve
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+migrate: $(STAMP)
+	$(BIN)/ses-sender migrate
+
+bench-ingest: $(STAMP)
+	$(BIN)/python -m bench.ingest
+
+# Re-pin after changing pyproject.toml's ranges.
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet . \
+	  && .lockvenv/bin/pip freeze --exclude ses-sender > requirements.txt && rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
