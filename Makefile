@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 .env:
-	$(BIN)/python -m ses_sender.devenv .env.example .env
+	$(BIN)/python scripts/init_env.py .env.example .env
 
 run: $(STAMP) .env
 	$(BIN)/ses-sender serve

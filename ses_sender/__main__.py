@@ -1,0 +1,3 @@
+from ses_sender.cli import main
+
+raise SystemExit(main())

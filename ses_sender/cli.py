@@ -1,0 +1,269 @@
+"""`ses-sender`: the process entry points and the composition root."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import enum
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+
+import botocore.session
+import sentry_sdk
+import uvicorn
+from pydantic import ValidationError
+
+from ses_sender.app import create_app
+from ses_sender.config import Settings, TransportKind
+from ses_sender.db.engine import create_engine
+from ses_sender.db.migrate import is_at_head, upgrade_to_head_async
+from ses_sender.delivery.compose import Composer
+from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.retry import RetryPolicy
+from ses_sender.delivery.worker import Worker
+from ses_sender.observability import configure_logging, flush_sentry, init_sentry
+from ses_sender.runtime import Runtime, TransportChoice, open_runtime
+from ses_sender.transports.base import Transport
+from ses_sender.transports.outbox import OutboxTransport
+from ses_sender.transports.ses import SesTransport
+from ses_sender.transports.smtp import SmtpTransport
+
+log = logging.getLogger("ses_sender")
+
+
+class Role(enum.Flag):
+    API = enum.auto()
+    WORKER = enum.auto()
+
+
+class SettingsError(Exception):
+    """A setting that stops start-up; printed as one line."""
+
+
+COMMANDS = {
+    "serve": (
+        Role.API | Role.WORKER,
+        "Run the HTTP API and a delivery worker in one process (migrates an SQLite database).",
+    ),
+    "api": (Role.API, "Run the HTTP API only (scale out behind a load balancer)."),
+    "worker": (Role.WORKER, "Run a delivery worker only (claims and sends queued email)."),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        return _refuse(describe_settings_error(error))
+    configure_logging(settings)
+    try:
+        if args.command == "migrate":
+            asyncio.run(upgrade_to_head_async(settings.sqlalchemy_url))
+            log.info("database is at the latest migration")
+            return 0
+        role = COMMANDS[args.command][0]
+        return asyncio.run(run_process(settings, role))
+    except SettingsError as error:
+        return _refuse(str(error))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ses-sender",
+        description="Send email through Amazon SES at the account's full rate and track it. "
+        "Settings come from the environment and .env (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_role, summary) in COMMANDS.items():
+        commands.add_parser(name, help=summary, description=summary)
+    migrate = "Bring the database schema to the latest version (safe to run again)."
+    commands.add_parser("migrate", help=migrate, description=migrate)
+    return parser
+
+
+def _refuse(message: str) -> int:
+    print(f"ses-sender: {message}", file=sys.stderr)
+    return 2
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    variable = ".".join(str(part) for part in first["loc"]) or "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    given = first.get("input")
+    shown = (
+        f" (got {given!r})"
+        if isinstance(given, str | int | float) and variable != "settings"
+        else ""
+    )
+    return f"{variable}: {message}{shown}"
+
+
+async def run_process(settings: Settings, role: Role) -> int:
+    init_sentry(settings)
+    try:
+        choice = choose_transport(settings)
+        await _prepare_database(settings, migrate=Role.API in role and Role.WORKER in role)
+        async with open_runtime(settings, transport=choice) as runtime:
+            log.info("sending through %s: %s", choice.kind, choice.why)
+            return await _run_roles(runtime, role)
+    finally:
+        flush_sentry()
+
+
+async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+    url = settings.sqlalchemy_url
+    if migrate and url.startswith("sqlite"):
+        await upgrade_to_head_async(url)
+        return
+    engine = create_engine(url)
+    try:
+        if not await is_at_head(engine):
+            raise SettingsError("the database schema is not up to date: run `ses-sender migrate`")
+    finally:
+        await engine.dispose()
+
+
+async def _run_roles(runtime: Runtime, role: Role) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: dict[str, asyncio.Task[None]] = {}
+    server: _Server | None = None
+    worker: Worker | None = None
+    transport: Transport | None = None
+    try:
+        if Role.WORKER in role:
+            transport = await start_transport(runtime.settings, runtime.transport)
+            worker = build_worker(runtime, transport)
+            tasks["worker"] = asyncio.create_task(worker.run(), name="worker")
+        if Role.API in role:
+            server = _Server(
+                uvicorn.Config(
+                    create_app(runtime),
+                    host=runtime.settings.server_bind,
+                    port=runtime.settings.server_port,
+                    log_config=None,
+                    lifespan="off",
+                )
+            )
+            tasks["api"] = asyncio.create_task(server.serve(), name="api")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        log.info("stopping")
+        if server is not None:
+            server.should_exit = True
+        if worker is not None:
+            worker.stop()
+        return await _exit_code(tasks)
+    finally:
+        if transport is not None:
+            await transport.close()
+
+
+async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
+    code = 0
+    for name, task in tasks.items():
+        try:
+            await task
+        except (Exception, SystemExit) as error:
+            log.error("the %s stopped with an error: %r", name, error, exc_info=error)
+            sentry_sdk.capture_exception(error)
+            code = 1
+    return code
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: this process stops API and worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def choose_transport(settings: Settings) -> TransportChoice:
+    if settings.email_transport is not None:
+        return TransportChoice(settings.email_transport, "EMAIL_TRANSPORT is set")
+    source = aws_credentials_source(settings)
+    if source is None:
+        return TransportChoice(
+            TransportKind.OUTBOX,
+            "no EMAIL_TRANSPORT and no AWS credentials: emails are written to "
+            f"{settings.outbox_dir}",
+        )
+    if not settings.email_sender:
+        raise SettingsError(
+            f"EMAIL_SENDER: required to send through SES (credentials from {source})"
+        )
+    return TransportChoice(TransportKind.SES, f"AWS credentials found ({source})")
+
+
+def aws_credentials_source(settings: Settings) -> str | None:
+    """Where SES credentials would come from, without asking the EC2 metadata service.
+
+    On an instance role, set EMAIL_TRANSPORT=ses: probing the metadata endpoint here would
+    stall every start-up off EC2.
+    """
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        return "AWS_ACCESS_KEY_ID"
+    resolver = botocore.session.get_session().get_component("credential_provider")
+    resolver.remove("iam-role")
+    credentials = resolver.load_credentials()
+    return None if credentials is None else str(credentials.method)
+
+
+async def start_transport(settings: Settings, choice: TransportChoice) -> Transport:
+    match choice.kind:
+        case TransportKind.SES:
+            ses = SesTransport(
+                settings.aws_region,
+                access_key_id=settings.aws_access_key_id,
+                secret_access_key=settings.aws_secret_access_key,
+                session_token=settings.aws_session_token,
+                configuration_set=settings.ses_config_set,
+                timeout_s=settings.send_timeout_s,
+                max_connections=settings.concurrency,
+            )
+            await ses.start()
+            return ses
+        case TransportKind.SMTP:
+            assert settings.smtp_host is not None  # Settings checks it
+            return SmtpTransport(
+                settings.smtp_host,
+                settings.smtp_port,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+                security=settings.smtp_security,
+                timeout_s=settings.send_timeout_s,
+                max_connections=settings.concurrency,
+                configuration_set=settings.ses_config_set,
+            )
+        case TransportKind.OUTBOX:
+            return OutboxTransport(settings.outbox_dir, configuration_set=settings.ses_config_set)
+
+
+def build_worker(runtime: Runtime, transport: Transport) -> Worker:
+    settings = runtime.settings
+    return Worker(
+        sessionmaker=runtime.sessionmaker,
+        transport=transport,
+        composer=Composer(
+            sender=settings.sender_address,
+            public_base_url=settings.server_host,
+            tokens=runtime.tokens,
+        ),
+        pacer=Pacer(settings.email_rate, monotonic=runtime.clock.monotonic),
+        retry=RetryPolicy(settings.max_attempts),
+        clock=runtime.clock,
+        concurrency=settings.concurrency,
+        lease_s=settings.lease_s,
+        send_timeout_s=settings.send_timeout_s,
+        shutdown_grace_s=settings.shutdown_grace_s,
+        work_available=runtime.work_available,
+    )

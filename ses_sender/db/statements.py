@@ -1,0 +1,15 @@
+"""Statement builders that differ by dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def insert_for(session: AsyncSession, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT DO NOTHING on either database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)

@@ -1,0 +1,160 @@
+"""The only queue SQL: claim due rows under a lease, recover expired leases, record outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import CursorResult, Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.delivery.compose import ContentParts, QueuedEmail
+from ses_sender.models import Content, Request, RequestStatus
+
+# Core table for executemany updates keyed by id; the ORM form cannot add the status guard.
+_requests = cast(Table, Request.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    request_id: int
+    message_id: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    request_id: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    request_id: int
+    due_at: datetime
+    error: str | None
+    counts_as_attempt: bool
+
+
+Outcome = Sent | Failed | Requeued
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+) -> list[QueuedEmail]:
+    """Take up to `limit` due rows in one statement; other workers skip what we lock."""
+    due = (
+        select(Request.id)
+        .where(Request.status == RequestStatus.CREATED, Request.due_at <= now)
+        .order_by(Request.due_at, Request.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = await session.execute(
+        update(Request)
+        .where(Request.id.in_(due))
+        .values(
+            status=RequestStatus.PROCESSING,
+            due_at=lease_until,
+            attempts=Request.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Request.id, Request.topic_id, Request.to, Request.content_id, Request.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted(claimed.tuples(), key=lambda row: row[0])
+    return [QueuedEmail(*row) for row in rows]
+
+
+async def release_expired_leases(session: AsyncSession, *, now: datetime) -> int:
+    """Rows whose worker died mid-send go back to the queue."""
+    released = await session.execute(
+        update(Request)
+        .where(Request.status == RequestStatus.PROCESSING, Request.due_at <= now)
+        .values(status=RequestStatus.CREATED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(released, CursorResult)
+    return released.rowcount
+
+
+async def release_unsent(
+    session: AsyncSession, request_ids: Sequence[int], *, now: datetime
+) -> None:
+    """Claimed but never tried (the worker is stopping): back to the queue, attempt undone."""
+    if not request_ids:
+        return
+    await session.execute(
+        update(Request)
+        .where(Request.id.in_(request_ids), Request.status == RequestStatus.PROCESSING)
+        .values(
+            status=RequestStatus.CREATED, due_at=now, attempts=Request.attempts - 1, updated_at=now
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[int, ContentParts]:
+    rows = await session.execute(
+        select(Content.id, Content.subject, Content.content).where(Content.id.in_(set(content_ids)))
+    )
+    return {content_id: ContentParts(subject, html) for content_id, subject, html in rows.tuples()}
+
+
+async def record_outcomes(
+    session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime
+) -> None:
+    """One executemany per kind. Only rows still under our lease change."""
+    sent = [o for o in outcomes if isinstance(o, Sent)]
+    failed = [o for o in outcomes if isinstance(o, Failed)]
+    requeued = [o for o in outcomes if isinstance(o, Requeued)]
+    still_ours = (_requests.c.id == bindparam("b_id")) & (
+        _requests.c.status == RequestStatus.PROCESSING
+    )
+    if sent:
+        await session.execute(
+            update(_requests)
+            .where(still_ours)
+            .values(
+                status=RequestStatus.SENT,
+                message_id=bindparam("b_message_id"),
+                sent_at=bindparam("b_sent_at"),
+                error=None,
+                updated_at=now,
+            ),
+            [
+                {"b_id": o.request_id, "b_message_id": o.message_id, "b_sent_at": o.sent_at}
+                for o in sent
+            ],
+        )
+    if failed:
+        await session.execute(
+            update(_requests)
+            .where(still_ours)
+            .values(status=RequestStatus.FAILED, error=bindparam("b_error"), updated_at=now),
+            [{"b_id": o.request_id, "b_error": o.error} for o in failed],
+        )
+    if requeued:
+        await session.execute(
+            update(_requests)
+            .where(still_ours)
+            .values(
+                status=RequestStatus.CREATED,
+                due_at=bindparam("b_due_at"),
+                error=bindparam("b_error"),
+                attempts=_requests.c.attempts - bindparam("b_undo"),
+                updated_at=now,
+            ),
+            [
+                {
+                    "b_id": o.request_id,
+                    "b_due_at": o.due_at,
+                    "b_error": o.error,
+                    "b_undo": 0 if o.counts_as_attempt else 1,
+                }
+                for o in requeued
+            ],
+        )

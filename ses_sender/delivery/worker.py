@@ -1,0 +1,261 @@
+"""The delivery loop: claim due rows, pace, send, record; stop cleanly on request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Awaitable, Sequence
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ses_sender.clock import Clock
+from ses_sender.delivery import repository
+from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
+from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.repository import Failed, Outcome, Requeued, Sent
+from ses_sender.delivery.retry import GiveUp, RetryPolicy
+from ses_sender.ses_events.service import adopt_waiting_events, waiting_message_ids
+from ses_sender.transports.base import AccountPausedError, SendError, TransientError, Transport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POLL_INTERVAL_S = 1.0  # newly due rows are seen within this, even from another process
+RECORD_INTERVAL_S = 0.1  # the window in which a crash can lose an outcome (and resend)
+RECORD_BATCH = 500
+RECORD_RETRY_S = 1.0
+FINAL_RECORD_TRIES = 10
+LEASE_SWEEP_INTERVAL_S = 15.0
+CLAIM_HORIZON_S = 1.0  # claim about this much sending at a time, never a backlog
+MAX_CLAIM = 1_000
+CONTENT_CACHE_SIZE = 256
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        composer: Composer,
+        pacer: Pacer,
+        retry: RetryPolicy,
+        clock: Clock,
+        concurrency: int,
+        lease_s: float,
+        send_timeout_s: float,
+        shutdown_grace_s: float,
+        work_available: asyncio.Event,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._transport = transport
+        self._composer = composer
+        self._pacer = pacer
+        self._retry = retry
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lease = timedelta(seconds=lease_s)
+        self._send_timeout_s = send_timeout_s
+        self._shutdown_grace_s = shutdown_grace_s
+        self._work_available = work_available
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: list[Outcome] = []
+        self._outcomes_ready = asyncio.Event()
+        self._contents: OrderedDict[int, ContentParts] = OrderedDict()
+        self._paused_until = -math.inf
+        self._last_sweep = -math.inf
+
+    def stop(self) -> None:
+        """Stop claiming; `run` then drains what is in flight and returns."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        recorder = asyncio.create_task(self._record_continuously(), name="record-outcomes")
+        try:
+            while not self._stopping.is_set():
+                await self._sweep_expired_leases()
+                batch = await self._claim() if not self._paused() else []
+                if batch:
+                    await self._dispatch(batch)
+                else:
+                    await self._wait_for_work()
+                if recorder.done():
+                    recorder.result()  # a crashed recorder stops the worker, loudly
+        finally:
+            await self._drain()
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+            await self._flush_before_exit()
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def _claim_size(self) -> int:
+        return max(1, min(MAX_CLAIM, math.ceil(self._pacer.rate * CLAIM_HORIZON_S)))
+
+    async def _claim(self) -> list[QueuedEmail]:
+        now = self._clock.now()
+        async with self._sessionmaker() as session, session.begin():
+            batch = await repository.claim_due(
+                session, now=now, lease_until=now + self._lease, limit=self._claim_size()
+            )
+            missing = {q.content_id for q in batch} - self._contents.keys()
+            if missing:
+                self._remember(await repository.contents(session, missing))
+        return batch
+
+    def _remember(self, contents: dict[int, ContentParts]) -> None:
+        for content_id, parts in contents.items():
+            self._contents[content_id] = parts
+            self._contents.move_to_end(content_id)
+        while len(self._contents) > CONTENT_CACHE_SIZE:
+            self._contents.popitem(last=False)
+
+    async def _sweep_expired_leases(self) -> None:
+        if self._clock.monotonic() - self._last_sweep < LEASE_SWEEP_INTERVAL_S:
+            return
+        self._last_sweep = self._clock.monotonic()
+        async with self._sessionmaker() as session, session.begin():
+            released = await repository.release_expired_leases(session, now=self._clock.now())
+        if released:
+            log.warning("%d emails whose worker stopped mid-send are queued again", released)
+
+    async def _wait_for_work(self) -> None:
+        self._work_available.clear()
+        wait = POLL_INTERVAL_S
+        if self._paused():
+            wait = max(0.0, min(wait, self._paused_until - self._clock.monotonic()))
+        await self._until_stopping(self._work_available.wait(), give_up_after=wait)
+
+    def _paused(self) -> bool:
+        return self._clock.monotonic() < self._paused_until
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _dispatch(self, batch: Sequence[QueuedEmail]) -> None:
+        for position, queued in enumerate(batch):
+            ready = not self._stopping.is_set() and not self._paused()
+            ready = ready and await self._until_stopping(self._slots.acquire())
+            if ready and not await self._until_stopping(self._pacer.acquire()):
+                self._slots.release()
+                ready = False
+            if not ready:
+                await self._release([q.request_id for q in batch[position:]])
+                return
+            task = asyncio.create_task(self._send(queued), name=f"send-{queued.request_id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _send(self, queued: QueuedEmail) -> None:
+        try:
+            self._outcomes.append(await self._attempt(queued))
+            if len(self._outcomes) >= RECORD_BATCH:
+                self._outcomes_ready.set()
+        finally:
+            self._slots.release()
+
+    async def _attempt(self, queued: QueuedEmail) -> Outcome:
+        email = self._composer.compose(queued, self._contents[queued.content_id])
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                message_id = await self._transport.send(email)
+        except SendError as error:
+            return self._after_failure(queued, error)
+        except TimeoutError:
+            return self._after_failure(queued, TransientError("timed out"))
+        except Exception as error:
+            log.exception("unexpected error sending request %s", queued.request_id)
+            return self._after_failure(queued, TransientError(f"{type(error).__name__}: {error}"))
+        return Sent(queued.request_id, message_id, self._clock.now())
+
+    def _after_failure(self, queued: QueuedEmail, error: SendError) -> Outcome:
+        if isinstance(error, AccountPausedError):
+            self._paused_until = self._clock.monotonic() + 60.0
+            log.error("sending paused for a minute: %s", error.reason)
+        decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
+        if isinstance(decision, GiveUp):
+            return Failed(queued.request_id, decision.reason)
+        return Requeued(
+            queued.request_id, decision.due_at, error.reason, decision.counts_as_attempt
+        )
+
+    # -- recording -------------------------------------------------------------------------
+
+    async def _record_continuously(self) -> None:
+        while True:
+            await self._until_stopping(self._outcomes_ready.wait(), give_up_after=RECORD_INTERVAL_S)
+            self._outcomes_ready.clear()
+            if not await self._flush_outcomes():
+                await asyncio.sleep(RECORD_RETRY_S)
+
+    async def _flush_outcomes(self) -> bool:
+        """Write what the sends returned; on a database error keep it for the next try."""
+        if not self._outcomes:
+            return True
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await repository.record_outcomes(session, outcomes, now=self._clock.now())
+                await self._adopt_waiting_events(session, outcomes)
+        except (DBAPIError, OSError):
+            # Their leases keep other workers off these rows meanwhile.
+            self._outcomes[:0] = outcomes
+            log.exception("recording %d outcomes failed; retrying", len(outcomes))
+            return False
+        return True
+
+    async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
+        sent = {o.message_id: o.request_id for o in outcomes if isinstance(o, Sent)}
+        for message_id in await waiting_message_ids(session, sent.keys()):
+            await adopt_waiting_events(session, sent[message_id], message_id)
+
+    async def _flush_before_exit(self) -> None:
+        for _ in range(FINAL_RECORD_TRIES):
+            if await self._flush_outcomes():
+                return
+            await asyncio.sleep(RECORD_RETRY_S)
+        log.error(
+            "%d outcomes could not be recorded; their emails will be sent again after the "
+            "lease expires",
+            len(self._outcomes),
+        )
+
+    async def _release(self, request_ids: list[int]) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            await repository.release_unsent(session, request_ids, now=self._clock.now())
+
+    async def _drain(self) -> None:
+        if self._in_flight:
+            log.info("waiting for %d sends in flight", len(self._in_flight))
+            _done, pending = await asyncio.wait(self._in_flight, timeout=self._shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _until_stopping(
+        self, awaitable: Awaitable[T], *, give_up_after: float | None = None
+    ) -> bool:
+        """Await `awaitable` unless the worker is told to stop (or time runs out) first.
+
+        True if it completed.
+        """
+        task = asyncio.ensure_future(awaitable)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        done, _ = await asyncio.wait(
+            {task, stopping}, timeout=give_up_after, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        if task in done:
+            task.result()
+            return True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False

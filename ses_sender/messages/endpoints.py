@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ses_sender.auth import require_api_key
+from ses_sender.db.session import SessionDep
+from ses_sender.errors import InvalidInput, PayloadTooLarge, describe_validation_error
+from ses_sender.messages import service
+from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
+from ses_sender.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/messages",
+    response_model=MessagesAcceptedOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": MessagesIn.model_json_schema()}},
+        }
+    },
+)
+async def create_messages(
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Queue one email per recipient, all or nothing; safe to retry with an Idempotency-Key."""
+    runtime: Runtime = request.app.state.runtime
+    started = runtime.clock.monotonic()
+    body = await _read_body(request)
+    key = service.check_idempotency_key(idempotency_key)
+    reply = await service.accept_messages(
+        session,
+        _parse_batch(body),
+        body_hash=service.body_fingerprint(body),
+        idempotency_key=key,
+        now=runtime.clock.now(),
+        max_recipients=runtime.settings.max_recipients_per_request,
+        elapsed=lambda: runtime.clock.monotonic() - started,
+    )
+    # After the response, so after the commit: an in-process worker looks at once.
+    background.add_task(runtime.wake_worker)
+    return JSONResponse(reply.body, status_code=reply.status_code)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body: at most {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body: at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_batch(body: bytes) -> MessagesIn:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"invalid request body: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("invalid request body: expected a JSON object")
+    try:
+        return MessagesIn.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(describe_validation_error(error.errors()[0])) from None

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ses_sender.db.base import Base, BigId, UtcDateTime
+
+
+class RequestStatus(enum.IntEnum):
+    """The seed's codes, kept for compatibility."""
+
+    CREATED = 0  # queued: waiting for `due_at`
+    PROCESSING = 1  # claimed by a worker whose lease runs until `due_at`
+    SENT = 2  # the transport accepted it; `message_id` and `sent_at` are set
+    FAILED = 3  # given up; `error` says why
+    STOPPED = 4  # cancelled before it was sent
+
+
+class Request(Base):
+    """One email to one recipient, and a summary of everything that happened to it after."""
+
+    __tablename__ = "email_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    topic_id: Mapped[str] = mapped_column(String(255), default="")
+    to: Mapped[str] = mapped_column(String(998))
+    content_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("email_contents.id", ondelete="CASCADE"), index=True
+    )
+    scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[int] = mapped_column(SmallInteger, default=RequestStatus.CREATED)
+    # One column serves the claim and the lease: for CREATED rows it is when the row may next
+    # be sent (scheduled time, or a retry's backoff), for PROCESSING rows when the lease expires.
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    # What SES and our tracking reported afterwards.
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    bounce_type: Mapped[str | None] = mapped_column(String(64))
+    complained_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    complaint_type: Mapped[str | None] = mapped_column(String(64))
+    rejected_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    open_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    click_count: Mapped[int] = mapped_column(Integer, default=0)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_email_requests_claim", "status", "due_at", "id"),
+        Index("ix_email_requests_topic_status", "topic_id", "status"),
+    )

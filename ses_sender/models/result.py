@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ses_sender.db.base import Base, BigId, UtcDateTime
+
+
+class ResultSource(enum.StrEnum):
+    SES = "ses"  # an SES event delivered by SNS
+    TRACKING = "tracking"  # our own pixel (and later links)
+
+
+class Result(Base):
+    """The event log: one row per event, whatever its source."""
+
+    __tablename__ = "email_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Empty while the event waits for its send to be recorded (matched later by message id).
+    request_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("email_requests.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    sns_message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    ses_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(998))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    raw: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_email_results_request_status", "request_id", "status"),)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ses_sender.db.session import SessionDep
+from ses_sender.errors import InvalidInput, PayloadTooLarge, ServiceError
+from ses_sender.runtime import Runtime
+from ses_sender.ses_events import service
+from ses_sender.ses_events.sns import (
+    SnsFetchError,
+    SnsVerificationError,
+    confirm_subscription,
+    parse_envelope,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/events", tags=["ses events"])
+
+# SNS messages are at most 256 KiB; the envelope adds a little.
+MAX_SNS_BODY_BYTES = 512 * 1024
+
+
+@router.post("/results")
+async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
+    """SNS HTTPS endpoint: verified, stored once, applied; 5xx only to ask SNS to retry."""
+    runtime: Runtime = request.app.state.runtime
+    body = await request.body()
+    if len(body) > MAX_SNS_BODY_BYTES:
+        raise PayloadTooLarge(f"request body: at most {MAX_SNS_BODY_BYTES} bytes")
+    try:
+        message = await runtime.sns.verify(parse_envelope(body))
+        if message.type == "SubscriptionConfirmation":
+            await confirm_subscription(message, runtime.fetcher.get)
+            log.info("confirmed the SNS subscription to %s", message.topic_arn)
+            return JSONResponse({"message": "subscription confirmed"})
+    except SnsVerificationError as error:
+        raise InvalidInput(f"SNS message rejected: {error.reason}") from None
+    except SnsFetchError as error:
+        log.warning("SNS message not verified yet: %s", error.reason)
+        raise ServiceError(f"try again: {error.reason}", status_code=503) from None
+    if message.type == "UnsubscribeConfirmation":
+        log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
+        return JSONResponse({"message": "unsubscribe noted"})
+    outcome = await service.ingest_notification(session, message, now=runtime.clock.now())
+    return JSONResponse({"message": outcome.value})

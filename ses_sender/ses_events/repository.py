@@ -1,0 +1,92 @@
+"""SQL for SES events: store each once, find its request, keep the request's summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.db.base import UtcDateTime
+from ses_sender.db.statements import insert_for
+from ses_sender.models import Request, Result, ResultSource
+
+
+async def insert_result_once(
+    session: AsyncSession,
+    *,
+    sns_message_id: str,
+    request_id: int | None,
+    status: str,
+    ses_message_id: str,
+    recipient: str | None,
+    occurred_at: datetime,
+    raw: str,
+    now: datetime,
+) -> bool:
+    """Store an SNS message's event; False when that SNS message was stored before."""
+    statement = insert_for(session, Result)
+    inserted = await session.execute(
+        statement.values(
+            request_id=request_id,
+            status=status,
+            source=ResultSource.SES,
+            sns_message_id=sns_message_id,
+            ses_message_id=ses_message_id,
+            recipient=recipient,
+            occurred_at=occurred_at,
+            raw=raw,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Result.sns_message_id])
+        .returning(Result.id)
+    )
+    return inserted.scalar_one_or_none() is not None
+
+
+async def existing_request_id(session: AsyncSession, request_id: int) -> int | None:
+    found: int | None = await session.scalar(select(Request.id).where(Request.id == request_id))
+    return found
+
+
+async def request_id_by_message_id(session: AsyncSession, ses_message_id: str) -> int | None:
+    found: int | None = await session.scalar(
+        select(Request.id).where(Request.message_id == ses_message_id).limit(1)
+    )
+    return found
+
+
+async def message_ids_with_waiting_results(
+    session: AsyncSession, ses_message_ids: list[str]
+) -> list[str]:
+    found = await session.scalars(
+        select(Result.ses_message_id)
+        .where(Result.ses_message_id.in_(ses_message_ids), Result.request_id.is_(None))
+        .distinct()
+    )
+    return [message_id for message_id in found if message_id is not None]
+
+
+async def adopt_waiting_results(
+    session: AsyncSession, request_id: int, ses_message_id: str
+) -> Sequence[tuple[str, str]]:
+    """Attach events that arrived before their send was recorded; their (status, raw)."""
+    adopted = await session.execute(
+        update(Result)
+        .where(Result.ses_message_id == ses_message_id, Result.request_id.is_(None))
+        .values(request_id=request_id)
+        .returning(Result.status, Result.raw)
+    )
+    return [(status, raw) for status, raw in adopted.tuples()]
+
+
+async def update_summary(session: AsyncSession, request_id: int, changes: dict[str, Any]) -> None:
+    await session.execute(update(Request).where(Request.id == request_id).values(**changes))
+
+
+def earliest(column: Any, at: datetime) -> Any:
+    """The earlier of the stored time and `at`: events arrive in any order."""
+    when = literal(at, type_=UtcDateTime())
+    return case((or_(column.is_(None), column > when), when), else_=column)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from ses_sender.auth import require_api_key
+from ses_sender.db.session import SessionDep
+from ses_sender.runtime import Runtime
+from ses_sender.stats import service
+from ses_sender.stats.schemas import SentCount, TopicStats
+
+router = APIRouter(prefix="/v1", tags=["stats"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("/topics/{topic_id:path}", response_model=TopicStats)
+async def get_topic_stats(topic_id: str, session: SessionDep) -> TopicStats:
+    """Requests by status and events by type for one topic (zeros for an unknown topic)."""
+    return await service.topic_stats(session, topic_id)
+
+
+@router.get("/events/counts/sent", response_model=SentCount)
+async def get_sent_count(
+    request: Request, session: SessionDep, hours: str | None = None
+) -> SentCount:
+    """Emails sent in the last `hours` hours (1 to 168, default 24), by their sent time."""
+    runtime: Runtime = request.app.state.runtime
+    return await service.sent_count(session, service.parse_hours(hours), now=runtime.clock.now())

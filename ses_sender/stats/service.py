@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.errors import InvalidInput
+from ses_sender.models import RequestStatus
+from ses_sender.stats import repository
+from ses_sender.stats.schemas import RequestCounts, ResultCounts, SentCount, TopicStats
+
+MIN_HOURS = 1
+MAX_HOURS = 168
+
+
+async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
+    by_status = await repository.request_counts_by_status(session, topic_id)
+    with_events, statuses = await repository.result_counts(session, topic_id)
+    return TopicStats(
+        request=RequestCounts(
+            total=sum(by_status.values()),
+            **{status.name.lower(): by_status.get(status, 0) for status in RequestStatus},
+        ),
+        result=ResultCounts(total=with_events, statuses=statuses),
+    )
+
+
+def parse_hours(raw: str | None) -> int:
+    text = "24" if raw is None else raw
+    if not text.isdigit() or not MIN_HOURS <= int(text) <= MAX_HOURS:
+        raise InvalidInput(f"hours must be between {MIN_HOURS} and {MAX_HOURS}")
+    return int(text)
+
+
+async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
+    since = (now - timedelta(hours=hours)).replace(microsecond=0)
+    return SentCount(
+        count=await repository.sent_since(session, since),
+        hours=hours,
+        since=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )

@@ -1,0 +1,57 @@
+"""What the delivery engine needs from a transport, declared here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """One email to one recipient, fully rendered."""
+
+    request_id: int
+    topic_id: str
+    sender: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    # Extra MIME headers (e.g. List-Unsubscribe). Never internal ids: recipients see these.
+    headers: tuple[tuple[str, str], ...] = ()
+    # SES message tags (name, value); values already restricted to SES's alphabet.
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+
+class SendError(Exception):
+    """A send that did not go out. The subclass says what the queue should do about it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ThrottledError(SendError):
+    """The provider is over its rate: requeue without counting an attempt, slow down."""
+
+
+class TransientError(SendError):
+    """May succeed later (5xx, timeout, connection error): retry with backoff."""
+
+
+class PermanentError(SendError):
+    """Will never succeed for this email (rejected, bad address, bad request): fail it now."""
+
+
+class AccountPausedError(SendError):
+    """Nothing can be sent by this account now (paused, suspended, daily quota): stop sending."""
+
+
+class Transport(Protocol):
+    name: str
+
+    async def send(self, email: OutgoingEmail) -> str:
+        """Send one email; return the provider's message id, or raise a `SendError`."""
+        ...
+
+    async def close(self) -> None: ...
