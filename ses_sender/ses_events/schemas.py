@@ -1,0 +1,201 @@
+"""Parse the SES event carried, as a JSON string, in a verified SNS Notification's `Message`.
+
+Two SES features publish to SNS with different spellings, and both come out as one `SesEvent`:
+
+* identity feedback notifications: `notificationType` in {Bounce, Complaint, Delivery}, no tags,
+  plus `AmazonSnsSubscriptionSucceeded`, the test message sent when the topic is attached;
+* configuration-set event publishing: `eventType` in {Send, Reject, Bounce, Complaint, Delivery,
+  Open, Click, "Rendering Failure", DeliveryDelay, Subscription}, with `mail.tags`.
+
+SES may add fields at any time, so unknown keys are ignored. Only the fields this module reads
+are required. Format reference: shared/reference/ses-sns.md, section 1b.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+
+class SesEventError(Exception):
+    """The Message is not an SES event we can read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SesEventType(enum.StrEnum):
+    """Canonical names: SES's own, except that "Rendering Failure" loses its space."""
+
+    SEND = "Send"
+    REJECT = "Reject"
+    BOUNCE = "Bounce"
+    COMPLAINT = "Complaint"
+    DELIVERY = "Delivery"
+    OPEN = "Open"
+    CLICK = "Click"
+    #: From eventType "Rendering Failure" (inner object `failure`).
+    RENDERING_FAILURE = "RenderingFailure"
+    DELIVERY_DELAY = "DeliveryDelay"
+    SUBSCRIPTION = "Subscription"
+    #: The test notification sent when an identity's topic is set: no mail, nothing to record.
+    SUBSCRIPTION_SUCCEEDED = "AmazonSnsSubscriptionSucceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class SesEvent:
+    event_type: SesEventType
+    #: `mail.messageId`, the ID SendEmail returned. None only for SUBSCRIPTION_SUCCEEDED.
+    ses_message_id: str | None
+    #: `occurred_at` is the inner object's timestamp if it has one, else `mail.timestamp`.
+    #: None only for SUBSCRIPTION_SUCCEEDED.
+    occurred_at: datetime | None
+    #: The affected addresses: bounced, complained, delivered or delayed recipients for those
+    #: types, else all of `mail.destination`.
+    recipients: tuple[str, ...] = ()
+    #: `mail.tags`; SES sends none with identity notifications.
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    bounce_type: str | None = None
+    bounce_subtype: str | None = None
+    complaint_feedback_type: str | None = None
+    #: The type-specific object as SES sent it (`bounce`, `click`, `failure`, ...), to store.
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# SES's spelling of each type -> our name and the key of its type-specific object.
+_KINDS: Final[dict[str, tuple[SesEventType, str]]] = {
+    "Send": (SesEventType.SEND, "send"),
+    "Reject": (SesEventType.REJECT, "reject"),
+    "Bounce": (SesEventType.BOUNCE, "bounce"),
+    "Complaint": (SesEventType.COMPLAINT, "complaint"),
+    "Delivery": (SesEventType.DELIVERY, "delivery"),
+    "Open": (SesEventType.OPEN, "open"),
+    "Click": (SesEventType.CLICK, "click"),
+    "Rendering Failure": (SesEventType.RENDERING_FAILURE, "failure"),
+    "RenderingFailure": (SesEventType.RENDERING_FAILURE, "failure"),
+    "DeliveryDelay": (SesEventType.DELIVERY_DELAY, "deliveryDelay"),
+    "Subscription": (SesEventType.SUBSCRIPTION, "subscription"),
+}
+
+
+def parse_ses_event(message: str) -> SesEvent:
+    try:
+        document = json.loads(message)
+    except (json.JSONDecodeError, RecursionError):
+        raise SesEventError("Message is not JSON") from None
+    document = _object(document, "Message")
+    type_name = document.get("eventType", document.get("notificationType"))
+    if type_name == SesEventType.SUBSCRIPTION_SUCCEEDED:
+        return _subscription_succeeded(document)
+    if not isinstance(type_name, str) or type_name not in _KINDS:
+        raise SesEventError("neither eventType nor notificationType is a known SES event type")
+    event_type, detail_key = _KINDS[type_name]
+
+    mail = _object(document.get("mail"), "mail")
+    detail = _object(document.get(detail_key, {}), detail_key)
+    is_bounce = event_type is SesEventType.BOUNCE
+    is_complaint = event_type is SesEventType.COMPLAINT
+    return SesEvent(
+        event_type=event_type,
+        ses_message_id=_string(mail, "messageId", "mail"),
+        occurred_at=_occurred_at(detail, detail_key, mail),
+        recipients=_affected_recipients(event_type, detail, detail_key, mail),
+        tags=_tags(mail),
+        bounce_type=_string(detail, "bounceType", detail_key) if is_bounce else None,
+        bounce_subtype=_optional_string(detail, "bounceSubType", detail_key) if is_bounce else None,
+        complaint_feedback_type=(
+            _optional_string(detail, "complaintFeedbackType", detail_key) if is_complaint else None
+        ),
+        detail=detail,
+    )
+
+
+def _subscription_succeeded(document: dict[str, Any]) -> SesEvent:
+    text = _optional_string(document, "message", "Message")
+    return SesEvent(
+        event_type=SesEventType.SUBSCRIPTION_SUCCEEDED,
+        ses_message_id=None,
+        occurred_at=None,
+        detail={} if text is None else {"message": text},
+    )
+
+
+def _affected_recipients(
+    event_type: SesEventType, detail: dict[str, Any], detail_key: str, mail: dict[str, Any]
+) -> tuple[str, ...]:
+    # mail.destination lists every recipient of the message; these types name the affected ones.
+    match event_type:
+        case SesEventType.BOUNCE:
+            return _addresses(detail, "bouncedRecipients", detail_key)
+        case SesEventType.COMPLAINT:
+            return _addresses(detail, "complainedRecipients", detail_key)
+        case SesEventType.DELIVERY:
+            return _strings(detail.get("recipients"), f"{detail_key}.recipients")
+        case SesEventType.DELIVERY_DELAY:
+            return _addresses(detail, "delayedRecipients", detail_key)
+        case _:
+            return _strings(mail.get("destination", []), "mail.destination")
+
+
+def _addresses(detail: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    entries = detail.get(key)
+    if not isinstance(entries, list):
+        raise SesEventError(f"{where}.{key} is not a list")
+    return tuple(
+        _string(_object(entry, f"{where}.{key}[]"), "emailAddress", f"{where}.{key}[]")
+        for entry in entries
+    )
+
+
+def _tags(mail: dict[str, Any]) -> dict[str, list[str]]:
+    tags = _object(mail.get("tags", {}), "mail.tags")
+    return {name: list(_strings(values, f"mail.tags.{name}")) for name, values in tags.items()}
+
+
+def _occurred_at(detail: dict[str, Any], detail_key: str, mail: dict[str, Any]) -> datetime:
+    # Send, Reject and Rendering Failure objects carry no time of their own.
+    if "timestamp" in detail:
+        return _timestamp(detail, detail_key)
+    return _timestamp(mail, "mail")
+
+
+def _timestamp(container: dict[str, Any], where: str) -> datetime:
+    text = _string(container, "timestamp", where)
+    try:
+        timestamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise SesEventError(f"{where}.timestamp is not an ISO 8601 time") from None
+    if timestamp.tzinfo is None:
+        raise SesEventError(f"{where}.timestamp has no time zone")
+    return timestamp
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SesEventError(f"{where} is not a JSON object")
+    return value
+
+
+def _string(container: dict[str, Any], key: str, where: str) -> str:
+    value = container.get(key)
+    if not isinstance(value, str) or not value:
+        raise SesEventError(f"{where}.{key} is missing or not a string")
+    return value
+
+
+def _optional_string(container: dict[str, Any], key: str, where: str) -> str | None:
+    # SES writes some absent values as null (complaintSubType), so null means absent.
+    value = container.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise SesEventError(f"{where}.{key} is not a string")
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SesEventError(f"{where} is not a list of strings")
+    return tuple(value)
