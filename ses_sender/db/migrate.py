@@ -11,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ses_sender.config import to_async_url
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -18,7 +20,7 @@ def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser interpolation would read a '%' in a password as a placeholder.
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", to_async_url(url).replace("%", "%%"))
     return config
 
 
@@ -33,7 +35,7 @@ async def upgrade_to_head_async(url: str) -> None:
 
 
 async def is_at_head(engine: AsyncEngine) -> bool:
-    heads = set(ScriptDirectory.from_config(alembic_config("")).get_heads())
+    heads = set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
     async with engine.connect() as connection:
         current = await connection.run_sync(
             lambda sync: set(MigrationContext.configure(sync).get_current_heads())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import formataddr, parseaddr
+from email.policy import default as default_policy
+from email.utils import formataddr
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -41,12 +42,18 @@ def parse_recipient(raw: str) -> Recipient | None:
 
 
 def _parse_slow(text: str) -> Recipient | None:
-    name, bare = parseaddr(text, strict=True)
-    if not bare:
-        return None
+    name = ""
+    bare = text
+    if "<" in text:
+        header = default_policy.header_factory("To", text)
+        addresses = getattr(header, "addresses", ())
+        if header.defects or len(addresses) != 1:
+            return None  # malformed, or several addresses in one entry
+        name, bare = addresses[0].display_name, addresses[0].addr_spec
     try:
-        checked = validate_email(bare, check_deliverability=False, allow_smtputf8=True)
+        # SES refuses non-ASCII local parts; internationalised domains go out as punycode.
+        checked = validate_email(bare, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         return None
-    key = f"{checked.local_part}@{checked.domain.lower()}"
+    key = f"{checked.local_part}@{checked.ascii_domain.lower()}"
     return Recipient(address=formataddr((name, key)) if name else key, key=key)
