@@ -1,0 +1,49 @@
+"""Reusable fixtures for the SES stand-ins. Import the ones you need into a conftest.py:
+
+from tests.support.fixtures import fake_aws_env, moto, moto_server, ses_stub
+
+__all__ = ["fake_aws_env", "moto", "moto_server", "ses_stub"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support.moto_server import FAKE_AWS_ENV, MotoServer, run_moto_server
+from tests.support.ses_stub import SesStub
+
+
+@pytest.fixture
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials for in-process botocore: no profile files, metadata service or proxy."""
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SESV2"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def ses_stub(fake_aws_env: None) -> AsyncIterator[SesStub]:
+    """A fresh SES v2 stub on a free loopback port; `ses_stub.url` is the endpoint URL."""
+    stub = SesStub()
+    await stub.start()
+    try:
+        yield stub
+    finally:
+        await stub.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto_server subprocess for the whole session (it takes a second or two to start)."""
+    with run_moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer, fake_aws_env: None) -> MotoServer:
+    """The session's moto_server, emptied (no identities, no sent mail) for this test."""
+    moto_server.reset()
+    return moto_server

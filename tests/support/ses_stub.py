@@ -1,0 +1,280 @@
+"""A stand-in for the SES v2 API, for tests that need what moto lacks.
+
+moto drops Simple `Headers`, `EmailTags` and `ConfigurationSetName`, never throttles and has no
+GetAccount. This stub records every SendEmail it receives and can answer with scripted failures,
+added latency, or 429s from a per-second recipient window like the real account rate.
+
+In the test process: start `SesStub` (or use the `ses_stub` fixture) and drive it directly. Against
+a service running as its own process: `python -m tests.support.ses_stub --port N` (0 = any free
+port) prints the bound port number, alone on one line, once listening; SIGTERM stops it.
+`/_stub/...` exposes the same controls over HTTP:
+
+* `GET /_stub/received` -> `{"received": [record, ...], "throttled": n}`
+* `POST /_stub/reset`
+* `POST /_stub/script` `{"failures": ["throttled", {"status": 400, "code": "C", "message": "M"}]}`
+  queues failures for the next sends (preset names are the keys of `PRESETS`)
+* `POST /_stub/config` `{"latency_s": 0.2, "max_per_second": 10, "max_send_rate": 14,
+  "max_24_hour_send": 50000}` (any subset; `max_per_second: null` lifts the window)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+HOST = "127.0.0.1"
+WINDOW_S = 1.0  # seconds; SES's MaxSendRate is recipients per second
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    status: int
+    code: str
+    message: str
+
+
+THROTTLED = Failure(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
+SERVER_ERROR = Failure(500, "InternalFailure", "The request processing has failed.")
+REJECTED = Failure(400, "MessageRejected", "Email address is not verified.")
+SENDING_PAUSED = Failure(400, "SendingPausedException", "Sending is paused for this account.")
+ACCOUNT_SUSPENDED = Failure(400, "AccountSuspendedException", "Your account is suspended.")
+DAILY_QUOTA = Failure(400, "LimitExceededException", "Daily message quota exceeded.")
+BAD_REQUEST = Failure(400, "BadRequestException", "Invalid request.")
+
+PRESETS: Mapping[str, Failure] = {
+    "throttled": THROTTLED,
+    "server_error": SERVER_ERROR,
+    "rejected": REJECTED,
+    "sending_paused": SENDING_PAUSED,
+    "account_suspended": ACCOUNT_SUSPENDED,
+    "daily_quota": DAILY_QUOTA,
+    "bad_request": BAD_REQUEST,
+}
+
+DEFAULT_MAX_SEND_RATE = 14.0
+DEFAULT_MAX_24_HOUR_SEND = 50_000.0
+
+
+class SesStub:
+    """The SES v2 endpoints SendEmail and GetAccount, plus the controls tests need.
+
+    Every SendEmail is appended to `received` (a JSON-able dict, see `_record`) whatever the answer,
+    so `len(received)` is the number of requests made; `accepted` keeps the 200s.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.throttled = 0
+        self.latency_s = 0.0
+        self.max_per_second: float | None = None
+        self.max_send_rate = DEFAULT_MAX_SEND_RATE
+        self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
+        self._failures: deque[Failure] = deque()
+        self._window: deque[tuple[float, int]] = deque()  # (arrival, recipients) of accepted sends
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def accepted(self) -> list[dict[str, Any]]:
+        return [record for record in self.received if record["status"] == 200]
+
+    def fail_next(self, failure: Failure, times: int = 1) -> None:
+        """Answer the next `times` SendEmail requests with `failure`, before any other check."""
+        self._failures.extend([failure] * times)
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.throttled = 0
+        self.latency_s = 0.0
+        self.max_per_second = None
+        self.max_send_rate = DEFAULT_MAX_SEND_RATE
+        self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
+        self._failures.clear()
+        self._window.clear()
+
+    def configure(self, settings: Mapping[str, Any]) -> None:
+        """Apply the `/_stub/config` keys present in `settings`."""
+        if "latency_s" in settings:
+            self.latency_s = float(settings["latency_s"])
+        if "max_per_second" in settings:
+            limit = settings["max_per_second"]
+            self.max_per_second = None if limit is None else float(limit)
+        if "max_send_rate" in settings:
+            self.max_send_rate = float(settings["max_send_rate"])
+        if "max_24_hour_send" in settings:
+            self.max_24_hour_send = float(settings["max_24_hour_send"])
+
+    async def start(self, host: str = HOST, port: int = 0) -> str:
+        """Listen on host:port (0 picks a free port); return the base URL, also kept in `url`."""
+        # handler_cancellation: a client that gave up (timeout tests) stops its latency sleep, so
+        # shutdown never waits for it.
+        runner = web.AppRunner(self.app(), handler_cancellation=True, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_port = runner.addresses[0][1]
+        self.url = f"http://{host}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v2/email/outbound-emails", self._send_email)
+        app.router.add_get("/v2/email/account", self._get_account)
+        app.router.add_get("/_stub/received", self._http_received)
+        app.router.add_post("/_stub/reset", self._http_reset)
+        app.router.add_post("/_stub/script", self._http_script)
+        app.router.add_post("/_stub/config", self._http_config)
+        return app
+
+    async def _send_email(self, request: web.Request) -> web.Response:
+        arrival = time.monotonic()
+        body = await _json_body(request)
+        record = _record(body, arrival, authorized=_is_signed(request))
+        self.received.append(record)
+        failure = self._failures.popleft() if self._failures else None
+        if failure is None and self._over_rate(arrival, record["recipients"]):
+            failure = THROTTLED
+        if failure is not None:
+            if failure.status == 429:
+                self.throttled += 1
+            record["status"] = failure.status
+            await self._delay()
+            return _error(failure)
+        self._window.append((arrival, record["recipients"]))
+        record["status"] = 200
+        record["message_id"] = f"{uuid.uuid4()}-000000"
+        await self._delay()
+        return web.json_response({"MessageId": record["message_id"]})
+
+    async def _get_account(self, request: web.Request) -> web.Response:
+        sent = sum(record["recipients"] for record in self.accepted)
+        return web.json_response(
+            {
+                "SendQuota": {
+                    "Max24HourSend": self.max_24_hour_send,
+                    "MaxSendRate": self.max_send_rate,
+                    "SentLast24Hours": float(sent),
+                },
+                "SendingEnabled": True,
+                "ProductionAccessEnabled": True,
+                "EnforcementStatus": "HEALTHY",
+                "DedicatedIpAutoWarmupEnabled": False,
+            }
+        )
+
+    def _over_rate(self, now: float, recipients: int) -> bool:
+        if self.max_per_second is None:
+            return False
+        while self._window and self._window[0][0] <= now - WINDOW_S:
+            self._window.popleft()
+        in_window = sum(count for _, count in self._window)
+        return in_window + recipients > self.max_per_second
+
+    async def _delay(self) -> None:
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+
+    async def _http_received(self, request: web.Request) -> web.Response:
+        return web.json_response({"received": self.received, "throttled": self.throttled})
+
+    async def _http_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({})
+
+    async def _http_script(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        for item in body.get("failures", []):
+            self.fail_next(PRESETS[item] if isinstance(item, str) else Failure(**item))
+        return web.json_response({"queued": [asdict(failure) for failure in self._failures]})
+
+    async def _http_config(self, request: web.Request) -> web.Response:
+        self.configure(await _json_body(request))
+        return web.json_response({})
+
+
+def _record(body: Mapping[str, Any], arrival: float, *, authorized: bool) -> dict[str, Any]:
+    destination = body.get("Destination", {})
+    to = list(destination.get("ToAddresses", []))
+    cc = list(destination.get("CcAddresses", []))
+    bcc = list(destination.get("BccAddresses", []))
+    simple = body.get("Content", {}).get("Simple", {})
+    mime_body = simple.get("Body", {})
+    return {
+        "at": arrival,
+        "status": None,
+        "message_id": None,
+        "from": body.get("FromEmailAddress"),
+        "to": to,
+        "cc": cc,
+        "bcc": bcc,
+        # SES counts quota and rate in recipients, not messages.
+        "recipients": len(to) + len(cc) + len(bcc),
+        "subject": simple.get("Subject", {}).get("Data"),
+        "text": mime_body.get("Text", {}).get("Data"),
+        "html": mime_body.get("Html", {}).get("Data"),
+        "headers": [[header["Name"], header["Value"]] for header in simple.get("Headers", [])],
+        "tags": {tag["Name"]: tag["Value"] for tag in body.get("EmailTags", [])},
+        "configuration_set": body.get("ConfigurationSetName"),
+        "authorized": authorized,
+    }
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    # Read regardless of Content-Type, so curl and any test client can drive the controls.
+    body: dict[str, Any] = json.loads(await request.read() or b"{}")
+    return body
+
+
+def _is_signed(request: web.Request) -> bool:
+    return request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 ")
+
+
+def _error(failure: Failure) -> web.Response:
+    # restJson1: botocore reads the code from this header, the message from the body.
+    return web.json_response(
+        {"message": failure.message},
+        status=failure.status,
+        headers={"x-amzn-ErrorType": failure.code},
+    )
+
+
+async def _serve(host: str, port: int) -> None:
+    stub = SesStub()
+    await stub.start(host, port)
+    print(stub.url.rsplit(":", 1)[1], flush=True)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await stub.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="SES v2 stand-in for tests")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
