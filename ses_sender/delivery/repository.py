@@ -65,7 +65,7 @@ async def claim_due(
         .returning(Request.id, Request.topic_id, Request.to, Request.content_id, Request.attempts)
         .execution_options(synchronize_session=False)
     )
-    rows = sorted(claimed.tuples(), key=lambda row: row[0])
+    rows = sorted(claimed, key=lambda row: row[0])
     return [QueuedEmail(*row) for row in rows]
 
 
@@ -101,7 +101,7 @@ async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[in
     rows = await session.execute(
         select(Content.id, Content.subject, Content.content).where(Content.id.in_(set(content_ids)))
     )
-    return {content_id: ContentParts(subject, html) for content_id, subject, html in rows.tuples()}
+    return {content_id: ContentParts(subject, html) for content_id, subject, html in rows}
 
 
 async def record_outcomes(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -66,6 +67,8 @@ class Worker:
         self._work_available = work_available
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._waiting_for_grant: set[asyncio.Task[Any]] = set()
+        self._never_tried: list[int] = []
         self._outcomes: list[Outcome] = []
         self._outcomes_ready = asyncio.Event()
         self._contents: OrderedDict[int, ContentParts] = OrderedDict()
@@ -141,11 +144,7 @@ class Worker:
     async def _dispatch(self, batch: Sequence[QueuedEmail]) -> None:
         for position, queued in enumerate(batch):
             ready = not self._stopping.is_set() and not self._paused()
-            ready = ready and await self._until_stopping(self._slots.acquire())
-            if ready and not await self._until_stopping(self._pacer.acquire()):
-                self._slots.release()
-                ready = False
-            if not ready:
+            if not (ready and await self._until_stopping(self._slots.acquire())):
                 await self._release([q.request_id for q in batch[position:]])
                 return
             task = asyncio.create_task(self._send(queued), name=f"send-{queued.request_id}")
@@ -154,11 +153,26 @@ class Worker:
 
     async def _send(self, queued: QueuedEmail) -> None:
         try:
+            await self._wait_for_grant(queued)
             self._outcomes.append(await self._attempt(queued))
             if len(self._outcomes) >= RECORD_BATCH:
                 self._outcomes_ready.set()
         finally:
             self._slots.release()
+
+    async def _wait_for_grant(self, queued: QueuedEmail) -> None:
+        """Paced in the task that sends, so nothing runs between the grant and the request
+        leaving: the rate holds at the provider, not only in our bookkeeping."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting_for_grant.add(task)
+        try:
+            await self._pacer.acquire()
+        except asyncio.CancelledError:
+            self._never_tried.append(queued.request_id)  # stopping: nothing was sent
+            raise
+        finally:
+            self._waiting_for_grant.discard(task)
 
     async def _attempt(self, queued: QueuedEmail) -> Outcome:
         email = self._composer.compose(queued, self._contents[queued.content_id])
@@ -189,7 +203,9 @@ class Worker:
 
     async def _record_continuously(self) -> None:
         while True:
-            await self._until_stopping(self._outcomes_ready.wait(), give_up_after=RECORD_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECORD_INTERVAL_S):
+                    await self._outcomes_ready.wait()
             self._outcomes_ready.clear()
             if not await self._flush_outcomes():
                 await asyncio.sleep(RECORD_RETRY_S)
@@ -208,6 +224,11 @@ class Worker:
             self._outcomes[:0] = outcomes
             log.exception("recording %d outcomes failed; retrying", len(outcomes))
             return False
+        except BaseException:
+            # Cancelled mid-write: keep them. Recording twice is harmless, since only rows
+            # still PROCESSING change.
+            self._outcomes[:0] = outcomes
+            raise
         return True
 
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
@@ -231,12 +252,18 @@ class Worker:
             await repository.release_unsent(session, request_ids, now=self._clock.now())
 
     async def _drain(self) -> None:
+        """Sends under way finish and are recorded; sends still waiting for the pacer go back."""
+        for task in self._waiting_for_grant:
+            task.cancel()
         if self._in_flight:
             log.info("waiting for %d sends in flight", len(self._in_flight))
             _done, pending = await asyncio.wait(self._in_flight, timeout=self._shutdown_grace_s)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._never_tried:
+            await self._release(self._never_tried)
+            self._never_tried = []
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.policy import default as default_policy
 from email.utils import formataddr
 
@@ -46,7 +47,7 @@ def _parse_slow(text: str) -> Recipient | None:
     bare = text
     if "<" in text:
         header = default_policy.header_factory("To", text)
-        addresses = getattr(header, "addresses", ())
+        addresses: tuple[Address, ...] = getattr(header, "addresses", ())
         if header.defects or len(addresses) != 1:
             return None  # malformed, or several addresses in one entry
         name, bare = addresses[0].display_name, addresses[0].addr_spec

@@ -79,7 +79,7 @@ async def adopt_waiting_results(
         .values(request_id=request_id)
         .returning(Result.status, Result.raw)
     )
-    return [(status, raw) for status, raw in adopted.tuples()]
+    return [(status, raw) for status, raw in adopted]
 
 
 async def update_summary(session: AsyncSession, request_id: int, changes: dict[str, Any]) -> None:

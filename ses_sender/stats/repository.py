@@ -16,7 +16,7 @@ async def request_counts_by_status(session: AsyncSession, topic_id: str) -> dict
         .where(Request.topic_id == topic_id)
         .group_by(Request.status)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def result_counts(session: AsyncSession, topic_id: str) -> tuple[int, dict[str, int]]:
@@ -33,7 +33,7 @@ async def result_counts(session: AsyncSession, topic_id: str) -> tuple[int, dict
         )
     )
     total = await session.scalar(select(func.count(distinct(in_topic.c.request_id))))
-    return total or 0, dict(by_status.tuples().all())
+    return total or 0, dict(by_status.all())
 
 
 async def sent_since(session: AsyncSession, since: datetime) -> int:

@@ -174,11 +174,11 @@ async def test_display_names_and_international_addresses(
     assert recipients == ["Jane Doe <jane@example.com>", "user@xn--fsqu00a.xn--4rr70v"]
 
 
-async def test_recipient_limit_per_request(
-    client: httpx.AsyncClient, runtime: Runtime
-) -> None:
+async def test_recipient_limit_per_request(client: httpx.AsyncClient, runtime: Runtime) -> None:
     runtime.settings.max_recipients_per_request = 3
-    body = {"messages": [message(emails=["a@x.io", "b@x.io"]), message(emails=["c@x.io", "d@x.io"])]}
+    body = {
+        "messages": [message(emails=["a@x.io", "b@x.io"]), message(emails=["c@x.io", "d@x.io"])]
+    }
 
     response = await client.post("/v1/messages", json=body)
 
@@ -229,9 +229,7 @@ class TestIdempotencyKey:
     ) -> None:
         headers = {"Idempotency-Key": "campaign-42"}
         await client.post("/v1/messages", json=SEED_EXAMPLE, headers=headers)
-        other = await client.post(
-            "/v1/messages", json={"messages": [message()]}, headers=headers
-        )
+        other = await client.post("/v1/messages", json={"messages": [message()]}, headers=headers)
 
         assert other.status_code == 409
         assert "different request body" in other.json()["error"]
@@ -263,7 +261,8 @@ class TestIdempotencyKey:
 
         assert {answer.status_code for answer in answers} <= {200, 409}
         ok = [answer.json() for answer in answers if answer.status_code == 200]
-        assert ok and all(body == ok[0] for body in ok)
+        assert ok
+        assert all(body == ok[0] for body in ok)
         assert await stored_counts(runtime) == (1, 2)
 
     async def test_an_unusable_key_is_refused(self, client: httpx.AsyncClient) -> None:

@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from ses_sender.models import Request, RequestStatus
+from ses_sender.runtime import Runtime
+from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
+from ses_sender.transports.base import PermanentError, ThrottledError, TransientError
+from tests.delivery.conftest import (
+    RecordingTransport,
+    WorkerFactory,
+    queue_emails,
+    requests_by_id,
+    wait_until,
+)
+from tests.delivery.test_pacer import max_in_any_window
+
+
+async def run_until_sent(
+    runtime: Runtime, worker_task: asyncio.Task[None], ids: list[int], status: RequestStatus
+) -> dict[int, Request]:
+    async def done() -> bool:
+        rows = await requests_by_id(runtime)
+        return all(rows[i].status == status for i in ids)
+
+    await wait_until(done, worker=worker_task)
+    return await requests_by_id(runtime)
+
+
+async def stop(worker_task: asyncio.Task[None], worker: object) -> None:
+    worker.stop()  # type: ignore[attr-defined]
+    await asyncio.wait_for(worker_task, 10)
+
+
+async def test_every_queued_email_is_sent_once_and_recorded(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    ids = await queue_emails(live_runtime, [f"user{i}@example.com" for i in range(25)], topic="t/1")
+    task = asyncio.create_task(worker.run())
+
+    rows = await run_until_sent(live_runtime, task, ids, RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert sorted(email.request_id for email in transport.sent) == ids
+    for request_id in ids:
+        assert rows[request_id].message_id == f"ses-{request_id}"
+        assert rows[request_id].sent_at is not None
+        assert rows[request_id].attempts == 1
+    email = transport.sent[0]
+    assert email.sender == "sender@example.com"
+    assert email.subject == "Hello"
+    assert email.text == "Hi"
+    assert email.html.startswith('<html><body><p>Hi</p><img src="https://mail.example.com/')
+    assert email.html.endswith("</body></html>")
+    token = email.html.split("/v1/events/open?t=", 1)[1].split('"', 1)[0]
+    assert live_runtime.tokens.open_request_id(token) == email.request_id
+    assert "requestId" not in email.html  # a sealed token, not the seed's readable id
+    assert dict(email.tags) == {REQUEST_ID_TAG: str(email.request_id), TOPIC_TAG: "t_1"}
+    assert all(str(email.request_id) not in value for _, value in email.headers)
+
+
+async def test_rows_that_become_due_are_picked_up_within_a_second(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.3)  # the worker is idle, waiting
+
+    loop = asyncio.get_running_loop()
+    queued_at = loop.time()
+    ids = await queue_emails(live_runtime, ["late@example.com"])  # no wake-up call
+    await run_until_sent(live_runtime, task, ids, RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert transport.sent_at[0] - queued_at < 1.5
+
+
+async def test_future_rows_wait_for_their_time(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    [future] = await queue_emails(live_runtime, ["future@example.com"], due_at=later)
+    now_ids = await queue_emails(live_runtime, ["now@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    rows = await run_until_sent(live_runtime, task, now_ids, RequestStatus.SENT)
+    await asyncio.sleep(0.3)
+    await stop(task, worker)
+
+    assert rows[future].status == RequestStatus.CREATED
+    assert [email.to for email in transport.sent] == ["now@example.com"]
+
+
+async def test_sends_never_exceed_the_rate_in_any_second(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport()
+    worker = make_worker(transport, rate=20)
+    ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(50)])
+    task = asyncio.create_task(worker.run())
+
+    await run_until_sent(live_runtime, task, ids, RequestStatus.SENT)
+    await stop(task, worker)
+
+    times = sorted(transport.sent_at)
+    assert max_in_any_window(times) <= 20
+    duration = times[-1] - times[0]
+    assert 49 / 20 * 0.95 <= duration <= 49 / 20 * 1.5  # evenly paced, not in bursts
+
+
+async def test_permanent_errors_fail_at_once_with_the_reason(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(
+        failures={
+            "bad@example.com": [PermanentError("MessageRejected: Email address is not verified")]
+        }
+    )
+    worker = make_worker(transport)
+    [bad, good] = await queue_emails(live_runtime, ["bad@example.com", "good@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    rows = await run_until_sent(live_runtime, task, [good], RequestStatus.SENT)
+    rows = await run_until_sent(live_runtime, task, [bad], RequestStatus.FAILED)
+    await stop(task, worker)
+
+    assert rows[bad].error == "MessageRejected: Email address is not verified"
+    assert rows[bad].message_id is None
+
+
+async def test_transient_errors_are_retried_then_sent(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(failures={"flaky@example.com": [TransientError("HTTP 503")]})
+    worker = make_worker(transport)
+    [flaky] = await queue_emails(live_runtime, ["flaky@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    async def requeued() -> bool:
+        row = (await requests_by_id(live_runtime))[flaky]
+        return row.status == RequestStatus.CREATED and row.error == "HTTP 503"
+
+    await wait_until(requeued, worker=task)
+    row = (await requests_by_id(live_runtime))[flaky]
+    assert row.attempts == 1
+    assert row.due_at > datetime.now(UTC)  # backing off
+    rows = await run_until_sent(live_runtime, task, [flaky], RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert rows[flaky].attempts == 2
+    assert rows[flaky].error is None
+
+
+async def test_transient_errors_fail_after_the_last_attempt(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(failures={"down@example.com": [TransientError("HTTP 500")] * 5})
+    worker = make_worker(transport)
+    [down] = await queue_emails(live_runtime, ["down@example.com"])
+    # Skip the backoff waits: make the row due again whenever it is requeued.
+    task = asyncio.create_task(worker.run())
+
+    async def failed() -> bool:
+        async with live_runtime.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Request)
+                .where(Request.id == down, Request.status == RequestStatus.CREATED)
+                .values(due_at=datetime.now(UTC))
+            )
+        return (await requests_by_id(live_runtime))[down].status == RequestStatus.FAILED
+
+    await wait_until(failed, worker=task)
+    await stop(task, worker)
+    row = (await requests_by_id(live_runtime))[down]
+    assert row.error == "HTTP 500 (after 3 attempts)"
+    assert row.attempts == 3
+    assert transport.sent == []
+
+
+async def test_throttles_requeue_without_failing_or_counting(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(
+        failures={"busy@example.com": [ThrottledError("TooManyRequestsException")] * 4}
+    )
+    worker = make_worker(transport)
+    [busy] = await queue_emails(live_runtime, ["busy@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    rows = await run_until_sent(live_runtime, task, [busy], RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert rows[busy].attempts == 1  # four throttles, one real attempt
+
+
+async def test_an_unexpected_transport_error_is_retried_not_lost(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    class Exploding(RecordingTransport):
+        async def send(self, email):  # type: ignore[no-untyped-def]
+            raise RuntimeError("bug in a transport")
+
+    worker = make_worker(Exploding())
+    [row_id] = await queue_emails(live_runtime, ["x@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    async def requeued() -> bool:
+        row = (await requests_by_id(live_runtime))[row_id]
+        return row.status == RequestStatus.CREATED and row.attempts == 1
+
+    await wait_until(requeued, worker=task)
+    await stop(task, worker)
+    assert (await requests_by_id(live_runtime))[row_id].error == "RuntimeError: bug in a transport"
+
+
+async def test_expired_leases_are_recovered_and_sent(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    [stuck] = await queue_emails(live_runtime, ["stuck@example.com"])
+    async with live_runtime.sessionmaker() as session, session.begin():
+        # As a worker killed mid-send leaves it: claimed, lease already over.
+        await session.execute(
+            update(Request)
+            .where(Request.id == stuck)
+            .values(
+                status=RequestStatus.PROCESSING,
+                attempts=1,
+                due_at=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    task = asyncio.create_task(worker.run())
+
+    rows = await run_until_sent(live_runtime, task, [stuck], RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert rows[stuck].attempts == 2
+
+
+async def test_stop_drains_in_flight_sends_and_releases_the_rest(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(latency_s=0.5)
+    worker = make_worker(transport, rate=10, concurrency=2)
+    ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(10)])
+    task = asyncio.create_task(worker.run())
+
+    await asyncio.sleep(0.3)  # two sends in flight, the rest claimed or queued
+    await stop(task, worker)
+
+    rows = await requests_by_id(live_runtime)
+    sent = [i for i in ids if rows[i].status == RequestStatus.SENT]
+    assert len(sent) == len(transport.sent) >= 1
+    for request_id in ids:
+        row = rows[request_id]
+        assert row.status in (RequestStatus.SENT, RequestStatus.CREATED)
+        if row.status == RequestStatus.CREATED:
+            assert row.attempts == 0  # claimed, never tried: nothing counted
