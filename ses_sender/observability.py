@@ -25,7 +25,6 @@ def init_sentry(settings: Settings) -> None:
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.env,
-        send_default_pii=False,
         traces_sample_rate=0.0,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,14 @@ import pytest
 from sqlalchemy import text
 
 from ses_sender.app import create_app
+from ses_sender.clock import SystemClock
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.base import Base
 from ses_sender.db.migrate import upgrade_to_head_async
+from ses_sender.delivery.compose import Composer
+from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.retry import RetryPolicy
+from ses_sender.delivery.worker import Worker
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from tests.clock import FakeClock
 
@@ -135,3 +140,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "postgresql":
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+async def live_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """A runtime on the real clock: the worker paces and waits in real time."""
+    choice = TransportChoice(TransportKind.OUTBOX, "tests")
+    async with open_runtime(settings, transport=choice, clock=SystemClock()) as runtime:
+        yield runtime
+        await empty_tables(runtime)
+
+
+@pytest.fixture
+def make_worker(live_runtime: Runtime) -> Callable[..., Worker]:
+    def build(transport: Any, *, rate: float = 1_000.0, **overrides: Any) -> Worker:
+        options: dict[str, Any] = {
+            "sessionmaker": live_runtime.sessionmaker,
+            "transport": transport,
+            "composer": Composer(
+                sender="sender@example.com",
+                public_base_url="https://mail.example.com",
+                tokens=live_runtime.tokens,
+            ),
+            "pacer": Pacer(rate, monotonic=live_runtime.clock.monotonic),
+            "retry": RetryPolicy(3),
+            "clock": live_runtime.clock,
+            "concurrency": 8,
+            "lease_s": 60.0,
+            "send_timeout_s": 5.0,
+            "shutdown_grace_s": 5.0,
+            "work_available": live_runtime.work_available,
+        }
+        options.update(overrides)
+        return Worker(**options)
+
+    return build

@@ -1,24 +1,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from ses_sender.clock import SystemClock
-from ses_sender.config import Settings, TransportKind
-from ses_sender.delivery.compose import Composer
-from ses_sender.delivery.pacer import Pacer
-from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.worker import Worker
 from ses_sender.models import Content, Request, RequestStatus
-from ses_sender.runtime import Runtime, TransportChoice, open_runtime
+from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, SendError
-from tests.conftest import empty_tables
+
+# A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
+WorkerFactory = Callable[..., Worker]
 
 
 @dataclass
@@ -43,44 +39,6 @@ class RecordingTransport:
 
     async def close(self) -> None:
         return None
-
-
-@pytest.fixture
-async def live_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """A runtime on the real clock: the worker paces and waits in real time."""
-    choice = TransportChoice(TransportKind.OUTBOX, "tests")
-    async with open_runtime(settings, transport=choice, clock=SystemClock()) as runtime:
-        yield runtime
-        await empty_tables(runtime)
-
-
-WorkerFactory = Callable[..., Worker]
-
-
-@pytest.fixture
-def make_worker(live_runtime: Runtime) -> WorkerFactory:
-    def build(transport: Any, *, rate: float = 1_000.0, **overrides: Any) -> Worker:
-        options: dict[str, Any] = {
-            "sessionmaker": live_runtime.sessionmaker,
-            "transport": transport,
-            "composer": Composer(
-                sender="sender@example.com",
-                public_base_url="https://mail.example.com",
-                tokens=live_runtime.tokens,
-            ),
-            "pacer": Pacer(rate, monotonic=live_runtime.clock.monotonic),
-            "retry": RetryPolicy(3),
-            "clock": live_runtime.clock,
-            "concurrency": 8,
-            "lease_s": 60.0,
-            "send_timeout_s": 5.0,
-            "shutdown_grace_s": 5.0,
-            "work_available": live_runtime.work_available,
-        }
-        options.update(overrides)
-        return Worker(**options)
-
-    return build
 
 
 async def queue_emails(

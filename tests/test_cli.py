@@ -1,0 +1,125 @@
+"""The console script as a user runs it: help, refusals of bad settings, migrations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.moto_server import subprocess_env
+
+SCRIPT = Path(sys.executable).with_name("ses-sender")
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = subprocess_env()
+    environment.update(env)
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate"])
+def test_every_command_explains_itself(tmp_path: Path, command: str) -> None:
+    result = run([command, "--help"], tmp_path)
+
+    assert result.returncode == 0
+    assert f"usage: ses-sender {command}" in result.stdout
+
+
+def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run(["--help"], tmp_path)
+
+    assert result.returncode == 0
+    for command in ("serve", "api", "worker", "migrate"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"EMAIL_RATE": "-1"}, "ses-sender: EMAIL_RATE: Input should be greater than 0 (got '-1')"),
+        ({"EMAIL_RATE": "fast"}, "ses-sender: EMAIL_RATE: Input should be a valid number"),
+        ({"SERVER_PORT": "70000"}, "ses-sender: SERVER_PORT: Input should be less than or equal"),
+        ({"SERVER_HOST": "mail.example.com"}, "ses-sender: SERVER_HOST: must be an absolute"),
+        ({"EMAIL_TRANSPORT": "pigeon"}, "ses-sender: EMAIL_TRANSPORT: Input should be 'ses'"),
+        ({"EMAIL_TRANSPORT": "smtp"}, "SMTP_HOST is required when EMAIL_TRANSPORT=smtp"),
+        ({"DATABASE_URL": "mysql://x"}, "ses-sender: DATABASE_URL: must be a postgresql"),
+        ({"TRACKING_SECRET": "short"}, "ses-sender: TRACKING_SECRET: String should have at least"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_with_one_line(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    result = run(["serve"], tmp_path, **env)
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("ses-sender: ")
+    assert expected in lines[0]
+
+
+def test_settings_are_read_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("EMAIL_RATE=-3\n")
+
+    result = run(["serve"], tmp_path)
+
+    assert result.returncode == 2
+    assert "EMAIL_RATE" in result.stderr
+
+
+def test_ses_without_a_sender_is_refused(tmp_path: Path) -> None:
+    result = run(
+        ["serve"],
+        tmp_path,
+        AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
+        AWS_SECRET_ACCESS_KEY="secret",
+        DB_PATH=str(tmp_path / "app.db"),
+    )
+
+    assert result.returncode == 2
+    assert "EMAIL_SENDER: required to send through SES" in result.stderr
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'app.db'}"
+
+    first = run(["migrate"], tmp_path, DATABASE_URL=database)
+    second = run(["migrate"], tmp_path, DATABASE_URL=database)
+
+    assert first.returncode == second.returncode == 0
+    assert "database is at the latest migration" in second.stderr
+
+
+def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = run(
+        ["api"],
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}",
+        EMAIL_SENDER="sender@example.com",
+    )
+
+    assert result.returncode == 2
+    assert "run `ses-sender migrate`" in result.stderr
+
+
+def test_the_seed_sqlite_path_is_honoured(tmp_path: Path) -> None:
+    result = run(["migrate"], tmp_path, DB_PATH=str(tmp_path / "seed" / "app.db"))
+
+    assert result.returncode == 0
+    assert (tmp_path / "seed" / "app.db").exists()
+
+
+def test_no_environment_leaks_into_subprocesses() -> None:
+    assert "AWS_EC2_METADATA_DISABLED" in subprocess_env()
+    assert os.environ.get("AWS_EC2_METADATA_DISABLED") == "true"

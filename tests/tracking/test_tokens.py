@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from ses_sender.tracking.tokens import TrackingTokens
+
+
+def test_a_token_names_its_request_and_nothing_else_can() -> None:
+    tokens = TrackingTokens("s" * 32)
+
+    token = tokens.for_open(123_456)
+
+    assert tokens.open_request_id(token) == 123_456
+    assert "123456" not in token
+    assert tokens.for_open(123_456) != token  # a fresh nonce each time
+
+
+@pytest.mark.parametrize("forged", ["", "123", "1.abc", "!!!", "A" * 48, "A" * 47, "AAAA" * 100])
+def test_anything_but_a_token_of_ours_is_refused(forged: str) -> None:
+    assert TrackingTokens("s" * 32).open_request_id(forged) is None
+
+
+def test_a_changed_character_is_refused() -> None:
+    tokens = TrackingTokens("s" * 32)
+    token = tokens.for_open(7)
+
+    for position in range(len(token)):
+        replacement = "A" if token[position] != "A" else "B"
+        tampered = token[:position] + replacement + token[position + 1 :]
+        assert tokens.open_request_id(tampered) is None
+
+
+def test_another_secret_does_not_accept_it() -> None:
+    token = TrackingTokens("s" * 32).for_open(7)
+
+    assert TrackingTokens("t" * 32).open_request_id(token) is None
