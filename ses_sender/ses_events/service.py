@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # SES's own open and click tracking, kept apart from our pixel's "Open" in the stats.
 _STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
+# Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
+_MAX_ID_DIGITS = 18
 
 
 class Ingested(enum.StrEnum):
@@ -77,7 +79,9 @@ async def waiting_message_ids(session: AsyncSession, message_ids: Iterable[str])
 async def _find_request(session: AsyncSession, event: SesEvent) -> int | None:
     # Our tag names the request even before its message id is stored (event publishing only).
     for tagged in event.tags.get(REQUEST_ID_TAG, []):
-        if tagged.isdigit():
+        # ASCII and at most 18 digits: isdigit() alone accepts "²" (int() then raises) and ids
+        # beyond BIGINT, which the database refuses; either would answer SNS 500 until it gives up.
+        if tagged.isascii() and tagged.isdigit() and len(tagged) <= _MAX_ID_DIGITS:
             found = await repository.existing_request_id(session, int(tagged))
             if found is not None:
                 return found

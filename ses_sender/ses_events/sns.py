@@ -278,9 +278,11 @@ class HttpsFetcher:
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use because a ClientSession must be made inside the running loop.
         if self._session is None or self._session.closed:
+            # trust_env: HTTPS_PROXY / NO_PROXY, as egress is often only through a proxy.
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(ssl=self._ssl_context),
+                trust_env=True,
             )
         return self._session
 

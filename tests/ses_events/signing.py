@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,19 +82,16 @@ def tls_ca() -> KeyPair:
     return KeyPair(key, certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def tls_server(ca: KeyPair) -> KeyPair:
-    """A certificate for localhost and 127.0.0.1, issued by `ca`."""
+def tls_server(ca: KeyPair, names: Sequence[str] = ("localhost",)) -> KeyPair:
+    """A server certificate for `names` and 127.0.0.1, issued by `ca`."""
     key = new_rsa_key()
     ca_certificate = x509.load_pem_x509_certificate(ca.cert_pem)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alternatives: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
+    alternatives.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     certificate = (
         _builder(subject, ca_certificate.subject, key)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
@@ -144,3 +142,9 @@ def sign(envelope: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "2") -
         "SignatureVersion": version,
         "Signature": base64.b64encode(signature).decode("ascii"),
     }
+
+
+def sns_timestamp(at: datetime) -> str:
+    """A time the way SNS and SES write it: UTC, milliseconds, "Z"."""
+    at = at.astimezone(UTC)
+    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"

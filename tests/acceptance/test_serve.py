@@ -1,0 +1,256 @@
+"""The real `ses-sender serve` process, end to end, as a user runs it.
+
+It sends the seed README's example through SES (our stub, over the SES v2 HTTP API), takes a
+signed SNS delivery notification back (verifying it with a certificate fetched over HTTPS
+through a proxy), counts the open pixel, reports it all in the stats, and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ses_sender.runtime import Runtime
+from tests.acceptance.sns_host import CertificateHost, ConnectProxy
+from tests.messages.test_endpoints import SEED_EXAMPLE
+from tests.ses_events.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
+from tests.support.fixtures import fake_aws_env, ses_stub
+from tests.support.moto_server import free_port, subprocess_env
+from tests.support.ses_stub import SesStub
+
+__all__ = ["fake_aws_env", "ses_stub"]
+
+API_KEY = "acceptance-key-0123456789"
+REGION = "us-east-1"
+SNS_HOST = f"sns.{REGION}.amazonaws.com"
+CERT_PATH = "/SimpleNotificationService-acceptance.pem"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:123456789012:ses-events"
+TOPIC = SEED_EXAMPLE["messages"][0]["topicId"]
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+async def sns_signing(tmp_path: Path) -> AsyncIterator[tuple[KeyPair, ConnectProxy, Path]]:
+    """The SNS signing key, and the proxy through which its certificate can be fetched."""
+    signing = self_signed()
+    ca = tls_ca()
+    server = tls_server(ca, names=[SNS_HOST])
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    (tmp_path / "host.pem").write_bytes(server.cert_pem)
+    (tmp_path / "host.key").write_bytes(server.key_pem)
+    host = CertificateHost(
+        path=CERT_PATH,
+        pem=signing.cert_pem,
+        cert_file=tmp_path / "host.pem",
+        key_file=tmp_path / "host.key",
+    )
+    await host.start()
+    proxy = ConnectProxy(host.port)
+    await proxy.start()
+    yield signing, proxy, tmp_path / "ca.pem"
+    await proxy.stop()
+    await host.stop()
+
+
+@pytest.fixture
+async def service(
+    database_url: str,
+    runtime: Runtime,  # empties the tables afterwards
+    ses_stub: SesStub,
+    sns_signing: tuple[KeyPair, ConnectProxy, Path],
+    tmp_path: Path,
+) -> AsyncIterator[Service]:
+    _signing, proxy, ca_file = sns_signing
+    port = free_port()
+    env = subprocess_env()
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "API_KEY": API_KEY,
+            "EMAIL_SENDER": "sender@example.com",
+            "EMAIL_TRANSPORT": "ses",
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL_SESV2": ses_stub.url,
+            "SERVER_PORT": str(port),
+            "SERVER_BIND": "127.0.0.1",
+            "SERVER_HOST": f"http://127.0.0.1:{port}",
+            "EMAIL_RATE": "10",
+            "SNS_TOPIC_ARNS": TOPIC_ARN,
+            "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "SSL_CERT_FILE": str(ca_file),
+        }
+    )
+    script = str(Path(sys.executable).with_name("ses-sender"))
+    migrated = await asyncio.to_thread(
+        subprocess.run, [script, "migrate"], env=env, cwd=tmp_path, capture_output=True, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    log = tmp_path / "service.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited on below
+            [script, "serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    running = Service(process, f"http://127.0.0.1:{port}", log)
+    try:
+        await _wait_for_health(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def _wait_for_health(service: Service) -> None:
+    async with httpx.AsyncClient(base_url=service.base_url) as client:
+        for _ in range(200):
+            if service.process.poll() is not None:
+                pytest.fail(f"ses-sender exited early:\n{service.output()}")
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail(f"ses-sender did not become healthy:\n{service.output()}")
+
+
+async def eventually(check: Callable[[], Any], what: str, within_s: float = 15.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def delivery_notification(message_id: str, request_id: int, signing: KeyPair) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    event = {
+        "eventType": "Delivery",
+        "mail": {
+            "timestamp": sns_timestamp(now),
+            "source": "sender@example.com",
+            "messageId": message_id,
+            "destination": ["recipient1@example.com"],
+            "tags": {"ses-sender-request-id": [str(request_id)]},
+        },
+        "delivery": {
+            "timestamp": sns_timestamp(now),
+            "recipients": ["recipient1@example.com"],
+            "smtpResponse": "250 2.0.0 OK",
+        },
+    }
+    envelope = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": TOPIC_ARN,
+        "Subject": "Amazon SES Email Event Notification",
+        "Message": json.dumps(event) + "\n",
+        "Timestamp": sns_timestamp(now),
+        "SigningCertURL": f"https://{SNS_HOST}{CERT_PATH}",
+        "UnsubscribeURL": f"https://{SNS_HOST}/?Action=Unsubscribe",
+    }
+    return sign(envelope, signing.key, version="2")
+
+
+async def test_send_track_report_and_stop(
+    service: Service, ses_stub: SesStub, sns_signing: tuple[KeyPair, ConnectProxy, Path]
+) -> None:
+    signing, proxy, _ca = sns_signing
+    async with httpx.AsyncClient(
+        base_url=service.base_url, headers={"x-api-key": API_KEY}
+    ) as client:
+        # 1. The seed README's example, unchanged.
+        accepted = await client.post("/v1/messages", json=SEED_EXAMPLE)
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["count"] == 2
+        request_ids = accepted.json()["messages"][0]["requestIds"]
+
+        # 2. Both emails reach SES, once each, with our tags and without internal ids.
+        async def both_sent() -> list[dict[str, Any]]:
+            return ses_stub.accepted if len(ses_stub.accepted) >= 2 else []
+
+        sent = await eventually(both_sent, "both emails at SES")
+        await asyncio.sleep(0.5)
+        assert len(ses_stub.received) == 2
+        by_recipient = {record["to"][0]: record for record in sent}
+        assert set(by_recipient) == {"recipient1@example.com", "recipient2@example.com"}
+        first = by_recipient["recipient1@example.com"]
+        assert first["from"] == "sender@example.com"
+        assert first["subject"] == "Special promotion"
+        assert "See our special promotion." in first["text"]
+        assert first["tags"]["ses-sender-request-id"] == str(request_ids[0])
+        assert first["tags"]["ses-sender-topic"] == TOPIC
+        assert all("Request" not in name for name, _value in first["headers"])
+
+        async def recorded() -> dict[str, Any]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if stats["request"]["sent"] == 2 else {}
+
+        await eventually(recorded, "both sends recorded")
+
+        # 3. SES reports a delivery through SNS: verified (certificate over HTTPS), stored.
+        notification = delivery_notification(first["message_id"], request_ids[0], signing)
+        reply = await client.post(
+            "/v1/events/results",
+            content=json.dumps(notification),
+            headers={"content-type": "text/plain; charset=UTF-8"},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"message": "ok"}
+        assert proxy.tunnels == [f"{SNS_HOST}:443"]
+        forged = {**notification, "Message": notification["Message"].replace("Delivery", "Bounce")}
+        refused = await client.post("/v1/events/results", content=json.dumps(forged))
+        assert refused.status_code == 400
+
+        # 4. The recipient opens the email: the pixel in the HTML counts it.
+        pixel = first["html"].split('<img src="', 1)[1].split('"', 1)[0]
+        opened = await client.get(pixel)
+        assert opened.headers["content-type"] == "image/png"
+
+        stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+        assert stats["request"] == {
+            "total": 2,
+            "created": 0,
+            "processing": 0,
+            "sent": 2,
+            "failed": 0,
+            "stopped": 0,
+        }
+        assert stats["result"]["statuses"] == {"Delivery": 1, "Open": 1}
+        counts = (await client.get("/v1/events/counts/sent", params={"hours": 1})).json()
+        assert counts["count"] == 2
+
+    # 5. SIGTERM: a clean stop, exit code 0.
+    service.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(service.process.wait, 20)
+    assert code == 0, service.output()
+    assert "Traceback" not in service.output()

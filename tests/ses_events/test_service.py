@@ -1,0 +1,256 @@
+"""`ses_events.service` against a real session (SQLite and PostgreSQL), without HTTP or SNS."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ses_sender.errors import InvalidInput
+from ses_sender.models import Request, RequestStatus
+from ses_sender.runtime import Runtime
+from ses_sender.ses_events import service
+from ses_sender.ses_events.schemas import parse_ses_event
+from ses_sender.ses_events.service import Ingested
+from ses_sender.ses_events.sns import SnsMessage
+from tests.clock import FakeClock
+
+from .fakes import (
+    RECIPIENT,
+    SES_MESSAGE_ID,
+    add_request,
+    request_row,
+    ses_message,
+    stored_results,
+)
+
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
+
+
+def notification(message: str, *, sent_at: datetime, message_id: str | None = None) -> SnsMessage:
+    """A verified SNS Notification, as `SnsVerifier.verify` returns it."""
+    return SnsMessage(
+        type="Notification",
+        message_id=message_id or str(uuid.uuid4()),
+        topic_arn=TOPIC_ARN,
+        message=message,
+        timestamp=sent_at,
+    )
+
+
+async def ingest(runtime: Runtime, message: str, *, message_id: str | None = None) -> Ingested:
+    """One ingestion in its own transaction, as the endpoint does it."""
+    now = runtime.clock.now()
+    async with runtime.sessionmaker() as session, session.begin():
+        return await service.ingest_notification(
+            session, notification(message, sent_at=now, message_id=message_id), now=now
+        )
+
+
+def minutes(clock: FakeClock, offset: float) -> datetime:
+    return clock.now() + timedelta(minutes=offset)
+
+
+# -- summary precedence ---------------------------------------------------------------------
+
+
+async def test_earliest_delivery_wins_whatever_the_arrival_order(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)
+
+    for offset in (-5, -9, -1):
+        message = ses_message("Delivery", at=minutes(clock, offset), request_id=request_id)
+        assert await ingest(runtime, message) is Ingested.STORED
+        # Each later-arriving one is compared with what is stored, in SQL.
+
+    assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -9)
+    assert len(await stored_results(runtime)) == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("Bounce", "bounced_at"),
+        ("Complaint", "complained_at"),
+        ("Reject", "rejected_at"),
+        ("DeliveryDelay", "delayed_at"),
+    ],
+)
+async def test_every_summary_time_keeps_the_earliest(
+    runtime: Runtime, clock: FakeClock, kind: str, field: str
+) -> None:
+    request_id = await add_request(runtime)
+    # Reject has no time of its own: its time is the send's, 2 s before `at`.
+    sent_earlier = minutes(clock, -10)
+    sent_later = minutes(clock, -3)
+
+    await ingest(runtime, ses_message(kind, at=sent_later, request_id=request_id))
+    await ingest(runtime, ses_message(kind, at=sent_earlier, request_id=request_id))
+    await ingest(runtime, ses_message(kind, at=minutes(clock, -1), request_id=request_id))
+
+    expected = sent_earlier - timedelta(seconds=2) if kind == "Reject" else sent_earlier
+    assert getattr(await request_row(runtime, request_id), field) == expected
+
+
+async def test_summary_fields_are_independent(runtime: Runtime, clock: FakeClock) -> None:
+    request_id = await add_request(runtime)
+
+    await ingest(runtime, ses_message("Delivery", at=minutes(clock, -5), request_id=request_id))
+    await ingest(runtime, ses_message("Bounce", at=minutes(clock, -4), request_id=request_id))
+    await ingest(runtime, ses_message("Complaint", at=minutes(clock, -1), request_id=request_id))
+
+    row = await request_row(runtime, request_id)
+    assert row.delivered_at == minutes(clock, -5)
+    assert (row.bounced_at, row.bounce_type) == (minutes(clock, -4), "Permanent/General")
+    assert (row.complained_at, row.complaint_type) == (minutes(clock, -1), "abuse")
+    assert (row.rejected_at, row.delayed_at) == (None, None)
+
+
+async def test_bounce_type_without_a_subtype(runtime: Runtime, clock: FakeClock) -> None:
+    request_id = await add_request(runtime)
+    message = ses_message(
+        "Bounce",
+        at=minutes(clock, -1),
+        request_id=request_id,
+        bounceType="Transient",
+        bounceSubType=None,
+    )
+
+    await ingest(runtime, message)
+
+    assert (await request_row(runtime, request_id)).bounce_type == "Transient"
+
+
+def test_summary_changes_are_empty_for_events_without_a_summary_field(clock: FakeClock) -> None:
+    for kind in ("Send", "Open", "Click", "Rendering Failure"):
+        assert service.summary_changes(parse_ses_event(ses_message(kind, at=clock.now()))) == {}
+
+
+# -- finding the request --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "999999",  # no such request
+        "abc",
+        "-1",
+        "",
+        "12.0",
+        "²",  # str.isdigit() says yes, int() says no
+        "99999999999999999999999",  # beyond BIGINT
+    ],
+)
+async def test_unusable_request_tag_falls_back_to_the_message_id(
+    runtime: Runtime, clock: FakeClock, tag: str
+) -> None:
+    request_id = await add_request(runtime)
+    message = ses_message("Delivery", at=minutes(clock, -1), request_id=tag)
+
+    assert await ingest(runtime, message) is Ingested.STORED
+
+    [result] = await stored_results(runtime)
+    assert result.request_id == request_id
+    assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -1)
+
+
+async def test_tag_names_the_request_before_its_message_id_is_stored(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime, message_id=None, status=RequestStatus.PROCESSING)
+
+    await ingest(runtime, ses_message("Delivery", at=minutes(clock, -1), request_id=request_id))
+
+    [result] = await stored_results(runtime)
+    assert (result.request_id, result.ses_message_id) == (request_id, SES_MESSAGE_ID)
+
+
+async def test_unknown_message_waits_without_touching_any_request(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime, message_id="another-message-000000")
+
+    await ingest(runtime, ses_message("Bounce", at=minutes(clock, -1), identity=True))
+
+    [result] = await stored_results(runtime)
+    assert (result.request_id, result.ses_message_id) == (None, SES_MESSAGE_ID)
+    assert result.recipient == RECIPIENT
+    assert (await request_row(runtime, request_id)).bounced_at is None
+
+
+# -- stored once ----------------------------------------------------------------------------
+
+
+async def test_a_redelivered_sns_message_is_a_duplicate(runtime: Runtime, clock: FakeClock) -> None:
+    request_id = await add_request(runtime)
+    sns_id = str(uuid.uuid4())
+    first = ses_message("Delivery", at=minutes(clock, -5), request_id=request_id)
+    # The same SNS message id can only carry the same event; a different one proves no re-apply.
+    second = ses_message("Delivery", at=minutes(clock, -9), request_id=request_id)
+
+    assert await ingest(runtime, first, message_id=sns_id) is Ingested.STORED
+    assert await ingest(runtime, second, message_id=sns_id) is Ingested.DUPLICATE
+
+    [result] = await stored_results(runtime)
+    assert result.raw == first
+    assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -5)
+
+
+async def test_ses_subscription_test_message_is_ignored(runtime: Runtime) -> None:
+    message = '{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"You have ..."}'
+
+    assert await ingest(runtime, message) is Ingested.IGNORED
+    assert await stored_results(runtime) == []
+
+
+@pytest.mark.parametrize("message", ["Hello world", "{}", '{"eventType":"Delivery"}'])
+async def test_not_an_ses_event_is_invalid_input(runtime: Runtime, message: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^Message: not an SES event: "):
+        await ingest(runtime, message)
+    assert await stored_results(runtime) == []
+
+
+# -- events that wait for their send --------------------------------------------------------
+
+
+async def test_waiting_message_ids(runtime: Runtime, clock: FakeClock) -> None:
+    attached = await add_request(runtime, message_id="attached-000000")
+    for ses_id in ("waiting-1", "waiting-1", "waiting-2", "attached-000000"):
+        message = ses_message("Delivery", at=clock.now(), ses_message_id=ses_id, identity=True)
+        await ingest(runtime, message)
+
+    async with runtime.sessionmaker() as session:
+        assert await service.waiting_message_ids(session, []) == []
+        found = await service.waiting_message_ids(
+            session, ["waiting-1", "waiting-2", "attached-000000", "nothing-000000"]
+        )
+    assert sorted(found) == ["waiting-1", "waiting-2"]
+    results = await stored_results(runtime)
+    assert [r.request_id for r in results if r.ses_message_id == "attached-000000"] == [attached]
+
+
+async def test_adopt_waiting_events_attaches_and_applies_them(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime, message_id=None, status=RequestStatus.PROCESSING)
+    await ingest(runtime, ses_message("Delivery", at=minutes(clock, -3), identity=True))
+    await ingest(runtime, ses_message("Bounce", at=minutes(clock, -2), identity=True))
+    await ingest(runtime, ses_message("Open", at=minutes(clock, -1), ses_message_id="other"))
+
+    async with runtime.sessionmaker() as session, session.begin():
+        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+
+    attached = {(r.status, r.request_id) for r in await stored_results(runtime)}
+    assert attached == {("Delivery", request_id), ("Bounce", request_id), ("SesOpen", None)}
+    row = await request_row(runtime, request_id)
+    assert (row.delivered_at, row.bounced_at) == (minutes(clock, -3), minutes(clock, -2))
+    assert row.open_count == 0
+
+    # Adopting again finds nothing left to do.
+    async with runtime.sessionmaker() as session, session.begin():
+        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        requests = (await session.scalars(select(Request))).all()
+    assert [r.delivered_at for r in requests] == [minutes(clock, -3)]
