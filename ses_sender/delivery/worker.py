@@ -20,7 +20,11 @@ from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.repository import Failed, Outcome, Requeued, Sent
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
-from ses_sender.ses_events.service import adopt_waiting_events, waiting_message_ids
+from ses_sender.ses_events.service import (
+    adopt_stranded_events,
+    adopt_waiting_events,
+    waiting_message_ids,
+)
 from ses_sender.transports.base import AccountPausedError, SendError, TransientError, Transport
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ RECORD_INTERVAL_S = 0.1  # the window in which a crash can lose an outcome (and 
 RECORD_BATCH = 500
 RECORD_RETRY_S = 1.0
 FINAL_RECORD_TRIES = 10
-LEASE_SWEEP_INTERVAL_S = 15.0
+SWEEP_INTERVAL_S = 15.0  # expired leases, stranded events
 CLAIM_HORIZON_S = 1.0  # claim about this much sending at a time, never a backlog
 MAX_CLAIM = 1_000
 CONTENT_CACHE_SIZE = 256
@@ -71,6 +75,7 @@ class Worker:
         self._never_tried: list[int] = []
         self._outcomes: list[Outcome] = []
         self._outcomes_ready = asyncio.Event()
+        self._sends_finished = asyncio.Event()
         self._contents: OrderedDict[int, ContentParts] = OrderedDict()
         self._paused_until = -math.inf
         self._last_sweep = -math.inf
@@ -83,7 +88,7 @@ class Worker:
         recorder = asyncio.create_task(self._record_continuously(), name="record-outcomes")
         try:
             while not self._stopping.is_set():
-                await self._sweep_expired_leases()
+                await self._sweep()
                 batch = await self._claim() if not self._paused() else []
                 if batch:
                     await self._dispatch(batch)
@@ -93,7 +98,9 @@ class Worker:
                     recorder.result()  # a crashed recorder stops the worker, loudly
         finally:
             await self._drain()
-            recorder.cancel()
+            # Let the recorder finish its current write rather than cancel it mid-transaction.
+            self._sends_finished.set()
+            self._outcomes_ready.set()
             await asyncio.gather(recorder, return_exceptions=True)
             await self._flush_before_exit()
 
@@ -120,12 +127,15 @@ class Worker:
         while len(self._contents) > CONTENT_CACHE_SIZE:
             self._contents.popitem(last=False)
 
-    async def _sweep_expired_leases(self) -> None:
-        if self._clock.monotonic() - self._last_sweep < LEASE_SWEEP_INTERVAL_S:
+    async def _sweep(self) -> None:
+        if self._clock.monotonic() - self._last_sweep < SWEEP_INTERVAL_S:
             return
         self._last_sweep = self._clock.monotonic()
         async with self._sessionmaker() as session, session.begin():
             released = await repository.release_expired_leases(session, now=self._clock.now())
+            # Normally adopted when the send is recorded; this catches an event whose insert
+            # and the send's record crossed in flight (concurrent transactions on PostgreSQL).
+            await adopt_stranded_events(session, now=self._clock.now())
         if released:
             log.warning("%d emails whose worker stopped mid-send are queued again", released)
 
@@ -202,7 +212,7 @@ class Worker:
     # -- recording -------------------------------------------------------------------------
 
     async def _record_continuously(self) -> None:
-        while True:
+        while not self._sends_finished.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(RECORD_INTERVAL_S):
                     await self._outcomes_ready.wait()

@@ -9,9 +9,10 @@ from pydantic import ValidationError
 
 from ses_sender.auth import require_api_key
 from ses_sender.db.session import SessionDep
-from ses_sender.errors import InvalidInput, PayloadTooLarge, describe_validation_error
+from ses_sender.errors import InvalidInput, describe_validation_error
 from ses_sender.messages import service
 from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
+from ses_sender.request_body import read_body
 from ses_sender.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[Depends(require_api_key)])
@@ -36,7 +37,7 @@ async def create_messages(
     """Queue one email per recipient, all or nothing; safe to retry with an Idempotency-Key."""
     runtime: Runtime = request.app.state.runtime
     started = runtime.clock.monotonic()
-    body = await _read_body(request)
+    body = await read_body(request, MAX_BODY_BYTES)
     key = service.check_idempotency_key(idempotency_key)
     reply = await service.accept_messages(
         session,
@@ -50,20 +51,6 @@ async def create_messages(
     # After the response, so after the commit: an in-process worker looks at once.
     background.add_task(runtime.wake_worker)
     return JSONResponse(reply.body, status_code=reply.status_code)
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"request body: at most {MAX_BODY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"request body: at most {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parse_batch(body: bytes) -> MessagesIn:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -33,4 +33,13 @@ class Result(Base):
     raw: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (Index("ix_email_results_request_status", "request_id", "status"),)
+    __table_args__ = (
+        Index("ix_email_results_request_status", "request_id", "status"),
+        # Events still waiting for their send to be recorded, for the periodic adoption sweep.
+        Index(
+            "ix_email_results_waiting",
+            "created_at",
+            postgresql_where=text("request_id IS NULL"),
+            sqlite_where=text("request_id IS NULL"),
+        ),
+    )

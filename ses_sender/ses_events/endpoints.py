@@ -6,7 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ses_sender.db.session import SessionDep
-from ses_sender.errors import InvalidInput, PayloadTooLarge, ServiceError
+from ses_sender.errors import InvalidInput, ServiceError
+from ses_sender.request_body import read_body
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.sns import (
@@ -28,7 +29,7 @@ MAX_SNS_BODY_BYTES = 512 * 1024
 async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
     """SNS HTTPS endpoint: verified, stored once, applied; 5xx only to ask SNS to retry."""
     runtime: Runtime = request.app.state.runtime
-    body = await _read_body(request)
+    body = await read_body(request, MAX_SNS_BODY_BYTES)
     try:
         message = await runtime.sns.verify(parse_envelope(body))
         if message.type == "SubscriptionConfirmation":
@@ -45,16 +46,3 @@ async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
         return JSONResponse({"message": "unsubscribe noted"})
     outcome = await service.ingest_notification(session, message, now=runtime.clock.now())
     return JSONResponse({"message": outcome.value})
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body, refused once it is over the limit: the route is public, so never buffer it all."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_SNS_BODY_BYTES:
-        raise PayloadTooLarge(f"request body: at most {MAX_SNS_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_SNS_BODY_BYTES:
-            raise PayloadTooLarge(f"request body: at most {MAX_SNS_BODY_BYTES} bytes")
-    return bytes(body)

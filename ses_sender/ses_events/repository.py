@@ -88,5 +88,27 @@ async def update_summary(session: AsyncSession, request_id: int, changes: dict[s
 
 def earliest(column: Any, at: datetime) -> Any:
     """The earlier of the stored time and `at`: events arrive in any order."""
+    return if_earlier(column, at, literal(at, type_=UtcDateTime()), column)
+
+
+def if_earlier(time_column: Any, at: datetime, new: Any, old: Any) -> Any:
+    """`new` when `at` is earlier than the stored time (or there is none), else `old`.
+
+    Keeps a detail (the bounce type, say) together with the time it came with.
+    """
     when = literal(at, type_=UtcDateTime())
-    return case((or_(column.is_(None), column > when), when), else_=column)
+    return case((or_(time_column.is_(None), time_column > when), new), else_=old)
+
+
+async def stranded_matches(
+    session: AsyncSession, *, since: datetime, limit: int
+) -> Sequence[tuple[int, str]]:
+    """(request id, SES message id) of recent waiting events whose send is recorded by now."""
+    rows = await session.execute(
+        select(Request.id, Request.message_id)
+        .join(Result, Result.ses_message_id == Request.message_id)
+        .where(Result.request_id.is_(None), Result.created_at >= since)
+        .distinct()
+        .limit(limit)
+    )
+    return [(request_id, message_id) for request_id, message_id in rows if message_id]

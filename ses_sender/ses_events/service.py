@@ -5,15 +5,16 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import InvalidInput
 from ses_sender.models import Request
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import earliest
+from ses_sender.ses_events.repository import earliest, if_earlier
 from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
@@ -21,6 +22,10 @@ from ses_sender.ses_tags import REQUEST_ID_TAG
 log = logging.getLogger(__name__)
 
 # SES's own open and click tracking, kept apart from our pixel's "Open" in the stats.
+# Events for other senders' mail on a shared topic wait forever; only recent ones are looked at.
+STRANDED_LOOKBACK = timedelta(days=1)
+STRANDED_BATCH = 1_000
+
 _STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
 # Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
 _MAX_ID_DIGITS = 18
@@ -70,6 +75,16 @@ async def adopt_waiting_events(session: AsyncSession, request_id: int, ses_messa
         await _apply(session, request_id, parse_ses_event(raw))
 
 
+async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
+    """Attach recent waiting events whose send has been recorded since; how many sends."""
+    matches = await repository.stranded_matches(
+        session, since=now - STRANDED_LOOKBACK, limit=STRANDED_BATCH
+    )
+    for request_id, message_id in matches:
+        await adopt_waiting_events(session, request_id, message_id)
+    return len(matches)
+
+
 async def waiting_message_ids(session: AsyncSession, message_ids: Iterable[str]) -> list[str]:
     """Which of these just-sent messages already have events waiting for them."""
     ids = list(message_ids)
@@ -105,11 +120,24 @@ def summary_changes(event: SesEvent) -> dict[str, Any]:
             return {"delivered_at": earliest(Request.delivered_at, at)}
         case "Bounce":
             kind = "/".join(part for part in (event.bounce_type, event.bounce_subtype) if part)
-            return {"bounced_at": earliest(Request.bounced_at, at), "bounce_type": kind or None}
+            return {
+                "bounced_at": earliest(Request.bounced_at, at),
+                "bounce_type": if_earlier(
+                    Request.bounced_at,
+                    at,
+                    literal(kind or None, type_=String()),
+                    Request.bounce_type,
+                ),
+            }
         case "Complaint":
             return {
                 "complained_at": earliest(Request.complained_at, at),
-                "complaint_type": event.complaint_feedback_type,
+                "complaint_type": if_earlier(
+                    Request.complained_at,
+                    at,
+                    literal(event.complaint_feedback_type, type_=String()),
+                    Request.complaint_type,
+                ),
             }
         case "Reject":
             return {"rejected_at": earliest(Request.rejected_at, at)}

@@ -259,7 +259,9 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
 
     rows = await requests_by_id(live_runtime)
     sent = [i for i in ids if rows[i].status == RequestStatus.SENT]
-    assert len(sent) == len(transport.sent) >= 1
+    assert len(sent) == len(transport.sent) >= 1, [
+        (row.id, row.status, row.attempts) for row in rows.values()
+    ]
     for request_id in ids:
         row = rows[request_id]
         assert row.status in (RequestStatus.SENT, RequestStatus.CREATED)

@@ -254,3 +254,67 @@ async def test_adopt_waiting_events_attaches_and_applies_them(
         await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
         requests = (await session.scalars(select(Request))).all()
     assert [r.delivered_at for r in requests] == [minutes(clock, -3)]
+
+
+async def test_the_bounce_type_stays_with_the_earliest_bounce(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)
+    early = ses_message(
+        "Bounce", at=minutes(clock, -9), request_id=request_id, bounceType="Permanent"
+    )
+    late = ses_message(
+        "Bounce",
+        at=minutes(clock, -1),
+        request_id=request_id,
+        bounceType="Transient",
+        bounceSubType="MailboxFull",
+    )
+
+    await ingest(runtime, early)
+    await ingest(runtime, late)  # arrives after, happened after: changes nothing
+
+    row = await request_row(runtime, request_id)
+    assert (row.bounced_at, row.bounce_type) == (minutes(clock, -9), "Permanent/General")
+
+
+async def test_a_complaint_type_is_not_erased_by_a_later_complaint_without_one(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)
+    later_without_type = ses_message(
+        "Complaint", at=minutes(clock, -1), request_id=request_id, complaintFeedbackType=None
+    )
+
+    await ingest(runtime, ses_message("Complaint", at=minutes(clock, -5), request_id=request_id))
+    await ingest(runtime, later_without_type)
+
+    row = await request_row(runtime, request_id)
+    assert (row.complained_at, row.complaint_type) == (minutes(clock, -5), "abuse")
+
+
+async def test_stranded_events_are_adopted_by_the_sweep(runtime: Runtime, clock: FakeClock) -> None:
+    """An identity notification stored while its send was being recorded, in parallel."""
+    await ingest(runtime, ses_message("Delivery", at=minutes(clock, -1), identity=True))
+    request_id = await add_request(runtime)  # the send's record committed just after
+
+    async with runtime.sessionmaker() as session, session.begin():
+        adopted = await service.adopt_stranded_events(session, now=clock.now())
+    async with runtime.sessionmaker() as session, session.begin():
+        again = await service.adopt_stranded_events(session, now=clock.now())
+
+    assert (adopted, again) == (1, 0)
+    [result] = await stored_results(runtime)
+    assert result.request_id == request_id
+    assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -1)
+
+
+async def test_the_sweep_ignores_old_events_for_mail_that_is_not_ours(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    await ingest(runtime, ses_message("Delivery", at=minutes(clock, -1), identity=True))
+    clock.advance(2 * 24 * 3600)
+    await add_request(runtime)
+
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await service.adopt_stranded_events(session, now=clock.now()) == 0
