@@ -88,12 +88,12 @@ class Worker:
         recorder = asyncio.create_task(self._record_continuously(), name="record-outcomes")
         try:
             while not self._stopping.is_set():
-                await self._sweep()
-                batch = await self._claim() if not self._paused() else []
-                if batch:
-                    await self._dispatch(batch)
-                else:
-                    await self._wait_for_work()
+                try:
+                    await self._step()
+                except (DBAPIError, OSError):
+                    # A database outage pauses the worker; it does not end it.
+                    log.exception("database unavailable; trying again in %s s", POLL_INTERVAL_S)
+                    await self._until_stopping(asyncio.sleep(POLL_INTERVAL_S))
                 if recorder.done():
                     recorder.result()  # a crashed recorder stops the worker, loudly
         finally:
@@ -101,8 +101,18 @@ class Worker:
             # Let the recorder finish its current write rather than cancel it mid-transaction.
             self._sends_finished.set()
             self._outcomes_ready.set()
-            await asyncio.gather(recorder, return_exceptions=True)
+            (recorder_error,) = await asyncio.gather(recorder, return_exceptions=True)
             await self._flush_before_exit()
+        if isinstance(recorder_error, BaseException):
+            raise recorder_error
+
+    async def _step(self) -> None:
+        await self._sweep()
+        batch = await self._claim() if not self._paused() else []
+        if batch:
+            await self._dispatch(batch)
+        else:
+            await self._wait_for_work()
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -164,7 +174,10 @@ class Worker:
     async def _send(self, queued: QueuedEmail) -> None:
         try:
             await self._wait_for_grant(queued)
-            self._outcomes.append(await self._attempt(queued))
+            # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
+            # the recorder may swap it out meanwhile, losing this outcome with the old list.
+            outcome = await self._attempt(queued)
+            self._outcomes.append(outcome)
             if len(self._outcomes) >= RECORD_BATCH:
                 self._outcomes_ready.set()
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from email.utils import parseaddr
@@ -70,7 +71,7 @@ class SmtpTransport:
             smtp = self._idle.pop() if self._idle else self._new_connection()
             reusable = False
             try:
-                await self._transaction(smtp, sender, recipient, message.data)
+                accepted = await self._transaction(smtp, sender, recipient, message.data)
                 reusable = True
             except aiosmtplib.SMTPResponseException as exc:
                 reusable = exc.code != _SERVICE_CLOSING and await _reset(smtp)
@@ -82,7 +83,7 @@ class SmtpTransport:
                     self._idle.append(smtp)
                 else:
                     smtp.close()
-        return message.message_id
+        return provider_message_id(accepted) or message.message_id
 
     async def close(self) -> None:
         self._closed = True
@@ -108,7 +109,8 @@ class SmtpTransport:
 
     async def _transaction(
         self, smtp: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes
-    ) -> None:
+    ) -> str:
+        """The server's reply to DATA, once it has accepted the message."""
         reused = smtp.is_connected
         if not reused:
             await _connect(smtp)
@@ -122,7 +124,17 @@ class SmtpTransport:
             await _connect(smtp)
             await smtp.mail(sender)
         await smtp.rcpt(recipient)
-        await smtp.data(data)
+        reply = await smtp.data(data)
+        return reply.message
+
+
+def provider_message_id(data_reply: str) -> str | None:
+    """SES's SMTP interface answers DATA with "Ok <message id>": the id its events will carry.
+
+    Other servers' replies say nothing we can match events on; None then.
+    """
+    match = _SES_ACCEPTED.match(data_reply)
+    return match.group(1) if match else None
 
 
 async def _connect(smtp: aiosmtplib.SMTP) -> None:
@@ -139,6 +151,9 @@ async def _reset(smtp: aiosmtplib.SMTP) -> bool:
     except (aiosmtplib.SMTPException, OSError):
         return False
     return True
+
+
+_SES_ACCEPTED = re.compile(r"Ok ([0-9a-f]{16}-[0-9a-f-]+-\d{6})\s*$", re.IGNORECASE)
 
 
 def _envelope_address(address: str) -> str:

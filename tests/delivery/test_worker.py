@@ -5,6 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.worker import Worker
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
@@ -267,3 +270,45 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
         assert row.status in (RequestStatus.SENT, RequestStatus.CREATED)
         if row.status == RequestStatus.CREATED:
             assert row.attempts == 0  # claimed, never tried: nothing counted
+
+
+async def test_a_database_outage_pauses_the_worker_without_ending_it(
+    make_worker: WorkerFactory,
+) -> None:
+    unreachable = create_sessionmaker(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x"))
+    worker = make_worker(RecordingTransport(), sessionmaker=unreachable)
+    task = asyncio.create_task(worker.run())
+
+    await asyncio.sleep(1.5)
+    assert not task.done()
+    await stop(task, worker)  # and it still stops cleanly
+
+
+async def test_an_outcome_that_lands_while_others_are_written_is_kept(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    """Send 1 is recorded while send 2 is still on the wire; send 2's outcome must not be lost.
+
+    The stop arrives exactly as send 2 is granted, which makes the interleaving certain.
+    """
+    transport = RecordingTransport(latency_s=0.5)
+    worker: Worker | None = None
+    grants_waited = 0
+
+    async def sleep_then_stop(seconds: float) -> None:
+        nonlocal grants_waited
+        grants_waited += 1
+        await asyncio.sleep(seconds)
+        if grants_waited == 1 and worker is not None:
+            worker.stop()
+
+    pacer = Pacer(10, monotonic=live_runtime.clock.monotonic, sleep=sleep_then_stop)
+    worker = make_worker(transport, concurrency=2, pacer=pacer)
+    ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(10)])
+
+    await asyncio.wait_for(worker.run(), 10)
+
+    rows = await requests_by_id(live_runtime)
+    assert sorted(email.request_id for email in transport.sent) == ids[:2]
+    assert [rows[i].status for i in ids[:2]] == [RequestStatus.SENT] * 2
+    assert {(rows[i].status, rows[i].attempts) for i in ids[2:]} == {(RequestStatus.CREATED, 0)}

@@ -40,6 +40,7 @@ class RecordingHandler:
         self.data_replies: deque[str] = deque()  # answers to the next DATA commands instead of 250
         self.drop_after_data = False  # close the connection right after accepting a message
         self.drop_on_mail = False  # abort the connection on the next MAIL command, unanswered
+        self.accepted_reply = "250 Message accepted for delivery"
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
@@ -61,7 +62,7 @@ class RecordingHandler:
         if self.drop_after_data:
             # After the reply below has been written.
             asyncio.get_running_loop().call_soon(server.transport.close)
-        return "250 Message accepted for delivery"
+        return self.accepted_reply
 
 
 def _authenticate(

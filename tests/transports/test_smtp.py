@@ -78,6 +78,18 @@ async def test_message_arrives_whole(
     assert html.splitlines() == ["<p>Thanks for your order.</p>"]
 
 
+async def test_ses_smtp_reply_gives_the_message_id_events_will_carry(
+    handler: RecordingHandler, smtp_port: int, make_transport: MakeTransport
+) -> None:
+    """SES replaces our Message-ID and names its own in the reply to DATA."""
+    handler.accepted_reply = "250 Ok 0100018c1a2b3c4d-5e6f7a8b-1c2d-4e5f-8a9b-0c1d2e3f4a5b-000000"
+    transport = make_transport(smtp_port)
+
+    message_id = await transport.send(make_email())
+
+    assert message_id == "0100018c1a2b3c4d-5e6f7a8b-1c2d-4e5f-8a9b-0c1d2e3f4a5b-000000"
+
+
 async def test_sequential_sends_reuse_the_connection(
     handler: RecordingHandler, smtp_port: int, make_transport: MakeTransport
 ) -> None:
