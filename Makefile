@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-.env:
+.env: | $(STAMP)
 	$(BIN)/python scripts/init_env.py .env.example .env
 
 run: $(STAMP) .env
