@@ -92,9 +92,9 @@ async def insert_requests(
     }
     table = Request.__table__.c
     values = tuple(_bound(dialect, table[name], value) for name, value in shared.items())
-    columns = ("id", "to", *shared)
+    columns = ("id", "to", "recipient_key", *shared)
     rows = [
-        (request_id, recipient.address, *values)
+        (request_id, recipient.address, recipient.key, *values)
         for request_id, recipient in zip(ids, message.recipients, strict=True)
     ]
     if dialect.name == "postgresql":

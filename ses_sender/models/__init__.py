@@ -5,13 +5,23 @@ from ses_sender.models.idempotency import IdempotencyKey
 from ses_sender.models.request import Request, RequestStatus
 from ses_sender.models.result import Result, ResultSource
 from ses_sender.models.secret import AppSecret
+from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
+from ses_sender.models.suppression import Suppression
+from ses_sender.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AppSecret",
     "Content",
+    "DeliveryStatus",
     "IdempotencyKey",
+    "RateLimit",
     "Request",
     "RequestStatus",
     "Result",
     "ResultSource",
+    "SendingPause",
+    "Suppression",
+    "TopicPause",
+    "Webhook",
+    "WebhookDelivery",
 ]

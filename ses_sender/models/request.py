@@ -27,6 +27,8 @@ class Request(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     topic_id: Mapped[str] = mapped_column(String(255), default="")
     to: Mapped[str] = mapped_column(String(998))
+    # The bare address with its domain lower-cased: what suppression and per-address counts key on.
+    recipient_key: Mapped[str] = mapped_column(String(320), index=True)
     content_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("email_contents.id", ondelete="CASCADE"), index=True
     )

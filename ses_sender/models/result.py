@@ -35,6 +35,7 @@ class Result(Base):
 
     __table_args__ = (
         Index("ix_email_results_request_status", "request_id", "status"),
+        Index("ix_email_results_recipient", "recipient", "status", "occurred_at"),
         # Events still waiting for their send to be recorded, for the periodic adoption sweep.
         Index(
             "ix_email_results_waiting",

@@ -58,6 +58,7 @@ async def queue_emails(
             Request(
                 topic_id=topic,
                 to=address,
+                recipient_key=address.lower(),
                 content_id=content.id,
                 scheduled_at=due_at or now,
                 due_at=due_at or now,

@@ -202,6 +202,7 @@ async def add_request(
         request = Request(
             topic_id="t1",
             to=to,
+            recipient_key=to.lower(),
             content_id=content.id,
             scheduled_at=now,
             status=status,
