@@ -106,7 +106,7 @@ def describe_settings_error(error: ValidationError) -> str:
 async def run_process(settings: Settings, role: Role) -> int:
     init_sentry(settings)
     try:
-        choice = choose_transport(settings)
+        choice = choose_transport(settings, sending=Role.WORKER in role)
         await _prepare_database(settings, migrate=Role.API in role and Role.WORKER in role)
         async with open_runtime(settings, transport=choice) as runtime:
             log.info("sending through %s: %s", choice.kind, choice.why)
@@ -187,7 +187,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def choose_transport(settings: Settings) -> TransportChoice:
+def choose_transport(settings: Settings, *, sending: bool) -> TransportChoice:
+    """Which transport the process sends (or, API only, reports) through; why, for the logs."""
     if settings.email_transport is not None:
         return TransportChoice(settings.email_transport, "EMAIL_TRANSPORT is set")
     source = aws_credentials_source(settings)
@@ -197,7 +198,7 @@ def choose_transport(settings: Settings) -> TransportChoice:
             "no EMAIL_TRANSPORT and no AWS credentials: emails are written to "
             f"{settings.outbox_dir}",
         )
-    if not settings.email_sender:
+    if sending and not settings.email_sender:
         raise SettingsError(
             f"EMAIL_SENDER: required to send through SES (credentials from {source})"
         )

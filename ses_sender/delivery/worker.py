@@ -119,16 +119,19 @@ class Worker:
     def _claim_size(self) -> int:
         return max(1, min(MAX_CLAIM, math.ceil(self._pacer.rate * CLAIM_HORIZON_S)))
 
-    async def _claim(self) -> list[QueuedEmail]:
+    async def _claim(self) -> list[tuple[QueuedEmail, ContentParts]]:
+        """Claimed rows, each with its content (one campaign shares one: cached)."""
         now = self._clock.now()
         async with self._sessionmaker() as session, session.begin():
             batch = await repository.claim_due(
                 session, now=now, lease_until=now + self._lease, limit=self._claim_size()
             )
-            missing = {q.content_id for q in batch} - self._contents.keys()
-            if missing:
-                self._remember(await repository.contents(session, missing))
-        return batch
+            needed = {queued.content_id for queued in batch}
+            contents = {i: self._contents[i] for i in needed if i in self._contents}
+            if missing := needed - contents.keys():
+                contents.update(await repository.contents(session, missing))
+        self._remember(contents)
+        return [(queued, contents[queued.content_id]) for queued in batch]
 
     def _remember(self, contents: dict[int, ContentParts]) -> None:
         for content_id, parts in contents.items():
@@ -161,22 +164,24 @@ class Worker:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _dispatch(self, batch: Sequence[QueuedEmail]) -> None:
-        for position, queued in enumerate(batch):
+    async def _dispatch(self, batch: Sequence[tuple[QueuedEmail, ContentParts]]) -> None:
+        for position, (queued, content) in enumerate(batch):
             ready = not self._stopping.is_set() and not self._paused()
             if not (ready and await self._until_stopping(self._slots.acquire())):
-                await self._release([q.request_id for q in batch[position:]])
+                await self._release([q.request_id for q, _content in batch[position:]])
                 return
-            task = asyncio.create_task(self._send(queued), name=f"send-{queued.request_id}")
+            task = asyncio.create_task(
+                self._send(queued, content), name=f"send-{queued.request_id}"
+            )
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _send(self, queued: QueuedEmail) -> None:
+    async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         try:
             await self._wait_for_grant(queued)
             # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
             # the recorder may swap it out meanwhile, losing this outcome with the old list.
-            outcome = await self._attempt(queued)
+            outcome = await self._attempt(queued, content)
             self._outcomes.append(outcome)
             if len(self._outcomes) >= RECORD_BATCH:
                 self._outcomes_ready.set()
@@ -197,8 +202,8 @@ class Worker:
         finally:
             self._waiting_for_grant.discard(task)
 
-    async def _attempt(self, queued: QueuedEmail) -> Outcome:
-        email = self._composer.compose(queued, self._contents[queued.content_id])
+    async def _attempt(self, queued: QueuedEmail, content: ContentParts) -> Outcome:
+        email = self._composer.compose(queued, content)
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 message_id = await self._transport.send(email)

@@ -7,7 +7,7 @@ from sqlalchemy import update
 
 from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.delivery.pacer import Pacer
-from ses_sender.delivery.worker import Worker
+from ses_sender.delivery.worker import CONTENT_CACHE_SIZE, Worker
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
@@ -312,3 +312,22 @@ async def test_an_outcome_that_lands_while_others_are_written_is_kept(
     assert sorted(email.request_id for email in transport.sent) == ids[:2]
     assert [rows[i].status for i in ids[:2]] == [RequestStatus.SENT] * 2
     assert {(rows[i].status, rows[i].attempts) for i in ids[2:]} == {(RequestStatus.CREATED, 0)}
+
+
+async def test_a_batch_with_more_contents_than_the_cache_holds(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    """Transactional mail: every email its own content, more of them than the content cache."""
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    ids = []
+    for index in range(CONTENT_CACHE_SIZE + 20):
+        ids += await queue_emails(
+            live_runtime, [f"u{index}@example.com"], html=f"<p>Hi {index}</p>"
+        )
+    task = asyncio.create_task(worker.run())
+
+    await run_until_sent(live_runtime, task, ids, RequestStatus.SENT)
+    await stop(task, worker)
+
+    assert {email.to: email.text for email in transport.sent}["u270@example.com"] == "Hi 270"
