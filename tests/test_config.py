@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from ses_sender.config import Settings, TransportKind
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def test_sqlite_file_by_default_with_the_seed_path() -> None:
+    assert settings().sqlalchemy_url == "sqlite+aiosqlite:///./data/app.db"
+    assert settings(DB_PATH="/srv/mail.db").sqlalchemy_url == "sqlite+aiosqlite:////srv/mail.db"
+
+
+def test_the_seed_postgres_parts_are_assembled_and_quoted() -> None:
+    url = settings(
+        DB_HOST="db.internal", DB_PORT=6543, DB_USER="mail", DB_PASSWORD="p@ss/w:rd", DB_NAME="ses"
+    ).sqlalchemy_url
+
+    assert url == "postgresql+asyncpg://mail:p%40ss%2Fw%3Ard@db.internal:6543/ses"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h:5432/d", "postgresql+asyncpg://u@h:5432/d"),
+        ("postgres://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("sqlite:///relative.db", "sqlite+aiosqlite:///relative.db"),
+        ("sqlite:////absolute.db", "sqlite+aiosqlite:////absolute.db"),
+    ],
+)
+def test_database_url_accepts_plain_urls_and_wins(given: str, expected: str) -> None:
+    assert settings(DATABASE_URL=given, DB_HOST="ignored").sqlalchemy_url == expected
+
+
+def test_several_api_keys_and_topic_arns_are_comma_separated() -> None:
+    configured = settings(API_KEY=" old , new ,", SNS_TOPIC_ARNS="arn:a,arn:b")
+
+    assert configured.api_keys == ["old", "new"]
+    assert configured.sns_topic_arns == ["arn:a", "arn:b"]
+
+
+def test_defaults_follow_the_seed() -> None:
+    defaults = settings()
+
+    assert (defaults.server_port, defaults.email_rate, defaults.concurrency) == (3000, 14.0, 28)
+    assert defaults.server_host == "http://localhost:3000"
+    assert defaults.aws_region == "ap-northeast-2"
+    assert defaults.email_transport is None
+
+
+def test_server_host_loses_its_trailing_slash() -> None:
+    assert settings(SERVER_HOST="https://mail.example.com/").server_host == (
+        "https://mail.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"EMAIL_TRANSPORT": TransportKind.SES},
+        {"EMAIL_TRANSPORT": TransportKind.SMTP, "SMTP_HOST": "smtp.example.com"},
+    ],
+)
+def test_sending_transports_need_a_sender(values: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="EMAIL_SENDER is required"):
+        settings(**values)
