@@ -2,7 +2,7 @@
 
 from ses_sender.models.content import Content
 from ses_sender.models.idempotency import IdempotencyKey
-from ses_sender.models.request import Request, RequestStatus
+from ses_sender.models.request import Outcome, Request, RequestStatus
 from ses_sender.models.result import Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
@@ -14,6 +14,7 @@ __all__ = [
     "Content",
     "DeliveryStatus",
     "IdempotencyKey",
+    "Outcome",
     "RateLimit",
     "Request",
     "RequestStatus",
