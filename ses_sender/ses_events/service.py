@@ -19,6 +19,8 @@ from ses_sender.ses_events.repository import at_least, earliest, if_earlier
 from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.suppression import service as suppression
+from ses_sender.suppression.service import SoftBounceRule
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,11 @@ async def ingest_notification(
     session: AsyncSession,
     notification: SnsMessage,
     *,
+    soft_bounces: SoftBounceRule,
     now: datetime,
 ) -> Ingested:
-    """Store the event once per recipient it names and apply it to each recipient's request."""
+    """Store the event once per recipient it names, apply it to each recipient's request, and
+    suppress the addresses it says to, all in the caller's transaction."""
     try:
         event = parse_ses_event(notification.message)
     except SesEventError as error:
@@ -78,6 +82,7 @@ async def ingest_notification(
             )
         else:
             await _apply(session, request_id, event)
+    await suppression.record_feedback(session, event, stored, rule=soft_bounces, now=now)
     return Ingested.STORED
 
 

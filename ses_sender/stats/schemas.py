@@ -10,6 +10,7 @@ class RequestCounts(BaseModel):
     sent: int = 0
     failed: int = 0
     stopped: int = 0
+    suppressed: int = 0  # of the stopped: never sent because the address is suppressed
 
 
 class OutcomeCounts(BaseModel):

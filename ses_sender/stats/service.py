@@ -26,6 +26,7 @@ async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
     return TopicStats(
         request=RequestCounts(
             total=sum(by_status.values()),
+            suppressed=await repository.suppressed_count(session, topic_id),
             **{status.name.lower(): by_status.get(status, 0) for status in RequestStatus},
         ),
         result=ResultCounts(

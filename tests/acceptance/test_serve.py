@@ -244,6 +244,7 @@ async def test_send_track_report_and_stop(
             "sent": 2,
             "failed": 0,
             "stopped": 0,
+            "suppressed": 0,
         }
         assert stats["result"]["statuses"] == {"Delivery": 1, "Open": 1}
         counts = (await client.get("/v1/events/counts/sent", params={"hours": 1})).json()

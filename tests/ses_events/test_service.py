@@ -19,6 +19,7 @@ from ses_sender.ses_events.schemas import parse_ses_event
 from ses_sender.ses_events.service import Ingested
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.tracking.repository import record_open
 from tests.clock import FakeClock
 
@@ -32,6 +33,7 @@ from .fakes import (
 )
 
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
+SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 
 
 def notification(message: str, *, sent_at: datetime, message_id: str | None = None) -> SnsMessage:
@@ -52,6 +54,7 @@ async def ingest(runtime: Runtime, message: str, *, message_id: str | None = Non
         return await service.ingest_notification(
             session,
             notification(message, sent_at=now, message_id=message_id),
+            soft_bounces=SOFT_BOUNCES,
             now=now,
         )
 

@@ -27,6 +27,7 @@ EMPTY = {
         "sent": 0,
         "failed": 0,
         "stopped": 0,
+        "suppressed": 0,
     },
     "result": {"total": 0, "statuses": {}, "outcomes": NO_OUTCOMES},
 }
@@ -86,6 +87,7 @@ async def test_topic_counts_every_status_and_event(
             "sent": 3,
             "failed": 1,
             "stopped": 1,
+            "suppressed": 0,
         },
         "result": {
             "total": 3,
