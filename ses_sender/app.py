@@ -12,6 +12,7 @@ from ses_sender.ses_events.endpoints import router as ses_events_router
 from ses_sender.stats.endpoints import router as stats_router
 from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.tracking.endpoints import router as tracking_router
+from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -31,6 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         tracking_router,
         ses_events_router,
         suppression_router,
+        unsubscribe_router,
     ):
         app.include_router(router)
     return app
