@@ -81,9 +81,11 @@ async def _stop_suppressed(
 ) -> set[int]:
     """Of the rows just claimed, those to a suppressed address end Stopped, never tried.
 
-    Checked on the claimed rows (at most one batch, a primary-key probe each) rather than in
-    the claim's WHERE: there it would probe the list for every due row the scan passes, and
-    a backlog of millions is scanned by every claim.
+    Checked on the claimed rows, so the work is bounded by one batch whatever the size of the
+    backlog or of the list. The check is a scalar subquery, one primary-key probe per row:
+    written as IN or EXISTS, PostgreSQL hash-joins the whole list instead. A claim of 1,000
+    against 200,000 suppressions, none of them matching, took 32-42 ms that way and 1.5-4 ms
+    this way (EXPLAIN ANALYZE, PostgreSQL 15), and the hash join grows with the list.
     """
     if not request_ids:
         return set()
@@ -94,10 +96,7 @@ async def _stop_suppressed(
     )
     stopped = await session.execute(
         update(Request)
-        .where(
-            Request.id.in_(request_ids),
-            Request.recipient_key.in_(select(Suppression.email)),
-        )
+        .where(Request.id.in_(request_ids), reason.is_not(None))
         .values(
             status=RequestStatus.STOPPED,
             error=literal(SUPPRESSED_ERROR_PREFIX) + reason,
