@@ -82,7 +82,8 @@ async def ingest_notification(
             )
         else:
             await _apply(session, request_id, event)
-    await suppression.record_feedback(session, event, stored, rule=soft_bounces, now=now)
+    addresses = [recipient for recipient in stored if recipient != NO_RECIPIENT]
+    await suppression.record_feedback(session, event, addresses, rule=soft_bounces, now=now)
     return Ingested.STORED
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Outcome, Request, RequestStatus
+from ses_sender.models import Outcome, Request, RequestStatus, Suppression
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.schemas import parse_ses_event
@@ -489,6 +489,8 @@ async def test_an_event_naming_nobody_is_still_stored_once(
 
     [result] = await stored_results(runtime)
     assert (result.recipient, result.request_id) == ("", None)
+    async with runtime.sessionmaker() as session:
+        assert (await session.scalars(select(Suppression))).all() == []  # nobody to suppress
 
 
 async def test_adoption_attaches_only_the_requests_own_recipient(
