@@ -10,7 +10,9 @@ from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events.endpoints import router as ses_events_router
 from ses_sender.stats.endpoints import router as stats_router
+from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.tracking.endpoints import router as tracking_router
+from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -29,6 +31,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         stats_router,
         tracking_router,
         ses_events_router,
+        suppression_router,
+        unsubscribe_router,
     ):
         app.include_router(router)
     return app

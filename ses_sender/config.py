@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     sns_topic_arns: CsvList = Field(default_factory=list, alias="SNS_TOPIC_ARNS")
     ssl_cert_file: str | None = Field(None, alias="SSL_CERT_FILE")
 
+    # Suppression
+    soft_bounce_limit: int = Field(3, alias="SOFT_BOUNCE_LIMIT", ge=1, le=1000)
+    soft_bounce_window_days: int = Field(7, alias="SOFT_BOUNCE_WINDOW_DAYS", ge=1, le=365)
+
     # Requests
     max_recipients_per_request: int = Field(
         100_000, alias="MAX_RECIPIENTS_PER_REQUEST", ge=1, le=1_000_000

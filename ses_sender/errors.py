@@ -29,6 +29,10 @@ class Unauthorized(ServiceError):
     status_code = 401
 
 
+class NotFound(ServiceError):
+    status_code = 404
+
+
 class Conflict(ServiceError):
     status_code = 409
 

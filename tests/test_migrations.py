@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
+from ses_sender.config import to_async_url
 from ses_sender.db.base import Base
 from ses_sender.db.engine import create_engine
-from ses_sender.db.migrate import is_at_head, upgrade_to_head_async
+from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
+from ses_sender.models import Content, Outcome, Request, Result
 from ses_sender.runtime import Runtime
+from tests.conftest import BACKENDS, POSTGRES_ADMIN_DSN
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -46,3 +60,101 @@ async def test_sqlite_connections_get_their_pragmas(runtime: Runtime) -> None:
         busy = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
 
     assert (journal, foreign_keys, busy) == ("wal", 1, 30_000)
+
+
+@pytest.fixture(params=BACKENDS)
+async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of its own (the session's is already at head)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/fresh.db"
+        return
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
+    name = f"ses_sender_migration_{uuid.uuid4().hex[:12]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    (command.downgrade if down else command.upgrade)(alembic_config(url), revision)
+
+
+async def test_0004_keeps_the_event_log_and_backfills_outcomes(fresh_database_url: str) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0003")
+    engine = create_engine(to_async_url(fresh_database_url))
+    at = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    summaries: dict[str, dict[str, Any]] = {
+        "complained": {"complained_at": at, "bounced_at": at, "bounce_type": "Permanent/General"},
+        "hard": {"bounced_at": at, "bounce_type": "Permanent/General", "delivered_at": at},
+        "rejected": {"rejected_at": at},
+        "soft": {"bounced_at": at, "bounce_type": "Transient/MailboxFull", "delivered_at": at},
+        "delivered": {"delivered_at": at, "delayed_at": at},
+        "delayed": {"delayed_at": at},
+        "quiet": {},
+    }
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Content).values(id=1, subject="s", content="c", created_at=at)
+            )
+            for number, summary in enumerate(summaries.values(), start=1):
+                await connection.execute(
+                    insert(Request).values(
+                        id=number,
+                        to=f"u{number}@example.com",
+                        recipient_key=f"u{number}@example.com",
+                        content_id=1,
+                        scheduled_at=at,
+                        due_at=at,
+                        created_at=at,
+                        updated_at=at,
+                        **summary,
+                    )
+                )
+            await connection.execute(
+                insert(Result).values(
+                    request_id=1,
+                    status="Complaint",
+                    source="ses",
+                    sns_message_id="sns-1",
+                    recipient="u1@example.com",
+                    occurred_at=at,
+                    created_at=at,
+                )
+            )
+        await asyncio.to_thread(_migrate, fresh_database_url, "head")
+
+        async with engine.begin() as connection:
+            outcomes = dict((await connection.execute(select(Request.id, Request.outcome))).all())
+            # The same SNS message now holds one row per recipient.
+            await connection.execute(
+                insert(Result).values(
+                    status="Complaint",
+                    source="ses",
+                    sns_message_id="sns-1",
+                    recipient="u2@example.com",
+                    occurred_at=at,
+                    created_at=at,
+                )
+            )
+            stored = (await connection.execute(select(func.count()).select_from(Result))).scalar()
+    finally:
+        await engine.dispose()
+
+    assert outcomes == {
+        1: Outcome.COMPLAINED,
+        2: Outcome.BOUNCED,
+        3: Outcome.REJECTED,
+        4: Outcome.SOFT_BOUNCED,
+        5: Outcome.DELIVERED,
+        6: Outcome.DELAYED,
+        7: None,
+    }
+    assert stored == 2
+    await asyncio.to_thread(_migrate, fresh_database_url, "0003", down=True)

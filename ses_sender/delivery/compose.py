@@ -13,6 +13,8 @@ from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import OutgoingEmail
 
 TEXT_CACHE_SIZE = 256
+# RFC 8058 one-click unsubscribe: mailbox providers POST this body to the List-Unsubscribe URL.
+ONE_CLICK_UNSUBSCRIBE = "List-Unsubscribe=One-Click"
 
 _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -36,6 +38,7 @@ class Composer:
     def __init__(self, *, sender: str, public_base_url: str, tokens: TrackingTokens) -> None:
         self._sender = sender
         self._pixel_base = f"{public_base_url}/v1/events/open?t="
+        self._unsubscribe_base = f"{public_base_url}/v1/unsubscribe/"
         self._tokens = tokens
         # Every recipient of a campaign shares one content: derive its text part once.
         self._texts: OrderedDict[int, str] = OrderedDict()
@@ -50,7 +53,15 @@ class Composer:
             subject=content.subject,
             html=with_pixel(content.html, pixel_url),
             text=self._text(queued.content_id, content.html),
+            headers=self._unsubscribe_headers(queued.request_id),
             tags=ses_tags(queued.request_id, queued.topic_id),
+        )
+
+    def _unsubscribe_headers(self, request_id: int) -> tuple[tuple[str, str], ...]:
+        link = self._unsubscribe_base + self._tokens.for_unsubscribe(request_id)
+        return (
+            ("List-Unsubscribe", f"<{link}>"),
+            ("List-Unsubscribe-Post", ONE_CLICK_UNSUBSCRIBE),
         )
 
     def _text(self, content_id: int, html: str) -> str:

@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, Table, bindparam, select, update
+from sqlalchemy import CursorResult, Table, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.delivery.compose import ContentParts, QueuedEmail
-from ses_sender.models import Content, Request, RequestStatus
+from ses_sender.models import (
+    SUPPRESSED_ERROR_PREFIX,
+    Content,
+    Request,
+    RequestStatus,
+    Suppression,
+)
 
 # Core table for executemany updates keyed by id; the ORM form cannot add the status guard.
 _requests = cast(Table, Request.__table__)
@@ -66,7 +72,41 @@ async def claim_due(
         .execution_options(synchronize_session=False)
     )
     rows = sorted(claimed, key=lambda row: row[0])
-    return [QueuedEmail(*row) for row in rows]
+    stopped = await _stop_suppressed(session, [row[0] for row in rows], now=now)
+    return [QueuedEmail(*row) for row in rows if row[0] not in stopped]
+
+
+async def _stop_suppressed(
+    session: AsyncSession, request_ids: list[int], *, now: datetime
+) -> set[int]:
+    """Of the rows just claimed, those to a suppressed address end Stopped, never tried.
+
+    Checked on the claimed rows, so the work is bounded by one batch whatever the size of the
+    backlog or of the list. The check is a scalar subquery, one primary-key probe per row:
+    written as IN or EXISTS, PostgreSQL hash-joins the whole list instead. A claim of 1,000
+    against 200,000 suppressions, none of them matching, took 32-42 ms that way and 1.5-4 ms
+    this way (EXPLAIN ANALYZE, PostgreSQL 15), and the hash join grows with the list.
+    """
+    if not request_ids:
+        return set()
+    reason = (
+        select(Suppression.reason)
+        .where(Suppression.email == Request.recipient_key)
+        .scalar_subquery()
+    )
+    stopped = await session.execute(
+        update(Request)
+        .where(Request.id.in_(request_ids), reason.is_not(None))
+        .values(
+            status=RequestStatus.STOPPED,
+            error=literal(SUPPRESSED_ERROR_PREFIX) + reason,
+            attempts=Request.attempts - 1,
+            updated_at=now,
+        )
+        .returning(Request.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(stopped.scalars())
 
 
 async def release_expired_leases(session: AsyncSession, *, now: datetime) -> int:

@@ -58,3 +58,12 @@ def _parse_slow(text: str) -> Recipient | None:
         return None
     key = f"{checked.local_part}@{checked.ascii_domain.lower()}"
     return Recipient(address=formataddr((name, key)) if name else key, key=key)
+
+
+def recipient_key(address: str) -> str:
+    """The key of an address another system reported (an SES event), to match ours.
+
+    Ours when it parses; otherwise the text as given, trimmed, so nothing is lost.
+    """
+    recipient = parse_recipient(address)
+    return address.strip() if recipient is None else recipient.key

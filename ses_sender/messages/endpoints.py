@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from ses_sender.auth import require_api_key
 from ses_sender.db.session import SessionDep
-from ses_sender.errors import InvalidInput, describe_validation_error
 from ses_sender.messages import service
 from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
-from ses_sender.request_body import read_body
+from ses_sender.request_body import parse_json_body, read_body
 from ses_sender.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[Depends(require_api_key)])
@@ -41,7 +38,7 @@ async def create_messages(
     key = service.check_idempotency_key(idempotency_key)
     reply = await service.accept_messages(
         session,
-        _parse_batch(body),
+        parse_json_body(body, MessagesIn),
         body_hash=service.body_fingerprint(body),
         idempotency_key=key,
         now=runtime.clock.now(),
@@ -51,16 +48,3 @@ async def create_messages(
     # After the response, so after the commit: an in-process worker looks at once.
     background.add_task(runtime.wake_worker)
     return JSONResponse(reply.body, status_code=reply.status_code)
-
-
-def _parse_batch(body: bytes) -> MessagesIn:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(f"invalid request body: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidInput("invalid request body: expected a JSON object")
-    try:
-        return MessagesIn.model_validate(document)
-    except ValidationError as error:
-        raise InvalidInput(describe_validation_error(error.errors()[0])) from None

@@ -2,18 +2,24 @@
 
 from ses_sender.models.content import Content
 from ses_sender.models.idempotency import IdempotencyKey
-from ses_sender.models.request import Request, RequestStatus
+from ses_sender.models.request import Outcome, Request, RequestStatus
 from ses_sender.models.result import Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
-from ses_sender.models.suppression import Suppression
+from ses_sender.models.suppression import (
+    SUPPRESSED_ERROR_PREFIX,
+    Suppression,
+    SuppressionReason,
+)
 from ses_sender.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
+    "SUPPRESSED_ERROR_PREFIX",
     "AppSecret",
     "Content",
     "DeliveryStatus",
     "IdempotencyKey",
+    "Outcome",
     "RateLimit",
     "Request",
     "RequestStatus",
@@ -21,6 +27,7 @@ __all__ = [
     "ResultSource",
     "SendingPause",
     "Suppression",
+    "SuppressionReason",
     "TopicPause",
     "Webhook",
     "WebhookDelivery",

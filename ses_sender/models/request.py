@@ -16,7 +16,23 @@ class RequestStatus(enum.IntEnum):
     PROCESSING = 1  # claimed by a worker whose lease runs until `due_at`
     SENT = 2  # the transport accepted it; `message_id` and `sent_at` are set
     FAILED = 3  # given up; `error` says why
-    STOPPED = 4  # cancelled before it was sent
+    STOPPED = 4  # never sent: cancelled, or its address is suppressed (`error` says which)
+
+
+class Outcome(enum.IntEnum):
+    """What became of a sent email, as SES told us: a higher value is never replaced by a lower.
+
+    Events arrive in any order and some follow others (a bounce after the delivery, a complaint
+    after both), so the request keeps the strongest word it has heard. No value (NULL) means
+    sent and nothing heard yet. The gaps leave room for another outcome without renumbering.
+    """
+
+    DELAYED = 10  # SES is still trying (DeliveryDelay); superseded by what comes of it
+    DELIVERED = 20  # the receiving server accepted it
+    SOFT_BOUNCED = 30  # a transient or undetermined bounce: mailbox full, auto-reply, ...
+    REJECTED = 40  # SES refused to send it (Reject: a virus, say)
+    BOUNCED = 50  # a permanent bounce: the address does not take mail
+    COMPLAINED = 60  # the recipient marked it as spam
 
 
 class Request(Base):
@@ -57,6 +73,10 @@ class Request(Base):
     first_clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     click_count: Mapped[int] = mapped_column(Integer, default=0)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The strongest `Outcome` heard so far; kept rather than derived from the times above
+    # because `bounce_type` follows the earliest bounce, so a permanent bounce after a
+    # transient one would not show in them.
+    outcome: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         Index("ix_email_requests_claim", "status", "due_at", "id"),

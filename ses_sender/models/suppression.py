@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, UtcDateTime
+
+# How a request stopped because of its address starts its `error`, e.g. "suppressed: bounce".
+SUPPRESSED_ERROR_PREFIX = "suppressed: "
+
+
+class SuppressionReason(enum.StrEnum):
+    BOUNCE = "bounce"  # a permanent bounce, or repeated soft bounces
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"  # added through the API
 
 
 class Suppression(Base):
@@ -15,8 +26,6 @@ class Suppression(Base):
 
     # The recipient key: the address with its domain lower-cased (see messages/addresses.py).
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
-    reason: Mapped[str] = mapped_column(
-        String(32), index=True
-    )  # bounce|complaint|unsubscribe|manual
+    reason: Mapped[str] = mapped_column(String(32), index=True)  # a SuppressionReason
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +17,7 @@ from ses_sender.ses_events.sns import (
     confirm_subscription,
     parse_envelope,
 )
+from ses_sender.suppression.service import SoftBounceRule
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +46,11 @@ async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
     if message.type == "UnsubscribeConfirmation":
         log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
         return JSONResponse({"message": "unsubscribe noted"})
-    outcome = await service.ingest_notification(session, message, now=runtime.clock.now())
+    soft_bounces = SoftBounceRule(
+        runtime.settings.soft_bounce_limit,
+        timedelta(days=runtime.settings.soft_bounce_window_days),
+    )
+    outcome = await service.ingest_notification(
+        session, message, soft_bounces=soft_bounces, now=runtime.clock.now()
+    )
     return JSONResponse({"message": outcome.value})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import SmallInteger, case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
@@ -14,48 +14,62 @@ from ses_sender.db.statements import insert_for
 from ses_sender.models import Request, Result, ResultSource
 
 
-async def insert_result_once(
+async def insert_results_once(
     session: AsyncSession,
     *,
     sns_message_id: str,
-    request_id: int | None,
+    recipients: Mapping[str, int | None],
     status: str,
     ses_message_id: str,
-    recipient: str | None,
     occurred_at: datetime,
     raw: str,
     now: datetime,
-) -> bool:
-    """Store an SNS message's event; False when that SNS message was stored before."""
+) -> list[str]:
+    """Store an SNS message's event, one row per recipient key (with its request, if known).
+
+    Returns the recipients stored now: none when that SNS message was stored before.
+    """
     statement = insert_for(session, Result)
     inserted = await session.execute(
         statement.values(
-            request_id=request_id,
-            status=status,
-            source=ResultSource.SES,
-            sns_message_id=sns_message_id,
-            ses_message_id=ses_message_id,
-            recipient=recipient,
-            occurred_at=occurred_at,
-            raw=raw,
-            created_at=now,
+            [
+                {
+                    "request_id": request_id,
+                    "status": status,
+                    "source": ResultSource.SES,
+                    "sns_message_id": sns_message_id,
+                    "ses_message_id": ses_message_id,
+                    "recipient": recipient,
+                    "occurred_at": occurred_at,
+                    "raw": raw,
+                    "created_at": now,
+                }
+                for recipient, request_id in recipients.items()
+            ]
         )
-        .on_conflict_do_nothing(index_elements=[Result.sns_message_id])
-        .returning(Result.id)
+        .on_conflict_do_nothing(index_elements=[Result.sns_message_id, Result.recipient])
+        .returning(Result.recipient)
     )
-    return inserted.scalar_one_or_none() is not None
+    return [recipient for recipient in inserted.scalars() if recipient is not None]
 
 
-async def existing_request_id(session: AsyncSession, request_id: int) -> int | None:
-    found: int | None = await session.scalar(select(Request.id).where(Request.id == request_id))
-    return found
-
-
-async def request_id_by_message_id(session: AsyncSession, ses_message_id: str) -> int | None:
-    found: int | None = await session.scalar(
-        select(Request.id).where(Request.message_id == ses_message_id).limit(1)
+async def request_by_id(session: AsyncSession, request_id: int) -> tuple[int, str] | None:
+    """(id, recipient key) of the request, if it exists."""
+    found = await session.execute(
+        select(Request.id, Request.recipient_key).where(Request.id == request_id)
     )
-    return found
+    row = found.one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def requests_by_message_id(
+    session: AsyncSession, ses_message_id: str
+) -> Sequence[tuple[int, str]]:
+    """(id, recipient key) of the requests SES sent as this message (one each, for us)."""
+    found = await session.execute(
+        select(Request.id, Request.recipient_key).where(Request.message_id == ses_message_id)
+    )
+    return [(request_id, key) for request_id, key in found]
 
 
 async def message_ids_with_waiting_results(
@@ -72,10 +86,16 @@ async def message_ids_with_waiting_results(
 async def adopt_waiting_results(
     session: AsyncSession, request_id: int, ses_message_id: str
 ) -> Sequence[tuple[str, str]]:
-    """Attach events that arrived before their send was recorded; their (status, raw)."""
+    """Attach events for this request's recipient that arrived before its send was recorded;
+    their (status, raw)."""
+    recipient = select(Request.recipient_key).where(Request.id == request_id).scalar_subquery()
     adopted = await session.execute(
         update(Result)
-        .where(Result.ses_message_id == ses_message_id, Result.request_id.is_(None))
+        .where(
+            Result.ses_message_id == ses_message_id,
+            Result.request_id.is_(None),
+            Result.recipient == recipient,
+        )
         .values(request_id=request_id)
         .returning(Result.status, Result.raw)
     )
@@ -100,13 +120,23 @@ def if_earlier(time_column: Any, at: datetime, new: Any, old: Any) -> Any:
     return case((or_(time_column.is_(None), time_column > when), new), else_=old)
 
 
+def at_least(column: Any, value: int) -> Any:
+    """The larger of the stored value and `value`: an outcome only ever rises."""
+    bound = literal(value, type_=SmallInteger())
+    return case((or_(column.is_(None), column < bound), bound), else_=column)
+
+
 async def stranded_matches(
     session: AsyncSession, *, since: datetime, limit: int
 ) -> Sequence[tuple[int, str]]:
     """(request id, SES message id) of recent waiting events whose send is recorded by now."""
     rows = await session.execute(
         select(Request.id, Request.message_id)
-        .join(Result, Result.ses_message_id == Request.message_id)
+        .join(
+            Result,
+            (Result.ses_message_id == Request.message_id)
+            & (Result.recipient == Request.recipient_key),
+        )
         .where(Result.request_id.is_(None), Result.created_at >= since)
         .distinct()
         .limit(limit)

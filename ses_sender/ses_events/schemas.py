@@ -65,6 +65,16 @@ class SesEvent:
     #: The type-specific object as SES sent it (`bounce`, `click`, `failure`, ...), to store.
     detail: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def bounce_kind(self) -> str | None:
+        """`Permanent/General`, `Transient` (no subtype), or None when not a bounce."""
+        return "/".join(part for part in (self.bounce_type, self.bounce_subtype) if part) or None
+
+    @property
+    def is_permanent_bounce(self) -> bool:
+        """A hard bounce: the address does not take mail. Transient and Undetermined are soft."""
+        return self.event_type is SesEventType.BOUNCE and self.bounce_type == "Permanent"
+
 
 # SES's spelling of each type -> our name and the key of its type-specific object.
 _KINDS: Final[dict[str, tuple[SesEventType, str]]] = {

@@ -12,12 +12,15 @@ from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Request
+from ses_sender.messages.addresses import recipient_key
+from ses_sender.models import Outcome, Request
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import earliest, if_earlier
+from ses_sender.ses_events.repository import at_least, earliest, if_earlier
 from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.suppression import service as suppression
+from ses_sender.suppression.service import SoftBounceRule
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ STRANDED_LOOKBACK = timedelta(days=1)
 STRANDED_BATCH = 1_000
 
 _STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
+# The recipient stored for an event that names nobody: the unique key needs a value.
+NO_RECIPIENT = ""
 # Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
 _MAX_ID_DIGITS = 18
 
@@ -38,36 +43,54 @@ class Ingested(enum.StrEnum):
 
 
 async def ingest_notification(
-    session: AsyncSession, notification: SnsMessage, *, now: datetime
+    session: AsyncSession,
+    notification: SnsMessage,
+    *,
+    soft_bounces: SoftBounceRule,
+    now: datetime,
 ) -> Ingested:
+    """Store the event once per recipient it names, apply it to each recipient's request, and
+    suppress the addresses it says to, all in the caller's transaction."""
     try:
         event = parse_ses_event(notification.message)
     except SesEventError as error:
         raise InvalidInput(f"Message: not an SES event: {error.reason}") from None
     if event.ses_message_id is None or event.occurred_at is None:
         return Ingested.IGNORED  # SES's test notification when a topic is set: no mail
-    request_id = await _find_request(session, event)
-    stored = await repository.insert_result_once(
+    requests = await _find_requests(session, event)
+    recipients = {key: requests.get(key) for key in _recipient_keys(event)}
+    stored = await repository.insert_results_once(
         session,
         sns_message_id=notification.message_id,
-        request_id=request_id,
+        recipients=recipients,
         status=_STATUS_OF_SES_EVENT.get(event.event_type, event.event_type),
         ses_message_id=event.ses_message_id,
-        recipient=event.recipients[0] if event.recipients else None,
         occurred_at=event.occurred_at,
         raw=notification.message,
         now=now,
     )
     if not stored:
         return Ingested.DUPLICATE
-    if request_id is None:
-        # Its send is not recorded yet; `adopt_waiting_events` applies it when it is.
-        log.info(
-            "SES %s for unknown message %s kept for later", event.event_type, event.ses_message_id
-        )
-    else:
-        await _apply(session, request_id, event)
+    for recipient in stored:
+        request_id = recipients[recipient]
+        if request_id is None:
+            # Its send is not recorded yet; `adopt_waiting_events` applies it when it is.
+            log.info(
+                "SES %s for unknown message %s kept for later",
+                event.event_type,
+                event.ses_message_id,
+            )
+        else:
+            await _apply(session, request_id, event)
+    addresses = [recipient for recipient in stored if recipient != NO_RECIPIENT]
+    await suppression.record_feedback(session, event, addresses, rule=soft_bounces, now=now)
     return Ingested.STORED
+
+
+def _recipient_keys(event: SesEvent) -> list[str]:
+    """The keys of the addresses the event names, each once; [""] when it names none."""
+    keys = dict.fromkeys(recipient_key(address) for address in event.recipients)
+    return list(keys) or [NO_RECIPIENT]
 
 
 async def adopt_waiting_events(session: AsyncSession, request_id: int, ses_message_id: str) -> None:
@@ -91,18 +114,25 @@ async def waiting_message_ids(session: AsyncSession, message_ids: Iterable[str])
     return await repository.message_ids_with_waiting_results(session, ids) if ids else []
 
 
-async def _find_request(session: AsyncSession, event: SesEvent) -> int | None:
+async def _find_requests(session: AsyncSession, event: SesEvent) -> dict[str, int]:
+    """The requests the event is about, by recipient key."""
+    found: dict[str, int] = {}
     # Our tag names the request even before its message id is stored (event publishing only).
     for tagged in event.tags.get(REQUEST_ID_TAG, []):
         # ASCII and at most 18 digits: isdigit() alone accepts "²" (int() then raises) and ids
         # beyond BIGINT, which the database refuses; either would answer SNS 500 until it gives up.
         if tagged.isascii() and tagged.isdigit() and len(tagged) <= _MAX_ID_DIGITS:
-            found = await repository.existing_request_id(session, int(tagged))
-            if found is not None:
+            request = await repository.request_by_id(session, int(tagged))
+            if request is not None:
+                request_id, key = request
+                found[key] = request_id
                 return found
-    if event.ses_message_id is None:
-        return None
-    return await repository.request_id_by_message_id(session, event.ses_message_id)
+    if event.ses_message_id is not None:
+        for request_id, key in await repository.requests_by_message_id(
+            session, event.ses_message_id
+        ):
+            found.setdefault(key, request_id)
+    return found
 
 
 async def _apply(session: AsyncSession, request_id: int, event: SesEvent) -> None:
@@ -112,36 +142,52 @@ async def _apply(session: AsyncSession, request_id: int, event: SesEvent) -> Non
 
 
 def summary_changes(event: SesEvent) -> dict[str, Any]:
+    """Each time keeps the earliest of its kind, the outcome the strongest: the summary comes
+    out the same whatever order the events arrive in."""
     at = event.occurred_at
     if at is None:
         return {}
+    outcome = outcome_of(event)
+    changes = {} if outcome is None else {"outcome": at_least(Request.outcome, outcome)}
     match event.event_type:
         case "Delivery":
-            return {"delivered_at": earliest(Request.delivered_at, at)}
+            changes["delivered_at"] = earliest(Request.delivered_at, at)
         case "Bounce":
-            kind = "/".join(part for part in (event.bounce_type, event.bounce_subtype) if part)
-            return {
-                "bounced_at": earliest(Request.bounced_at, at),
-                "bounce_type": if_earlier(
-                    Request.bounced_at,
-                    at,
-                    literal(kind or None, type_=String()),
-                    Request.bounce_type,
-                ),
-            }
+            changes["bounced_at"] = earliest(Request.bounced_at, at)
+            changes["bounce_type"] = if_earlier(
+                Request.bounced_at,
+                at,
+                literal(event.bounce_kind, type_=String()),
+                Request.bounce_type,
+            )
         case "Complaint":
-            return {
-                "complained_at": earliest(Request.complained_at, at),
-                "complaint_type": if_earlier(
-                    Request.complained_at,
-                    at,
-                    literal(event.complaint_feedback_type, type_=String()),
-                    Request.complaint_type,
-                ),
-            }
+            changes["complained_at"] = earliest(Request.complained_at, at)
+            changes["complaint_type"] = if_earlier(
+                Request.complained_at,
+                at,
+                literal(event.complaint_feedback_type, type_=String()),
+                Request.complaint_type,
+            )
         case "Reject":
-            return {"rejected_at": earliest(Request.rejected_at, at)}
+            changes["rejected_at"] = earliest(Request.rejected_at, at)
         case "DeliveryDelay":
-            return {"delayed_at": earliest(Request.delayed_at, at)}
+            changes["delayed_at"] = earliest(Request.delayed_at, at)
+    return changes
+
+
+def outcome_of(event: SesEvent) -> Outcome | None:
+    """What the event says became of the email; None for events that say nothing of it (Send,
+    opens, clicks, rendering failures, subscriptions)."""
+    match event.event_type:
+        case "Complaint":
+            return Outcome.COMPLAINED
+        case "Bounce":
+            return Outcome.BOUNCED if event.is_permanent_bounce else Outcome.SOFT_BOUNCED
+        case "Reject":
+            return Outcome.REJECTED
+        case "Delivery":
+            return Outcome.DELIVERED
+        case "DeliveryDelay":
+            return Outcome.DELAYED
         case _:
-            return {}
+            return None

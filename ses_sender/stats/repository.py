@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.models import Request, Result
+from ses_sender.models import SUPPRESSED_ERROR_PREFIX, Request, RequestStatus, Result
 
 
 async def request_counts_by_status(session: AsyncSession, topic_id: str) -> dict[int, int]:
@@ -15,6 +15,28 @@ async def request_counts_by_status(session: AsyncSession, topic_id: str) -> dict
         select(Request.status, func.count())
         .where(Request.topic_id == topic_id)
         .group_by(Request.status)
+    )
+    return dict(rows.all())
+
+
+async def suppressed_count(session: AsyncSession, topic_id: str) -> int:
+    """Requests stopped because their address is suppressed (a part of the stopped ones)."""
+    count = await session.scalar(
+        select(func.count()).where(
+            Request.topic_id == topic_id,
+            Request.status == RequestStatus.STOPPED,
+            Request.error.startswith(SUPPRESSED_ERROR_PREFIX, autoescape=True),
+        )
+    )
+    return count or 0
+
+
+async def outcome_counts(session: AsyncSession, topic_id: str) -> dict[int | None, int]:
+    """Sent requests by outcome (None: nothing heard beyond the send)."""
+    rows = await session.execute(
+        select(Request.outcome, func.count())
+        .where(Request.topic_id == topic_id, Request.status == RequestStatus.SENT)
+        .group_by(Request.outcome)
     )
     return dict(rows.all())
 

@@ -5,9 +5,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import RequestStatus
+from ses_sender.models import Outcome, RequestStatus
 from ses_sender.stats import repository
-from ses_sender.stats.schemas import RequestCounts, ResultCounts, SentCount, TopicStats
+from ses_sender.stats.schemas import (
+    OutcomeCounts,
+    RequestCounts,
+    ResultCounts,
+    SentCount,
+    TopicStats,
+)
 
 MIN_HOURS = 1
 MAX_HOURS = 168
@@ -16,12 +22,21 @@ MAX_HOURS = 168
 async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
     by_status = await repository.request_counts_by_status(session, topic_id)
     with_events, statuses = await repository.result_counts(session, topic_id)
+    by_outcome = await repository.outcome_counts(session, topic_id)
     return TopicStats(
         request=RequestCounts(
             total=sum(by_status.values()),
+            suppressed=await repository.suppressed_count(session, topic_id),
             **{status.name.lower(): by_status.get(status, 0) for status in RequestStatus},
         ),
-        result=ResultCounts(total=with_events, statuses=statuses),
+        result=ResultCounts(
+            total=with_events,
+            statuses=statuses,
+            outcomes=OutcomeCounts(
+                sent=by_outcome.get(None, 0),
+                **{outcome.name.lower(): by_outcome.get(outcome, 0) for outcome in Outcome},
+            ),
+        ),
     )
 
 

@@ -16,6 +16,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 OPEN_PURPOSE = b"open"
+# A token is good for one purpose only: a pixel's token cannot unsubscribe anyone.
+UNSUBSCRIBE_PURPOSE = b"unsubscribe"
 _NONCE_BYTES = 12
 _ID_BYTES = 8
 _TAG_BYTES = 16
@@ -33,6 +35,13 @@ class TrackingTokens:
     def open_request_id(self, token: str) -> int | None:
         """The request the token was made for, or None when it is not one of ours."""
         return self._unseal(OPEN_PURPOSE, token)
+
+    def for_unsubscribe(self, request_id: int) -> str:
+        return self._seal(UNSUBSCRIBE_PURPOSE, request_id)
+
+    def unsubscribe_request_id(self, token: str) -> int | None:
+        """The request whose recipient the token may unsubscribe, or None when not ours."""
+        return self._unseal(UNSUBSCRIBE_PURPOSE, token)
 
     def _seal(self, purpose: bytes, value: int) -> str:
         nonce = os.urandom(_NONCE_BYTES)

@@ -152,21 +152,26 @@ async def eventually(check: Callable[[], Any], what: str, within_s: float = 15.0
 
 
 def delivery_notification(message_id: str, request_id: int, signing: KeyPair) -> dict[str, Any]:
+    delivery = {"recipients": ["recipient1@example.com"], "smtpResponse": "250 2.0.0 OK"}
+    return ses_notification("Delivery", delivery, message_id, request_id, signing)
+
+
+def ses_notification(
+    kind: str, detail: dict[str, Any], message_id: str, request_id: int, signing: KeyPair
+) -> dict[str, Any]:
+    """A signed SNS envelope carrying SES's `kind` event (`detail` is its inner object)."""
     now = datetime.now(UTC)
+    recipient = detail.get("recipients", ["recipient1@example.com"])[0]
     event = {
-        "eventType": "Delivery",
+        "eventType": kind,
         "mail": {
             "timestamp": sns_timestamp(now),
             "source": "sender@example.com",
             "messageId": message_id,
-            "destination": ["recipient1@example.com"],
+            "destination": [recipient],
             "tags": {"ses-sender-request-id": [str(request_id)]},
         },
-        "delivery": {
-            "timestamp": sns_timestamp(now),
-            "recipients": ["recipient1@example.com"],
-            "smtpResponse": "250 2.0.0 OK",
-        },
+        kind.lower(): {"timestamp": sns_timestamp(now), **detail},
     }
     envelope = {
         "Type": "Notification",
@@ -236,7 +241,12 @@ async def test_send_track_report_and_stop(
         opened = await client.get(pixel)
         assert opened.headers["content-type"] == "image/png"
 
-        stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+        # The open is recorded after the pixel is answered.
+        async def open_counted() -> dict[str, Any]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if "Open" in stats["result"]["statuses"] else {}
+
+        stats = await eventually(open_counted, "the open counted")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
@@ -244,6 +254,7 @@ async def test_send_track_report_and_stop(
             "sent": 2,
             "failed": 0,
             "stopped": 0,
+            "suppressed": 0,
         }
         assert stats["result"]["statuses"] == {"Delivery": 1, "Open": 1}
         counts = (await client.get("/v1/events/counts/sent", params={"hours": 1})).json()
@@ -254,3 +265,77 @@ async def test_send_track_report_and_stop(
     code = await asyncio.to_thread(service.process.wait, 20)
     assert code == 0, service.output()
     assert "Traceback" not in service.output()
+
+
+async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
+    service: Service, ses_stub: SesStub, sns_signing: tuple[KeyPair, ConnectProxy, Path]
+) -> None:
+    signing, _proxy, _ca = sns_signing
+    async with httpx.AsyncClient(
+        base_url=service.base_url, headers={"x-api-key": API_KEY}
+    ) as client:
+        accepted = await client.post("/v1/messages", json=SEED_EXAMPLE)
+        _first_id, second_id = accepted.json()["messages"][0]["requestIds"]
+
+        async def both_sent() -> dict[str, dict[str, Any]]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            done = stats["request"]["sent"] == 2
+            return {record["to"][0]: record for record in ses_stub.accepted} if done else {}
+
+        sent = await eventually(both_sent, "both emails sent and recorded")
+
+        # 1. Every email carries RFC 8058 one-click unsubscribe headers.
+        headers = dict(sent["recipient1@example.com"]["headers"])
+        assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        link = headers["List-Unsubscribe"].removeprefix("<").removesuffix(">")
+        assert link.startswith(f"{service.base_url}/v1/unsubscribe/")
+
+        # 2. recipient1 unsubscribes the way a mailbox provider does it: one POST, no key.
+        async with httpx.AsyncClient() as provider:
+            unsubscribed = await provider.post(link, data={"List-Unsubscribe": "One-Click"})
+        assert unsubscribed.status_code == 200
+
+        # 3. SES reports a permanent bounce for recipient2, signed and delivered by SNS.
+        bounce = {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": "recipient2@example.com"}],
+        }
+        message_id = sent["recipient2@example.com"]["message_id"]
+        reply = await client.post(
+            "/v1/events/results",
+            content=json.dumps(ses_notification("Bounce", bounce, message_id, second_id, signing)),
+            headers={"content-type": "text/plain; charset=UTF-8"},
+        )
+        assert reply.json() == {"message": "ok"}
+
+        listed = (await client.get("/v1/suppressions")).json()["suppressions"]
+        assert [(entry["email"], entry["reason"]) for entry in listed] == [
+            ("recipient1@example.com", "unsubscribe"),
+            ("recipient2@example.com", "bounce"),
+        ]
+
+        # 4. The same campaign again: accepted, never sent, counted as suppressed.
+        again = await client.post("/v1/messages", json=SEED_EXAMPLE)
+        assert again.status_code == 200
+        assert again.json()["count"] == 2
+
+        async def stopped() -> dict[str, Any]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if stats["request"]["stopped"] == 2 else {}
+
+        stats = await eventually(stopped, "both new emails stopped")
+        await asyncio.sleep(0.5)
+        assert len(ses_stub.received) == 2  # the first two only
+        assert stats["request"] == {
+            "total": 4,
+            "created": 0,
+            "processing": 0,
+            "sent": 2,
+            "failed": 0,
+            "stopped": 2,
+            "suppressed": 2,
+        }
+        assert stats["result"]["statuses"] == {"Bounce": 1, "Unsubscribe": 1}
+        assert stats["result"]["outcomes"]["bounced"] == 1
+        assert stats["result"]["outcomes"]["sent"] == 1

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ses_sender.delivery.worker import Worker
+from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, SendError
@@ -58,7 +59,7 @@ async def queue_emails(
             Request(
                 topic_id=topic,
                 to=address,
-                recipient_key=address.lower(),
+                recipient_key=recipient_key(address),
                 content_id=content.id,
                 scheduled_at=due_at or now,
                 due_at=due_at or now,

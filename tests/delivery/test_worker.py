@@ -64,7 +64,14 @@ async def test_every_queued_email_is_sent_once_and_recorded(
     assert live_runtime.tokens.open_request_id(token) == email.request_id
     assert "requestId" not in email.html  # a sealed token, not the seed's readable id
     assert dict(email.tags) == {REQUEST_ID_TAG: str(email.request_id), TOPIC_TAG: "t_1"}
-    assert all(str(email.request_id) not in value for _, value in email.headers)
+    # RFC 8058 one-click unsubscribe; the link's token is sealed, not the id in the clear.
+    [(name, value), post] = email.headers
+    prefix = "<https://mail.example.com/v1/unsubscribe/"
+    assert name == "List-Unsubscribe"
+    assert value.startswith(prefix)
+    assert value.endswith(">")
+    assert live_runtime.tokens.unsubscribe_request_id(value[len(prefix) : -1]) == email.request_id
+    assert post == ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 
 
 async def test_rows_that_become_due_are_picked_up_within_a_second(

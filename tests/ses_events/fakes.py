@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus, Result
 from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG
@@ -202,7 +203,7 @@ async def add_request(
         request = Request(
             topic_id="t1",
             to=to,
-            recipient_key=to.lower(),
+            recipient_key=recipient_key(to),
             content_id=content.id,
             scheduled_at=now,
             status=status,

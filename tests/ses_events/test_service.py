@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Request, RequestStatus
+from ses_sender.models import Outcome, Request, RequestStatus, Suppression
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.schemas import parse_ses_event
 from ses_sender.ses_events.service import Ingested
 from ses_sender.ses_events.sns import SnsMessage
+from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.suppression.service import SoftBounceRule
+from ses_sender.tracking.repository import record_open
 from tests.clock import FakeClock
 
 from .fakes import (
@@ -27,6 +33,7 @@ from .fakes import (
 )
 
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
+SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 
 
 def notification(message: str, *, sent_at: datetime, message_id: str | None = None) -> SnsMessage:
@@ -45,7 +52,10 @@ async def ingest(runtime: Runtime, message: str, *, message_id: str | None = Non
     now = runtime.clock.now()
     async with runtime.sessionmaker() as session, session.begin():
         return await service.ingest_notification(
-            session, notification(message, sent_at=now, message_id=message_id), now=now
+            session,
+            notification(message, sent_at=now, message_id=message_id),
+            soft_bounces=SOFT_BOUNCES,
+            now=now,
         )
 
 
@@ -318,3 +328,189 @@ async def test_the_sweep_ignores_old_events_for_mail_that_is_not_ours(
 
     async with runtime.sessionmaker() as session, session.begin():
         assert await service.adopt_stranded_events(session, now=clock.now()) == 0
+
+
+# -- the outcome: the strongest word wins, whatever the order -------------------------------
+
+SOFT: dict[str, Any] = {"bounceType": "Transient", "bounceSubType": "MailboxFull"}
+HARD: dict[str, Any] = {"bounceType": "Permanent", "bounceSubType": "General"}
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([("Delivery", {})], Outcome.DELIVERED),
+        ([("Delivery", {}), ("Bounce", HARD)], Outcome.BOUNCED),
+        ([("Bounce", HARD), ("Delivery", {})], Outcome.BOUNCED),  # the delivery arrived late
+        ([("Complaint", {}), ("Open", {}), ("Click", {})], Outcome.COMPLAINED),
+        ([("Complaint", {}), ("Bounce", HARD), ("Delivery", {})], Outcome.COMPLAINED),
+        ([("DeliveryDelay", {}), ("Delivery", {})], Outcome.DELIVERED),
+        ([("Delivery", {}), ("DeliveryDelay", {})], Outcome.DELIVERED),
+        ([("DeliveryDelay", {}), ("Bounce", SOFT)], Outcome.SOFT_BOUNCED),
+        ([("Bounce", SOFT), ("Bounce", HARD)], Outcome.BOUNCED),
+        ([("Bounce", HARD), ("Bounce", SOFT)], Outcome.BOUNCED),
+        ([("Bounce", {"bounceType": "Undetermined"})], Outcome.SOFT_BOUNCED),
+        ([("Send", {}), ("Reject", {})], Outcome.REJECTED),
+        ([("Send", {}), ("Open", {}), ("Rendering Failure", {})], None),
+    ],
+)
+async def test_the_outcome_is_the_strongest_event(
+    runtime: Runtime,
+    clock: FakeClock,
+    events: list[tuple[str, dict[str, Any]]],
+    expected: Outcome | None,
+) -> None:
+    request_id = await add_request(runtime)
+
+    for offset, (kind, detail) in enumerate(events):
+        message = ses_message(kind, at=minutes(clock, offset - 10), request_id=request_id, **detail)
+        assert await ingest(runtime, message) is Ingested.STORED
+
+    assert (await request_row(runtime, request_id)).outcome == expected
+
+
+async def test_the_outcome_does_not_depend_on_the_arrival_order(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    events = [
+        ses_message("DeliveryDelay", at=minutes(clock, -9)),
+        ses_message("Delivery", at=minutes(clock, -8)),
+        ses_message("Bounce", at=minutes(clock, -7), **SOFT),
+        ses_message("Complaint", at=minutes(clock, -6)),
+    ]
+    outcomes = set()
+    for order in itertools.permutations(events):
+        request_id = await add_request(runtime, message_id=f"message-{uuid.uuid4()}")
+        for message in order:
+            retagged = message.replace(SES_MESSAGE_ID, "unused")
+            await ingest(runtime, _tagged(retagged, request_id))
+        outcomes.add((await request_row(runtime, request_id)).outcome)
+
+    assert outcomes == {Outcome.COMPLAINED}
+
+
+def _tagged(message: str, request_id: int) -> str:
+    """The event publishing `message` with our request tag naming `request_id`."""
+    document = json.loads(message)
+    document["mail"]["tags"][REQUEST_ID_TAG] = [str(request_id)]
+    return json.dumps(document) + "\n"
+
+
+async def test_our_own_open_after_a_complaint_leaves_it_complained(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)
+    await ingest(runtime, ses_message("Complaint", at=minutes(clock, -5), request_id=request_id))
+
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await record_open(session, request_id, now=clock.now())
+
+    row = await request_row(runtime, request_id)
+    assert (row.outcome, row.open_count) == (Outcome.COMPLAINED, 1)
+
+
+# -- one row per recipient ------------------------------------------------------------------
+
+
+def bounced(*addresses: str) -> dict[str, Any]:
+    return {"bouncedRecipients": [{"emailAddress": address} for address in addresses]}
+
+
+async def test_an_event_for_several_recipients_is_stored_once_per_recipient(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    # One SES message to two of our recipients, and a third address we never sent to.
+    first = await add_request(runtime, to="ann@example.net")
+    second = await add_request(runtime, to="bob@example.net")
+    message = ses_message(
+        "Bounce",
+        at=minutes(clock, -1),
+        identity=True,
+        **bounced("ann@example.net", "bob@example.net", "eve@example.net"),
+    )
+    sns_id = str(uuid.uuid4())
+
+    assert await ingest(runtime, message, message_id=sns_id) is Ingested.STORED
+    assert await ingest(runtime, message, message_id=sns_id) is Ingested.DUPLICATE
+
+    results = await stored_results(runtime)
+    assert sorted((r.recipient, r.request_id, r.sns_message_id) for r in results) == [
+        ("ann@example.net", first, sns_id),
+        ("bob@example.net", second, sns_id),
+        ("eve@example.net", None, sns_id),
+    ]
+    for request_id in (first, second):
+        row = await request_row(runtime, request_id)
+        assert (row.bounced_at, row.outcome) == (minutes(clock, -1), Outcome.BOUNCED)
+
+
+async def test_stored_recipients_are_normalised_and_match_by_key(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime, to="Jane.Doe@example.net")
+    message = ses_message(
+        "Delivery",
+        at=minutes(clock, -1),
+        identity=True,
+        recipients=["Jane Doe <Jane.Doe@EXAMPLE.NET>", " Jane.Doe@Example.Net "],
+    )
+
+    await ingest(runtime, message)
+
+    [result] = await stored_results(runtime)  # both spellings are one recipient
+    assert (result.recipient, result.request_id) == ("Jane.Doe@example.net", request_id)
+    assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -1)
+
+
+async def test_an_event_for_another_recipient_of_the_message_leaves_the_request_alone(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)  # to jane@example.net
+    message = ses_message(
+        "Bounce", at=minutes(clock, -1), request_id=request_id, **bounced("joe@example.net")
+    )
+
+    await ingest(runtime, message)
+
+    [result] = await stored_results(runtime)
+    assert (result.recipient, result.request_id) == ("joe@example.net", None)
+    row = await request_row(runtime, request_id)
+    assert (row.bounced_at, row.outcome) == (None, None)
+
+
+async def test_an_event_naming_nobody_is_still_stored_once(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    message = ses_message("Bounce", at=minutes(clock, -1), identity=True, **bounced())
+    sns_id = str(uuid.uuid4())
+
+    assert await ingest(runtime, message, message_id=sns_id) is Ingested.STORED
+    assert await ingest(runtime, message, message_id=sns_id) is Ingested.DUPLICATE
+
+    [result] = await stored_results(runtime)
+    assert (result.recipient, result.request_id) == ("", None)
+    async with runtime.sessionmaker() as session:
+        assert (await session.scalars(select(Suppression))).all() == []  # nobody to suppress
+
+
+async def test_adoption_attaches_only_the_requests_own_recipient(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    message = ses_message(
+        "Bounce", at=minutes(clock, -1), identity=True, **bounced(RECIPIENT, "joe@example.net")
+    )
+    await ingest(runtime, message)  # before the send is recorded
+    request_id = await add_request(runtime)
+
+    async with runtime.sessionmaker() as session, session.begin():
+        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+    async with runtime.sessionmaker() as session, session.begin():
+        # The other recipient's row is no match for the sweep either.
+        assert await service.adopt_stranded_events(session, now=clock.now()) == 0
+
+    results = await stored_results(runtime)
+    assert sorted((r.recipient, r.request_id) for r in results) == [
+        (RECIPIENT, request_id),
+        ("joe@example.net", None),
+    ]
+    assert (await request_row(runtime, request_id)).outcome == Outcome.BOUNCED

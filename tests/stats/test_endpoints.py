@@ -10,9 +10,26 @@ from ses_sender.models import Request, RequestStatus, Result, ResultSource
 from ses_sender.runtime import Runtime
 from tests.delivery.conftest import queue_emails
 
+NO_OUTCOMES = {
+    "complained": 0,
+    "bounced": 0,
+    "rejected": 0,
+    "softBounced": 0,
+    "delivered": 0,
+    "delayed": 0,
+    "sent": 0,
+}
 EMPTY = {
-    "request": {"total": 0, "created": 0, "processing": 0, "sent": 0, "failed": 0, "stopped": 0},
-    "result": {"total": 0, "statuses": {}},
+    "request": {
+        "total": 0,
+        "created": 0,
+        "processing": 0,
+        "sent": 0,
+        "failed": 0,
+        "stopped": 0,
+        "suppressed": 0,
+    },
+    "result": {"total": 0, "statuses": {}, "outcomes": NO_OUTCOMES},
 }
 
 
@@ -70,8 +87,14 @@ async def test_topic_counts_every_status_and_event(
             "sent": 3,
             "failed": 1,
             "stopped": 1,
+            "suppressed": 0,
         },
-        "result": {"total": 3, "statuses": {"Delivery": 3, "Open": 1, "Bounce": 1}},
+        "result": {
+            "total": 3,
+            "statuses": {"Delivery": 3, "Open": 1, "Bounce": 1},
+            # No outcome was recorded on these rows: sent, nothing heard.
+            "outcomes": {**NO_OUTCOMES, "sent": 3},
+        },
     }
 
 

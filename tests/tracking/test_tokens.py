@@ -34,3 +34,16 @@ def test_another_secret_does_not_accept_it() -> None:
     token = TrackingTokens("s" * 32).for_open(7)
 
     assert TrackingTokens("t" * 32).open_request_id(token) is None
+
+
+def test_an_unsubscribe_token_names_its_request() -> None:
+    tokens = TrackingTokens("s" * 32)
+
+    assert tokens.unsubscribe_request_id(tokens.for_unsubscribe(99)) == 99
+
+
+def test_a_token_serves_only_its_own_purpose() -> None:
+    tokens = TrackingTokens("s" * 32)
+
+    assert tokens.unsubscribe_request_id(tokens.for_open(7)) is None
+    assert tokens.open_request_id(tokens.for_unsubscribe(7)) is None

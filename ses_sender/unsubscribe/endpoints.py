@@ -1,0 +1,117 @@
+"""The link in every email's List-Unsubscribe header: no API key, no login, plain pages.
+
+RFC 8058: a mailbox provider POSTs `List-Unsubscribe=One-Click` and the address is unsubscribed
+at once. A person who opens the link gets a page with a button that POSTs the same form, so a
+link scanner that only GETs never unsubscribes anyone.
+"""
+
+from __future__ import annotations
+
+from email.parser import BytesParser
+from email.policy import HTTP
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from ses_sender.db.session import SessionDep
+from ses_sender.request_body import read_body
+from ses_sender.runtime import Runtime
+from ses_sender.unsubscribe import service
+
+router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
+
+# The form is one short field; anything much larger is not a one-click request.
+MAX_FORM_BYTES = 8 * 1024
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+
+# The pages hold the token in their URL: keep it out of caches, referrers, frames and indexes.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Robots-Tag": "noindex",
+}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}</style>
+</head><body><h1>{title}</h1>{body}</body></html>
+"""
+_CONFIRM = (
+    "<p>Stop all email to this address from us?</p>"
+    '<form method="post">'
+    f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
+    '<button type="submit">Unsubscribe</button></form>'
+)
+_DONE = "<p>We will not email this address again.</p>"
+_NOT_FOUND = "<p>This unsubscribe link is not valid. If you copied it, check that it is whole.</p>"
+_NOT_ONE_CLICK = (
+    f"<p>Nothing was changed: the request did not say {ONE_CLICK_FIELD}={ONE_CLICK_VALUE}. "
+    "Open the link and use the button.</p>"
+)
+
+
+@router.get("/{token}", response_class=HTMLResponse)
+async def confirm_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """A page where a person confirms; opening it changes nothing."""
+    runtime: Runtime = request.app.state.runtime
+    request_id = runtime.tokens.unsubscribe_request_id(token)
+    if request_id is None or not await service.link_is_live(session, request_id):
+        return _page(404, "Link not valid", _NOT_FOUND)
+    return _page(200, "Unsubscribe", _CONFIRM)
+
+
+@router.post("/{token}", response_class=HTMLResponse)
+async def unsubscribe(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """One-click unsubscribe: the form `List-Unsubscribe=One-Click`, url-encoded or multipart."""
+    runtime: Runtime = request.app.state.runtime
+    request_id = runtime.tokens.unsubscribe_request_id(token)
+    if request_id is None:
+        return _page(404, "Link not valid", _NOT_FOUND)
+    body = await read_body(request, MAX_FORM_BYTES)
+    if not asks_one_click(request.headers.get("content-type", ""), body):
+        return _page(400, "Not unsubscribed", _NOT_ONE_CLICK)
+    if not await service.unsubscribe(session, request_id, now=runtime.clock.now()):
+        return _page(404, "Link not valid", _NOT_FOUND)
+    return _page(200, "You are unsubscribed", _DONE)
+
+
+def asks_one_click(content_type: str, body: bytes) -> bool:
+    """Whether the form carries List-Unsubscribe=One-Click (RFC 8058 allows either encoding)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        values = _multipart_values(content_type, body, ONE_CLICK_FIELD)
+    else:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        values = fields.get(ONE_CLICK_FIELD, [])
+    return any(value.strip() == ONE_CLICK_VALUE for value in values)
+
+
+def _multipart_values(content_type: str, body: bytes, name: str) -> list[str]:
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", errors="replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return []
+    values: list[str] = []
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") != name:
+            continue
+        try:
+            content = part.get_content()
+        except (LookupError, ValueError):  # an unknown charset or a broken encoding
+            continue
+        if isinstance(content, str):
+            values.append(content)
+    return values
+
+
+def _page(status_code: int, title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        _PAGE.format(title=title, body=body), status_code=status_code, headers=PAGE_HEADERS
+    )

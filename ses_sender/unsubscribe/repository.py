@@ -1,0 +1,61 @@
+"""SQL for unsubscribing: mark the request once, log the event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.models import Request, Result, ResultSource
+
+UNSUBSCRIBE_STATUS = "Unsubscribe"  # its name in the event log and the topic stats
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    recipient_key: str
+    topic_id: str
+    first_time: bool  # False: the request was marked unsubscribed before
+
+
+async def request_exists(session: AsyncSession, request_id: int) -> bool:
+    found = await session.scalar(select(Request.id).where(Request.id == request_id))
+    return found is not None
+
+
+async def mark_unsubscribed(
+    session: AsyncSession, request_id: int, *, now: datetime
+) -> Unsubscribed | None:
+    """Set the request's `unsubscribed_at` unless set already; None when there is no request."""
+    marked = await session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.unsubscribed_at.is_(None))
+        .values(unsubscribed_at=now)
+        .returning(Request.recipient_key, Request.topic_id)
+    )
+    row = marked.one_or_none()
+    if row is not None:
+        return Unsubscribed(row.recipient_key, row.topic_id, first_time=True)
+    earlier = await session.execute(
+        select(Request.recipient_key, Request.topic_id).where(Request.id == request_id)
+    )
+    row = earlier.one_or_none()
+    return None if row is None else Unsubscribed(row.recipient_key, row.topic_id, False)
+
+
+def log_unsubscribe(
+    session: AsyncSession, request_id: int, recipient_key: str, *, now: datetime
+) -> None:
+    session.add(
+        Result(
+            request_id=request_id,
+            status=UNSUBSCRIBE_STATUS,
+            source=ResultSource.TRACKING,
+            recipient=recipient_key,
+            occurred_at=now,
+            raw="{}",
+            created_at=now,
+        )
+    )

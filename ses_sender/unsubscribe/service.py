@@ -1,0 +1,37 @@
+"""One-click unsubscribe (RFC 8058): the recipient of a request leaves every list of ours."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.models import SuppressionReason
+from ses_sender.suppression import service as suppression
+from ses_sender.unsubscribe import repository
+
+
+async def link_is_live(session: AsyncSession, request_id: int) -> bool:
+    return await repository.request_exists(session, request_id)
+
+
+async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) -> bool:
+    """Mark the request and suppress its address; False when the request does not exist.
+
+    Safe to repeat (mailbox providers may POST twice): the event is logged once, and the
+    address is suppressed again if it was taken off the list since.
+    """
+    unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
+    if unsubscribed is None:
+        return False
+    if unsubscribed.first_time:
+        repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
+    topic = f" (topic {unsubscribed.topic_id})" if unsubscribed.topic_id else ""
+    await suppression.suppress(
+        session,
+        [unsubscribed.recipient_key],
+        SuppressionReason.UNSUBSCRIBE,
+        detail=f"one-click unsubscribe from request {request_id}{topic}",
+        now=now,
+    )
+    return True

@@ -1,0 +1,176 @@
+"""What SES feedback puts on the suppression list, through `ingest_notification` on a real
+database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ses_sender.models import Suppression
+from ses_sender.runtime import Runtime
+from ses_sender.ses_events import service
+from ses_sender.ses_events.service import Ingested
+from ses_sender.suppression.service import SoftBounceRule
+from tests.clock import FakeClock
+from tests.ses_events.fakes import RECIPIENT, ses_message
+from tests.ses_events.test_service import notification
+
+FULL = "smtp; 552 5.2.2 mailbox full"
+SOFT = {
+    "bounceType": "Transient",
+    "bounceSubType": "MailboxFull",
+    "bouncedRecipients": [{"emailAddress": RECIPIENT, "diagnosticCode": FULL}],
+}
+RULE = SoftBounceRule(limit=3, window=timedelta(days=7))
+
+
+async def ingest(
+    runtime: Runtime, message: str, *, rule: SoftBounceRule = RULE, sns_id: str | None = None
+) -> Ingested:
+    now = runtime.clock.now()
+    async with runtime.sessionmaker() as session, session.begin():
+        return await service.ingest_notification(
+            session,
+            notification(message, sent_at=now, message_id=sns_id),
+            soft_bounces=rule,
+            now=now,
+        )
+
+
+async def suppressions(runtime: Runtime) -> dict[str, tuple[str, str | None]]:
+    async with runtime.sessionmaker() as session:
+        rows = (await session.scalars(select(Suppression))).all()
+    return {row.email: (row.reason, row.detail) for row in rows}
+
+
+def soft_bounce(clock: FakeClock, **detail: Any) -> str:
+    """A transient bounce of a message of its own (each bounce is another SES message)."""
+    return ses_message(
+        "Bounce", at=clock.now(), ses_message_id=f"m-{uuid.uuid4()}", **{**SOFT, **detail}
+    )
+
+
+async def test_a_permanent_bounce_suppresses_the_address_at_once(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    await ingest(runtime, ses_message("Bounce", at=clock.now(), identity=True))
+
+    assert await suppressions(runtime) == {
+        RECIPIENT: ("bounce", "Permanent/General: smtp; 550 5.1.1 user unknown")
+    }
+
+
+async def test_every_bounced_recipient_is_suppressed_under_its_key(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    message = ses_message(
+        "Bounce",
+        at=clock.now(),
+        bounceSubType="NoEmail",
+        bouncedRecipients=[{"emailAddress": "Ann@EXAMPLE.net"}, {"emailAddress": "bob@x.org"}],
+    )
+
+    await ingest(runtime, message)
+
+    assert await suppressions(runtime) == {
+        "Ann@example.net": ("bounce", "Permanent/NoEmail"),
+        "bob@x.org": ("bounce", "Permanent/NoEmail"),
+    }
+
+
+async def test_a_complaint_suppresses_the_address(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, ses_message("Complaint", at=clock.now()))
+
+    assert await suppressions(runtime) == {RECIPIENT: ("complaint", "abuse")}
+
+
+@pytest.mark.parametrize(
+    "kind", ["Send", "Delivery", "DeliveryDelay", "Open", "Click", "Reject", "Rendering Failure"]
+)
+async def test_other_events_suppress_nobody(runtime: Runtime, clock: FakeClock, kind: str) -> None:
+    await ingest(runtime, ses_message(kind, at=clock.now()))
+
+    assert await suppressions(runtime) == {}
+
+
+async def test_soft_bounces_suppress_at_the_limit(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, soft_bounce(clock))
+    clock.advance(24 * 3600)
+    await ingest(runtime, soft_bounce(clock))
+    assert await suppressions(runtime) == {}
+
+    clock.advance(24 * 3600)
+    await ingest(runtime, soft_bounce(clock))
+
+    assert await suppressions(runtime) == {
+        RECIPIENT: ("bounce", f"3 bounces within 7 days, the last Transient/MailboxFull: {FULL}")
+    }
+
+
+async def test_soft_bounces_older_than_the_window_do_not_count(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    await ingest(runtime, soft_bounce(clock))
+    clock.advance(8 * 24 * 3600)
+    await ingest(runtime, soft_bounce(clock))
+    await ingest(runtime, soft_bounce(clock))
+
+    assert await suppressions(runtime) == {}
+
+
+async def test_a_bounce_reported_twice_counts_once(runtime: Runtime, clock: FakeClock) -> None:
+    """Identity notifications and event publishing both on: two SNS messages, one bounce."""
+    message = soft_bounce(clock)
+    for _ in range(3):
+        assert await ingest(runtime, message) is Ingested.STORED  # a new SNS id each time
+
+    assert await suppressions(runtime) == {}
+
+
+async def test_a_redelivered_notification_counts_once(runtime: Runtime, clock: FakeClock) -> None:
+    sns_id = str(uuid.uuid4())
+    await ingest(runtime, soft_bounce(clock))
+    second = soft_bounce(clock)
+    await ingest(runtime, second, sns_id=sns_id)
+
+    assert await ingest(runtime, second, sns_id=sns_id) is Ingested.DUPLICATE
+
+    assert await suppressions(runtime) == {}
+
+
+async def test_other_addresses_bounces_do_not_count(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, soft_bounce(clock, bouncedRecipients=[{"emailAddress": "a@x.org"}]))
+    await ingest(runtime, soft_bounce(clock, bouncedRecipients=[{"emailAddress": "b@x.org"}]))
+    await ingest(runtime, soft_bounce(clock))
+
+    assert await suppressions(runtime) == {}
+
+
+async def test_a_limit_of_one_suppresses_on_the_first_soft_bounce(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    rule = SoftBounceRule(limit=1, window=timedelta(days=1))
+
+    undetermined = soft_bounce(
+        clock,
+        bounceType="Undetermined",
+        bounceSubType=None,
+        bouncedRecipients=[{"emailAddress": RECIPIENT}],
+    )
+
+    await ingest(runtime, undetermined, rule=rule)
+
+    assert await suppressions(runtime) == {
+        RECIPIENT: ("bounce", "1 bounce within 1 day, the last Undetermined")
+    }
+
+
+async def test_the_first_reason_stays(runtime: Runtime, clock: FakeClock) -> None:
+    await ingest(runtime, ses_message("Complaint", at=clock.now()))
+    await ingest(runtime, ses_message("Bounce", at=clock.now()))
+
+    assert await suppressions(runtime) == {RECIPIENT: ("complaint", "abuse")}

@@ -1,0 +1,238 @@
+"""/v1/unsubscribe/{token}: RFC 8058 one-click by POST, a confirmation page by GET."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from ses_sender.models import Request, Result, ResultSource, SuppressionReason
+from ses_sender.runtime import Runtime
+from ses_sender.suppression.service import suppress
+from tests.clock import FakeClock
+from tests.delivery.conftest import queue_emails
+from tests.suppression.test_feedback import suppressions
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+
+async def request_row(runtime: Runtime, request_id: int) -> Request:
+    async with runtime.sessionmaker() as session:
+        row = await session.get(Request, request_id)
+    assert row is not None
+    return row
+
+
+async def results(runtime: Runtime) -> list[Result]:
+    async with runtime.sessionmaker() as session:
+        return list((await session.scalars(select(Result))).all())
+
+
+async def nothing_changed(runtime: Runtime, request_id: int) -> None:
+    assert (await request_row(runtime, request_id)).unsubscribed_at is None
+    assert await suppressions(runtime) == {}
+    assert await results(runtime) == []
+
+
+def assert_page(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.fixture
+async def request_id(runtime: Runtime) -> int:
+    [queued] = await queue_emails(runtime, ["jane@example.net"], topic="news")
+    return queued
+
+
+@pytest.fixture
+def link(runtime: Runtime, request_id: int) -> str:
+    return f"/v1/unsubscribe/{runtime.tokens.for_unsubscribe(request_id)}"
+
+
+async def test_one_click_post_unsubscribes_at_once(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    response = await anonymous_client.post(link, data=ONE_CLICK)
+
+    assert_page(response, 200)
+    assert "You are unsubscribed" in response.text
+    assert (await request_row(runtime, request_id)).unsubscribed_at == runtime.clock.now()
+    assert await suppressions(runtime) == {
+        "jane@example.net": (
+            "unsubscribe",
+            f"one-click unsubscribe from request {request_id} (topic news)",
+        )
+    }
+    [logged] = await results(runtime)
+    assert (logged.request_id, logged.status, logged.source, logged.recipient) == (
+        request_id,
+        "Unsubscribe",
+        ResultSource.TRACKING,
+        "jane@example.net",
+    )
+
+
+async def test_multipart_form_data_is_understood_too(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    response = await anonymous_client.post(link, files={"List-Unsubscribe": (None, "One-Click")})
+
+    assert_page(response, 200)
+    assert (await request_row(runtime, request_id)).unsubscribed_at is not None
+
+
+async def test_a_repeated_post_is_answered_the_same_and_logged_once(
+    anonymous_client: httpx.AsyncClient,
+    runtime: Runtime,
+    clock: FakeClock,
+    request_id: int,
+    link: str,
+) -> None:
+    first = clock.now()
+    await anonymous_client.post(link, data=ONE_CLICK)
+    clock.advance(60)
+
+    again = await anonymous_client.post(link, data=ONE_CLICK)
+
+    assert_page(again, 200)
+    assert len(await results(runtime)) == 1
+    assert (await request_row(runtime, request_id)).unsubscribed_at == first
+
+
+async def test_unsubscribing_again_restores_a_lifted_suppression(
+    client: httpx.AsyncClient, runtime: Runtime, link: str
+) -> None:
+    await client.post(link, data=ONE_CLICK)
+    assert (await client.delete("/v1/suppressions/jane@example.net")).status_code == 204
+
+    await client.post(link, data=ONE_CLICK)
+
+    assert (await suppressions(runtime))["jane@example.net"][0] == "unsubscribe"
+
+
+async def test_an_address_suppressed_for_another_reason_keeps_it(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await suppress(
+            session,
+            ["jane@example.net"],
+            SuppressionReason.COMPLAINT,
+            detail=None,
+            now=runtime.clock.now(),
+        )
+
+    assert_page(await anonymous_client.post(link, data=ONE_CLICK), 200)
+
+    assert await suppressions(runtime) == {"jane@example.net": ("complaint", None)}
+    assert (await request_row(runtime, request_id)).unsubscribed_at is not None
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {},
+        {"List-Unsubscribe": "Yes"},
+        {"List-Unsubscribe": ""},
+        {"list-unsubscribe": "One-Click"},
+        {"unsubscribe": "One-Click"},
+    ],
+)
+async def test_a_post_without_one_click_changes_nothing(
+    anonymous_client: httpx.AsyncClient,
+    runtime: Runtime,
+    request_id: int,
+    link: str,
+    form: dict[str, str],
+) -> None:
+    response = await anonymous_client.post(link, data=form)
+
+    assert_page(response, 400)
+    await nothing_changed(runtime, request_id)
+
+
+async def test_an_oversized_form_is_refused(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    response = await anonymous_client.post(
+        link, content=b"List-Unsubscribe=One-Click&pad=" + b"x" * 10_000
+    )
+
+    assert response.status_code == 413
+    await nothing_changed(runtime, request_id)
+
+
+async def test_get_shows_a_page_that_changes_nothing(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    response = await anonymous_client.get(link)
+
+    assert_page(response, 200)
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert '<form method="post">' in response.text
+    await nothing_changed(runtime, request_id)
+
+
+async def test_the_page_s_button_unsubscribes(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    """What a browser does with the page: submit its form, to the page's own URL."""
+    page = (await anonymous_client.get(link)).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]+)">', page))
+
+    response = await anonymous_client.post(link, data=fields)
+
+    assert_page(response, 200)
+    assert (await request_row(runtime, request_id)).unsubscribed_at is not None
+
+
+def tampered_tokens(token: str) -> list[str]:
+    flipped = [
+        token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1 :]
+        for position in (0, len(token) // 2, len(token) - 1)
+    ]
+    return [*flipped, token[:-1], token + "A", "", "garbage", "1"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_tampered_tokens_are_refused_and_change_nothing(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, method: str
+) -> None:
+    token = runtime.tokens.for_unsubscribe(request_id)
+    for forged in tampered_tokens(token):
+        response = await anonymous_client.request(
+            method, f"/v1/unsubscribe/{forged}", data=ONE_CLICK
+        )
+        assert response.status_code in (404, 405), forged  # "" leaves no route at all
+        assert "form" not in response.text
+
+    await nothing_changed(runtime, request_id)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_other_tokens_of_ours_are_refused(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, method: str
+) -> None:
+    not_for_unsubscribing = runtime.tokens.for_open(request_id)
+    for_a_request_that_is_gone = runtime.tokens.for_unsubscribe(request_id + 1_000)
+
+    for token in (not_for_unsubscribing, for_a_request_that_is_gone):
+        response = await anonymous_client.request(
+            method, f"/v1/unsubscribe/{token}", data=ONE_CLICK
+        )
+        assert_page(response, 404)
+
+    await nothing_changed(runtime, request_id)
+
+
+async def test_the_topic_stats_count_unsubscribes(client: httpx.AsyncClient, link: str) -> None:
+    await client.post(link, data=ONE_CLICK)
+
+    stats = (await client.get("/v1/topics/news")).json()
+
+    assert stats["result"]["statuses"] == {"Unsubscribe": 1}
