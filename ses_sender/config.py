@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     sns_topic_arns: CsvList = Field(default_factory=list, alias="SNS_TOPIC_ARNS")
     ssl_cert_file: str | None = Field(None, alias="SSL_CERT_FILE")
 
+    # Reputation guardrail
+    guardrail_bounce_rate: float = Field(0.05, alias="GUARDRAIL_BOUNCE_RATE", ge=0, le=1)
+    guardrail_complaint_rate: float = Field(0.001, alias="GUARDRAIL_COMPLAINT_RATE", ge=0, le=1)
+    guardrail_min_sends: int = Field(200, alias="GUARDRAIL_MIN_SENDS", ge=1, le=10_000_000)
+    guardrail_check_s: float = Field(15.0, alias="GUARDRAIL_CHECK_SECONDS", ge=1, le=3_600)
+
     # Requests
     max_recipients_per_request: int = Field(
         100_000, alias="MAX_RECIPIENTS_PER_REQUEST", ge=1, le=1_000_000
