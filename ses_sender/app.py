@@ -11,6 +11,7 @@ from ses_sender.runtime import Runtime
 from ses_sender.ses_events.endpoints import router as ses_events_router
 from ses_sender.stats.endpoints import router as stats_router
 from ses_sender.tracking.endpoints import router as tracking_router
+from ses_sender.webhooks.endpoints import router as webhooks_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -29,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         stats_router,
         tracking_router,
         ses_events_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

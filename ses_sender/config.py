@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     guardrail_min_sends: int = Field(200, alias="GUARDRAIL_MIN_SENDS", ge=1, le=10_000_000)
     guardrail_check_s: float = Field(15.0, alias="GUARDRAIL_CHECK_SECONDS", ge=1, le=3_600)
 
+    # Outbound webhooks
+    webhook_timeout_s: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+    webhook_concurrency: int = Field(8, alias="WEBHOOK_CONCURRENCY", ge=1, le=1_000)
+
     # Requests
     max_recipients_per_request: int = Field(
         100_000, alias="MAX_RECIPIENTS_PER_REQUEST", ge=1, le=1_000_000

@@ -18,6 +18,7 @@ from ses_sender.ses_events.repository import earliest, if_earlier
 from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.webhooks.service import enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def ingest_notification(
         session,
         sns_message_id=notification.message_id,
         request_id=request_id,
-        status=_STATUS_OF_SES_EVENT.get(event.event_type, event.event_type),
+        status=result_status(event),
         ses_message_id=event.ses_message_id,
         recipient=event.recipients[0] if event.recipients else None,
         occurred_at=event.occurred_at,
@@ -66,13 +67,15 @@ async def ingest_notification(
             "SES %s for unknown message %s kept for later", event.event_type, event.ses_message_id
         )
     else:
-        await _apply(session, request_id, event)
+        await _apply(session, request_id, event, now=now)
     return Ingested.STORED
 
 
-async def adopt_waiting_events(session: AsyncSession, request_id: int, ses_message_id: str) -> None:
+async def adopt_waiting_events(
+    session: AsyncSession, request_id: int, ses_message_id: str, *, now: datetime
+) -> None:
     for _status, raw in await repository.adopt_waiting_results(session, request_id, ses_message_id):
-        await _apply(session, request_id, parse_ses_event(raw))
+        await _apply(session, request_id, parse_ses_event(raw), now=now)
 
 
 async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
@@ -81,7 +84,7 @@ async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
         session, since=now - STRANDED_LOOKBACK, limit=STRANDED_BATCH
     )
     for request_id, message_id in matches:
-        await adopt_waiting_events(session, request_id, message_id)
+        await adopt_waiting_events(session, request_id, message_id, now=now)
     return len(matches)
 
 
@@ -105,10 +108,24 @@ async def _find_request(session: AsyncSession, event: SesEvent) -> int | None:
     return await repository.request_id_by_message_id(session, event.ses_message_id)
 
 
-async def _apply(session: AsyncSession, request_id: int, event: SesEvent) -> None:
+def result_status(event: SesEvent) -> str:
+    return _STATUS_OF_SES_EVENT.get(event.event_type, event.event_type)
+
+
+async def _apply(session: AsyncSession, request_id: int, event: SesEvent, *, now: datetime) -> None:
     changes = summary_changes(event)
     if changes:
         await repository.update_summary(session, request_id, changes)
+    if event.occurred_at is not None:
+        # In this transaction: the event and its webhook deliveries are stored together or not.
+        await enqueue_event(
+            session,
+            event_type=result_status(event),
+            request_id=request_id,
+            occurred_at=event.occurred_at,
+            details=event.detail,
+            now=now,
+        )
 
 
 def summary_changes(event: SesEvent) -> dict[str, Any]:
