@@ -236,7 +236,12 @@ async def test_send_track_report_and_stop(
         opened = await client.get(pixel)
         assert opened.headers["content-type"] == "image/png"
 
-        stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+        # The open is recorded after the pixel is answered: wait for it, as for the sends.
+        async def open_counted() -> dict[str, Any] | None:
+            stats: dict[str, Any] = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if "Open" in stats["result"]["statuses"] else None
+
+        stats = await eventually(open_counted, "the open recorded")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
