@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     guardrail_bounce_rate: float = Field(0.05, alias="GUARDRAIL_BOUNCE_RATE", ge=0, le=1)
     guardrail_complaint_rate: float = Field(0.001, alias="GUARDRAIL_COMPLAINT_RATE", ge=0, le=1)
     guardrail_min_sends: int = Field(200, alias="GUARDRAIL_MIN_SENDS", ge=1, le=10_000_000)
-    guardrail_check_s: float = Field(15.0, alias="GUARDRAIL_CHECK_SECONDS", ge=1, le=3_600)
+    guardrail_check_s: float = Field(30.0, alias="GUARDRAIL_CHECK_SECONDS", ge=1, le=3_600)
 
     # Outbound webhooks
     webhook_timeout_s: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
