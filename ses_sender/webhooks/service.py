@@ -1,15 +1,14 @@
 """Webhooks: who gets which events, what each event says, and what happens after each attempt.
 
-Every event is queued for its webhooks in the transaction that stores the event, so nothing is
-lost or queued twice; the delivery loop (`webhooks/worker.py`) POSTs it later, outside the
-request that took the event in.
+Every event is queued for its webhooks in the transaction that attaches it to its request, so
+nothing is lost or queued twice; the delivery loop (`webhooks/worker.py`) POSTs it later,
+outside the request that took the event in.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +30,6 @@ from ses_sender.webhooks.schemas import (
     WebhookOut,
 )
 from ses_sender.webhooks.signing import new_secret
-
-log = logging.getLogger(__name__)
 
 _LOOPBACK_NAMES = {"localhost"}
 

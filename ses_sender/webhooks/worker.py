@@ -117,8 +117,12 @@ class WebhookSender:
                     await self._record(session, delivery, attempt, now=now)
                     for delivery, attempt in finished
                 ]
-                claimed = await service.claim_due(
-                    session, now=now, lease_until=now + self._lease, limit=limit
+                claimed = (
+                    await service.claim_due(
+                        session, now=now, lease_until=now + self._lease, limit=limit
+                    )
+                    if limit
+                    else ([], {})
                 )
         except BaseException:
             self._finished[:0] = finished
@@ -152,8 +156,6 @@ class WebhookSender:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._slot_freed.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("webhook delivery crashed", exc_info=task.exception())
 
     async def _wait_for_slot_or_work(self) -> None:
         self._slot_freed.clear()
@@ -171,7 +173,12 @@ class WebhookSender:
         """Attempts under way end within the timeout; then what they got is recorded."""
         if self._in_flight:
             log.info("waiting for %d webhook deliveries in flight", len(self._in_flight))
-            await asyncio.wait(self._in_flight, timeout=self._timeout_s + LEASE_MARGIN_S)
+            _done, stuck = await asyncio.wait(
+                self._in_flight, timeout=self._timeout_s + LEASE_MARGIN_S
+            )
+            for task in stuck:  # cannot happen with the POST's own timeout; the lease covers it
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
         if self._finished:
             try:
                 await self._record_and_claim(0)
@@ -208,6 +215,11 @@ class WebhookSender:
         except TimeoutError:
             return NotDelivered(f"no answer within {self._timeout_s:g} s")
         except aiohttp.ClientError as error:
+            return NotDelivered(f"{type(error).__name__}: {error}")
+        except Exception as error:
+            # Counted as a failed attempt, so it is retried and in the end given up on, not
+            # left to its lease over and over.
+            log.exception("unexpected error delivering webhook delivery %s", delivery.id)
             return NotDelivered(f"{type(error).__name__}: {error}")
 
     def _client(self) -> aiohttp.ClientSession:
