@@ -13,6 +13,7 @@ from ses_sender.stats.endpoints import router as stats_router
 from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.tracking.endpoints import router as tracking_router
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
+from ses_sender.webhooks.endpoints import router as webhooks_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -33,6 +34,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         ses_events_router,
         suppression_router,
         unsubscribe_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

@@ -24,12 +24,16 @@ from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.worker import Worker
+from ses_sender.guardrail.monitor import GuardrailMonitor
+from ses_sender.guardrail.service import Limits
 from ses_sender.observability import configure_logging, flush_sentry, init_sentry
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
 from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.webhooks.retry import WebhookRetryPolicy
+from ses_sender.webhooks.worker import WebhookSender
 
 log = logging.getLogger("ses_sender")
 
@@ -136,12 +140,16 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
     tasks: dict[str, asyncio.Task[None]] = {}
     server: _Server | None = None
     worker: Worker | None = None
+    side_tasks: dict[str, GuardrailMonitor | WebhookSender] = {}
     transport: Transport | None = None
     try:
         if Role.WORKER in role:
             transport = await start_transport(runtime.settings, runtime.transport)
             worker = build_worker(runtime, transport)
             tasks["worker"] = asyncio.create_task(worker.run(), name="worker")
+            side_tasks = build_side_tasks(runtime)
+            for name, side in side_tasks.items():
+                tasks[name] = asyncio.create_task(side.run(), name=name)
         if Role.API in role:
             server = _Server(
                 uvicorn.Config(
@@ -161,6 +169,8 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
             server.should_exit = True
         if worker is not None:
             worker.stop()
+        for side in side_tasks.values():
+            side.stop()
         return await _exit_code(tasks)
     finally:
         if transport is not None:
@@ -268,3 +278,28 @@ def build_worker(runtime: Runtime, transport: Transport) -> Worker:
         shutdown_grace_s=settings.shutdown_grace_s,
         work_available=runtime.work_available,
     )
+
+
+def build_side_tasks(runtime: Runtime) -> dict[str, GuardrailMonitor | WebhookSender]:
+    """What runs beside the email worker: the reputation guardrail and webhook delivery."""
+    settings = runtime.settings
+    return {
+        "guardrail": GuardrailMonitor(
+            sessionmaker=runtime.sessionmaker,
+            limits=Limits(
+                bounce_rate=settings.guardrail_bounce_rate,
+                complaint_rate=settings.guardrail_complaint_rate,
+                min_sends=settings.guardrail_min_sends,
+            ),
+            clock=runtime.clock,
+            interval_s=settings.guardrail_check_s,
+        ),
+        "webhooks": WebhookSender(
+            sessionmaker=runtime.sessionmaker,
+            clock=runtime.clock,
+            retry=WebhookRetryPolicy(),
+            concurrency=settings.webhook_concurrency,
+            timeout_s=settings.webhook_timeout_s,
+            ssl_cert_file=settings.ssl_cert_file,
+        ),
+    }

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     # Suppression
     soft_bounce_limit: int = Field(3, alias="SOFT_BOUNCE_LIMIT", ge=1, le=1000)
     soft_bounce_window_days: int = Field(7, alias="SOFT_BOUNCE_WINDOW_DAYS", ge=1, le=365)
+    # Reputation guardrail
+    guardrail_bounce_rate: float = Field(0.05, alias="GUARDRAIL_BOUNCE_RATE", ge=0, le=1)
+    guardrail_complaint_rate: float = Field(0.001, alias="GUARDRAIL_COMPLAINT_RATE", ge=0, le=1)
+    guardrail_min_sends: int = Field(200, alias="GUARDRAIL_MIN_SENDS", ge=1, le=10_000_000)
+    guardrail_check_s: float = Field(30.0, alias="GUARDRAIL_CHECK_SECONDS", ge=1, le=3_600)
+
+    # Outbound webhooks
+    webhook_timeout_s: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
+    webhook_concurrency: int = Field(8, alias="WEBHOOK_CONCURRENCY", ge=1, le=1_000)
 
     # Requests
     max_recipients_per_request: int = Field(

@@ -262,7 +262,7 @@ class Worker:
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
         sent = {o.message_id: o.request_id for o in outcomes if isinstance(o, Sent)}
         for message_id in await waiting_message_ids(session, sent.keys()):
-            await adopt_waiting_events(session, sent[message_id], message_id)
+            await adopt_waiting_events(session, sent[message_id], message_id, now=self._clock.now())
 
     async def _flush_before_exit(self) -> None:
         for _ in range(FINAL_RECORD_TRIES):

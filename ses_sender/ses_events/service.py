@@ -21,6 +21,7 @@ from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression import service as suppression
 from ses_sender.suppression.service import SoftBounceRule
+from ses_sender.webhooks.service import enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ async def ingest_notification(
         session,
         sns_message_id=notification.message_id,
         recipients=recipients,
-        status=_STATUS_OF_SES_EVENT.get(event.event_type, event.event_type),
+        status=result_status(event),
         ses_message_id=event.ses_message_id,
         occurred_at=event.occurred_at,
         raw=notification.message,
@@ -81,7 +82,7 @@ async def ingest_notification(
                 event.ses_message_id,
             )
         else:
-            await _apply(session, request_id, event)
+            await _apply(session, request_id, event, now=now)
     addresses = [recipient for recipient in stored if recipient != NO_RECIPIENT]
     await suppression.record_feedback(session, event, addresses, rule=soft_bounces, now=now)
     return Ingested.STORED
@@ -93,9 +94,11 @@ def _recipient_keys(event: SesEvent) -> list[str]:
     return list(keys) or [NO_RECIPIENT]
 
 
-async def adopt_waiting_events(session: AsyncSession, request_id: int, ses_message_id: str) -> None:
+async def adopt_waiting_events(
+    session: AsyncSession, request_id: int, ses_message_id: str, *, now: datetime
+) -> None:
     for _status, raw in await repository.adopt_waiting_results(session, request_id, ses_message_id):
-        await _apply(session, request_id, parse_ses_event(raw))
+        await _apply(session, request_id, parse_ses_event(raw), now=now)
 
 
 async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
@@ -104,7 +107,7 @@ async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
         session, since=now - STRANDED_LOOKBACK, limit=STRANDED_BATCH
     )
     for request_id, message_id in matches:
-        await adopt_waiting_events(session, request_id, message_id)
+        await adopt_waiting_events(session, request_id, message_id, now=now)
     return len(matches)
 
 
@@ -135,10 +138,24 @@ async def _find_requests(session: AsyncSession, event: SesEvent) -> dict[str, in
     return found
 
 
-async def _apply(session: AsyncSession, request_id: int, event: SesEvent) -> None:
+def result_status(event: SesEvent) -> str:
+    return _STATUS_OF_SES_EVENT.get(event.event_type, event.event_type)
+
+
+async def _apply(session: AsyncSession, request_id: int, event: SesEvent, *, now: datetime) -> None:
     changes = summary_changes(event)
     if changes:
         await repository.update_summary(session, request_id, changes)
+    if event.occurred_at is not None:
+        # In this transaction: the event and its webhook deliveries are stored together or not.
+        await enqueue_event(
+            session,
+            event_type=result_status(event),
+            request_id=request_id,
+            occurred_at=event.occurred_at,
+            details=event.detail,
+            now=now,
+        )
 
 
 def summary_changes(event: SesEvent) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from ses_sender.runtime import Runtime
 from ses_sender.tracking import repository
+from ses_sender.webhooks.service import enqueue_event
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,18 @@ async def open_pixel(request: Request, background: BackgroundTasks, t: str = "")
 async def _record_open(runtime: Runtime, request_id: int) -> None:
     try:
         async with runtime.sessionmaker() as session, session.begin():
-            if not await repository.record_open(session, request_id, now=runtime.clock.now()):
+            now = runtime.clock.now()
+            if not await repository.record_open(session, request_id, now=now):
                 log.info("open for unknown request %s ignored", request_id)
+                return
+            await enqueue_event(
+                session,
+                event_type="Open",
+                request_id=request_id,
+                occurred_at=now,
+                details={},
+                now=now,
+            )
     except Exception:
         # The pixel was already answered; losing one open must not surface as an error page.
         log.exception("recording an open for request %s failed", request_id)

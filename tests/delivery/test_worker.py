@@ -121,7 +121,9 @@ async def test_sends_never_exceed_the_rate_in_any_second(
     await stop(task, worker)
 
     times = sorted(transport.sent_at)
-    assert max_in_any_window(times) <= 20
+    # Measured after each grant, so a busy machine's scheduling jitter is in these times; the
+    # exact window is the pacer's (tests/delivery/test_pacer.py), this allows 20 ms of noise.
+    assert max_in_any_window(times, window=0.98) <= 20
     duration = times[-1] - times[0]
     assert 49 / 20 * 0.95 <= duration <= 49 / 20 * 1.5  # evenly paced, not in bursts
 

@@ -493,7 +493,7 @@ async def test_event_before_the_send_is_recorded_waits_then_is_adopted(
     async with runtime.sessionmaker() as session, session.begin():
         await record_outcomes(session, [sent], now=clock.now())
         assert await waiting_message_ids(session, [SES_MESSAGE_ID]) == [SES_MESSAGE_ID]
-        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=runtime.clock.now())
 
     adopted = await stored_results(runtime)
     assert [(r.request_id, r.status) for r in adopted] == [
@@ -525,7 +525,7 @@ async def test_adoption_leaves_other_messages_waiting(
         await record_outcomes(
             session, [Sent(request_id, SES_MESSAGE_ID, clock.now())], now=clock.now()
         )
-        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=runtime.clock.now())
 
     results = {r.ses_message_id: r.request_id for r in await stored_results(runtime)}
     assert results == {SES_MESSAGE_ID: request_id, "not-ours-yet-000000": None}

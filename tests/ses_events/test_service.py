@@ -251,7 +251,9 @@ async def test_adopt_waiting_events_attaches_and_applies_them(
     await ingest(runtime, ses_message("Open", at=minutes(clock, -1), ses_message_id="other"))
 
     async with runtime.sessionmaker() as session, session.begin():
-        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        await service.adopt_waiting_events(
+            session, request_id, SES_MESSAGE_ID, now=runtime.clock.now()
+        )
 
     attached = {(r.status, r.request_id) for r in await stored_results(runtime)}
     assert attached == {("Delivery", request_id), ("Bounce", request_id), ("SesOpen", None)}
@@ -261,7 +263,9 @@ async def test_adopt_waiting_events_attaches_and_applies_them(
 
     # Adopting again finds nothing left to do.
     async with runtime.sessionmaker() as session, session.begin():
-        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        await service.adopt_waiting_events(
+            session, request_id, SES_MESSAGE_ID, now=runtime.clock.now()
+        )
         requests = (await session.scalars(select(Request))).all()
     assert [r.delivered_at for r in requests] == [minutes(clock, -3)]
 
@@ -503,7 +507,7 @@ async def test_adoption_attaches_only_the_requests_own_recipient(
     request_id = await add_request(runtime)
 
     async with runtime.sessionmaker() as session, session.begin():
-        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID)
+        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=clock.now())
     async with runtime.sessionmaker() as session, session.begin():
         # The other recipient's row is no match for the sweep either.
         assert await service.adopt_stranded_events(session, now=clock.now()) == 0

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from ses_sender.auth import require_api_key
+from ses_sender.db.session import SessionDep
+from ses_sender.errors import InvalidInput, describe_validation_error
+from ses_sender.request_body import read_body
+from ses_sender.runtime import Runtime
+from ses_sender.webhooks import service
+from ses_sender.webhooks.schemas import MAX_BODY_BYTES, WebhookCreatedOut, WebhookIn, WebhooksOut
+
+MAX_ID = 2**63 - 1  # BIGINT: a larger id would be the database's error, not a 404
+
+router = APIRouter(prefix="/v1", tags=["webhooks"], dependencies=[Depends(require_api_key)])
+
+
+@router.post(
+    "/webhooks",
+    status_code=201,
+    response_model=WebhookCreatedOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
+        }
+    },
+)
+async def create_webhook(request: Request, session: SessionDep) -> JSONResponse:
+    """Register an endpoint for our events; the answer holds its signing secret, shown once."""
+    runtime: Runtime = request.app.state.runtime
+    data = _parse(await read_body(request, MAX_BODY_BYTES))
+    webhook = await service.create_webhook(session, data, now=runtime.clock.now())
+    return JSONResponse(
+        service.describe_created(webhook).model_dump(mode="json", by_alias=True), status_code=201
+    )
+
+
+@router.get("/webhooks", response_model=WebhooksOut)
+async def list_webhooks(session: SessionDep) -> WebhooksOut:
+    """Every webhook, enabled or not (and why not); never the secrets."""
+    return WebhooksOut(webhooks=await service.list_webhooks(session))
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+async def delete_webhook(
+    webhook_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep
+) -> Response:
+    """Remove it, with whatever was still queued for it."""
+    await service.delete_webhook(session, webhook_id)
+    return Response(status_code=204)
+
+
+def _parse(body: bytes) -> WebhookIn:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"invalid request body: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput("invalid request body: expected a JSON object")
+    try:
+        return WebhookIn.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(describe_validation_error(error.errors()[0])) from None

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_URL_LENGTH = 2_048
+MAX_WEBHOOKS = 100
+
+#: What a webhook can ask for: the event log's statuses. `Open` (and `Click`) are our own
+#: tracking; `SesOpen` and `SesClick` are SES's.
+EVENT_TYPES = (
+    "Send",
+    "Reject",
+    "Bounce",
+    "Complaint",
+    "Delivery",
+    "DeliveryDelay",
+    "RenderingFailure",
+    "Subscription",
+    "SesOpen",
+    "SesClick",
+    "Open",
+    "Click",
+)
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str
+    # None: every event type.
+    events: list[str] | None = None
+
+
+class WebhookOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: int
+    url: str
+    events: list[str] | None
+    enabled: bool
+    disabled_reason: str | None = Field(alias="disabledReason")
+    created_at: datetime = Field(alias="createdAt")
+
+
+class WebhookCreatedOut(WebhookOut):
+    #: Shown once, here: the key that signs every delivery.
+    secret: str
+
+
+class WebhooksOut(BaseModel):
+    webhooks: list[WebhookOut]

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from ses_sender.runtime import Runtime
+from ses_sender.webhooks.retry import WebhookRetryPolicy
+from ses_sender.webhooks.worker import WebhookSender
+
+from .receiver import Receiver
+
+SenderFactory = Callable[..., WebhookSender]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+@pytest.fixture
+async def make_sender(runtime: Runtime) -> AsyncIterator[SenderFactory]:
+    """WebhookSenders on the runtime's clock; closed after the test."""
+    made: list[WebhookSender] = []
+
+    def build(**overrides: Any) -> WebhookSender:
+        options: dict[str, Any] = {
+            "sessionmaker": runtime.sessionmaker,
+            "clock": runtime.clock,
+            "retry": WebhookRetryPolicy(jitter=random.Random(7)),
+            "concurrency": 4,
+            "timeout_s": 5.0,
+        }
+        options.update(overrides)
+        sender = WebhookSender(**options)
+        made.append(sender)
+        return sender
+
+    yield build
+    for sender in made:
+        await sender.close()
+
+
+async def create_webhook(client: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, Any]:
+    """Through the API, as a user does; the answer holds the secret."""
+    response = await client.post("/v1/webhooks", json={"url": url, **fields})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

@@ -1,0 +1,99 @@
+"""A user's webhook endpoint, on a loopback port: records what it is sent, answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def delivery(self) -> str:
+        return self.headers["X-Ses-Sender-Delivery"]
+
+    def document(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+    def signed_by(self, secret: str) -> bool:
+        """What a receiver does: recompute the HMAC over "<timestamp>.<body>" and compare."""
+        timestamp = self.headers["X-Ses-Sender-Timestamp"]
+        expected = hmac.new(
+            secret.encode(), timestamp.encode() + b"." + self.body, hashlib.sha256
+        ).hexdigest()
+        return hmac.compare_digest(self.headers["X-Ses-Sender-Signature"], f"v1={expected}")
+
+
+@dataclass
+class Receiver:
+    #: Statuses to answer, in order; once used up, 200.
+    script: list[int] = field(default_factory=list)
+    #: Or the status for each request, decided from it.
+    answer: Callable[[Received], int] | None = None
+    #: Where a 3xx answer points.
+    redirect_to: str = ""
+    #: When set, each request waits for it before answering (a slow or hung receiver).
+    gate: asyncio.Event | None = None
+    #: Every request, as it arrived.
+    received: list[Received] = field(default_factory=list)
+    #: Every request answered, with the status it got, as answered.
+    answers: list[tuple[Received, int]] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def deliveries(self) -> list[str]:
+        """The delivery id of each request received that was answered 2xx."""
+        return [received.delivery for received, status in self.answers if 200 <= status < 300]
+
+    def _status_for(self, received: Received) -> int:
+        if self.answer is not None:
+            return self.answer(received)
+        return self.script.pop(0) if self.script else 200
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            received = Received(dict(request.headers), await request.read())
+            self.received.append(received)
+            if self.gate is not None:
+                await self.gate.wait()
+            status = self._status_for(received)
+            self.answers.append((received, status))
+            if 300 <= status < 400:
+                return web.Response(status=status, headers={"Location": self.redirect_to})
+            return web.Response(status=status, text="ok" if status < 300 else "try later")
+        finally:
+            self.in_flight -= 1
