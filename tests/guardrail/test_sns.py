@@ -46,6 +46,7 @@ async def test_signed_hard_bounces_over_the_rate_pause_sending(
             at=sent_at + timedelta(seconds=5),
             ses_message_id=f"ses-{request_id}",
             request_id=request_id,
+            recipient=f"r{request_ids.index(request_id)}@example.net",  # as add_sends made it
             bounceType=bounce_type,
         )
         response = await post(client, signing.notification(message))

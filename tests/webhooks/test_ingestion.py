@@ -55,7 +55,11 @@ async def test_notifications_are_taken_in_while_the_receiver_holds_every_deliver
         answers = []
         for index, request_id in enumerate(request_ids):
             message = ses_message(
-                "Delivery", at=earlier(clock), ses_message_id=f"ses-{index}", request_id=request_id
+                "Delivery",
+                at=earlier(clock),
+                ses_message_id=f"ses-{index}",
+                request_id=request_id,
+                recipient=f"r{index}@example.net",
             )
             answers.append(await post(client, signing.notification(message)))
             if index == 1:
