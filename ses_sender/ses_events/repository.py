@@ -1,17 +1,45 @@
-"""SQL for SES events: store each once, find its request, keep the request's summary."""
+"""SQL for SES events: store each once, find its request, keep the request's summary.
+
+The statements run for every notification are built once and kept: building and caching a
+statement costs more than running it (bench/sns_ingest.py), and the values go in as parameters.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import String, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select, Update
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for
+from ses_sender.db.statements import insert_for_dialect
 from ses_sender.models import Request, Result, ResultSource
+
+_requests = cast(Table, Request.__table__)
+_results = cast(Table, Result.__table__)
+
+_REQUEST_BY_ID: Select[tuple[int]] = select(_requests.c.id).where(
+    _requests.c.id == bindparam("request_id")
+)
+_REQUEST_BY_MESSAGE_ID: Select[tuple[int]] = (
+    select(_requests.c.id).where(_requests.c.message_id == bindparam("message_id")).limit(1)
+)
+_AT = bindparam("at", type_=UtcDateTime())
+_DETAIL = bindparam("detail", type_=String())
+
+
+@functools.cache
+def _insert_result_once(dialect: str) -> Any:
+    return (
+        insert_for_dialect(dialect, _results)
+        .on_conflict_do_nothing(index_elements=[_results.c.sns_message_id])
+        .returning(_results.c.id)
+    )
 
 
 async def insert_result_once(
@@ -27,34 +55,30 @@ async def insert_result_once(
     now: datetime,
 ) -> bool:
     """Store an SNS message's event; False when that SNS message was stored before."""
-    statement = insert_for(session, Result)
     inserted = await session.execute(
-        statement.values(
-            request_id=request_id,
-            status=status,
-            source=ResultSource.SES,
-            sns_message_id=sns_message_id,
-            ses_message_id=ses_message_id,
-            recipient=recipient,
-            occurred_at=occurred_at,
-            raw=raw,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Result.sns_message_id])
-        .returning(Result.id)
+        _insert_result_once(session.get_bind().dialect.name),
+        {
+            "request_id": request_id,
+            "status": status,
+            "source": ResultSource.SES.value,
+            "sns_message_id": sns_message_id,
+            "ses_message_id": ses_message_id,
+            "recipient": recipient,
+            "occurred_at": occurred_at,
+            "raw": raw,
+            "created_at": now,
+        },
     )
     return inserted.scalar_one_or_none() is not None
 
 
 async def existing_request_id(session: AsyncSession, request_id: int) -> int | None:
-    found: int | None = await session.scalar(select(Request.id).where(Request.id == request_id))
+    found: int | None = await session.scalar(_REQUEST_BY_ID, {"request_id": request_id})
     return found
 
 
 async def request_id_by_message_id(session: AsyncSession, ses_message_id: str) -> int | None:
-    found: int | None = await session.scalar(
-        select(Request.id).where(Request.message_id == ses_message_id).limit(1)
-    )
+    found: int | None = await session.scalar(_REQUEST_BY_MESSAGE_ID, {"message_id": ses_message_id})
     return found
 
 
@@ -82,22 +106,36 @@ async def adopt_waiting_results(
     return [(status, raw) for status, raw in adopted]
 
 
-async def update_summary(session: AsyncSession, request_id: int, changes: dict[str, Any]) -> None:
-    await session.execute(update(Request).where(Request.id == request_id).values(**changes))
+@dataclass(frozen=True, slots=True)
+class SummaryChange:
+    """Set a request's summary time `time_field` to `at` unless it holds an earlier time.
 
-
-def earliest(column: Any, at: datetime) -> Any:
-    """The earlier of the stored time and `at`: events arrive in any order."""
-    return if_earlier(column, at, literal(at, type_=UtcDateTime()), column)
-
-
-def if_earlier(time_column: Any, at: datetime, new: Any, old: Any) -> Any:
-    """`new` when `at` is earlier than the stored time (or there is none), else `old`.
-
-    Keeps a detail (the bounce type, say) together with the time it came with.
+    Events arrive in any order, so the earliest wins; `detail_field` (the bounce type, say), if
+    any, takes `detail` exactly when the time does, so a detail stays with the time it came with.
     """
-    when = literal(at, type_=UtcDateTime())
-    return case((or_(time_column.is_(None), time_column > when), new), else_=old)
+
+    time_field: str
+    at: datetime
+    detail_field: str | None = None
+    detail: str | None = None
+
+
+async def update_summary(session: AsyncSession, request_id: int, change: SummaryChange) -> None:
+    await session.execute(
+        _summary_update(change.time_field, change.detail_field),
+        {"request_id": request_id, "at": change.at, "detail": change.detail},
+    )
+
+
+@functools.cache
+def _summary_update(time_field: str, detail_field: str | None) -> Update:
+    time_column = _requests.c[time_field]
+    is_earlier = or_(time_column.is_(None), time_column > _AT)
+    values: dict[str, Any] = {time_field: case((is_earlier, _AT), else_=time_column)}
+    if detail_field is not None:
+        detail_column = _requests.c[detail_field]
+        values[detail_field] = case((is_earlier, _DETAIL), else_=detail_column)
+    return update(_requests).where(_requests.c.id == bindparam("request_id")).values(values)
 
 
 async def stranded_matches(

@@ -6,16 +6,13 @@ import enum
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Request
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import earliest, if_earlier
-from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
+from ses_sender.ses_events.repository import SummaryChange
+from ses_sender.ses_events.schemas import SesEvent, SesEventError, SesEventType, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 
@@ -27,6 +24,14 @@ STRANDED_LOOKBACK = timedelta(days=1)
 STRANDED_BATCH = 1_000
 
 _STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
+# The request summary time each event type sets (the earliest of its kind wins).
+_SUMMARY_TIME_FIELDS = {
+    SesEventType.DELIVERY: "delivered_at",
+    SesEventType.BOUNCE: "bounced_at",
+    SesEventType.COMPLAINT: "complained_at",
+    SesEventType.REJECT: "rejected_at",
+    SesEventType.DELIVERY_DELAY: "delayed_at",
+}
 # Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
 _MAX_ID_DIGITS = 18
 
@@ -106,42 +111,22 @@ async def _find_request(session: AsyncSession, event: SesEvent) -> int | None:
 
 
 async def _apply(session: AsyncSession, request_id: int, event: SesEvent) -> None:
-    changes = summary_changes(event)
-    if changes:
-        await repository.update_summary(session, request_id, changes)
+    change = summary_change(event)
+    if change is not None:
+        await repository.update_summary(session, request_id, change)
 
 
-def summary_changes(event: SesEvent) -> dict[str, Any]:
+def summary_change(event: SesEvent) -> SummaryChange | None:
+    """The summary time (and detail) an event sets; None for types without one."""
     at = event.occurred_at
-    if at is None:
-        return {}
+    time_field = _SUMMARY_TIME_FIELDS.get(event.event_type)
+    if at is None or time_field is None:
+        return None
     match event.event_type:
-        case "Delivery":
-            return {"delivered_at": earliest(Request.delivered_at, at)}
         case "Bounce":
             kind = "/".join(part for part in (event.bounce_type, event.bounce_subtype) if part)
-            return {
-                "bounced_at": earliest(Request.bounced_at, at),
-                "bounce_type": if_earlier(
-                    Request.bounced_at,
-                    at,
-                    literal(kind or None, type_=String()),
-                    Request.bounce_type,
-                ),
-            }
+            return SummaryChange(time_field, at, "bounce_type", kind or None)
         case "Complaint":
-            return {
-                "complained_at": earliest(Request.complained_at, at),
-                "complaint_type": if_earlier(
-                    Request.complained_at,
-                    at,
-                    literal(event.complaint_feedback_type, type_=String()),
-                    Request.complaint_type,
-                ),
-            }
-        case "Reject":
-            return {"rejected_at": earliest(Request.rejected_at, at)}
-        case "DeliveryDelay":
-            return {"delayed_at": earliest(Request.delayed_at, at)}
+            return SummaryChange(time_field, at, "complaint_type", event.complaint_feedback_type)
         case _:
-            return {}
+            return SummaryChange(time_field, at)

@@ -124,9 +124,9 @@ async def test_bounce_type_without_a_subtype(runtime: Runtime, clock: FakeClock)
     assert (await request_row(runtime, request_id)).bounce_type == "Transient"
 
 
-def test_summary_changes_are_empty_for_events_without_a_summary_field(clock: FakeClock) -> None:
+def test_no_summary_change_for_events_without_a_summary_field(clock: FakeClock) -> None:
     for kind in ("Send", "Open", "Click", "Rendering Failure"):
-        assert service.summary_changes(parse_ses_event(ses_message(kind, at=clock.now()))) == {}
+        assert service.summary_change(parse_ses_event(ses_message(kind, at=clock.now()))) is None
 
 
 # -- finding the request --------------------------------------------------------------------
