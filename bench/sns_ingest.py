@@ -69,6 +69,7 @@ CERT_PATH = "/SimpleNotificationService-bench.pem"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:123456789012:bench-ses-events"
 SENDER = "Shop <noreply@example.com>"
 REQUEST_TIMEOUT_S = 30.0
+KEEP_ALIVE_S = 2.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -78,6 +79,8 @@ class Round:
     seconds: float
     api_cpu_seconds: float
     database_cpu_seconds: float  # the PostgreSQL backends serving the bench's database
+    client_cpu_seconds: float  # this process: posting, and reading the answers
+    load_average: float  # the machine's, over the last minute, at the end of the round
 
     @property
     def rate(self) -> float:
@@ -357,23 +360,30 @@ async def _post_rounds(
     rounds: int,
     concurrency: int,
 ) -> list[Round]:
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    # Everything is signed first, so the rounds follow each other without a pause.
+    warm_up = [
+        delivery_notification(request_ids[i % len(request_ids)], signing) for i in range(WARM_UP)
+    ]
+    signed = [
+        [delivery_notification(request_id, signing) for request_id in request_ids]
+        for _ in range(rounds)
+    ]
+    # Idle connections are dropped before the server's keep-alive timeout (5 s) could close one
+    # under a request.
+    connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEP_ALIVE_S)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(
         base_url, connector=connector, timeout=timeout, trust_env=False
     ) as session:
-        warm_up = [
-            delivery_notification(request_ids[i % len(request_ids)], signing)
-            for i in range(WARM_UP)
-        ]
         await _post_all(session, warm_up, concurrency)
         timed: list[Round] = []
-        for number in range(rounds):
-            bodies = [delivery_notification(request_id, signing) for request_id in request_ids]
+        for number, bodies in enumerate(signed):
             api_before, database_before = meter.read()
+            client_before = time.process_time()
             started = time.perf_counter()
             await _post_all(session, bodies, concurrency)
             seconds = time.perf_counter() - started
+            client_cpu = time.process_time() - client_before
             api_after, database_after = meter.read()
             result = Round(
                 len(bodies),
@@ -382,6 +392,8 @@ async def _post_rounds(
                 database_cpu_seconds=sum(
                     used - database_before.get(pid, 0.0) for pid, used in database_after.items()
                 ),
+                client_cpu_seconds=client_cpu,
+                load_average=os.getloadavg()[0],
             )
             print(
                 f"  round {number + 1}: {result.rate:,.0f} notifications/s",
@@ -452,16 +464,19 @@ def format_report(outcome: Outcome) -> str:
         f"PostgreSQL, {outcome.concurrency} in flight, {outcome.requests:,} per round after "
         f"{WARM_UP} to warm up",
         "",
-        "CPU per notification: the API process, and the PostgreSQL backends serving it",
+        f"CPU per notification: the API process, the PostgreSQL backends serving it, this "
+        f"client; load: the machine's 1-minute load average ({os.cpu_count()} CPUs)",
         "",
-        "round  notifications/s  seconds  API CPU  PostgreSQL CPU",
-        "-----  ---------------  -------  -------  --------------",
+        "round  notifications/s  seconds  API CPU  PostgreSQL CPU  client CPU  load",
+        "-----  ---------------  -------  -------  --------------  ----------  ----",
     ]
     for number, round_ in enumerate(outcome.rounds, 1):
         lines.append(
             f"{number:>5}  {round_.rate:>15,.0f}  {round_.seconds:>7.2f}  "
             f"{round_.ms_per_notification(round_.api_cpu_seconds):>4.2f} ms  "
-            f"{round_.ms_per_notification(round_.database_cpu_seconds):>11.2f} ms"
+            f"{round_.ms_per_notification(round_.database_cpu_seconds):>11.2f} ms  "
+            f"{round_.ms_per_notification(round_.client_cpu_seconds):>7.2f} ms  "
+            f"{round_.load_average:>4.1f}"
         )
     lines += [
         "",

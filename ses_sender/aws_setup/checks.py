@@ -264,8 +264,7 @@ async def _wiring_checks(clients: AwsClients, settings: Settings) -> AsyncIterat
         yield not_checked(TOPIC, "no SNS event destination")
         yield not_checked(SUBSCRIPTION, "no SNS event destination")
         return
-    topic_check = await _guarded(TOPIC, check_topic(clients, settings, destination.topic_arn))
-    yield topic_check
+    yield await _guarded(TOPIC, check_topic(clients, settings, name, destination.topic_arn))
     endpoint = f"{settings.server_host}{EVENTS_PATH}"
     yield await _guarded(SUBSCRIPTION, check_subscription(clients, destination.topic_arn, endpoint))
 
@@ -288,10 +287,18 @@ def judge_destinations(destinations: list[Destination]) -> tuple[Check, Destinat
     ), best
 
 
-async def check_topic(clients: AwsClients, settings: Settings, topic_arn: str) -> Check:
-    topic = await resources.topic(clients.sns, topic_arn)
+async def check_topic(
+    clients: AwsClients, settings: Settings, configuration_set: str, topic_arn: str
+) -> Check:
+    topic = await resources.topic(clients.sns, topic_arn, configuration_set)
     if topic is None:
         return fail(TOPIC, f"{topic_arn} does not exist: run ses-sender setup-aws")
+    if not topic.ses_may_publish:
+        return fail(
+            TOPIC,
+            f"the policy of {topic_arn} does not let SES publish {configuration_set}'s events "
+            "to it: run ses-sender setup-aws",
+        )
     if settings.sns_topic_arns and topic_arn not in settings.sns_topic_arns:
         return fail(
             TOPIC,

@@ -61,6 +61,8 @@ class Destination:
 class Topic:
     arn: str
     signature_version: str
+    #: Whether the topic's policy lets SES publish the configuration set's events to it.
+    ses_may_publish: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,19 @@ class SetSignatureVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class AllowSesPublish:
+    topic_arn: str | None
+    topic_name: str
+    configuration_set: str
+
+    def describe(self) -> str:
+        return (
+            f"let SES publish the events of {self.configuration_set} to the topic "
+            f"{self.topic_name} (a statement in the topic's policy)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PutEventDestination:
     configuration_set: str
     topic_arn: str | None
@@ -158,6 +173,7 @@ Change: TypeAlias = (
     CreateConfigurationSet
     | CreateTopic
     | SetSignatureVersion
+    | AllowSesPublish
     | PutEventDestination
     | Subscribe
     | TurnOffRawDelivery
@@ -175,6 +191,8 @@ def plan_changes(desired: Desired, current: Current) -> list[Change]:
         changes.append(CreateTopic(desired.topic_name))
     elif current.topic.signature_version != SIGNATURE_VERSION:
         changes.append(SetSignatureVersion(current.topic.arn, current.topic.signature_version))
+    if current.topic is None or not current.topic.ses_may_publish:
+        changes.append(AllowSesPublish(topic_arn, desired.topic_name, desired.configuration_set))
 
     if not _destination_is_ready(current.destination, topic_arn):
         changes.append(

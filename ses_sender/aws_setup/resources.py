@@ -20,6 +20,7 @@ from ses_sender.aws_setup.plan import (
     DESTINATION_NAME,
     EVENT_TYPES,
     SIGNATURE_VERSION,
+    AllowSesPublish,
     Change,
     CreateConfigurationSet,
     CreateTopic,
@@ -33,6 +34,7 @@ from ses_sender.aws_setup.plan import (
     Topic,
     TurnOffRawDelivery,
 )
+from ses_sender.aws_setup.topic_policy import ses_may_publish, with_ses_statement
 from ses_sender.config import Settings
 
 if TYPE_CHECKING:
@@ -105,7 +107,7 @@ async def read_current(clients: AwsClients, desired: Desired) -> Current:
     destinations = (
         await event_destinations(clients.sesv2, desired.configuration_set) if exists else []
     )
-    topic = await find_topic(clients.sns, desired.topic_name)
+    topic = await find_topic(clients.sns, desired.topic_name, desired.configuration_set)
     return Current(
         configuration_set_exists=exists,
         destination=next((d for d in destinations if d.name == DESTINATION_NAME), None),
@@ -143,17 +145,28 @@ async def event_destinations(sesv2: SESV2Client, configuration_set: str) -> list
     ]
 
 
-async def find_topic(sns: Any, name: str) -> Topic | None:
+async def find_topic(sns: Any, name: str, configuration_set: str) -> Topic | None:
     async for page in sns.get_paginator("list_topics").paginate():
         for entry in page.get("Topics", []):
             arn: str = entry["TopicArn"]
             if arn.rsplit(":", 1)[-1] == name:
-                return await topic(sns, arn)
+                return await topic(sns, arn, configuration_set)
     return None
 
 
-async def topic(sns: Any, arn: str) -> Topic | None:
-    """The topic at `arn`, or None if there is none."""
+async def topic(sns: Any, arn: str, configuration_set: str) -> Topic | None:
+    """The topic at `arn`, or None if there is none; `configuration_set` publishes to it."""
+    attributes = await _topic_attributes(sns, arn)
+    if attributes is None:
+        return None
+    return Topic(
+        arn,
+        attributes.get("SignatureVersion", _DEFAULT_SIGNATURE_VERSION),
+        ses_may_publish=ses_may_publish(attributes.get("Policy"), arn, configuration_set),
+    )
+
+
+async def _topic_attributes(sns: Any, arn: str) -> dict[str, str] | None:
     try:
         response = await sns.get_topic_attributes(TopicArn=arn)
     except ClientError as error:
@@ -161,7 +174,7 @@ async def topic(sns: Any, arn: str) -> Topic | None:
             return None
         raise
     attributes: dict[str, str] = response.get("Attributes", {})
-    return Topic(arn, attributes.get("SignatureVersion", _DEFAULT_SIGNATURE_VERSION))
+    return attributes
 
 
 async def subscriptions(sns: Any, topic_arn: str) -> list[tuple[str, str | None]]:
@@ -255,6 +268,8 @@ async def apply_changes(
                 await clients.sns.set_topic_attributes(
                     TopicArn=arn, AttributeName="SignatureVersion", AttributeValue=SIGNATURE_VERSION
                 )
+            case AllowSesPublish():
+                await _allow_ses_publish(clients.sns, change, change.topic_arn or created_topic_arn)
             case PutEventDestination():
                 await _put_event_destination(
                     clients.sesv2, change, change.topic_arn or created_topic_arn
@@ -272,6 +287,18 @@ async def apply_changes(
                     SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue="false"
                 )
         applied(change)
+
+
+async def _allow_ses_publish(sns: Any, change: AllowSesPublish, topic_arn: str | None) -> None:
+    assert topic_arn is not None  # the plan creates the topic before it changes its policy
+    attributes = await _topic_attributes(sns, topic_arn) or {}
+    await sns.set_topic_attributes(
+        TopicArn=topic_arn,
+        AttributeName="Policy",
+        AttributeValue=with_ses_statement(
+            attributes.get("Policy"), topic_arn, change.configuration_set
+        ),
+    )
 
 
 async def _put_event_destination(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.aws_setup.conftest import ENDPOINT, Cli
@@ -183,4 +184,29 @@ def test_a_subscription_elsewhere_is_not_ours(
     assert detail.startswith(
         f"{ENDPOINT} is not subscribed to arn:aws:sns:us-east-1:123456789012:marketing-ses-events "
         "(it has https://old.example.com/v1/events/results)"
+    )
+
+
+def test_a_topic_ses_may_not_publish_to_fails(
+    cli: Cli, moto: MotoServer, sns: Any, database_url: str
+) -> None:
+    moto.verify_identity("example.com")
+    assert cli("setup-aws").returncode == 0
+    [topic] = sns.list_topics()["Topics"]
+    policy = json.loads(
+        sns.get_topic_attributes(TopicArn=topic["TopicArn"])["Attributes"]["Policy"]
+    )
+    policy["Statement"] = policy["Statement"][:1]  # the default statement only
+    sns.set_topic_attributes(
+        TopicArn=topic["TopicArn"], AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+
+    result = cli("doctor", DATABASE_URL=database_url)
+
+    assert result.returncode == 1
+    status, detail = report(result.stdout)["SNS topic"]
+    assert status == "FAIL"
+    assert detail == (
+        f"the policy of {topic['TopicArn']} does not let SES publish marketing's events to it: "
+        "run ses-sender setup-aws"
     )

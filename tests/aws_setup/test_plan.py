@@ -10,6 +10,7 @@ import pytest
 from ses_sender.aws_setup.plan import (
     DESTINATION_NAME,
     EVENT_TYPES,
+    AllowSesPublish,
     CreateConfigurationSet,
     CreateTopic,
     Current,
@@ -30,7 +31,7 @@ SUBSCRIPTION_ARN = f"{TOPIC_ARN}:0a04e200"
 READY = Current(
     configuration_set_exists=True,
     destination=Destination(DESTINATION_NAME, True, EVENT_TYPES, TOPIC_ARN),
-    topic=Topic(TOPIC_ARN, "2"),
+    topic=Topic(TOPIC_ARN, "2", ses_may_publish=True),
     subscription=Subscription(DESIRED.endpoint, SUBSCRIPTION_ARN, raw_message_delivery=False),
 )
 
@@ -46,6 +47,7 @@ def test_nothing_exists_so_everything_is_created_in_order() -> None:
         CreateConfigurationSet("marketing"),
         CreateTopic("marketing-ses-events"),
         # None: the topic the plan creates, whose ARN is known only then.
+        AllowSesPublish(None, "marketing-ses-events", "marketing"),
         PutEventDestination("marketing", None, "marketing-ses-events", exists=False),
         Subscribe(None, "marketing-ses-events", DESIRED.endpoint),
     ]
@@ -78,8 +80,16 @@ def test_our_destination_is_updated_when_it_differs(destination: Destination) ->
 
 
 def test_a_sha1_topic_is_switched_to_sha256() -> None:
-    assert plan_changes(DESIRED, with_(topic=Topic(TOPIC_ARN, "1"))) == [
+    assert plan_changes(DESIRED, with_(topic=Topic(TOPIC_ARN, "1", ses_may_publish=True))) == [
         SetSignatureVersion(TOPIC_ARN, "1")
+    ]
+
+
+def test_a_topic_ses_may_not_publish_to_gets_a_policy_statement() -> None:
+    current = with_(topic=Topic(TOPIC_ARN, "2", ses_may_publish=False))
+
+    assert plan_changes(DESIRED, current) == [
+        AllowSesPublish(TOPIC_ARN, "marketing-ses-events", "marketing")
     ]
 
 
@@ -95,6 +105,7 @@ def test_a_missing_topic_takes_the_destination_and_subscription_with_it() -> Non
 
     assert plan_changes(DESIRED, current) == [
         CreateTopic("marketing-ses-events"),
+        AllowSesPublish(None, "marketing-ses-events", "marketing"),
         PutEventDestination("marketing", None, "marketing-ses-events", exists=True),
         Subscribe(None, "marketing-ses-events", DESIRED.endpoint),
     ]
@@ -105,7 +116,7 @@ def test_every_change_says_what_it_does() -> None:
 
     described = [change.describe() for change in plan_changes(DESIRED, nothing)]
 
-    assert described[2] == (
+    assert described[3] == (
         f"add the event destination {DESTINATION_NAME} of marketing: all 10 event types to the "
         "topic marketing-ses-events"
     )

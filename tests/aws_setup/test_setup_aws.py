@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -41,6 +42,7 @@ def aws_state(sesv2: Any, sns: Any) -> dict[str, Any]:
             )
         topics[arn] = {
             "signature_version": attributes.get("SignatureVersion"),
+            "policy": json.loads(attributes["Policy"]),
             "subscriptions": subscriptions,
         }
     return {"configuration_sets": sets, "destinations": destinations, "topics": topics}
@@ -59,11 +61,13 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
     assert plan_lines(first.stdout) == [
         f"+ create the configuration set {CONFIG_SET}",
         f"+ create the SNS topic {TOPIC_NAME} (SignatureVersion 2)",
+        f"+ let SES publish the events of {CONFIG_SET} to the topic {TOPIC_NAME} (a statement in "
+        "the topic's policy)",
         f"+ add the event destination {DESTINATION} of {CONFIG_SET}: all 10 event types to the "
         f"topic {TOPIC_NAME}",
         f"+ subscribe {ENDPOINT} to the topic {TOPIC_NAME} (raw message delivery off)",
     ]
-    assert "Applied 4 changes." in first.stdout
+    assert "Applied 5 changes." in first.stdout
     state = aws_state(sesv2, sns)
     assert state["configuration_sets"] == [CONFIG_SET]
     [topic_arn] = state["topics"]
@@ -76,6 +80,23 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
     assert destination["SnsDestination"] == {"TopicArn": topic_arn}
     topic = state["topics"][topic_arn]
     assert topic["signature_version"] == "2"
+    default, ses = topic["policy"]["Statement"]
+    assert default["Sid"] == "__default_statement_ID"
+    assert ses == {
+        "Sid": "AllowSesPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "ses.amazonaws.com"},
+        "Action": "SNS:Publish",
+        "Resource": topic_arn,
+        "Condition": {
+            "StringEquals": {
+                "AWS:SourceAccount": "123456789012",
+                "AWS:SourceArn": (
+                    f"arn:aws:ses:us-east-1:123456789012:configuration-set/{CONFIG_SET}"
+                ),
+            }
+        },
+    }
     [subscription] = topic["subscriptions"]
     assert (subscription["protocol"], subscription["endpoint"], subscription["raw"]) == (
         "https",
@@ -106,7 +127,7 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, sesv2: Any, sns
     result = cli("setup-aws", "--endpoint", ENDPOINT, "--dry-run")
 
     assert result.returncode == 0, result.stderr
-    assert len(plan_lines(result.stdout)) == 4
+    assert len(plan_lines(result.stdout)) == 5
     assert "Dry run: nothing was changed." in result.stdout
     assert (
         aws_state(sesv2, sns)
@@ -122,8 +143,8 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, sesv2: Any, sns
 def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
     cli: Cli, sesv2: Any, sns: Any
 ) -> None:
-    # Set up by hand, half right: the topic signs with SHA1, our destination misses most types,
-    # the subscription delivers raw (unsigned) messages.
+    # Set up by hand, half right: the topic signs with SHA1 and does not let SES publish, our
+    # destination misses most types, the subscription delivers raw (unsigned) messages.
     sesv2.create_configuration_set(ConfigurationSetName=CONFIG_SET)
     topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     sesv2.create_configuration_set_event_destination(
@@ -158,6 +179,8 @@ def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
     assert result.returncode == 0, result.stderr
     assert plan_lines(result.stdout) == [
         f"+ set SignatureVersion 2 on {topic_arn} (was 1): notifications signed with SHA256",
+        f"+ let SES publish the events of {CONFIG_SET} to the topic {TOPIC_NAME} (a statement in "
+        "the topic's policy)",
         f"+ update the event destination {DESTINATION} of {CONFIG_SET}: all 10 event types to "
         f"the topic {TOPIC_NAME}",
         f"+ turn raw message delivery off on {ours}: raw messages are unsigned and the service "
@@ -169,6 +192,10 @@ def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
     assert destinations["someone-elses"]["MatchingEventTypes"] == ["SEND"]
     topic = state["topics"][topic_arn]
     assert topic["signature_version"] == "2"
+    assert [s["Sid"] for s in topic["policy"]["Statement"]] == [
+        "__default_statement_ID",
+        "AllowSesPublish",
+    ]
     by_endpoint = {s["endpoint"]: s for s in topic["subscriptions"]}
     assert by_endpoint[ENDPOINT]["raw"] == "false"
     assert set(by_endpoint) == {ENDPOINT, "https://elsewhere.example/sns"}
@@ -262,7 +289,7 @@ def test_an_aws_refusal_names_the_call_and_what_was_done(cli: Cli, sesv2: Any) -
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("ses-sender: setup-aws: CreateTopic: InvalidParameter: Topic names")
-    assert line.endswith("; applied 1 of 4 changes, run it again to finish")
+    assert line.endswith("; applied 1 of 5 changes, run it again to finish")
     assert sesv2.list_configuration_sets()["ConfigurationSets"] == ["bad.name"]
 
 
