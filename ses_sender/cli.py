@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import botocore.session
 import sentry_sdk
@@ -17,6 +18,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from ses_sender.app import create_app
+from ses_sender.aws_setup import commands as aws_commands
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import is_at_head, upgrade_to_head_async
@@ -69,6 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(upgrade_to_head_async(settings.sqlalchemy_url))
             log.info("database is at the latest migration")
             return 0
+        if args.command == "setup-aws":
+            return asyncio.run(
+                aws_commands.setup_aws(
+                    settings,
+                    endpoint=args.endpoint,
+                    dry_run=args.dry_run,
+                    credentials_source=_credentials_source(settings),
+                )
+            )
+        if args.command == "doctor":
+            return asyncio.run(
+                aws_commands.doctor(settings, credentials_source=_credentials_source(settings))
+            )
         role = COMMANDS[args.command][0]
         return asyncio.run(run_process(settings, role))
     except SettingsError as error:
@@ -86,7 +101,34 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=summary, description=summary)
     migrate = "Bring the database schema to the latest version (safe to run again)."
     commands.add_parser("migrate", help=migrate, description=migrate)
+    _add_aws_parsers(commands)
     return parser
+
+
+def _add_aws_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    setup = commands.add_parser(
+        "setup-aws",
+        help="Create or update the SES configuration set, its SNS topic and our subscription.",
+        description="Wire SES events to this service: creates or updates the configuration set "
+        "SES_CONFIG_SET with an SNS event destination for all ten event types, the SNS topic "
+        "<SES_CONFIG_SET>-ses-events (SignatureVersion 2), and the topic's HTTPS subscription of "
+        "the endpoint (raw message delivery off). Prints the plan, then applies it. Safe to run "
+        "again: what is already in place is left alone. Credentials, region and endpoints as "
+        "for sending (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_SESV2, "
+        "AWS_ENDPOINT_URL_SNS, ...).",
+    )
+    setup.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="the public https URL of this service's SNS endpoint, "
+        "https://<public host>/v1/events/results (default: SERVER_HOST + /v1/events/results)",
+    )
+    setup.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    doctor = (
+        "Check the database, migrations, AWS credentials, the sender identity, sandbox and "
+        "quota, the configuration set and the SNS subscription; one line each, exit 1 if any fails."
+    )
+    commands.add_parser("doctor", help=doctor, description=doctor)
 
 
 def _refuse(message: str) -> int:
@@ -215,18 +257,25 @@ def choose_transport(settings: Settings, *, sending: bool) -> TransportChoice:
     return TransportChoice(TransportKind.SES, f"AWS credentials found ({source})")
 
 
-def aws_credentials_source(settings: Settings) -> str | None:
+def aws_credentials_source(settings: Settings, *, instance_role: bool = False) -> str | None:
     """Where SES credentials would come from, without asking the EC2 metadata service.
 
     On an instance role, set EMAIL_TRANSPORT=ses: probing the metadata endpoint here would
-    stall every start-up off EC2.
+    stall every start-up off EC2. `instance_role=True` asks it too.
     """
     if settings.aws_access_key_id and settings.aws_secret_access_key:
         return "AWS_ACCESS_KEY_ID"
     resolver = botocore.session.get_session().get_component("credential_provider")
-    resolver.remove("iam-role")
+    if not instance_role:
+        resolver.remove("iam-role")
     credentials = resolver.load_credentials()
     return None if credentials is None else str(credentials.method)
+
+
+def _credentials_source(settings: Settings) -> Callable[[], str | None]:
+    """The metadata service is asked only where the operator said SES is the transport."""
+    instance_role = settings.email_transport is TransportKind.SES
+    return functools.partial(aws_credentials_source, settings, instance_role=instance_role)
 
 
 async def start_transport(settings: Settings, choice: TransportChoice) -> Transport:

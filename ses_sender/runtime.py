@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -13,7 +14,9 @@ from ses_sender.auth import ApiKeys
 from ses_sender.clock import Clock, SystemClock
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.sns import CertificateStore, HttpsFetcher, SnsVerifier
+from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.tracking import repository as tracking_repository
 from ses_sender.tracking.tokens import TrackingTokens
 
@@ -37,6 +40,7 @@ class Runtime:
     transport: TransportChoice
     sns: SnsVerifier
     fetcher: HttpsFetcher
+    ses_events: Ingester
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     work_available: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -56,8 +60,14 @@ async def open_runtime(
     clock = clock or SystemClock()
     engine = create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
     fetcher = HttpsFetcher(ssl_cert_file=settings.ssl_cert_file)
+    sessionmaker = create_sessionmaker(engine)
+    ses_events = Ingester(
+        sessionmaker,
+        soft_bounces=SoftBounceRule(
+            settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days)
+        ),
+    )
     try:
-        sessionmaker = create_sessionmaker(engine)
         yield Runtime(
             settings=settings,
             engine=engine,
@@ -72,8 +82,10 @@ async def open_runtime(
                 allowed_topic_arns=frozenset(settings.sns_topic_arns),
             ),
             fetcher=fetcher,
+            ses_events=ses_events,
         )
     finally:
+        await ses_events.close()
         await fetcher.close()
         await engine.dispose()
 

@@ -1,23 +1,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ses_sender.db.session import SessionDep
 from ses_sender.errors import InvalidInput, ServiceError
 from ses_sender.request_body import read_body
 from ses_sender.runtime import Runtime
-from ses_sender.ses_events import service
 from ses_sender.ses_events.sns import (
     SnsFetchError,
     SnsVerificationError,
     confirm_subscription,
     parse_envelope,
 )
-from ses_sender.suppression.service import SoftBounceRule
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +24,12 @@ MAX_SNS_BODY_BYTES = 512 * 1024
 
 
 @router.post("/results")
-async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
-    """SNS HTTPS endpoint: verified, stored once, applied; 5xx only to ask SNS to retry."""
+async def receive_sns(request: Request) -> JSONResponse:
+    """SNS HTTPS endpoint: verified, stored once, applied; 5xx only to ask SNS to retry.
+
+    Notifications are stored by `runtime.ses_events`, which commits those that arrive together
+    in one transaction and answers each request once its own is committed.
+    """
     runtime: Runtime = request.app.state.runtime
     body = await read_body(request, MAX_SNS_BODY_BYTES)
     try:
@@ -46,11 +46,5 @@ async def receive_sns(request: Request, session: SessionDep) -> JSONResponse:
     if message.type == "UnsubscribeConfirmation":
         log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
         return JSONResponse({"message": "unsubscribe noted"})
-    soft_bounces = SoftBounceRule(
-        runtime.settings.soft_bounce_limit,
-        timedelta(days=runtime.settings.soft_bounce_window_days),
-    )
-    outcome = await service.ingest_notification(
-        session, message, soft_bounces=soft_bounces, now=runtime.clock.now()
-    )
+    outcome = await runtime.ses_events.ingest(message, now=runtime.clock.now())
     return JSONResponse({"message": outcome.value})

@@ -3,6 +3,8 @@
 from tests.support.fixtures import fake_aws_env, moto, moto_server, ses_stub
 
 __all__ = ["fake_aws_env", "moto", "moto_server", "ses_stub"]
+
+(and `moto_complement` with `moto_complement_server`, for moto plus what it lacks)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.moto_complement import MotoComplement, run_moto_complement
 from tests.support.moto_server import FAKE_AWS_ENV, MotoServer, run_moto_server
 from tests.support.ses_stub import SesStub
 
@@ -20,7 +23,12 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials for in-process botocore: no profile files, metadata service or proxy."""
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SESV2"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SESV2",
+        "AWS_ENDPOINT_URL_SNS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -47,3 +55,16 @@ def moto(moto_server: MotoServer, fake_aws_env: None) -> MotoServer:
     """The session's moto_server, emptied (no identities, no sent mail) for this test."""
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def moto_complement_server(moto_server: MotoServer) -> Iterator[MotoComplement]:
+    with run_moto_complement(moto_server.url) as complement:
+        yield complement
+
+
+@pytest.fixture
+def moto_complement(moto: MotoServer, moto_complement_server: MotoComplement) -> MotoComplement:
+    """moto, emptied, behind the complement (see moto_complement.py); `url` is the endpoint."""
+    moto_complement_server.reset()
+    return moto_complement_server

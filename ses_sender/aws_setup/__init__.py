@@ -1,0 +1,1 @@
+"""Wiring an AWS account to this service (`ses-sender setup-aws`) and checking it (`doctor`)."""

@@ -1,0 +1,69 @@
+"""`setup-aws` and `doctor` run as real processes against moto, through its complement."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+
+from tests.support.fixtures import (
+    fake_aws_env,
+    moto,
+    moto_complement,
+    moto_complement_server,
+    moto_server,
+)
+from tests.support.moto_complement import MotoComplement
+from tests.support.moto_server import REGION
+from tests.test_cli import run
+
+__all__ = ["fake_aws_env", "moto", "moto_complement", "moto_complement_server", "moto_server"]
+
+CONFIG_SET = "marketing"
+TOPIC_NAME = f"{CONFIG_SET}-ses-events"
+PUBLIC_HOST = "https://mail.example.com"
+ENDPOINT = f"{PUBLIC_HOST}/v1/events/results"
+SENDER = "Shop <sender@example.com>"
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli_env(moto_complement: MotoComplement, tmp_path: Path) -> dict[str, str]:
+    """What the commands read: every AWS endpoint is the complement, the database a new file."""
+    return {
+        "AWS_ENDPOINT_URL": moto_complement.url,
+        "AWS_REGION": REGION,
+        "SES_CONFIG_SET": CONFIG_SET,
+        "SERVER_HOST": PUBLIC_HOST,
+        "EMAIL_SENDER": SENDER,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+    }
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str], tmp_path: Path) -> Cli:
+    """`cli("setup-aws", "--dry-run", SES_CONFIG_SET="other")`: run the console script."""
+
+    def invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return run(list(args), tmp_path, **{**cli_env, **env})
+
+    return invoke
+
+
+@pytest.fixture
+def sesv2(moto_complement: MotoComplement) -> Any:
+    client = boto3.client("sesv2", region_name=REGION, endpoint_url=moto_complement.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sns(moto_complement: MotoComplement) -> Any:
+    client = boto3.client("sns", region_name=REGION, endpoint_url=moto_complement.url)
+    yield client
+    client.close()
