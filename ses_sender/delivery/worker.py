@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.control.service import hold_paused_topics
 from ses_sender.delivery import repository
 from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
 from ses_sender.delivery.pacer import Pacer
@@ -142,12 +143,20 @@ class Worker:
             return
         self._last_sweep = self._clock.monotonic()
         async with self._sessionmaker() as session, session.begin():
-            released = await repository.release_expired_leases(session, now=self._clock.now())
+            recovered = await repository.release_expired_leases(session, now=self._clock.now())
             # Normally adopted when the send is recorded; this catches an event whose insert
             # and the send's record crossed in flight (concurrent transactions on PostgreSQL).
             await adopt_stranded_events(session, now=self._clock.now())
-        if released:
-            log.warning("%d emails whose worker stopped mid-send are queued again", released)
+            await hold_paused_topics(session, now=self._clock.now())
+        if recovered.reconciled:
+            log.warning(
+                "%d emails whose worker stopped mid-send were reported by SES: recorded as sent",
+                recovered.reconciled,
+            )
+        if recovered.released:
+            log.warning(
+                "%d emails whose worker stopped mid-send are queued again", recovered.released
+            )
 
     async def _wait_for_work(self) -> None:
         self._work_available.clear()

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.delivery import repository as delivery_repository
 from ses_sender.errors import InvalidInput
 from ses_sender.models import Request
 from ses_sender.ses_events import repository
@@ -67,6 +68,15 @@ async def ingest_notification(
         )
     else:
         await _apply(session, request_id, event)
+        # SES reports only mail it accepted: a row requeued after its worker died (or a send
+        # that timed out) is Sent, and is not sent again.
+        await delivery_repository.record_sent_by_ses(
+            session,
+            request_id,
+            message_id=event.ses_message_id,
+            sent_at=event.occurred_at,
+            now=now,
+        )
     return Ingested.STORED
 
 
