@@ -65,7 +65,11 @@ class Worker:
         self._pacer = pacer
         self._retry = retry
         self._clock = clock
+        # A slot is held from the claim's dispatch until the outcome is written, not only
+        # while the send is on the wire: what a kill can leave sent but unrecorded (and so
+        # send twice) is bounded by `concurrency`, not by the rate times the record interval.
         self._slots = asyncio.Semaphore(concurrency)
+        self._record_batch = max(1, min(RECORD_BATCH, concurrency // 2))
         self._lease = timedelta(seconds=lease_s)
         self._send_timeout_s = send_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
@@ -181,16 +185,19 @@ class Worker:
             task.add_done_callback(self._in_flight.discard)
 
     async def _send(self, queued: QueuedEmail) -> None:
+        awaiting_record = False
         try:
             await self._wait_for_grant(queued)
             # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
             # the recorder may swap it out meanwhile, losing this outcome with the old list.
             outcome = await self._attempt(queued)
             self._outcomes.append(outcome)
-            if len(self._outcomes) >= RECORD_BATCH:
+            awaiting_record = True  # the recorder frees the slot once it is written
+            if len(self._outcomes) >= self._record_batch:
                 self._outcomes_ready.set()
         finally:
-            self._slots.release()
+            if not awaiting_record:
+                self._slots.release()
 
     async def _wait_for_grant(self, queued: QueuedEmail) -> None:
         """Paced in the task that sends, so nothing runs between the grant and the request
@@ -261,6 +268,8 @@ class Worker:
             # still PROCESSING change.
             self._outcomes[:0] = outcomes
             raise
+        for _ in outcomes:
+            self._slots.release()
         return True
 
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 
 from ses_sender.models import Content, Request, RequestStatus
@@ -66,3 +67,20 @@ def _row(
 async def rows_by_id(runtime: Runtime) -> dict[int, Request]:
     async with runtime.sessionmaker() as session:
         return {row.id: row for row in (await session.scalars(select(Request))).all()}
+
+
+async def post_topic(
+    api: httpx.AsyncClient, topic: str, count: int, *, scheduled_at: str | None = None
+) -> list[int]:
+    message: dict[str, object] = {
+        "topicId": topic,
+        "emails": [f"{topic}{i}@example.com" for i in range(count)],
+        "subject": "Hello",
+        "content": "<p>Hi</p>",
+    }
+    if scheduled_at is not None:
+        message["scheduledAt"] = scheduled_at
+    response = await api.post("/v1/messages", json={"messages": [message]})
+    assert response.status_code == 200, response.text
+    ids: list[int] = response.json()["messages"][0]["requestIds"]
+    return ids

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from ses_sender.app import create_app
 from ses_sender.control.repository import CANCELLED
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, TransientError
-from tests.conftest import API_KEY
+from tests.control.conftest import post_topic
 from tests.delivery.conftest import RecordingTransport, WorkerFactory, requests_by_id, wait_until
 
 C, P, S, X = (
@@ -27,30 +25,8 @@ C, P, S, X = (
 
 
 @pytest.fixture
-async def api(live_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(live_runtime)),
-        base_url="http://testserver",
-        headers={"x-api-key": API_KEY},
-    ) as client:
-        yield client
-
-
-async def post_topic(
-    api: httpx.AsyncClient, topic: str, count: int, *, scheduled_at: str | None = None
-) -> list[int]:
-    message: dict[str, object] = {
-        "topicId": topic,
-        "emails": [f"{topic}{i}@example.com" for i in range(count)],
-        "subject": "Hello",
-        "content": "<p>Hi</p>",
-    }
-    if scheduled_at is not None:
-        message["scheduledAt"] = scheduled_at
-    response = await api.post("/v1/messages", json={"messages": [message]})
-    assert response.status_code == 200, response.text
-    ids: list[int] = response.json()["messages"][0]["requestIds"]
-    return ids
+def api(live_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    return live_client
 
 
 async def statuses(runtime: Runtime, ids: list[int]) -> list[int]:
