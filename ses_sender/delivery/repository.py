@@ -125,14 +125,14 @@ async def release_expired_leases(session: AsyncSession, *, now: datetime) -> Lea
 
 async def record_sent_by_ses(
     session: AsyncSession, request_id: int, *, message_id: str, sent_at: datetime, now: datetime
-) -> bool:
+) -> None:
     """An SES event proves the request was sent: record it, unless a send is recorded already.
 
     Only rows we have tried (attempts > 0): a requeued row then is not sent a second time, a
     row cancelled in flight shows what really happened, and a worker's late outcome for it
     changes nothing more (record_outcomes).
     """
-    recorded = await session.execute(
+    await session.execute(
         update(Request)
         .where(
             Request.id == request_id,
@@ -148,8 +148,6 @@ async def record_sent_by_ses(
         )
         .execution_options(synchronize_session=False)
     )
-    assert isinstance(recorded, CursorResult)
-    return recorded.rowcount > 0
 
 
 async def release_unsent(
