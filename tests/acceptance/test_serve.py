@@ -236,7 +236,12 @@ async def test_send_track_report_and_stop(
         opened = await client.get(pixel)
         assert opened.headers["content-type"] == "image/png"
 
-        stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+        # The pixel answers first and records the open just after: wait for it.
+        async def open_counted() -> dict[str, Any]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if "Open" in stats["result"]["statuses"] else {}
+
+        stats = await eventually(open_counted, "the open recorded")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
