@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check migrate bench-ingest bench-sns lock clean
+.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-ingest: $(STAMP)
 
 bench-sns: $(STAMP)
 	$(BIN)/python -m bench.sns_ingest
+
+bench-paused: $(STAMP)
+	$(BIN)/python -m bench.paused_claim
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

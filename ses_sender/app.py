@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from ses_sender.control.endpoints import router as control_router
 from ses_sender.errors import install_error_handlers
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.messages.endpoints import router as messages_router
@@ -30,6 +31,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         health_router,
         messages_router,
         stats_router,
+        control_router,
         tracking_router,
         ses_events_router,
         suppression_router,

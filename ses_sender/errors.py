@@ -14,11 +14,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 class ServiceError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if status_code is not None:
             self.status_code = status_code
+        # Extra fields for the envelope, for a client to act on without parsing `error`.
+        self.details = details or {}
 
 
 class InvalidInput(ServiceError):
@@ -41,9 +49,12 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
-def error_response(request: Request, status_code: int, message: str) -> JSONResponse:
+def error_response(
+    request: Request, status_code: int, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
     return JSONResponse(
         {
+            **(details or {}),
             "error": message,
             "path": request.url.path,
             "method": request.method,
@@ -68,7 +79,7 @@ def describe_validation_error(error: Any) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return error_response(request, exc.status_code, exc.message)
+        return error_response(request, exc.status_code, exc.message, exc.details)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

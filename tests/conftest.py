@@ -175,3 +175,13 @@ def make_worker(live_runtime: Runtime) -> Callable[..., Worker]:
         return Worker(**options)
 
     return build
+
+
+@pytest.fixture
+async def live_client(live_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on the real clock, for tests where a worker sends what it accepts."""
+    transport = httpx.ASGITransport(app=create_app(live_runtime))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers={"x-api-key": API_KEY}
+    ) as client:
+        yield client

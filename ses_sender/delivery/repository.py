@@ -16,7 +16,10 @@ from ses_sender.models import (
     Content,
     Request,
     RequestStatus,
+    Result,
+    ResultSource,
     Suppression,
+    TopicPause,
 )
 
 # Core table for executemany updates keyed by id; the ORM form cannot add the status guard.
@@ -47,13 +50,26 @@ class Requeued:
 Outcome = Sent | Failed | Requeued
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseRecovery:
+    reconciled: int  # SES had already accepted them: recorded Sent, not sent again
+    released: int  # back in the queue
+
+
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[QueuedEmail]:
     """Take up to `limit` due rows in one statement; other workers skip what we lock."""
+    topic_paused = select(TopicPause.topic_id).where(TopicPause.topic_id == Request.topic_id)
     due = (
         select(Request.id)
-        .where(Request.status == RequestStatus.CREATED, Request.due_at <= now)
+        .where(
+            Request.status == RequestStatus.CREATED,
+            Request.due_at <= now,
+            # A paused topic's rows are moved out of the due range when it is paused
+            # (control/repository.py); this catches the few that arrive meanwhile.
+            ~topic_paused.exists(),
+        )
         .order_by(Request.due_at, Request.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -109,16 +125,72 @@ async def _stop_suppressed(
     return set(stopped.scalars())
 
 
-async def release_expired_leases(session: AsyncSession, *, now: datetime) -> int:
-    """Rows whose worker died mid-send go back to the queue."""
+async def release_expired_leases(session: AsyncSession, *, now: datetime) -> LeaseRecovery:
+    """Rows whose worker died mid-send: Sent if SES reported them, else back to the queue.
+
+    Any SES event for the request (Send, Delivery, Bounce, ...: SES only reports mail it
+    accepted) is proof that the send went through before the worker died; the row takes that
+    event's message id and time instead of a second send.
+    """
+    expired = (Request.status == RequestStatus.PROCESSING, Request.due_at <= now)
+    evidence = (
+        select(Result.ses_message_id, Result.occurred_at)
+        .where(
+            Result.request_id == Request.id,
+            Result.source == ResultSource.SES,
+            Result.ses_message_id.is_not(None),
+        )
+        .order_by(Result.occurred_at, Result.id)
+        .limit(1)
+    )
+    reconciled = await session.execute(
+        update(Request)
+        .where(*expired, evidence.exists())
+        .values(
+            status=RequestStatus.SENT,
+            message_id=evidence.with_only_columns(Result.ses_message_id).scalar_subquery(),
+            sent_at=evidence.with_only_columns(Result.occurred_at).scalar_subquery(),
+            error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
     released = await session.execute(
         update(Request)
-        .where(Request.status == RequestStatus.PROCESSING, Request.due_at <= now)
+        .where(*expired)
         .values(status=RequestStatus.CREATED, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    assert isinstance(reconciled, CursorResult)
     assert isinstance(released, CursorResult)
-    return released.rowcount
+    return LeaseRecovery(reconciled=reconciled.rowcount, released=released.rowcount)
+
+
+async def record_sent_by_ses(
+    session: AsyncSession, request_id: int, *, message_id: str, sent_at: datetime, now: datetime
+) -> None:
+    """An SES event proves the request was sent: record it, unless a send is recorded already.
+
+    Only rows we have tried (attempts > 0): a requeued row then is not sent a second time, a
+    row cancelled in flight shows what really happened, and a worker's late outcome for it
+    changes nothing more (record_outcomes).
+    """
+    await session.execute(
+        update(Request)
+        .where(
+            Request.id == request_id,
+            Request.status != RequestStatus.SENT,
+            Request.attempts > 0,
+        )
+        .values(
+            status=RequestStatus.SENT,
+            message_id=message_id,
+            sent_at=sent_at,
+            error=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def release_unsent(
@@ -147,17 +219,21 @@ async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[in
 async def record_outcomes(
     session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime
 ) -> None:
-    """One executemany per kind. Only rows still under our lease change."""
+    """One executemany per kind.
+
+    A send is recorded whatever happened to the row meanwhile (a cancel, an expired lease),
+    unless a send is recorded already: it is what happened. Failures and requeues change only
+    rows still under our lease, so a row cancelled in flight is never queued again.
+    """
     sent = [o for o in outcomes if isinstance(o, Sent)]
     failed = [o for o in outcomes if isinstance(o, Failed)]
     requeued = [o for o in outcomes if isinstance(o, Requeued)]
-    still_ours = (_requests.c.id == bindparam("b_id")) & (
-        _requests.c.status == RequestStatus.PROCESSING
-    )
+    this_row = _requests.c.id == bindparam("b_id")
+    still_ours = this_row & (_requests.c.status == RequestStatus.PROCESSING)
     if sent:
         await session.execute(
             update(_requests)
-            .where(still_ours)
+            .where(this_row & (_requests.c.status != RequestStatus.SENT))
             .values(
                 status=RequestStatus.SENT,
                 message_id=bindparam("b_message_id"),

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.control.service import hold_paused_topics
 from ses_sender.delivery import repository
 from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
 from ses_sender.delivery.pacer import Pacer
@@ -64,7 +65,11 @@ class Worker:
         self._pacer = pacer
         self._retry = retry
         self._clock = clock
+        # A slot is held from the claim's dispatch until the outcome is written, not only
+        # while the send is on the wire: what a kill can leave sent but unrecorded (and so
+        # send twice) is bounded by `concurrency`, not by the rate times the record interval.
         self._slots = asyncio.Semaphore(concurrency)
+        self._record_batch = max(1, min(RECORD_BATCH, concurrency // 2))
         self._lease = timedelta(seconds=lease_s)
         self._send_timeout_s = send_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
@@ -145,12 +150,20 @@ class Worker:
             return
         self._last_sweep = self._clock.monotonic()
         async with self._sessionmaker() as session, session.begin():
-            released = await repository.release_expired_leases(session, now=self._clock.now())
+            recovered = await repository.release_expired_leases(session, now=self._clock.now())
             # Normally adopted when the send is recorded; this catches an event whose insert
             # and the send's record crossed in flight (concurrent transactions on PostgreSQL).
             await adopt_stranded_events(session, now=self._clock.now())
-        if released:
-            log.warning("%d emails whose worker stopped mid-send are queued again", released)
+            await hold_paused_topics(session, now=self._clock.now())
+        if recovered.reconciled:
+            log.warning(
+                "%d emails whose worker stopped mid-send were reported by SES: recorded as sent",
+                recovered.reconciled,
+            )
+        if recovered.released:
+            log.warning(
+                "%d emails whose worker stopped mid-send are queued again", recovered.released
+            )
 
     async def _wait_for_work(self) -> None:
         self._work_available.clear()
@@ -177,16 +190,19 @@ class Worker:
             task.add_done_callback(self._in_flight.discard)
 
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
+        awaiting_record = False
         try:
             await self._wait_for_grant(queued)
             # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
             # the recorder may swap it out meanwhile, losing this outcome with the old list.
             outcome = await self._attempt(queued, content)
             self._outcomes.append(outcome)
-            if len(self._outcomes) >= RECORD_BATCH:
+            awaiting_record = True  # the recorder frees the slot once it is written
+            if len(self._outcomes) >= self._record_batch:
                 self._outcomes_ready.set()
         finally:
-            self._slots.release()
+            if not awaiting_record:
+                self._slots.release()
 
     async def _wait_for_grant(self, queued: QueuedEmail) -> None:
         """Paced in the task that sends, so nothing runs between the grant and the request
@@ -257,6 +273,8 @@ class Worker:
             # still PROCESSING change.
             self._outcomes[:0] = outcomes
             raise
+        for _ in outcomes:
+            self._slots.release()
         return True
 
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:

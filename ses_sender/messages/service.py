@@ -100,7 +100,7 @@ def _validate_message(message: MessageIn, where: str, now: datetime) -> ValidMes
         topic_id=topic_id,
         subject=subject,
         content=content,
-        scheduled_at=_scheduled_time(message.scheduled_at, f"{where}.scheduledAt", now),
+        scheduled_at=parse_scheduled_time(message.scheduled_at, f"{where}.scheduledAt", now),
         recipients=recipients,
         positions=positions,
     )
@@ -124,7 +124,7 @@ def _dedupe_recipients(emails: list[str], where: str) -> tuple[list[Recipient], 
     return recipients, positions
 
 
-def _scheduled_time(value: str | None, where: str, now: datetime) -> datetime:
+def parse_scheduled_time(value: str | None, where: str, now: datetime) -> datetime:
     """A missing or past time means now (the seed silently dropped past-dated messages)."""
     if value is None or not value.strip():
         return now

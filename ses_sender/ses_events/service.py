@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.delivery import repository as delivery_repository
 from ses_sender.errors import InvalidInput
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Outcome, Request
@@ -81,8 +82,17 @@ async def ingest_notification(
                 event.event_type,
                 event.ses_message_id,
             )
-        else:
-            await _apply(session, request_id, event, now=now)
+            continue
+        await _apply(session, request_id, event, now=now)
+        # SES reports only mail it accepted: a row requeued after its worker died (or a send
+        # that timed out) is Sent, and is not sent again.
+        await delivery_repository.record_sent_by_ses(
+            session,
+            request_id,
+            message_id=event.ses_message_id,
+            sent_at=event.occurred_at,
+            now=now,
+        )
     addresses = [recipient for recipient in stored if recipient != NO_RECIPIENT]
     await suppression.record_feedback(session, event, addresses, rule=soft_bounces, now=now)
     return Ingested.STORED

@@ -1,0 +1,109 @@
+"""Cancel, pause, resume and reschedule queued email; look a request up.
+
+Topic ids may contain "/", so a topic action is the path's last segment:
+`POST /v1/topics/a/b/pause` pauses topic "a/b" (and `GET /v1/topics/a/b/pause` stays the stats
+of a topic named "a/b/pause").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
+
+from ses_sender.auth import require_api_key
+from ses_sender.control import service
+from ses_sender.control.schemas import (
+    MAX_CONTROL_BODY_BYTES,
+    MAX_REQUEST_ID,
+    RequestCancelledOut,
+    RequestOut,
+    RescheduleIn,
+    TopicCancelledOut,
+    TopicPauseOut,
+    TopicRescheduledOut,
+)
+from ses_sender.db.session import SessionDep
+from ses_sender.request_body import read_body
+from ses_sender.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["control"], dependencies=[Depends(require_api_key)])
+
+RequestId = Annotated[int, Path(ge=1, le=MAX_REQUEST_ID, description="a request id")]
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.post("/topics/{topic_id:path}/cancel", response_model=TopicCancelledOut)
+async def cancel_topic(topic_id: str, request: Request, session: SessionDep) -> TopicCancelledOut:
+    """Stop every request of the topic not sent yet; say what could not be cancelled."""
+    return await service.cancel_topic(
+        session, service.check_topic_id(topic_id), now=_runtime(request).clock.now()
+    )
+
+
+@router.post("/topics/{topic_id:path}/pause", response_model=TopicPauseOut)
+async def pause_topic(topic_id: str, request: Request, session: SessionDep) -> TopicPauseOut:
+    """Hold the topic's queued requests (and any added later) until it is resumed."""
+    return await service.pause_topic(
+        session, service.check_topic_id(topic_id), now=_runtime(request).clock.now()
+    )
+
+
+@router.post("/topics/{topic_id:path}/resume", response_model=TopicPauseOut)
+async def resume_topic(
+    topic_id: str, request: Request, session: SessionDep, background: BackgroundTasks
+) -> TopicPauseOut:
+    """Send the topic's held requests again, each at its scheduled time (or now)."""
+    runtime = _runtime(request)
+    answer = await service.resume_topic(
+        session, service.check_topic_id(topic_id), now=runtime.clock.now()
+    )
+    background.add_task(runtime.wake_worker)  # after the commit
+    return answer
+
+
+@router.post(
+    "/topics/{topic_id:path}/reschedule",
+    response_model=TopicRescheduledOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RescheduleIn.model_json_schema()}},
+        }
+    },
+)
+async def reschedule_topic(
+    topic_id: str, request: Request, session: SessionDep, background: BackgroundTasks
+) -> TopicRescheduledOut:
+    """Move the topic's queued requests to `scheduledAt` (RFC 3339; past or blank means now)."""
+    runtime = _runtime(request)
+    topic = service.check_topic_id(topic_id)
+    body = service.parse_reschedule(await read_body(request, MAX_CONTROL_BODY_BYTES))
+    answer = await service.reschedule_topic(session, topic, body, now=runtime.clock.now())
+    background.add_task(runtime.wake_worker)
+    return answer
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut)
+async def get_request(request_id: RequestId, session: SessionDep) -> RequestOut:
+    """One request: its status, times, error, and what happened after it was sent."""
+    return await service.request_details(session, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/cancel",
+    response_model=RequestCancelledOut,
+    responses={
+        404: {"description": "no such request"},
+        409: {"description": "already sent or failed; the body carries its `status`"},
+    },
+)
+async def cancel_request(
+    request_id: RequestId, request: Request, session: SessionDep
+) -> RequestCancelledOut:
+    """Stop one request not sent yet; 409 (with its `status`) if it was sent or failed."""
+    return await service.cancel_request(session, request_id, now=_runtime(request).clock.now())

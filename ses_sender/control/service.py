@@ -1,0 +1,165 @@
+"""Control over queued email: cancel, pause, resume, reschedule; look a request up.
+
+Every operation is idempotent: repeating it changes nothing more and answers alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.control import repository
+from ses_sender.control.schemas import (
+    RequestCancelledOut,
+    RequestOut,
+    RequestSummaryOut,
+    RescheduleIn,
+    TopicCancelledOut,
+    TopicPauseOut,
+    TopicRescheduledOut,
+)
+from ses_sender.errors import Conflict, InvalidInput, NotFound, describe_validation_error
+from ses_sender.messages.schemas import MAX_TOPIC_ID_LENGTH
+from ses_sender.messages.service import parse_scheduled_time
+from ses_sender.models import Request, RequestStatus
+
+
+def check_topic_id(topic_id: str) -> str:
+    """The rule topics are created with; anything else names no topic, and would not fit."""
+    if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
+        raise InvalidInput(f"topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
+    return topic_id
+
+
+async def cancel_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicCancelledOut:
+    cancelled = await repository.stop_requests(session, topic_id, RequestStatus.CREATED, now=now)
+    # Claimed rows may be at SES already: stopped here, and the worker records a send that went
+    # through as Sent but never queues a failed one again (delivery/repository.record_outcomes).
+    in_flight = await repository.stop_requests(session, topic_id, RequestStatus.PROCESSING, now=now)
+    counts = await repository.counts_by_status(session, topic_id)
+    return TopicCancelledOut(
+        topic_id=topic_id,
+        cancelled=cancelled,
+        in_flight=in_flight,
+        already_sent=counts.get(RequestStatus.SENT, 0),
+        already_failed=counts.get(RequestStatus.FAILED, 0),
+        already_stopped=counts.get(RequestStatus.STOPPED, 0) - cancelled - in_flight,
+    )
+
+
+async def cancel_request(
+    session: AsyncSession, request_id: int, *, now: datetime
+) -> RequestCancelledOut:
+    status = await repository.status_for_update(session, request_id)
+    if status is None:
+        raise NotFound(f"request {request_id} not found")
+    if status in (RequestStatus.SENT, RequestStatus.FAILED):
+        name = RequestStatus(status).name.lower()
+        raise Conflict(
+            f"request {request_id} is already {name}: it cannot be cancelled",
+            details={"id": request_id, "status": status},
+        )
+    if status == RequestStatus.STOPPED:
+        return RequestCancelledOut(id=request_id, status=status, outcome="alreadyStopped")
+    await repository.stop_request(session, request_id, now=now)
+    return RequestCancelledOut(
+        id=request_id,
+        status=RequestStatus.STOPPED,
+        outcome="cancelledInFlight" if status == RequestStatus.PROCESSING else "cancelled",
+    )
+
+
+async def pause_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicPauseOut:
+    paused_at = await repository.pause(session, topic_id, now=now)
+    await repository.hold_queued(session, [topic_id], now=now)
+    return await _pause_state(session, topic_id, paused_at)
+
+
+async def resume_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicPauseOut:
+    # Deleting first takes the pause's row lock: a worker holding rows of this topic
+    # (hold_paused_topics) finishes before we release them, or sees no pause at all.
+    await repository.unpause(session, topic_id)
+    await repository.release_held(session, topic_id, now=now)
+    return await _pause_state(session, topic_id, None)
+
+
+async def _pause_state(
+    session: AsyncSession, topic_id: str, paused_at: datetime | None
+) -> TopicPauseOut:
+    counts = await repository.counts_by_status(session, topic_id)
+    return TopicPauseOut(
+        topic_id=topic_id,
+        paused=paused_at is not None,
+        paused_at=paused_at,
+        queued=counts.get(RequestStatus.CREATED, 0),
+    )
+
+
+def parse_reschedule(body: bytes) -> RescheduleIn:
+    try:
+        return RescheduleIn.model_validate_json(body or b"{}")
+    except ValidationError as error:
+        raise InvalidInput(describe_validation_error(error.errors()[0])) from None
+
+
+async def reschedule_topic(
+    session: AsyncSession, topic_id: str, reschedule: RescheduleIn, *, now: datetime
+) -> TopicRescheduledOut:
+    at = parse_scheduled_time(reschedule.scheduled_at, "scheduledAt", now)
+    return TopicRescheduledOut(
+        topic_id=topic_id,
+        scheduled_at=at,
+        rescheduled=await repository.reschedule(session, topic_id, at, now=now),
+        paused=await repository.paused_at(session, topic_id) is not None,
+    )
+
+
+async def hold_paused_topics(session: AsyncSession, *, now: datetime) -> int:
+    """Hold what became due in paused topics since they were paused (new requests, retries,
+    released leases); the claim skips those meanwhile, one by one."""
+    topics = await repository.paused_topics(session)
+    if not topics:
+        return 0
+    return await repository.hold_queued(session, topics, now=now, due_by=now)
+
+
+async def request_details(session: AsyncSession, request_id: int) -> RequestOut:
+    row = await repository.get_request(session, request_id)
+    if row is None:
+        raise NotFound(f"request {request_id} not found")
+    return _request_out(row, paused=await repository.paused_at(session, row.topic_id) is not None)
+
+
+def _request_out(row: Request, *, paused: bool) -> RequestOut:
+    return RequestOut(
+        id=row.id,
+        topic_id=row.topic_id,
+        content_id=row.content_id,
+        to=row.to,
+        status=row.status,
+        status_name=RequestStatus(row.status).name.lower(),
+        topic_paused=paused,
+        attempts=row.attempts,
+        error=row.error,
+        scheduled_at=row.scheduled_at,
+        message_id=row.message_id,
+        sent_at=row.sent_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        summary=RequestSummaryOut(
+            delivered_at=row.delivered_at,
+            bounced_at=row.bounced_at,
+            bounce_type=row.bounce_type,
+            complained_at=row.complained_at,
+            complaint_type=row.complaint_type,
+            rejected_at=row.rejected_at,
+            delayed_at=row.delayed_at,
+            first_opened_at=row.first_opened_at,
+            open_count=row.open_count,
+            first_clicked_at=row.first_clicked_at,
+            click_count=row.click_count,
+            unsubscribed_at=row.unsubscribed_at,
+        ),
+    )
