@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check migrate bench-ingest lock clean
+.PHONY: run test lint typecheck check migrate bench-ingest bench-throughput lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ migrate: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
+
+bench-throughput: $(STAMP)
+	$(BIN)/python -m bench.throughput
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:
