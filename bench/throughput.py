@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -85,6 +86,8 @@ class Sample:
     sent: int  # emails recorded Sent in the database
     cpu_s: float  # the worker's user + system CPU seconds so far
     runnable_wait_s: float  # how long its main thread has waited for a CPU so far
+    # CPU seconds so far of each PostgreSQL backend serving the worker, by process id
+    database_cpu_s: dict[int, float]
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class ThroughputResult:
     # Wall seconds in the window its main thread was ready to run but other processes held
     # every CPU: on a busy machine this, not the worker, is what lowers emails/s.
     worker_cpu_wait_share: float
+    # PostgreSQL's CPU for the worker's statements (its backends, read from /proc: the bench
+    # only runs against a server on this machine).
+    database_cpu_ms_per_email: float
     stub_cpu_ms_per_email: float
     stub_received: int
     stub_accepted: int
@@ -349,6 +355,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
 
 
+async def database_cpu_seconds(connection: asyncpg.Connection) -> dict[int, float]:
+    """CPU so far of every backend on this database except the bench's own, by process id."""
+    rows = await connection.fetch(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    seconds: dict[int, float] = {}
+    for row in rows:
+        with contextlib.suppress(FileNotFoundError):  # a connection closed meanwhile
+            seconds[row["pid"]] = cpu_seconds(row["pid"])
+    return seconds
+
+
 async def sent_count(connection: asyncpg.Connection) -> int:
     count: int = await connection.fetchval("SELECT count(*) FROM email_requests WHERE status = 2")
     return count
@@ -394,6 +413,9 @@ async def _throughput(
     if window_emails <= 0 or seconds <= 0:
         raise BenchError("too few samples to measure: queue more emails (--emails)")
     worker_cpu_s = last.cpu_s - first.cpu_s
+    database_cpu_s = sum(
+        seconds - first.database_cpu_s.get(pid, 0.0) for pid, seconds in last.database_cpu_s.items()
+    )
     return ThroughputResult(
         emails=emails,
         concurrency=args.concurrency,
@@ -402,6 +424,7 @@ async def _throughput(
         worker_cpu_ms_per_email=worker_cpu_s * 1000 / window_emails,
         worker_cpu_share=worker_cpu_s / seconds,
         worker_cpu_wait_share=(last.runnable_wait_s - first.runnable_wait_s) / seconds,
+        database_cpu_ms_per_email=database_cpu_s * 1000 / window_emails,
         stub_cpu_ms_per_email=stub_cpu_s * 1000 / max(1, counts["received"]),
         stub_received=counts["received"],
         stub_accepted=counts["accepted"],
@@ -432,6 +455,7 @@ async def _sample_until_sent(
                 sent,
                 cpu_seconds(worker.pid),
                 runnable_wait_seconds(worker.pid),
+                await database_cpu_seconds(connection),
             )
         )
     return samples
@@ -490,6 +514,7 @@ def format_report(
         "worker CPU ms/email",
         "worker CPU/wall",
         "waiting for CPU",
+        "PostgreSQL CPU ms/email",
         "stub CPU ms/req",
         "stub received",
         "accepted",
@@ -504,6 +529,7 @@ def format_report(
             f"{r.worker_cpu_ms_per_email:.3f}",
             f"{r.worker_cpu_share:.2f}",
             f"{r.worker_cpu_wait_share:.0%}",
+            f"{r.database_cpu_ms_per_email:.3f}",
             f"{r.stub_cpu_ms_per_email:.3f}",
             f"{r.stub_received:,}",
             f"{r.stub_accepted:,}",
