@@ -7,9 +7,11 @@ inserted with one `INSERT ... SELECT generate_series`); the SES stub
 (`tests/support/ses_stub.py`, answering at once) runs as its own process, so its CPU is not the
 worker's; then one real `ses-sender worker` process claims, paces, sends and records them all,
 with EMAIL_RATE high enough never to bind. Progress is sampled every `SAMPLE_INTERVAL_S`: the
-emails recorded Sent in the database and the worker's CPU time (utime + stime from
-/proc/<pid>/stat). The figures cover the window from the first sample with an email recorded
-to the first with all N recorded, so process start-up (imports, connecting) is left out.
+emails recorded Sent in the database, the worker's CPU time (utime + stime from
+/proc/<pid>/stat), how long it waited for a CPU (/proc/<pid>/schedstat: on a shared machine
+that, not the worker, sets emails/s) and the CPU of the PostgreSQL backends serving it. The
+figures cover the window from the first sample with an email recorded to the first with all N
+recorded, so process start-up (imports, connecting) is left out.
 
 Memory: for each queue size (default 10,000 and 1,000,000), a fresh database with that many
 queued emails and a fresh worker that runs for a fixed time; its peak resident memory (VmHWM)
