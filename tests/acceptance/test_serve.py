@@ -236,7 +236,12 @@ async def test_send_track_report_and_stop(
         opened = await client.get(pixel)
         assert opened.headers["content-type"] == "image/png"
 
-        stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+        # The open is recorded after the pixel is answered, so the next read may come first.
+        async def open_recorded() -> dict[str, Any]:
+            stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
+            return stats if "Open" in stats["result"]["statuses"] else {}
+
+        stats = await eventually(open_recorded, "the open recorded")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
