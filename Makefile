@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused lock clean
+.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused bench-throughput lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-sns: $(STAMP)
 
 bench-paused: $(STAMP)
 	$(BIN)/python -m bench.paused_claim
+
+bench-throughput: $(STAMP)
+	$(BIN)/python -m bench.throughput
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -180,7 +180,7 @@ class Worker:
     async def _dispatch(self, batch: Sequence[tuple[QueuedEmail, ContentParts]]) -> None:
         for position, (queued, content) in enumerate(batch):
             ready = not self._stopping.is_set() and not self._paused()
-            if not (ready and await self._until_stopping(self._slots.acquire())):
+            if not (ready and await self._take_slot()):
                 await self._release([q.request_id for q, _content in batch[position:]])
                 return
             task = asyncio.create_task(
@@ -188,6 +188,17 @@ class Worker:
             )
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+
+    async def _take_slot(self) -> bool:
+        """A free slot is taken at once; only waiting for one watches for a stop.
+
+        Watching costs two tasks and an `asyncio.wait`, which measured 7% of the worker's CPU
+        when paid for every email (bench/throughput.py, docs/benchmarks.md).
+        """
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: returns without suspending
+            return True
+        return await self._until_stopping(self._slots.acquire())
 
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         awaiting_record = False

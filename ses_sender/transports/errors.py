@@ -1,16 +1,14 @@
-"""Turn what SES (v2 API, via botocore) answers into the `SendError` the queue acts on."""
+"""Turn what SES (v2 API) answers into the `SendError` the queue acts on."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
-    ClientError,
     CredentialRetrievalError,
     NoCredentialsError,
-    ParamValidationError,
     PartialCredentialsError,
 )
 
@@ -71,14 +69,27 @@ def classify_error_code(code: str, message: str, http_status: int | None) -> Sen
     return TransientError(reason)
 
 
-def classify_client_error(error: Any) -> SendError:
-    """Classify a botocore `ClientError` by the code, message and HTTP status it carries."""
-    response = error.response
-    details = response.get("Error", {})
-    code = str(details.get("Code") or "Unknown")
-    message = str(details.get("Message") or "")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return classify_error_code(code, message, status if isinstance(status, int) else None)
+def classify_error_reply(status: int, error_type: str | None, body: bytes) -> SendError:
+    """Classify an SES error reply, reading its code as botocore's restJson1 parser does.
+
+    The code is the `x-amzn-ErrorType` header up to any ':', else the body's `code`, `Code` or
+    `__type` (after any '#'), else the HTTP status; the message is the body's `message` or
+    `Message`.
+    """
+    try:
+        document = json.loads(body) if body else {}
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    code = error_type or ""
+    if not code:
+        code = str(document.get("code") or document.get("Code") or "")
+    if not code:
+        code = str(document.get("__type") or "").rsplit("#", 1)[-1]
+    code = code.split(":", 1)[0] or str(status)
+    message = str(document.get("message") or document.get("Message") or "")
+    return classify_error_code(code, message, status)
 
 
 def classify_exception(exc: BaseException) -> SendError | None:
@@ -88,12 +99,8 @@ def classify_exception(exc: BaseException) -> SendError | None:
     """
     if isinstance(exc, SendError):
         return exc
-    if isinstance(exc, ClientError):
-        return classify_client_error(exc)
-    # asyncio.timeout() raises a TimeoutError with no message.
+    # A timeout raises a TimeoutError with no message.
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, ParamValidationError):
-        return PermanentError(reason)
     if isinstance(exc, _CREDENTIAL_ERRORS):
         return AccountPausedError(reason)
     if isinstance(exc, (BotoCoreError, *_NETWORK_ERRORS)):

@@ -10,6 +10,7 @@ port) prints the bound port number, alone on one line, once listening; SIGTERM s
 `/_stub/...` exposes the same controls over HTTP:
 
 * `GET /_stub/received` -> `{"received": [record, ...], "throttled": n}`
+* `GET /_stub/counts` -> `{"received": n, "accepted": n, "throttled": n}` (cheap at any volume)
 * `POST /_stub/reset`
 * `POST /_stub/script` `{"failures": ["throttled", {"status": 400, "code": "C", "message": "M"}]}`
   queues failures for the next sends (preset names are the keys of `PRESETS`)
@@ -137,6 +138,7 @@ class SesStub:
         app.router.add_post("/v2/email/outbound-emails", self._send_email)
         app.router.add_get("/v2/email/account", self._get_account)
         app.router.add_get("/_stub/received", self._http_received)
+        app.router.add_get("/_stub/counts", self._http_counts)
         app.router.add_post("/_stub/reset", self._http_reset)
         app.router.add_post("/_stub/script", self._http_script)
         app.router.add_post("/_stub/config", self._http_config)
@@ -192,6 +194,15 @@ class SesStub:
 
     async def _http_received(self, request: web.Request) -> web.Response:
         return web.json_response({"received": self.received, "throttled": self.throttled})
+
+    async def _http_counts(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "received": len(self.received),
+                "accepted": len(self.accepted),
+                "throttled": self.throttled,
+            }
+        )
 
     async def _http_reset(self, request: web.Request) -> web.Response:
         self.reset()

@@ -9,7 +9,7 @@ from ses_sender.transports.base import (
     ThrottledError,
     TransientError,
 )
-from ses_sender.transports.errors import classify_error_code
+from ses_sender.transports.errors import classify_error_code, classify_error_reply
 from ses_sender.transports.smtp import classify_smtp_reply
 
 
@@ -46,6 +46,61 @@ def test_ses_error_codes(
 
     assert type(error) is expected
     assert error.reason == f"{code}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "body", "reason", "expected"),
+    [
+        # The header wins, cut at ':' (AWS appends a documentation URL there).
+        (
+            429,
+            "TooManyRequestsException:http://internal.amazon.com/coral/",
+            b'{"message":"Maximum sending rate exceeded."}',
+            "TooManyRequestsException: Maximum sending rate exceeded.",
+            ThrottledError,
+        ),
+        (
+            400,
+            "MessageRejected",
+            b'{"code":"Ignored","Message":"Email address is not verified."}',
+            "MessageRejected: Email address is not verified.",
+            PermanentError,
+        ),
+        # Without the header: the body's code, Code, then __type after its namespace.
+        (
+            400,
+            None,
+            b'{"code":"SendingPausedException"}',
+            "SendingPausedException: ",
+            AccountPausedError,
+        ),
+        (
+            400,
+            None,
+            b'{"Code":"BadRequestException","message":"m"}',
+            "BadRequestException: m",
+            PermanentError,
+        ),
+        (
+            400,
+            None,
+            b'{"__type":"com.amazonaws.sesv2#AccountSuspendedException","message":"m"}',
+            "AccountSuspendedException: m",
+            AccountPausedError,
+        ),
+        # Nothing to read: the HTTP status is the code.
+        (503, None, b"<html>Service Unavailable</html>", "503: ", TransientError),
+        (502, "", b"", "502: ", TransientError),
+        (400, None, b'["not", "an", "object"]', "400: ", PermanentError),
+    ],
+)
+def test_ses_error_replies(
+    status: int, error_type: str | None, body: bytes, reason: str, expected: type[SendError]
+) -> None:
+    error = classify_error_reply(status, error_type, body)
+
+    assert type(error) is expected
+    assert error.reason == reason
 
 
 @pytest.mark.parametrize(

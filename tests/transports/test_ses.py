@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from ses_sender.transports.base import (
     AccountPausedError,
@@ -14,11 +20,13 @@ from ses_sender.transports.base import (
     TransientError,
 )
 from ses_sender.transports.ses import MAX_HEADERS, SesTransport
+from ses_sender.transports.sigv4 import SigningCredentials
 from tests.support import ses_stub as stub_failures
 from tests.support.moto_server import FAKE_AWS_ENV, REGION, MotoServer, free_port
 from tests.support.ses_stub import SesStub
 
 from .emails import RECIPIENT, SENDER, make_email
+from .sigv4_reference import botocore_headers
 
 MakeTransport = Callable[..., SesTransport]
 
@@ -193,3 +201,261 @@ class TestAgainstStub:
 
         assert len(set(ids)) == len(recipients)
         assert sorted(record["to"][0] for record in ses_stub.accepted) == sorted(recipients)
+
+
+@dataclass(frozen=True)
+class Captured:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class CaptureServer:
+    """Answers every request as SES would a good SendEmail, keeping what arrived as sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[Captured] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._capture)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _capture(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Captured(
+                request.method,
+                request.path,
+                {name.lower(): value for name, value in request.headers.items()},
+                await request.read(),
+            )
+        )
+        return web.json_response({"MessageId": f"captured-{len(self.requests)}"})
+
+
+@pytest.fixture
+async def capture() -> AsyncIterator[CaptureServer]:
+    server = CaptureServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def assert_signed_by(
+    monkeypatch: pytest.MonkeyPatch,
+    request: Captured,
+    credentials: SigningCredentials,
+    *,
+    region: str = REGION,
+) -> None:
+    """The request verifies: botocore's signer, given what arrived, computes the same signature."""
+    at = datetime.datetime.strptime(request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
+    content = {"Content-Type": request.headers["content-type"]} if request.body else {}
+    expected = botocore_headers(
+        monkeypatch,
+        method=request.method,
+        url=f"http://{request.headers['host']}{request.path}",
+        headers=content,
+        body=request.body,
+        credentials=credentials,
+        region=region,
+        service="ses",
+        at=at,
+    )
+    assert request.headers["authorization"] == expected["Authorization"]
+    assert request.headers.get("x-amz-security-token") == credentials.token
+
+
+class TestOnTheWire:
+    async def test_signed_with_the_session_token(
+        self, capture: CaptureServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        transport = SesTransport(
+            REGION,
+            access_key_id="AKIAEXAMPLE",
+            secret_access_key="secret/key+1",
+            session_token="session-token",
+            endpoint_url=capture.url,
+        )
+        try:
+            message_id = await transport.send(make_email())
+            rate = await transport.get_max_send_rate()
+        finally:
+            await transport.close()
+
+        send, account = capture.requests
+        assert message_id == "captured-1"
+        assert rate is None  # the capture server answers without a SendQuota
+        assert (send.method, send.path) == ("POST", "/v2/email/outbound-emails")
+        assert json.loads(send.body)["Destination"] == {"ToAddresses": [RECIPIENT]}
+        assert (account.method, account.path, account.body) == ("GET", "/v2/email/account", b"")
+        for request in (send, account):
+            assert_signed_by(
+                monkeypatch,
+                request,
+                SigningCredentials("AKIAEXAMPLE", "secret/key+1", "session-token"),
+            )
+
+    async def test_credentials_from_the_chain_are_refreshed_before_they_expire(
+        self, capture: CaptureServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """A credential_process whose credentials expire within botocore's refresh window: every
+        send asks it again, and is signed with what it answered."""
+        counter = tmp_path / "issued"
+        script = tmp_path / "issue_credentials.py"
+        script.write_text(ISSUE_CREDENTIALS.format(counter=str(counter)))
+        config = tmp_path / "config"
+        config.write_text(f"[default]\ncredential_process = {sys.executable} {script}\n")
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        transport = SesTransport(REGION, endpoint_url=capture.url)
+        try:
+            await transport.start()
+            for _ in range(2):
+                await transport.send(make_email())
+        finally:
+            await transport.close()
+
+        keys = [_credential_key(request) for request in capture.requests]
+        assert len(set(keys)) == 2
+        assert int(counter.read_text()) > 2  # issued at start, then again for each send
+        for request, key in zip(capture.requests, keys, strict=True):
+            number = key.removeprefix("AKIAISSUED")
+            assert_signed_by(
+                monkeypatch,
+                request,
+                SigningCredentials(key, f"secret-{number}", f"token-{number}"),
+            )
+
+    async def test_no_credentials_pause_sending_before_any_request(
+        self, capture: CaptureServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name)
+        transport = SesTransport(REGION, endpoint_url=capture.url)
+        try:
+            with pytest.raises(AccountPausedError, match="NoCredentialsError"):
+                await transport.send(make_email())
+        finally:
+            await transport.close()
+
+        assert capture.requests == []
+
+    async def test_proxy_from_the_environment(
+        self,
+        capture: CaptureServer,
+        make_transport: MakeTransport,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("HTTP_PROXY", capture.url)  # the capture server plays the proxy
+
+        await make_transport("http://email.ses.invalid").send(make_email())
+
+        [request] = capture.requests
+        assert request.headers["host"] == "email.ses.invalid"
+        assert_signed_by(
+            monkeypatch,
+            request,
+            SigningCredentials(
+                FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"], FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"], None
+            ),
+        )
+
+
+# Prints credentials that expire in 5 minutes, inside botocore's 10-minute mandatory refresh
+# window, numbering each issue in a file.
+ISSUE_CREDENTIALS = """\
+import datetime, json, pathlib
+counter = pathlib.Path({counter!r})
+number = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(number))
+expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+print(json.dumps({{
+    "Version": 1,
+    "AccessKeyId": f"AKIAISSUED{{number}}",
+    "SecretAccessKey": f"secret-{{number}}",
+    "SessionToken": f"token-{{number}}",
+    "Expiration": expires.isoformat(),
+}}))
+"""
+
+
+def _credential_key(request: Captured) -> str:
+    credential = request.headers["authorization"].split("Credential=", 1)[1]
+    return credential.split("/", 1)[0]
+
+
+class TestEndpoint:
+    """Resolved as the AWS SDKs and CLI resolve it, without contacting it."""
+
+    @pytest.mark.parametrize(
+        ("environment", "given", "expected"),
+        [
+            ({}, None, "https://email.eu-central-1.amazonaws.com"),
+            ({"AWS_ENDPOINT_URL": "http://all.example:1"}, None, "http://all.example:1"),
+            (
+                {
+                    "AWS_ENDPOINT_URL": "http://all.example:1",
+                    "AWS_ENDPOINT_URL_SESV2": "http://ses.example:2",
+                },
+                None,
+                "http://ses.example:2",
+            ),
+            (
+                {"AWS_ENDPOINT_URL_SESV2": "http://ses.example:2"},
+                "http://given.example:3",
+                "http://given.example:3",
+            ),
+            (
+                {"AWS_USE_FIPS_ENDPOINT": "true"},
+                None,
+                "https://email-fips.eu-central-1.amazonaws.com",
+            ),
+        ],
+    )
+    async def test_endpoint(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        environment: dict[str, str],
+        given: str | None,
+        expected: str,
+    ) -> None:
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        transport = SesTransport("eu-central-1", endpoint_url=given)
+        try:
+            await transport.start()
+
+            assert transport.endpoint_url == expected
+        finally:
+            await transport.close()
+
+    async def test_endpoint_from_the_config_file(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        config = tmp_path / "config"
+        config.write_text(
+            "[default]\nservices = local\n\n"
+            "[services local]\nsesv2 =\n  endpoint_url = http://configured.example:4\n"
+        )
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        transport = SesTransport("eu-central-1")
+        try:
+            await transport.start()
+
+            assert transport.endpoint_url == "http://configured.example:4"
+        finally:
+            await transport.close()

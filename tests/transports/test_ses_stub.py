@@ -75,6 +75,7 @@ async def test_http_controls(ses_stub: SesStub) -> None:
     outcomes = [await post(send_url, send_body(1)) for _ in range(3)]
     account = await get(f"{ses_stub.url}/v2/email/account")
     state = await get(f"{ses_stub.url}/_stub/received")
+    counts = await get(f"{ses_stub.url}/_stub/counts")
 
     assert [status for status, _ in outcomes] == [429, 400, 200]
     assert outcomes[1][1] == {"message": "Nope."}
@@ -86,6 +87,7 @@ async def test_http_controls(ses_stub: SesStub) -> None:
     }
     assert [record["status"] for record in state["received"]] == [429, 400, 200]
     assert state["throttled"] == 1
+    assert counts == {"received": 3, "accepted": 1, "throttled": 1}
 
     await post(f"{ses_stub.url}/_stub/reset", {})
 
