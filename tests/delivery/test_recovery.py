@@ -110,8 +110,15 @@ async def test_a_report_for_a_request_tried_but_not_recorded_records_it_sent(
             assert row is not None
             row.attempts = 1
 
+    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
     for request_id in ids:
-        event = ses_message("Send", at=at, ses_message_id=f"m-{request_id}", request_id=request_id)
+        event = ses_message(
+            "Send",
+            at=at,
+            ses_message_id=f"m-{request_id}",
+            request_id=request_id,
+            recipient=to[request_id],
+        )
         await ingest(runtime, event)
 
     rows = await rows_by_id(runtime)
@@ -128,10 +135,17 @@ async def test_a_report_never_marks_an_untried_request_or_rewrites_a_recorded_se
     [untried, sent] = await add_requests(runtime, [C, S])
     before = (await rows_by_id(runtime))[sent]
 
+    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
     for request_id in (untried, sent):
         await ingest(
             runtime,
-            ses_message("Delivery", at=clock.now(), ses_message_id="other", request_id=request_id),
+            ses_message(
+                "Delivery",
+                at=clock.now(),
+                ses_message_id="other",
+                request_id=request_id,
+                recipient=to[request_id],
+            ),
         )
 
     rows = await rows_by_id(runtime)
@@ -144,9 +158,14 @@ async def test_a_worker_outcome_after_the_report_changes_nothing(
 ) -> None:
     """SES reported the send before the worker recorded it (it timed out, say)."""
     [timed_out, slow] = await add_requests(runtime, [P, P])
+    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
     for request_id in (timed_out, slow):
         event = ses_message(
-            "Send", at=clock.now(), ses_message_id=f"m-{request_id}", request_id=request_id
+            "Send",
+            at=clock.now(),
+            ses_message_id=f"m-{request_id}",
+            request_id=request_id,
+            recipient=to[request_id],
         )
         await ingest(runtime, event)
 
