@@ -9,6 +9,7 @@ from ses_sender.errors import install_error_handlers
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.runtime import Runtime
+from ses_sender.sending.endpoints import router as sending_router
 from ses_sender.ses_events.endpoints import router as ses_events_router
 from ses_sender.stats.endpoints import router as stats_router
 from ses_sender.suppression.endpoints import router as suppression_router
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         suppression_router,
         unsubscribe_router,
         webhooks_router,
+        sending_router,
     ):
         app.include_router(router)
     return app

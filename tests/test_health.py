@@ -20,6 +20,7 @@ async def test_health_reports_database_and_transport(
     assert body["time"] == "2026-01-05T10:00:00Z"
     assert body["database"] == "ok"
     assert body["transport"] == {"kind": "outbox", "detail": "tests"}
+    assert body["sending"] == {"paused": False, "reasons": []}
 
 
 async def test_health_is_503_when_the_database_is_unreachable() -> None:
@@ -34,3 +35,4 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
     assert response.status_code == 503
     assert response.json()["status"] == "degraded"
     assert response.json()["database"].startswith("unavailable: ")
+    assert response.json()["sending"] == {"paused": None, "reasons": []}

@@ -21,6 +21,7 @@ from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.repository import Failed, Outcome, Requeued, Sent
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
+from ses_sender.sending.service import ACCOUNT, active_pauses, pause_sending
 from ses_sender.ses_events.service import (
     adopt_stranded_events,
     adopt_waiting_events,
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 1.0  # newly due rows are seen within this, even from another process
+PAUSE_CHECK_INTERVAL_S = 1.0
+ACCOUNT_PAUSE_S = 60.0  # after an account-level stop (paused, suspended, quota), try again
 RECORD_INTERVAL_S = 0.1  # the window in which a crash can lose an outcome (and resend)
 RECORD_BATCH = 500
 RECORD_RETRY_S = 1.0
@@ -83,6 +86,9 @@ class Worker:
         self._sends_finished = asyncio.Event()
         self._contents: OrderedDict[int, ContentParts] = OrderedDict()
         self._paused_until = -math.inf
+        self._pauses_checked_until = -math.inf
+        self._pauses_in_force = False
+        self._account_stop: str | None = None
         self._last_sweep = -math.inf
 
     def stop(self) -> None:
@@ -113,7 +119,8 @@ class Worker:
 
     async def _step(self) -> None:
         await self._sweep()
-        batch = await self._claim() if not self._paused() else []
+        held = self._paused() or await self._sending_paused()
+        batch = [] if held else await self._claim()
         if batch:
             await self._dispatch(batch)
         else:
@@ -174,6 +181,19 @@ class Worker:
 
     def _paused(self) -> bool:
         return self._clock.monotonic() < self._paused_until
+
+    async def _sending_paused(self) -> bool:
+        """Whether a pause of all sending (guardrail, operator, account) is in force.
+
+        Looked up at most once a second: every worker honours a pause within a second.
+        """
+        if self._clock.monotonic() < self._pauses_checked_until:
+            return self._pauses_in_force
+        async with self._sessionmaker() as session, session.begin():
+            pauses = await active_pauses(session, now=self._clock.now())
+        self._pauses_checked_until = self._clock.monotonic() + PAUSE_CHECK_INTERVAL_S
+        self._pauses_in_force = bool(pauses)
+        return self._pauses_in_force
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -245,8 +265,10 @@ class Worker:
 
     def _after_failure(self, queued: QueuedEmail, error: SendError) -> Outcome:
         if isinstance(error, AccountPausedError):
-            self._paused_until = self._clock.monotonic() + 60.0
-            log.error("sending paused for a minute: %s", error.reason)
+            # This worker stops at once; the recorder pauses every worker through the database
+            # (and /health says why). Sending is tried again when the pause ends.
+            self._paused_until = self._clock.monotonic() + ACCOUNT_PAUSE_S
+            self._account_stop = error.reason
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
             return Failed(queued.request_id, decision.reason)
@@ -274,6 +296,7 @@ class Worker:
             async with self._sessionmaker() as session, session.begin():
                 await repository.record_outcomes(session, outcomes, now=self._clock.now())
                 await self._adopt_waiting_events(session, outcomes)
+                await self._pause_for_the_account(session)
         except (DBAPIError, OSError):
             # Their leases keep other workers off these rows meanwhile.
             self._outcomes[:0] = outcomes
@@ -287,6 +310,14 @@ class Worker:
         for _ in outcomes:
             self._slots.release()
         return True
+
+    async def _pause_for_the_account(self, session: AsyncSession) -> None:
+        if self._account_stop is None:
+            return
+        now = self._clock.now()
+        until = now + timedelta(seconds=ACCOUNT_PAUSE_S)
+        await pause_sending(session, ACCOUNT, self._account_stop, now=now, until=until)
+        self._account_stop = None
 
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
         sent = {o.message_id: o.request_id for o in outcomes if isinstance(o, Sent)}

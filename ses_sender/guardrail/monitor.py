@@ -56,8 +56,6 @@ class GuardrailMonitor:
             check = await check_reputation(
                 session, self._limits, now=self._clock.now(), memory=self._memory
             )
+        # A trip is logged (at error level, so Sentry hears of it) by pause_sending.
         self._memory = check.memory
-        if check.tripped is not None:
-            # Error level: Sentry's logging integration reports it.
-            log.error("sending paused by the reputation guardrail: %s", check.tripped)
         return check.tripped

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ses_sender.runtime import Runtime
+from ses_sender.sending import service as sending
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,7 @@ router = APIRouter(tags=["operations"])
 
 SERVICE_NAME = "aws-ses-sender"
 DATABASE_CHECK_TIMEOUT_S = 2.0
+UNKNOWN_SENDING_STATE: dict[str, object] = {"paused": None, "reasons": []}
 
 
 @router.get("/health")
@@ -23,6 +25,8 @@ async def health(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     database = await _database_state(runtime)
     healthy = database == "ok"
+    # Paused sending is reported, not unhealthy: the process is fine and must not be restarted.
+    state = await _sending_state(runtime) if healthy else UNKNOWN_SENDING_STATE
     return JSONResponse(
         {
             "status": "ok" if healthy else "degraded",
@@ -30,6 +34,7 @@ async def health(request: Request) -> JSONResponse:
             "time": runtime.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             "database": database,
             "transport": {"kind": runtime.transport.kind, "detail": runtime.transport.why},
+            "sending": state,
         },
         status_code=200 if healthy else 503,
     )
@@ -46,3 +51,16 @@ async def _database_state(runtime: Runtime) -> str:
         log.warning("health: database check failed: %s", error)
         return f"unavailable: {type(error).__name__}"
     return "ok"
+
+
+async def _sending_state(runtime: Runtime) -> dict[str, object]:
+    try:
+        async with (
+            asyncio.timeout(DATABASE_CHECK_TIMEOUT_S),
+            runtime.sessionmaker() as session,
+        ):
+            state = await sending.sending_state(session, now=runtime.clock.now())
+    except Exception as error:
+        log.warning("health: reading the sending pauses failed: %s", error)
+        return UNKNOWN_SENDING_STATE
+    return state.model_dump()

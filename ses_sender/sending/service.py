@@ -1,16 +1,28 @@
-"""Pausing and resuming all sending: rows stay queued while any pause is active.
+"""Pausing and resuming all sending, account-wide: rows stay queued while any pause is in force.
 
-A pause is active from `paused_at` until `until`, or until resumed when `until` is None.
+A pause has a name (who paused: `ACCOUNT` when SES stops the account, "guardrail" for the
+reputation guardrail), a reason people read in /health and the logs, and an optional end. Workers
+look before every claim. Other features pause and resume through these three functions:
+
+    await pause_sending(session, "guardrail", "bounce rate 6.1% > 5%", now=now)
+    await active_pauses(session, now=now)
+    await resume_sending(session, "guardrail")
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.models import SendingPause
 from ses_sender.sending import repository
+from ses_sender.sending.schemas import SendingState
+
+ACCOUNT = "account"
+
+log = logging.getLogger(__name__)
 
 
 async def pause_sending(
@@ -21,14 +33,30 @@ async def pause_sending(
     now: datetime,
     until: datetime | None = None,
 ) -> None:
-    """Pause (or pause again, with a new reason) under `name`."""
-    await repository.upsert_pause(session, name, reason, paused_at=now, until=until)
+    """Pause all sending under `name` until `until` (None: until resumed).
+
+    Calling it again while paused updates the reason and the end. The call that begins a pause
+    logs it at error level, which also reports it to Sentry; repeats are quiet.
+    """
+    began = await repository.upsert_pause(session, name, reason, now=now, until=until)
+    if began == now:
+        log.error("sending paused (%s): %s", name, reason)
 
 
 async def active_pauses(session: AsyncSession, *, now: datetime) -> list[SendingPause]:
-    return list(await repository.active_pauses(session, now=now))
+    return await repository.active_pauses(session, now=now)
 
 
 async def resume_sending(session: AsyncSession, name: str | None = None) -> list[str]:
-    """End the pause called `name`, or every pause; the names that were ended."""
-    return await repository.delete_pauses(session, name)
+    """Lift the pause `name`, or every pause; returns the names lifted (none if none was)."""
+    names = await repository.delete_pauses(session, name)
+    if names:
+        log.warning("sending resumed (%s)", ", ".join(names))
+    return names
+
+
+async def sending_state(session: AsyncSession, *, now: datetime) -> SendingState:
+    pauses = await active_pauses(session, now=now)
+    return SendingState(
+        paused=bool(pauses), reasons=[f"{pause.name}: {pause.reason}" for pause in pauses]
+    )

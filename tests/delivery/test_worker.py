@@ -10,8 +10,14 @@ from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.worker import CONTENT_CACHE_SIZE, Worker
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
+from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
 from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
-from ses_sender.transports.base import PermanentError, ThrottledError, TransientError
+from ses_sender.transports.base import (
+    AccountPausedError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
 from tests.delivery.conftest import (
     RecordingTransport,
     WorkerFactory,
@@ -340,3 +346,51 @@ async def test_a_batch_with_more_contents_than_the_cache_holds(
     await stop(task, worker)
 
     assert {email.to: email.text for email in transport.sent}["u270@example.com"] == "Hi 270"
+
+
+async def test_a_pause_of_all_sending_holds_every_email_until_resumed(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    async with live_runtime.sessionmaker() as session, session.begin():
+        await pause_sending(session, "guardrail", "bounce rate 6%", now=datetime.now(UTC))
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    ids = await queue_emails(live_runtime, ["a@example.com", "b@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    await asyncio.sleep(1.5)
+    assert transport.sent == []
+    assert {row.status for row in (await requests_by_id(live_runtime)).values()} == {
+        RequestStatus.CREATED
+    }
+    async with live_runtime.sessionmaker() as session, session.begin():
+        assert await resume_sending(session) == ["guardrail"]
+
+    await run_until_sent(live_runtime, task, ids, RequestStatus.SENT)
+    await stop(task, worker)
+
+
+async def test_an_account_level_stop_pauses_all_sending_and_says_why(
+    live_runtime: Runtime, make_worker: WorkerFactory
+) -> None:
+    transport = RecordingTransport(
+        failures={"a@example.com": [AccountPausedError("SendingPausedException: paused")]}
+    )
+    worker = make_worker(transport)
+    [stopped, _waiting] = await queue_emails(live_runtime, ["a@example.com", "b@example.com"])
+    task = asyncio.create_task(worker.run())
+
+    async def paused() -> bool:
+        async with live_runtime.sessionmaker() as session, session.begin():
+            return bool(await active_pauses(session, now=datetime.now(UTC)))
+
+    await wait_until(paused, worker=task)
+    await stop(task, worker)
+
+    async with live_runtime.sessionmaker() as session, session.begin():
+        [pause] = await active_pauses(session, now=datetime.now(UTC))
+    assert (pause.name, pause.reason) == ("account", "SendingPausedException: paused")
+    assert pause.until is not None  # tried again by itself after a while
+    rows = await requests_by_id(live_runtime)
+    assert rows[stopped].status == RequestStatus.CREATED  # queued, not failed
+    assert rows[stopped].attempts == 0

@@ -70,7 +70,7 @@ class TestTrip:
         await add_sends(runtime, 189, sent_at=sent_at)
         await add_sends(runtime, 11, sent_at=sent_at, bounce_type=HARD)
 
-        with caplog.at_level(logging.ERROR, logger="ses_sender.guardrail"):
+        with caplog.at_level(logging.ERROR):
             reason = await monitor.check()
 
         since = (clock.now() - timedelta(hours=24)).strftime("%Y-%m-%d %H:%M:%S")
@@ -81,7 +81,7 @@ class TestTrip:
         assert await paused(runtime, clock) == [reason]
         (record,) = caplog.records
         assert record.levelno == logging.ERROR  # what Sentry's logging integration reports
-        assert record.getMessage() == f"sending paused by the reputation guardrail: {reason}"
+        assert record.getMessage() == f"sending paused (guardrail): {reason}"
 
     async def test_over_the_complaint_rate(
         self, runtime: Runtime, clock: FakeClock, monitor: GuardrailMonitor
