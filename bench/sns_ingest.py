@@ -272,7 +272,10 @@ async def _mark_sent(database_url: str, request_ids: list[int]) -> None:
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(
-            "UPDATE email_requests SET status = 2, message_id = 'bench-' || id, sent_at = now() "
+            # The address is renamed after the id, as `delivery_notification` names it.
+            "UPDATE email_requests SET status = 2, message_id = 'bench-' || id, sent_at = now(), "
+            "\"to\" = 'user' || id || '@example.com', "
+            "recipient_key = 'user' || id || '@example.com' "
             "WHERE id = ANY($1::bigint[])",
             request_ids,
         )
