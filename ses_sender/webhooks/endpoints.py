@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from ses_sender.auth import require_api_key
 from ses_sender.db.session import SessionDep
-from ses_sender.errors import InvalidInput, describe_validation_error
-from ses_sender.request_body import read_body
+from ses_sender.request_body import parse_json_body, read_body
 from ses_sender.runtime import Runtime
 from ses_sender.webhooks import service
 from ses_sender.webhooks.schemas import MAX_BODY_BYTES, WebhookCreatedOut, WebhookIn, WebhooksOut
@@ -34,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["webhooks"], dependencies=[Depends(requir
 async def create_webhook(request: Request, session: SessionDep) -> JSONResponse:
     """Register an endpoint for our events; the answer holds its signing secret, shown once."""
     runtime: Runtime = request.app.state.runtime
-    data = _parse(await read_body(request, MAX_BODY_BYTES))
+    data = parse_json_body(await read_body(request, MAX_BODY_BYTES), WebhookIn)
     webhook = await service.create_webhook(session, data, now=runtime.clock.now())
     return JSONResponse(
         service.describe_created(webhook).model_dump(mode="json", by_alias=True), status_code=201
@@ -54,16 +51,3 @@ async def delete_webhook(
     """Remove it, with whatever was still queued for it."""
     await service.delete_webhook(session, webhook_id)
     return Response(status_code=204)
-
-
-def _parse(body: bytes) -> WebhookIn:
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(f"invalid request body: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidInput("invalid request body: expected a JSON object")
-    try:
-        return WebhookIn.model_validate(document)
-    except ValidationError as error:
-        raise InvalidInput(describe_validation_error(error.errors()[0])) from None
