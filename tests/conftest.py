@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import httpx
@@ -53,6 +53,13 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def skip_without_postgres() -> NoReturn:
+    """Skip a PostgreSQL test when no server answers; in CI that is a failure instead."""
+    if os.environ.get("SES_SENDER_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required but {POSTGRES_ADMIN_DSN} does not answer")
+    pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
+
+
 async def _postgres_reachable() -> bool:
     try:
         connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
@@ -74,9 +81,7 @@ async def database_url(
         yield url
         return
     if not await _postgres_reachable():
-        if os.environ.get("SES_SENDER_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but {POSTGRES_ADMIN_DSN} does not answer")
-        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
+        skip_without_postgres()
     name = f"ses_sender_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:

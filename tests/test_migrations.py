@@ -21,7 +21,7 @@ from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
 from ses_sender.models import Content, Outcome, Request, Result
 from ses_sender.runtime import Runtime
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_DSN
+from tests.conftest import BACKENDS, POSTGRES_ADMIN_DSN, skip_without_postgres
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -71,7 +71,7 @@ async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
     except (OSError, asyncpg.PostgresError):
-        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
+        skip_without_postgres()
     name = f"ses_sender_migration_{uuid.uuid4().hex[:12]}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
