@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeat",
-        type=_positive,
+        type=positive,
         default=DEFAULT_REPEAT,
         help=f"timed requests per size, after one warm-up (default: {DEFAULT_REPEAT})",
     )
@@ -150,7 +150,8 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:

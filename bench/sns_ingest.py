@@ -53,6 +53,7 @@ from bench.ingest import (
     _exit_on_sigterm,
     _require_loopback,
     api_process,
+    positive,
     postgres_database,
     service_environment,
 )
@@ -133,16 +134,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--requests",
-        type=_positive,
+        type=positive,
         default=DEFAULT_REQUESTS,
         help=f"notifications per round, one per request (default: {DEFAULT_REQUESTS})",
     )
     parser.add_argument(
-        "--rounds", type=_positive, default=DEFAULT_ROUNDS, help="timed rounds (default: 3)"
+        "--rounds", type=positive, default=DEFAULT_ROUNDS, help="timed rounds (default: 3)"
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive,
         default=DEFAULT_CONCURRENCY,
         help=f"requests in flight (default: {DEFAULT_CONCURRENCY})",
     )
@@ -154,16 +155,6 @@ def _parser() -> argparse.ArgumentParser:
         f"database there (default: ${POSTGRES_ENV} or {DEFAULT_POSTGRES})",
     )
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected at least 1")
-    return value
 
 
 async def run(

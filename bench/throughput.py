@@ -47,11 +47,11 @@ from bench.ingest import (
     SES_SENDER,
     BenchError,
     _exit_on_sigterm,
-    _positive,
     _require_loopback,
     _sizes,
     _tail,
     peak_rss_kib,
+    positive,
     postgres_database,
     stop,
 )
@@ -161,18 +161,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--emails",
-        type=_positive,
+        type=positive,
         default=DEFAULT_EMAILS,
         help=f"emails queued for the throughput run (default: {DEFAULT_EMAILS})",
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive,
         default=DEFAULT_CONCURRENCY,
         help=f"the worker's MAX_CONCURRENT (default: {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=1, help="throughput runs, each on a fresh database"
+        "--repeat", type=positive, default=1, help="throughput runs, each on a fresh database"
     )
     parser.add_argument(
         "--memory-sizes",
