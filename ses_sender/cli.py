@@ -22,9 +22,11 @@ from ses_sender.aws_setup import commands as aws_commands
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import is_at_head, upgrade_to_head_async
+from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.retry import RetryPolicy
+from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.guardrail.monitor import GuardrailMonitor
 from ses_sender.guardrail.service import Limits
@@ -43,6 +45,9 @@ log = logging.getLogger("ses_sender")
 class Role(enum.Flag):
     API = enum.auto()
     WORKER = enum.auto()
+
+
+SideTask = GuardrailMonitor | WebhookSender | AccountWatch
 
 
 class SettingsError(Exception):
@@ -182,14 +187,21 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
     tasks: dict[str, asyncio.Task[None]] = {}
     server: _Server | None = None
     worker: Worker | None = None
-    side_tasks: dict[str, GuardrailMonitor | WebhookSender] = {}
+    side_tasks: dict[str, SideTask] = {}
     transport: Transport | None = None
     try:
         if Role.WORKER in role:
             transport = await start_transport(runtime.settings, runtime.transport)
-            worker = build_worker(runtime, transport)
-            tasks["worker"] = asyncio.create_task(worker.run(), name="worker")
+            pacer = Pacer(
+                runtime.settings.email_rate, schedule=DatabaseSchedule(runtime.sessionmaker)
+            )
             side_tasks = build_side_tasks(runtime)
+            if isinstance(transport, SesTransport):
+                account = build_account_watch(runtime, transport, pacer)
+                await account.check()  # the account's rate is known before the first send
+                side_tasks["account"] = account
+            worker = build_worker(runtime, transport, pacer)
+            tasks["worker"] = asyncio.create_task(worker.run(), name="worker")
             for name, side in side_tasks.items():
                 tasks[name] = asyncio.create_task(side.run(), name=name)
         if Role.API in role:
@@ -308,7 +320,7 @@ async def start_transport(settings: Settings, choice: TransportChoice) -> Transp
             return OutboxTransport(settings.outbox_dir, configuration_set=settings.ses_config_set)
 
 
-def build_worker(runtime: Runtime, transport: Transport) -> Worker:
+def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker:
     settings = runtime.settings
     return Worker(
         sessionmaker=runtime.sessionmaker,
@@ -318,7 +330,7 @@ def build_worker(runtime: Runtime, transport: Transport) -> Worker:
             public_base_url=settings.server_host,
             tokens=runtime.tokens,
         ),
-        pacer=Pacer(settings.email_rate, monotonic=runtime.clock.monotonic),
+        pacer=pacer,
         retry=RetryPolicy(settings.max_attempts),
         clock=runtime.clock,
         concurrency=settings.concurrency,
@@ -329,7 +341,20 @@ def build_worker(runtime: Runtime, transport: Transport) -> Worker:
     )
 
 
-def build_side_tasks(runtime: Runtime) -> dict[str, GuardrailMonitor | WebhookSender]:
+def build_account_watch(runtime: Runtime, ses: SesTransport, pacer: Pacer) -> AccountWatch:
+    settings = runtime.settings
+    return AccountWatch(
+        source=ses,
+        pacer=pacer,
+        sessionmaker=runtime.sessionmaker,
+        clock=runtime.clock,
+        email_rate=settings.email_rate,
+        headroom=settings.rate_headroom,
+        interval_s=settings.account_check_s,
+    )
+
+
+def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     """What runs beside the email worker: the reputation guardrail and webhook delivery."""
     settings = runtime.settings
     return {

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     email_sender: str | None = Field(None, alias="EMAIL_SENDER")
     email_rate: float = Field(14.0, alias="EMAIL_RATE", gt=0, le=100_000)
     max_concurrent: int | None = Field(None, alias="MAX_CONCURRENT", ge=1, le=10_000)
+    rate_headroom: float = Field(0.0, alias="RATE_HEADROOM", ge=0, lt=1)
+    account_check_s: float = Field(60.0, alias="ACCOUNT_CHECK_SECONDS", ge=1, le=3_600)
     ses_config_set: str | None = Field(None, alias="SES_CONFIG_SET")
     aws_region: str = Field(
         "ap-northeast-2", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")

@@ -26,6 +26,7 @@ from ses_sender.db.migrate import upgrade_to_head_async
 from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.retry import RetryPolicy
+from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from tests.clock import FakeClock
@@ -167,7 +168,7 @@ def make_worker(live_runtime: Runtime) -> Callable[..., Worker]:
                 public_base_url="https://mail.example.com",
                 tokens=live_runtime.tokens,
             ),
-            "pacer": Pacer(rate, monotonic=live_runtime.clock.monotonic),
+            "pacer": Pacer(rate, schedule=DatabaseSchedule(live_runtime.sessionmaker)),
             "retry": RetryPolicy(3),
             "clock": live_runtime.clock,
             "concurrency": 8,

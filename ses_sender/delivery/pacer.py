@@ -1,4 +1,17 @@
-"""Even pacing that never puts more than `rate` sends in any one-second window."""
+"""Pacing shared by every worker: slots taken from one schedule, each waited for exactly.
+
+All workers reserve their send slots from one GCRA schedule (a row in the database, see
+`schedule.py`), a few at a time, so together they never put more than the rate in any one-second
+window. Each send then waits for its own slot: sends are spread evenly, never bunched.
+
+A send woken late moves closer to the sends a second after it; the lateness is put back on the
+shared schedule (`debt`), which shifts every later slot, of every worker, by as much. A throttle
+from SES halves the shared rate (at most once a second) and the rate recovers a tenth of its
+target each second: additive increase, multiplicative decrease, seen by every worker.
+
+Pure apart from the `Schedule` it is given: time comes from the schedule's clock and waiting
+from the injected `sleep`, so tests drive it in virtual time.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +19,199 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
 
-# The window the rate is counted in, plus a little room for the jitter between our clock and
-# the provider's: without it, two sends a hair under a second apart could meet in one window.
+# The window the rate is counted in, plus room for the jitter between our clock and the
+# provider's: without it, two sends a hair under a second apart could meet in one window.
 WINDOW_S = 1.0 + 0.002
-CATCH_UP_S = 0.05
+# A reservation covers about this much sending: one database round trip per block of slots.
+HORIZON_S = 0.1
+# Waking this late is normal scheduling jitter, well inside the window's allowance; only what
+# goes beyond it is put back on the schedule.
+LATE_ALLOWANCE_S = 0.0005
+# How far ahead of now a worker reserves. Lateness paid back shifts only the slots reserved
+# after it, so every slot must be reserved well under a second before its time.
+MAX_LEAD_S = 0.2
+# A slot this far in the past, when handed out or when its send wakes up (a stalled machine), is
+# dropped rather than used and the send takes the next: an unused slot is always safe, and it
+# bounds what lateness can owe, so the debt is paid long before the slots it must shift.
+STALE_SLOT_S = 0.05
+RECOVERY_PER_S = 0.1  # of the target rate, after a throttle
+BACKOFF_FACTOR = 0.5
+BACKOFF_EVERY_S = 1.0  # one throttle storm halves the rate once, not once per throttled send
+MIN_RATE = 1.0  # backing off never goes below this (or below the target, if that is lower)
+
+
+def slot_interval(rate: float) -> float:
+    """The gap between two slots: ⌊rate⌋ per window, so no window can hold rate + 1."""
+    return WINDOW_S / (math.floor(rate) if rate >= 1 else rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """The shared rate's state after throttles: `level` of the target, set at `since`."""
+
+    level: float = 1.0
+    since: float = 0.0
+
+    def level_at(self, now: float) -> float:
+        return min(1.0, self.level + RECOVERY_PER_S * max(0.0, now - self.since))
+
+    def after_throttle(self, now: float, *, floor: float) -> Backoff | None:
+        """The state a throttle at `now` leads to; None if the rate was just halved."""
+        if now - self.since < BACKOFF_EVERY_S:
+            return None
+        return Backoff(max(floor, self.level_at(now) * BACKOFF_FACTOR), now)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    first_slot: float  # on the schedule's clock; the others follow at the interval asked for
+    backoff: Backoff  # the shared state, as the reservation found it
+
+
+class Schedule(Protocol):
+    """The slot schedule all workers share, and the clock it keeps time by."""
+
+    def now(self) -> float:
+        """Seconds on the schedule's clock (the same for every worker)."""
+        ...
+
+    async def reserve(self, *, now: float, count: int, interval: float, debt: float) -> Reservation:
+        """Take `count` slots `interval` apart, the first no earlier than `now`, after moving
+        the schedule on by `debt` seconds. `count` 0 only moves it on."""
+        ...
+
+    async def back_off(self, *, seen: Backoff, to: Backoff) -> Backoff:
+        """Set the shared state to `to` unless another worker changed it since `seen`;
+        return the state now in force."""
+        ...
 
 
 class Pacer:
-    """Grants one send at a time, 1/rate apart, and never more than ⌊rate⌋ a second.
-
-    Slots follow a schedule rather than the moment a grant is taken, so a late wake-up is caught
-    up; the sliding window of the last ⌊rate⌋ grants is what stops a catch-up from bunching.
-    Pure: time comes from the injected `monotonic` and waiting from the injected `sleep`.
-    """
+    """Hands each send its slot and waits for it."""
 
     def __init__(
         self,
-        rate: float,
+        target_rate: float,
         *,
-        monotonic: Callable[[], float],
+        schedule: Schedule,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._monotonic = monotonic
+        self._schedule = schedule
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._next_slot = -math.inf
-        self.set_rate(rate)
+        self._slots: deque[float] = deque()
+        self._waiting = 0
+        self._last_block = (0, -math.inf)  # (slots, when reserved)
+        self._reserved_until = -math.inf  # the end of this worker's last block
+        # Slots are asked for from now plus the usual reservation round trip, so they are not
+        # already late when they arrive (and, from a slow database, stale).
+        self._round_trip_s = 0.0
+        self._debt = 0.0
+        self._backoff = Backoff()
+        self._unshared_backoff: tuple[Backoff, Backoff] | None = None
+        self.set_target(target_rate)
+
+    @property
+    def target(self) -> float:
+        return self._target
 
     @property
     def rate(self) -> float:
-        return self._rate
+        """The rate in force: the target, less any back-off after throttles."""
+        level = self._backoff.level_at(self._schedule.now())
+        return max(min(self._target, MIN_RATE), self._target * level)
 
-    def set_rate(self, rate: float) -> None:
+    def set_target(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self._rate = rate
-        self._interval = 1.0 / rate
-        self._recent: deque[float] = deque(maxlen=max(1, math.floor(rate)))
-
-    def delay(self, now: float) -> float:
-        """How long a grant asked for at `now` would wait."""
-        slot = max(self._next_slot, now)
-        if len(self._recent) == self._recent.maxlen:
-            slot = max(slot, self._recent[0] + WINDOW_S)
-        return slot - now
+        self._target = rate
 
     async def acquire(self) -> None:
+        """Return at this send's slot: call it last, with only the request left to write."""
+        while True:
+            slot = await self._next_slot()
+            delay = slot - self._schedule.now()
+            if delay > 0:
+                await self._sleep(delay)
+            late = self._schedule.now() - slot
+            if late <= STALE_SLOT_S:
+                break
+        if late > LATE_ALLOWANCE_S:
+            self._debt = max(self._debt, late - LATE_ALLOWANCE_S)
+
+    def throttled(self) -> None:
+        """SES said we are over its rate: back off now, for every worker at the next `settle`."""
+        now = self._schedule.now()
+        floor = min(1.0, MIN_RATE / self._target)
+        backed_off = self._backoff.after_throttle(now, floor=floor)
+        if backed_off is None:
+            return
+        seen = self._unshared_backoff[0] if self._unshared_backoff else self._backoff
+        self._unshared_backoff = (seen, backed_off)
+        self._backoff = backed_off
+
+    async def settle(self) -> None:
+        """Share what this worker learned since its last reservation: a back-off, lateness.
+
+        Called often (the worker does, every record interval): lateness left unshared while
+        this worker is idle would not shift the slots other workers take a second later.
+        """
+        if self._unshared_backoff is None and self._debt == 0:
+            return
         async with self._lock:
-            wait = self.delay(self._monotonic())
-            while wait > 0:
-                await self._sleep(wait)
-                wait = self.delay(self._monotonic())
-            now = self._monotonic()
-            # A grant a little late keeps the schedule (the next one catches up); after an idle
-            # spell the schedule restarts from now, so idleness never buys a burst.
-            on_schedule = now - self._next_slot < CATCH_UP_S
-            self._next_slot = (self._next_slot if on_schedule else now) + self._interval
-            self._recent.append(now)
+            if self._unshared_backoff is not None:
+                seen, to = self._unshared_backoff
+                self._backoff = await self._schedule.back_off(seen=seen, to=to)
+                self._unshared_backoff = None
+            if self._debt > 0:
+                await self._reserve(count=0)
+
+    async def _next_slot(self) -> float:
+        self._waiting += 1
+        try:
+            async with self._lock:
+                stale_before = self._schedule.now() - STALE_SLOT_S
+                while self._slots and self._slots[0] < stale_before:
+                    self._slots.popleft()
+                if not self._slots:
+                    lead = self._reserved_until - self._schedule.now()
+                    if lead > MAX_LEAD_S:
+                        await self._sleep(lead - MAX_LEAD_S)
+                    await self._reserve(count=self._block_size())
+                return self._slots.popleft()
+        finally:
+            self._waiting -= 1
+
+    def _block_size(self) -> int:
+        """About `HORIZON_S` of this worker's sending: the sends waiting now, or as many as it
+        has been using (it reserves only when its block is used up). So an idle worker holds
+        no slots the others need, and a busy one reserves a few times a second, not per send.
+        """
+        slots, reserved_at = self._last_block
+        elapsed = self._schedule.now() - reserved_at
+        in_use = math.ceil(slots * HORIZON_S / elapsed) if elapsed > 0 else slots
+        most = max(1, math.ceil(self.rate * HORIZON_S))
+        return max(1, min(most, max(self._waiting, in_use)))
+
+    async def _reserve(self, *, count: int) -> None:
+        interval = slot_interval(self.rate)
+        # Lateness noted while this reservation is on its way is owed in full afterwards.
+        debt, self._debt = self._debt, 0.0
+        asked_at = self._schedule.now()
+        try:
+            reservation = await self._schedule.reserve(
+                now=asked_at + self._round_trip_s, count=count, interval=interval, debt=debt
+            )
+        except BaseException:
+            self._debt = max(self._debt, debt)
+            raise
+        self._round_trip_s += 0.2 * (self._schedule.now() - asked_at - self._round_trip_s)
+        if self._unshared_backoff is None:
+            self._backoff = reservation.backoff
+        self._slots.extend(reservation.first_slot + i * interval for i in range(count))
+        if count:
+            self._last_block = (count, self._schedule.now())
+            self._reserved_until = reservation.first_slot + count * interval

@@ -1,19 +1,22 @@
-"""The only queue SQL: claim due rows under a lease, recover expired leases, record outcomes."""
+"""The only queue SQL: claim due rows under a lease, recover expired leases, record outcomes;
+and the shared rate schedule's row."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import CursorResult, Table, bindparam, literal, select, update
+from sqlalchemy import CursorResult, Table, bindparam, case, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.db.statements import insert_for
 from ses_sender.delivery.compose import ContentParts, QueuedEmail
 from ses_sender.models import (
     SUPPRESSED_ERROR_PREFIX,
     Content,
+    RateLimit,
     Request,
     RequestStatus,
     Result,
@@ -274,3 +277,64 @@ async def record_outcomes(
                 for o in requeued
             ],
         )
+
+
+# -- the shared rate schedule (one GCRA row per rate) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    next_free_at: float
+    backoff_level: float
+    backoff_since: float
+
+
+async def reserve_slots(
+    session: AsyncSession, name: str, *, now: float, span: float, debt: float
+) -> ScheduleRow:
+    """Move the schedule on by `debt`, then take `span` seconds of it from `now` or later.
+
+    One upsert, so concurrent workers serialise on the row and never take the same slots.
+    """
+    moved_on = RateLimit.next_free_at + debt
+    updated_at = datetime.fromtimestamp(now, UTC)
+    statement = (
+        insert_for(session, RateLimit)
+        .values(name=name, next_free_at=now + span, updated_at=updated_at)
+        .on_conflict_do_update(
+            index_elements=[RateLimit.name],
+            set_={
+                "next_free_at": case((moved_on > now, moved_on), else_=literal(now)) + span,
+                "updated_at": updated_at,
+            },
+        )
+        .returning(RateLimit.next_free_at, RateLimit.backoff_level, RateLimit.backoff_since)
+    )
+    row = (await session.execute(statement)).one()
+    return ScheduleRow(*row)
+
+
+async def set_backoff(
+    session: AsyncSession, name: str, *, seen_since: float, level: float, since: float
+) -> tuple[float, float] | None:
+    """Set the back-off unless another worker did since `seen_since`; the state in force
+    afterwards (None before the first reservation made the row)."""
+    await session.execute(
+        update(RateLimit)
+        .where(RateLimit.name == name, RateLimit.backoff_since == seen_since)
+        .values(backoff_level=level, backoff_since=since)
+        .execution_options(synchronize_session=False)
+    )
+    row = (
+        await session.execute(
+            select(RateLimit.backoff_level, RateLimit.backoff_since).where(RateLimit.name == name)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def database_time(session: AsyncSession) -> float | None:
+    """The database server's clock in epoch seconds; None for SQLite, whose clock is ours."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return float(await session.scalar(text("SELECT extract(epoch FROM clock_timestamp())")))

@@ -18,6 +18,7 @@ from ses_sender.clock import Clock
 from ses_sender.control.service import hold_paused_topics
 from ses_sender.delivery import repository
 from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
+from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.repository import Failed, Outcome, Requeued, Sent
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
@@ -27,7 +28,14 @@ from ses_sender.ses_events.service import (
     adopt_waiting_events,
     waiting_message_ids,
 )
-from ses_sender.transports.base import AccountPausedError, SendError, TransientError, Transport
+from ses_sender.transports.base import (
+    AccountPausedError,
+    OutgoingEmail,
+    SendError,
+    ThrottledError,
+    TransientError,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +44,18 @@ T = TypeVar("T")
 POLL_INTERVAL_S = 1.0  # newly due rows are seen within this, even from another process
 PAUSE_CHECK_INTERVAL_S = 1.0
 ACCOUNT_PAUSE_S = 60.0  # after an account-level stop (paused, suspended, quota), try again
+# This worker stops at once on an account-level error; the pause recorded in the database then
+# holds it (and every other worker) until it ends or is lifted, which this must not outlast.
+LOCAL_ACCOUNT_PAUSE_S = 2 * PAUSE_CHECK_INTERVAL_S
 RECORD_INTERVAL_S = 0.1  # the window in which a crash can lose an outcome (and resend)
 RECORD_BATCH = 500
 RECORD_RETRY_S = 1.0
 FINAL_RECORD_TRIES = 10
 SWEEP_INTERVAL_S = 15.0  # expired leases, stranded events
-CLAIM_HORIZON_S = 1.0  # claim about this much sending at a time, never a backlog
+CLAIM_HORIZON_S = 0.5  # claim about this much sending at a time, never a backlog
 MAX_CLAIM = 1_000
 CONTENT_CACHE_SIZE = 256
+INITIAL_LATENCY_S = 0.05  # until sends are measured: SES's usual answer time
 
 
 class Worker:
@@ -70,8 +82,11 @@ class Worker:
         self._clock = clock
         # A slot is held from the claim's dispatch until the outcome is written, not only
         # while the send is on the wire: what a kill can leave sent but unrecorded (and so
-        # send twice) is bounded by `concurrency`, not by the rate times the record interval.
-        self._slots = asyncio.Semaphore(concurrency)
+        # send twice) is bounded by the limit in force (at most `concurrency`), not by the
+        # rate times the record interval. The limit follows the rate and SES's latency.
+        self._max_in_flight = concurrency
+        self._latency = Latency(INITIAL_LATENCY_S)
+        self._slots = InFlightLimit(self._in_flight_wanted())
         self._record_batch = max(1, min(RECORD_BATCH, concurrency // 2))
         self._lease = timedelta(seconds=lease_s)
         self._send_timeout_s = send_timeout_s
@@ -223,10 +238,13 @@ class Worker:
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         awaiting_record = False
         try:
-            await self._wait_for_grant(queued)
+            email = self._composer.compose(queued, content)
             # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
             # the recorder may swap it out meanwhile, losing this outcome with the old list.
-            outcome = await self._attempt(queued, content)
+            if await self._wait_for_grant(queued):
+                outcome = await self._attempt(queued, email)
+            else:
+                outcome = Requeued(queued.request_id, self._clock.now(), None, False)
             self._outcomes.append(outcome)
             awaiting_record = True  # the recorder frees the slot once it is written
             if len(self._outcomes) >= self._record_batch:
@@ -235,9 +253,12 @@ class Worker:
             if not awaiting_record:
                 self._slots.release()
 
-    async def _wait_for_grant(self, queued: QueuedEmail) -> None:
-        """Paced in the task that sends, so nothing runs between the grant and the request
-        leaving: the rate holds at the provider, not only in our bookkeeping."""
+    async def _wait_for_grant(self, queued: QueuedEmail) -> bool:
+        """Paced in the task that sends, after composing, so only the request is left to write
+        at the slot: the rate holds at the provider, not only in our bookkeeping.
+
+        False if no slot could be reserved (the database is unavailable): nothing was sent.
+        """
         task = asyncio.current_task()
         assert task is not None
         self._waiting_for_grant.add(task)
@@ -246,11 +267,15 @@ class Worker:
         except asyncio.CancelledError:
             self._never_tried.append(queued.request_id)  # stopping: nothing was sent
             raise
+        except (DBAPIError, OSError):
+            log.exception("reserving a send slot failed; request %s waits", queued.request_id)
+            return False
         finally:
             self._waiting_for_grant.discard(task)
+        return True
 
-    async def _attempt(self, queued: QueuedEmail, content: ContentParts) -> Outcome:
-        email = self._composer.compose(queued, content)
+    async def _attempt(self, queued: QueuedEmail, email: OutgoingEmail) -> Outcome:
+        started = self._clock.monotonic()
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 message_id = await self._transport.send(email)
@@ -261,13 +286,22 @@ class Worker:
         except Exception as error:
             log.exception("unexpected error sending request %s", queued.request_id)
             return self._after_failure(queued, TransientError(f"{type(error).__name__}: {error}"))
+        finally:
+            self._latency.observe(self._clock.monotonic() - started)
+            self._slots.resize(self._in_flight_wanted())
         return Sent(queued.request_id, message_id, self._clock.now())
 
+    def _in_flight_wanted(self) -> int:
+        return in_flight_for(self._pacer.rate, self._latency.mean_s, maximum=self._max_in_flight)
+
     def _after_failure(self, queued: QueuedEmail, error: SendError) -> Outcome:
+        if isinstance(error, ThrottledError):
+            self._pacer.throttled()
         if isinstance(error, AccountPausedError):
             # This worker stops at once; the recorder pauses every worker through the database
             # (and /health says why). Sending is tried again when the pause ends.
-            self._paused_until = self._clock.monotonic() + ACCOUNT_PAUSE_S
+            self._paused_until = self._clock.monotonic() + LOCAL_ACCOUNT_PAUSE_S
+            self._pauses_checked_until = -math.inf
             self._account_stop = error.reason
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
@@ -284,8 +318,17 @@ class Worker:
                 async with asyncio.timeout(RECORD_INTERVAL_S):
                     await self._outcomes_ready.wait()
             self._outcomes_ready.clear()
-            if not await self._flush_outcomes():
+            if not (await self._flush_outcomes() and await self._settle_pacing()):
                 await asyncio.sleep(RECORD_RETRY_S)
+
+    async def _settle_pacing(self) -> bool:
+        """Share this worker's lateness and back-off with the others; False on a database error."""
+        try:
+            await self._pacer.settle()
+        except (DBAPIError, OSError):
+            log.exception("sharing pacing state failed; retrying")
+            return False
+        return True
 
     async def _flush_outcomes(self) -> bool:
         """Write what the sends returned; on a database error keep it for the next try."""

@@ -23,6 +23,22 @@ class OutgoingEmail:
     tags: tuple[tuple[str, str], ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class SendingLimits:
+    """What the provider says the account may send now (SES `GetAccount`)."""
+
+    max_send_rate: float | None  # recipients per second; None: not reported
+    max_24_hour_send: float | None  # None: unlimited or not reported
+    sent_last_24_hours: float
+    sending_enabled: bool
+
+    @property
+    def daily_quota_used(self) -> bool:
+        return self.max_24_hour_send is not None and (
+            self.sent_last_24_hours >= self.max_24_hour_send
+        )
+
+
 class SendError(Exception):
     """A send that did not go out. The subclass says what the queue should do about it."""
 
@@ -55,3 +71,9 @@ class Transport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class LimitsSource(Protocol):
+    async def sending_limits(self) -> SendingLimits | None:
+        """The account's limits now; None if the provider cannot say. Raises `SendError`."""
+        ...

@@ -30,7 +30,13 @@ from aiohttp.helpers import get_env_proxy_for_url
 from botocore.exceptions import NoCredentialsError
 from yarl import URL
 
-from ses_sender.transports.base import OutgoingEmail, PermanentError, SendError, TransientError
+from ses_sender.transports.base import (
+    OutgoingEmail,
+    PermanentError,
+    SendError,
+    SendingLimits,
+    TransientError,
+)
 from ses_sender.transports.errors import classify_error_reply, classify_exception
 from ses_sender.transports.sigv4 import SigV4Signer
 
@@ -132,19 +138,25 @@ class SesTransport:
             raise TransientError(f"HTTP {reply.status} without a MessageId")
         return message_id
 
-    async def get_max_send_rate(self) -> float | None:
-        """The account's `SendQuota.MaxSendRate` (recipients per second).
+    async def sending_limits(self) -> SendingLimits | None:
+        """The account's quota and state from `GetAccount`.
 
-        None if the endpoint has no GetAccount (moto has none) or reports no positive rate.
-        Other failures raise the same `SendError`s as `send`.
+        None if the endpoint has no GetAccount (moto has none). Failures raise the same
+        `SendError`s as `send`.
         """
         with _as_send_errors():
             reply = await self._request("GET", GET_ACCOUNT_PATH, b"")
             if reply.status in _UNSUPPORTED_STATUSES:
                 return None
             account = reply.document()
-        rate = (account.get("SendQuota") or {}).get("MaxSendRate")
-        return float(rate) if isinstance(rate, int | float) and rate > 0 else None
+        quota = account.get("SendQuota") or {}
+        return SendingLimits(
+            max_send_rate=_positive(quota.get("MaxSendRate")),
+            # SES reports an unlimited daily quota as -1.
+            max_24_hour_send=_positive(quota.get("Max24HourSend")),
+            sent_last_24_hours=_positive(quota.get("SentLast24Hours")) or 0.0,
+            sending_enabled=account.get("SendingEnabled") is not False,
+        )
 
     async def close(self) -> None:
         async with self._connection_lock:
@@ -242,6 +254,10 @@ class SesTransport:
         if self._configuration_set is not None:
             request["ConfigurationSetName"] = self._configuration_set
         return request
+
+
+def _positive(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def _host_header(base_url: str) -> str:

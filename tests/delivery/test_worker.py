@@ -7,6 +7,7 @@ from sqlalchemy import update
 
 from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import CONTENT_CACHE_SIZE, Worker
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
@@ -317,7 +318,7 @@ async def test_an_outcome_that_lands_while_others_are_written_is_kept(
         if grants_waited == 1 and worker is not None:
             worker.stop()
 
-    pacer = Pacer(10, monotonic=live_runtime.clock.monotonic, sleep=sleep_then_stop)
+    pacer = Pacer(10, schedule=DatabaseSchedule(live_runtime.sessionmaker), sleep=sleep_then_stop)
     worker = make_worker(transport, concurrency=2, pacer=pacer)
     ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(10)])
 

@@ -10,12 +10,16 @@ port) prints the bound port number, alone on one line, once listening; SIGTERM s
 `/_stub/...` exposes the same controls over HTTP:
 
 * `GET /_stub/received` -> `{"received": [record, ...], "throttled": n}`
-* `GET /_stub/counts` -> `{"received": n, "accepted": n, "throttled": n}` (cheap at any volume)
+* `GET /_stub/counts` -> `{"received": n, "accepted": n, "throttled": n, "peak_in_flight": n}`
+  (cheap at any volume; `peak_in_flight`: most SendEmail requests open at once)
 * `POST /_stub/reset`
 * `POST /_stub/script` `{"failures": ["throttled", {"status": 400, "code": "C", "message": "M"}]}`
   queues failures for the next sends (preset names are the keys of `PRESETS`)
 * `POST /_stub/config` `{"latency_s": 0.2, "max_per_second": 10, "max_send_rate": 14,
-  "max_24_hour_send": 50000}` (any subset; `max_per_second: null` lifts the window)
+  "max_24_hour_send": 50000, "sending_enabled": false}` (any subset; `max_per_second: null`
+  lifts the window). GetAccount reports them, and sends are refused as SES refuses them: with
+  `SendingPausedException` while `sending_enabled` is false, with the daily-quota error once
+  `max_24_hour_send` recipients were accepted.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ class SesStub:
         self.max_per_second: float | None = None
         self.max_send_rate = DEFAULT_MAX_SEND_RATE
         self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
+        self.sending_enabled = True
+        self.sent_recipients = 0  # accepted so far: SentLast24Hours, and the daily quota's count
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._failures: deque[Failure] = deque()
         self._window: deque[tuple[float, int]] = deque()  # (arrival, recipients) of accepted sends
         self._runner: web.AppRunner | None = None
@@ -100,6 +108,9 @@ class SesStub:
         self.max_per_second = None
         self.max_send_rate = DEFAULT_MAX_SEND_RATE
         self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
+        self.sending_enabled = True
+        self.sent_recipients = 0
+        self.peak_in_flight = self.in_flight
         self._failures.clear()
         self._window.clear()
 
@@ -114,6 +125,8 @@ class SesStub:
             self.max_send_rate = float(settings["max_send_rate"])
         if "max_24_hour_send" in settings:
             self.max_24_hour_send = float(settings["max_24_hour_send"])
+        if "sending_enabled" in settings:
+            self.sending_enabled = bool(settings["sending_enabled"])
 
     async def start(self, host: str = HOST, port: int = 0) -> str:
         """Listen on host:port (0 picks a free port); return the base URL, also kept in `url`."""
@@ -146,10 +159,22 @@ class SesStub:
 
     async def _send_email(self, request: web.Request) -> web.Response:
         arrival = time.monotonic()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer_send(request, arrival)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_send(self, request: web.Request, arrival: float) -> web.Response:
         body = await _json_body(request)
         record = _record(body, arrival, authorized=_is_signed(request))
         self.received.append(record)
         failure = self._failures.popleft() if self._failures else None
+        if failure is None and not self.sending_enabled:
+            failure = SENDING_PAUSED
+        if failure is None and self.sent_recipients >= self.max_24_hour_send:
+            failure = DAILY_QUOTA
         if failure is None and self._over_rate(arrival, record["recipients"]):
             failure = THROTTLED
         if failure is not None:
@@ -159,21 +184,21 @@ class SesStub:
             await self._delay()
             return _error(failure)
         self._window.append((arrival, record["recipients"]))
+        self.sent_recipients += record["recipients"]
         record["status"] = 200
         record["message_id"] = f"{uuid.uuid4()}-000000"
         await self._delay()
         return web.json_response({"MessageId": record["message_id"]})
 
     async def _get_account(self, request: web.Request) -> web.Response:
-        sent = sum(record["recipients"] for record in self.accepted)
         return web.json_response(
             {
                 "SendQuota": {
                     "Max24HourSend": self.max_24_hour_send,
                     "MaxSendRate": self.max_send_rate,
-                    "SentLast24Hours": float(sent),
+                    "SentLast24Hours": float(self.sent_recipients),
                 },
-                "SendingEnabled": True,
+                "SendingEnabled": self.sending_enabled,
                 "ProductionAccessEnabled": True,
                 "EnforcementStatus": "HEALTHY",
                 "DedicatedIpAutoWarmupEnabled": False,
@@ -201,6 +226,7 @@ class SesStub:
                 "received": len(self.received),
                 "accepted": len(self.accepted),
                 "throttled": self.throttled,
+                "peak_in_flight": self.peak_in_flight,
             }
         )
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from ses_sender.transports.base import (
     AccountPausedError,
     PermanentError,
+    SendingLimits,
     ThrottledError,
     TransientError,
 )
@@ -88,10 +89,10 @@ class TestAgainstMoto:
 
         assert len(moto.sent_messages()) == 1
 
-    async def test_max_send_rate_unknown_without_get_account(
+    async def test_limits_unknown_without_get_account(
         self, moto: MotoServer, make_transport: MakeTransport
     ) -> None:
-        assert await make_transport(moto.url).get_max_send_rate() is None
+        assert await make_transport(moto.url).sending_limits() is None
 
 
 class TestAgainstStub:
@@ -186,12 +187,23 @@ class TestAgainstStub:
 
         assert ses_stub.received == []
 
-    async def test_max_send_rate_from_get_account(
+    async def test_limits_from_get_account(
         self, ses_stub: SesStub, make_transport: MakeTransport
     ) -> None:
+        await make_transport(ses_stub.url).send(make_email())
         ses_stub.max_send_rate = 42.0
+        ses_stub.max_24_hour_send = 1_000.0
+        ses_stub.sending_enabled = False
 
-        assert await make_transport(ses_stub.url).get_max_send_rate() == 42.0
+        limits = await make_transport(ses_stub.url).sending_limits()
+
+        assert limits == SendingLimits(
+            max_send_rate=42.0,
+            max_24_hour_send=1_000.0,
+            sent_last_24_hours=1.0,
+            sending_enabled=False,
+        )
+        assert not limits.daily_quota_used
 
     async def test_concurrent_sends(self, ses_stub: SesStub, make_transport: MakeTransport) -> None:
         transport = make_transport(ses_stub.url, max_connections=4)
@@ -291,13 +303,14 @@ class TestOnTheWire:
         )
         try:
             message_id = await transport.send(make_email())
-            rate = await transport.get_max_send_rate()
+            limits = await transport.sending_limits()
         finally:
             await transport.close()
 
         send, account = capture.requests
         assert message_id == "captured-1"
-        assert rate is None  # the capture server answers without a SendQuota
+        # The capture server answers without a SendQuota: nothing known, sending not refused.
+        assert limits == SendingLimits(None, None, 0.0, sending_enabled=True)
         assert (send.method, send.path) == ("POST", "/v2/email/outbound-emails")
         assert json.loads(send.body)["Destination"] == {"ToAddresses": [RECIPIENT]}
         assert (account.method, account.path, account.body) == ("GET", "/v2/email/account", b"")
