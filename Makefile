@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused bench-throughput bench-feedback lock clean
+.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback lock clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-paused: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput
+
+bench-pacing: $(STAMP)
+	$(BIN)/python -m bench.pacing
 
 bench-feedback: $(STAMP)
 	$(BIN)/python -m bench.feedback

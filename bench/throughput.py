@@ -298,8 +298,15 @@ def _base_environment(workdir: Path) -> dict[str, str]:
     }
 
 
-def _worker_environment(
-    database_url: str, workdir: Path, source: Path, *, stub_url: str, concurrency: int
+def worker_environment(
+    database_url: str,
+    workdir: Path,
+    source: Path,
+    *,
+    stub_url: str,
+    concurrency: int,
+    rate: float = EMAIL_RATE,
+    log_level: str = "WARNING",
 ) -> dict[str, str]:
     """Only what the worker needs: nothing from the caller's environment or .env leaks in."""
     return {
@@ -308,7 +315,7 @@ def _worker_environment(
         "DATABASE_URL": database_url,
         "EMAIL_TRANSPORT": "ses",
         "EMAIL_SENDER": "News <news@example.com>",
-        "EMAIL_RATE": str(EMAIL_RATE),
+        "EMAIL_RATE": str(rate),
         "MAX_CONCURRENT": str(concurrency),
         "SERVER_HOST": "https://mail.example.com",
         "TRACKING_SECRET": "bench-tracking-secret-0123456789",
@@ -319,21 +326,19 @@ def _worker_environment(
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": log_level,
     }
 
 
 @contextmanager
 def worker_process(
-    database_url: str, workdir: Path, source: Path, stub: Stub, concurrency: int
+    environment: dict[str, str], workdir: Path, *, log_name: str = "worker.log"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = workdir / "worker.log"
+    log_path = workdir / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(SES_SENDER), "worker"],
-            env=_worker_environment(
-                database_url, workdir, source, stub_url=stub.url, concurrency=concurrency
-            ),
+            env=environment,
             cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -401,7 +406,10 @@ async def _throughput(
     timeout_s = max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
-        with worker_process(database_url, workdir, args.source, stub, args.concurrency) as worker:
+        environment = worker_environment(
+            database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
+        )
+        with worker_process(environment, workdir) as worker:
             samples = await _sample_until_sent(connection, worker, emails, timeout_s)
             peak_rss = peak_rss_kib(worker.pid)
     finally:
@@ -483,7 +491,10 @@ async def _memory(
 ) -> MemoryResult:
     await queue_emails(database_url, queued)
     await stub_call(stub, "POST", "/_stub/reset")  # the stub keeps what it receives
-    with worker_process(database_url, workdir, args.source, stub, args.concurrency) as worker:
+    environment = worker_environment(
+        database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
+    )
+    with worker_process(environment, workdir) as worker:
         started = time.monotonic()
         await asyncio.sleep(args.memory_seconds)
         if worker.poll() is not None:

@@ -285,30 +285,40 @@ async def record_outcomes(
 @dataclass(frozen=True, slots=True)
 class ScheduleRow:
     next_free_at: float
+    shifted: float
     backoff_level: float
     backoff_since: float
 
 
 async def reserve_slots(
-    session: AsyncSession, name: str, *, now: float, span: float, debt: float
+    session: AsyncSession, name: str, *, now: float, span: float, shift_to: float
 ) -> ScheduleRow:
-    """Move the schedule on by `debt`, then take `span` seconds of it from `now` or later.
+    """Move the schedule on until it has been shifted by `shift_to` in all, then take `span`
+    seconds of it from `now` or later.
 
-    One upsert, so concurrent workers serialise on the row and never take the same slots.
+    One upsert, so concurrent workers serialise on the row and never take the same slots. A
+    shift asked for by several workers at once is made once: they ask for a total, not a step.
     """
-    moved_on = RateLimit.next_free_at + debt
+    behind = shift_to > RateLimit.shifted
+    moved_on = RateLimit.next_free_at + case((behind, shift_to - RateLimit.shifted), else_=0.0)
     updated_at = datetime.fromtimestamp(now, UTC)
     statement = (
         insert_for(session, RateLimit)
-        .values(name=name, next_free_at=now + span, updated_at=updated_at)
+        .values(name=name, next_free_at=now + span, shifted=shift_to, updated_at=updated_at)
         .on_conflict_do_update(
             index_elements=[RateLimit.name],
             set_={
                 "next_free_at": case((moved_on > now, moved_on), else_=literal(now)) + span,
+                "shifted": case((behind, literal(shift_to)), else_=RateLimit.shifted),
                 "updated_at": updated_at,
             },
         )
-        .returning(RateLimit.next_free_at, RateLimit.backoff_level, RateLimit.backoff_since)
+        .returning(
+            RateLimit.next_free_at,
+            RateLimit.shifted,
+            RateLimit.backoff_level,
+            RateLimit.backoff_since,
+        )
     )
     row = (await session.execute(statement)).one()
     return ScheduleRow(*row)

@@ -40,13 +40,18 @@ class DatabaseSchedule:
     def now(self) -> float:
         return self._monotonic() + self._offset
 
-    async def reserve(self, *, now: float, count: int, interval: float, debt: float) -> Reservation:
+    async def reserve(
+        self, *, now: float, count: int, interval: float, shift_to: float
+    ) -> Reservation:
         await self._sync_clock_if_due()
         span = count * interval
         async with self._sessionmaker() as session, session.begin():
-            row = await repository.reserve_slots(session, self._name, now=now, span=span, debt=debt)
+            row = await repository.reserve_slots(
+                session, self._name, now=now, span=span, shift_to=shift_to
+            )
         return Reservation(
             first_slot=row.next_free_at - span,
+            shifted=row.shifted,
             backoff=Backoff(row.backoff_level, row.backoff_since),
         )
 

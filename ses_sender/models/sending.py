@@ -17,6 +17,8 @@ class RateLimit(Base):
     # The first free send slot, in seconds since the epoch (GCRA's "theoretical arrival time").
     next_free_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # How far, in all, the schedule has been moved on to pay back late sends (seconds).
+    shifted: Mapped[float] = mapped_column(Double, server_default="0.0")
     # After a throttle: the share of the target rate in force at `backoff_since` (epoch seconds),
     # from which it recovers with time.
     backoff_level: Mapped[float] = mapped_column(Double, server_default="1.0")

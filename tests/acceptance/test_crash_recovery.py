@@ -5,68 +5,39 @@ Then four workers over one PostgreSQL: every email sent exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.sns import SnsMessage
-from tests.acceptance.workers import WorkerProcess, accepted_per_request, settled, worker_env
+from tests.acceptance.workers import (
+    WorkerProcess,
+    accepted_per_request,
+    all_sent,
+    roomy_account,
+    settled,
+    start_worker,
+    wait_for,
+    worker_env,
+)
 from tests.control.conftest import post_topic, rows_by_id
 from tests.ses_events.fakes import ses_message
 from tests.ses_events.test_service import SOFT_BOUNCES
 from tests.support.fixtures import fake_aws_env, ses_stub
 from tests.support.ses_stub import SesStub
 
-__all__ = ["fake_aws_env", "ses_stub"]
+__all__ = ["fake_aws_env", "ses_stub", "start_worker"]
 
 RECIPIENTS = 2_000
 MAX_CONCURRENT = 40
 LEASE_SECONDS = 10  # the shortest allowed
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.ensure_gone()
-
-
-def roomy_account(ses_stub: SesStub) -> None:
-    """An SES account whose quota does not bind: the rate is ours to set."""
-    ses_stub.configure({"max_send_rate": 100_000, "max_24_hour_send": 10_000_000})
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, *, within_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
-async def all_sent(runtime: Runtime, ids: list[int]) -> bool:
-    """A count, not the rows: this runs in the loop that also serves the SES stub."""
-    async with runtime.sessionmaker() as session:
-        sent = await session.scalar(
-            select(func.count()).where(Request.id.in_(ids), Request.status == RequestStatus.SENT)
-        )
-    return sent == len(ids)
 
 
 async def kill_mid_campaign(

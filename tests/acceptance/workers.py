@@ -6,16 +6,26 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import func, select
+
+from ses_sender.models import Request, RequestStatus
+from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from tests.support.moto_server import subprocess_env
 from tests.support.ses_stub import SesStub
+from tests.support.ses_stub_process import SesStubProcess
 
 REGION = "us-east-1"
 
 
-def worker_env(database_url: str, ses_stub: SesStub, **settings: str) -> dict[str, str]:
+def worker_env(
+    database_url: str, ses_stub: SesStub | SesStubProcess, **settings: str
+) -> dict[str, str]:
     env = subprocess_env()
     env.update(
         {
@@ -67,7 +77,12 @@ class WorkerProcess:
 
 def accepted_per_request(ses_stub: SesStub) -> Counter[int]:
     """How many times SES accepted an email for each request id (from our tag)."""
-    return Counter(int(record["tags"][REQUEST_ID_TAG]) for record in ses_stub.accepted)
+    return accepted_per_request_of(ses_stub.accepted)
+
+
+def accepted_per_request_of(records: list[dict[str, Any]]) -> Counter[int]:
+    """The same, from the stub's records of accepted sends."""
+    return Counter(int(record["tags"][REQUEST_ID_TAG]) for record in records)
 
 
 async def settled(ses_stub: SesStub, *, quiet_s: float = 0.5) -> None:
@@ -78,3 +93,43 @@ async def settled(ses_stub: SesStub, *, quiet_s: float = 0.5) -> None:
         await asyncio.sleep(quiet_s)
         if len(ses_stub.received) == count:
             return
+
+
+StartWorker = Callable[[dict[str, str]], WorkerProcess]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    """Starts `ses-sender worker` processes (logs in tmp_path); kills any left at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.ensure_gone()
+
+
+def roomy_account(ses_stub: SesStub) -> None:
+    """An SES account whose quota does not bind: the rate is ours to set."""
+    ses_stub.configure({"max_send_rate": 100_000, "max_24_hour_send": 10_000_000})
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], what: str, *, within_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def all_sent(runtime: Runtime, ids: list[int]) -> bool:
+    """A count, not the rows: this runs in the loop that also serves the SES stub."""
+    async with runtime.sessionmaker() as session:
+        sent = await session.scalar(
+            select(func.count()).where(Request.id.in_(ids), Request.status == RequestStatus.SENT)
+        )
+    return sent == len(ids)

@@ -13,6 +13,9 @@ from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, SendError
+from tests.support.fixtures import fake_aws_env, ses_stub
+
+__all__ = ["fake_aws_env", "ses_stub"]
 
 # A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
 WorkerFactory = Callable[..., Worker]

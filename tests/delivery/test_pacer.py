@@ -77,19 +77,23 @@ class MemorySchedule:
         self._time = time
         self._round_trip_s = round_trip_s
         self.next_free_at = -math.inf
+        self.shifted = 0.0
         self.backoff = Backoff()
         self.reservations = 0
 
     def now(self) -> float:
         return self._time.now
 
-    async def reserve(self, *, now: float, count: int, interval: float, debt: float) -> Reservation:
+    async def reserve(
+        self, *, now: float, count: int, interval: float, shift_to: float
+    ) -> Reservation:
         await self._time.sleep(self._round_trip_s / 2)
         self.reservations += 1
-        first = max(self.next_free_at + debt, now)
+        first = max(self.next_free_at + max(0.0, shift_to - self.shifted), now)
+        self.shifted = max(self.shifted, shift_to)
         self.next_free_at = first + count * interval
         await self._time.sleep(self._round_trip_s / 2)
-        return Reservation(first, self.backoff)
+        return Reservation(first, self.shifted, self.backoff)
 
     async def back_off(self, *, seen: Backoff, to: Backoff) -> Backoff:
         if self.backoff.since == seen.since:

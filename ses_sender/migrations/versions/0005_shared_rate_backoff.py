@@ -1,4 +1,4 @@
-"""the shared rate's back-off after throttles
+"""the shared rate's back-off after throttles and its shift for late sends
 
 Revision ID: 0005
 Revises: 0004
@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("rate_limits", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("shifted", sa.Double(), server_default="0.0", nullable=False))
         batch_op.add_column(
             sa.Column("backoff_level", sa.Double(), server_default="1.0", nullable=False)
         )
@@ -30,3 +31,4 @@ def downgrade() -> None:
     with op.batch_alter_table("rate_limits", schema=None) as batch_op:
         batch_op.drop_column("backoff_since")
         batch_op.drop_column("backoff_level")
+        batch_op.drop_column("shifted")

@@ -1,0 +1,146 @@
+"""The account watch against the SES stub's GetAccount and a real database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from ses_sender.delivery.account import AccountWatch
+from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.schedule import DatabaseSchedule
+from ses_sender.runtime import Runtime
+from ses_sender.sending.service import ACCOUNT, active_pauses, pause_sending
+from ses_sender.transports.ses import SesTransport
+from tests.clock import FakeClock
+from tests.support.moto_server import FAKE_AWS_ENV
+from tests.support.ses_stub import SesStub
+
+EMAIL_RATE = 100.0
+
+
+@pytest.fixture
+async def ses(ses_stub: SesStub) -> AsyncIterator[SesTransport]:
+    transport = SesTransport(
+        "us-east-1",
+        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=ses_stub.url,
+        timeout_s=5.0,
+    )
+    yield transport
+    await transport.close()
+
+
+def make_pacer(runtime: Runtime) -> Pacer:
+    return Pacer(EMAIL_RATE, schedule=DatabaseSchedule(runtime.sessionmaker))
+
+
+def make_watch(
+    runtime: Runtime, ses: SesTransport, *, pacer: Pacer | None = None, headroom: float = 0.0
+) -> AccountWatch:
+    return AccountWatch(
+        source=ses,
+        pacer=pacer or make_pacer(runtime),
+        sessionmaker=runtime.sessionmaker,
+        clock=runtime.clock,
+        email_rate=EMAIL_RATE,
+        headroom=headroom,
+        interval_s=60.0,
+    )
+
+
+async def account_pause(runtime: Runtime) -> str | None:
+    async with runtime.sessionmaker() as session:
+        pauses = await active_pauses(session, now=runtime.clock.now())
+    return next((pause.reason for pause in pauses if pause.name == ACCOUNT), None)
+
+
+@pytest.mark.parametrize(
+    ("max_send_rate", "headroom", "expected"),
+    [(20.0, 0.0, 20.0), (20.0, 0.1, 18.0), (500.0, 0.0, EMAIL_RATE), (500.0, 0.9, 50.0)],
+)
+async def test_the_rate_is_capped_by_the_accounts_max_send_rate(
+    runtime: Runtime,
+    ses: SesTransport,
+    ses_stub: SesStub,
+    max_send_rate: float,
+    headroom: float,
+    expected: float,
+) -> None:
+    ses_stub.max_send_rate = max_send_rate
+    pacer = make_pacer(runtime)
+
+    await make_watch(runtime, ses, pacer=pacer, headroom=headroom).check()
+
+    assert pacer.target == pytest.approx(expected)
+
+
+async def test_sending_disabled_pauses_until_ses_enables_it_again(
+    runtime: Runtime, ses: SesTransport, ses_stub: SesStub, clock: FakeClock
+) -> None:
+    watch = make_watch(runtime, ses)
+    ses_stub.sending_enabled = False
+
+    await watch.check()
+    clock.advance(3_600)  # no end of its own: it lasts as long as SES says so
+    assert "sending disabled" in (await account_pause(runtime) or "")
+
+    ses_stub.sending_enabled = True
+    await watch.check()
+    assert await account_pause(runtime) is None
+
+
+async def test_a_used_daily_quota_pauses_and_a_freed_one_resumes(
+    runtime: Runtime, ses: SesTransport, ses_stub: SesStub
+) -> None:
+    watch = make_watch(runtime, ses)
+    ses_stub.sent_recipients = 50_000
+    ses_stub.max_24_hour_send = 50_000
+
+    await watch.check()
+    assert await account_pause(runtime) == (
+        "the daily sending quota is used: 50000 of 50000 in the last 24 hours"
+    )
+
+    ses_stub.sent_recipients = 49_000  # the rolling window moved on
+    await watch.check()
+    assert await account_pause(runtime) is None
+
+
+async def test_an_account_pause_from_a_send_error_is_lifted_when_ses_would_send(
+    runtime: Runtime, ses: SesTransport, clock: FakeClock
+) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        now = clock.now()
+        reason = "SendingPausedException: Sending is paused for this account."
+        await pause_sending(session, ACCOUNT, reason, now=now, until=now + timedelta(seconds=60))
+
+    await make_watch(runtime, ses).check()
+
+    assert await account_pause(runtime) is None
+
+
+async def test_an_unreadable_account_changes_nothing(
+    runtime: Runtime, ses_stub: SesStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    await ses_stub.stop()  # nothing listens on its port any more
+    unreachable = SesTransport(
+        "us-east-1",
+        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=ses_stub.url,
+        timeout_s=2.0,
+    )
+    pacer = make_pacer(runtime)
+    try:
+        with caplog.at_level(logging.WARNING):
+            await make_watch(runtime, unreachable, pacer=pacer).check()
+    finally:
+        await unreachable.close()
+
+    assert pacer.target == EMAIL_RATE
+    assert await account_pause(runtime) is None
+    assert "could not read the SES account's limits" in caplog.text
