@@ -3,8 +3,8 @@
 SNS posts each notification on its own, and a busy account posts many at once. One transaction
 per notification spends more on the transaction (checkout, BEGIN, COMMIT and its flush) than on
 the event. Here every request hands its verified message to the `Ingester` and waits; one
-writer at a time takes whatever is waiting, up to `MAX_BATCH`, applies each message with
-`service.ingest_notification` in a single transaction, commits, and only then answers every
+writer at a time takes whatever is waiting, up to `MAX_BATCH`, applies them together with
+`service.ingest_notifications` in a single transaction, commits, and only then answers every
 request in the batch. Under light load a batch is one message, so nothing waits on a timer.
 
 Each message still answers for itself: if a batch fails, its messages are written again one per
@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.ses_events import service
-from ses_sender.ses_events.service import Ingested
+from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.suppression.service import SoftBounceRule
 
@@ -37,8 +37,7 @@ MAX_WRITERS = 4
 
 @dataclass(slots=True)
 class _Waiting:
-    message: SnsMessage
-    now: datetime
+    received: Received
     answer: asyncio.Future[Ingested] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -62,7 +61,7 @@ class Ingester:
 
     async def ingest(self, message: SnsMessage, *, now: datetime) -> Ingested:
         """Store and apply `message`; returns once it is committed (or raises as alone)."""
-        waiting = _Waiting(message, now)
+        waiting = _Waiting(Received(message, now))
         self._waiting.append(waiting)
         if len(self._writers) < self._max_writers:
             writer = asyncio.create_task(self._write_all(), name="store SES events")
@@ -91,12 +90,9 @@ class Ingester:
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
             async with self._sessionmaker() as session, session.begin():
-                outcomes = [
-                    await service.ingest_notification(
-                        session, item.message, soft_bounces=self._soft_bounces, now=item.now
-                    )
-                    for item in batch
-                ]
+                outcomes = await service.ingest_notifications(
+                    session, [item.received for item in batch], soft_bounces=self._soft_bounces
+                )
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0], error=error)
