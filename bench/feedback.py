@@ -49,6 +49,7 @@ from ses_sender.ses_events.service import ingest_notification
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.webhooks import repository as webhooks_repository
+from ses_sender.webhooks.repository import NewDelivery
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.schemas import WebhookIn
 from ses_sender.webhooks.service import create_webhook
@@ -188,13 +189,9 @@ async def _webhooks(backend: str, url: str) -> None:
         async with sessionmaker() as session, session.begin():
             # Only the deliveries timed below: empty the queue the ingestion filled.
             await session.execute(delete(WebhookDelivery))
-            await webhooks_repository.insert_deliveries(
-                session,
-                [hook.id] * DELIVERIES,
-                event_type="Open",
-                payload=json.dumps({"type": "Open", "requestId": request_id}),
-                now=datetime.now(UTC),
-            )
+            payload = json.dumps({"type": "Open", "requestId": request_id})
+            delivery = NewDelivery(hook.id, "Open", payload, now=datetime.now(UTC))
+            await webhooks_repository.insert_deliveries(session, [delivery] * DELIVERIES)
         sender = WebhookSender(
             sessionmaker=sessionmaker,
             clock=SystemClock(),

@@ -169,30 +169,54 @@ async def release_expired_leases(session: AsyncSession, *, now: datetime) -> Lea
     return LeaseRecovery(reconciled=reconciled.rowcount, released=released.rowcount)
 
 
-async def record_sent_by_ses(
-    session: AsyncSession, request_id: int, *, message_id: str, sent_at: datetime, now: datetime
-) -> None:
-    """An SES event proves the request was sent: record it, unless a send is recorded already.
+@dataclass(frozen=True, slots=True)
+class SentBySes:
+    """An SES event's word that a request was sent: as which message, and when."""
+
+    request_id: int
+    message_id: str
+    sent_at: datetime
+    now: datetime  # when the event came in
+
+
+# Built once: it runs for every SES event that names one of our requests.
+_RECORD_SENT_BY_SES = (
+    update(_requests)
+    .where(
+        _requests.c.id == bindparam("b_id"),
+        _requests.c.status != RequestStatus.SENT,
+        _requests.c.attempts > 0,
+    )
+    .values(
+        status=RequestStatus.SENT,
+        message_id=bindparam("b_message_id"),
+        sent_at=bindparam("b_sent_at"),
+        error=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+async def record_sent_by_ses(session: AsyncSession, sends: Sequence[SentBySes]) -> None:
+    """SES events prove these requests were sent: record each, unless a send is recorded already.
 
     Only rows we have tried (attempts > 0): a requeued row then is not sent a second time, a
     row cancelled in flight shows what really happened, and a worker's late outcome for it
     changes nothing more (record_outcomes).
     """
+    if not sends:
+        return
     await session.execute(
-        update(Request)
-        .where(
-            Request.id == request_id,
-            Request.status != RequestStatus.SENT,
-            Request.attempts > 0,
-        )
-        .values(
-            status=RequestStatus.SENT,
-            message_id=message_id,
-            sent_at=sent_at,
-            error=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
+        _RECORD_SENT_BY_SES,
+        [
+            {
+                "b_id": send.request_id,
+                "b_message_id": send.message_id,
+                "b_sent_at": send.sent_at,
+                "b_now": send.now,
+            }
+            for send in sends
+        ],
     )
 
 

@@ -3,8 +3,8 @@
 SNS posts each notification on its own, and a busy account posts many at once. One transaction
 per notification spends more on the transaction (checkout, BEGIN, COMMIT and its flush) than on
 the event. Here every request hands its verified message to the `Ingester` and waits; one
-writer at a time takes whatever is waiting, up to `MAX_BATCH`, applies each message with
-`service.ingest_notification` in a single transaction, commits, and only then answers every
+writer at a time takes whatever is waiting, up to `MAX_BATCH`, applies them together with
+`service.ingest_notifications` in a single transaction, commits, and only then answers every
 request in the batch. Under light load a batch is one message, so nothing waits on a timer.
 
 Each message still answers for itself: if a batch fails, its messages are written again one per
@@ -24,21 +24,24 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.ses_events import service
-from ses_sender.ses_events.service import Ingested
+from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.suppression.service import SoftBounceRule
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # notifications per transaction
-# Transactions at once: while one waits on the database, another is built (the pool has room).
-MAX_WRITERS = 4
+# Transactions at once: while one waits on the database, the next is built. Each transaction
+# costs the same few round trips whatever its size, so more writers, each with a smaller batch,
+# cost more: at 32 requests in flight (bench/sns_ingest.py), 4 writers made batches of 6.6 on
+# average and spent 0.56-0.62 ms of API CPU per notification, 2 writers 9.7 and 0.50-0.52 ms
+# (and the most notifications per second), 1 writer 15.6 and 0.47 ms but fewer per second.
+MAX_WRITERS = 2
 
 
 @dataclass(slots=True)
 class _Waiting:
-    message: SnsMessage
-    now: datetime
+    received: Received
     answer: asyncio.Future[Ingested] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -62,7 +65,7 @@ class Ingester:
 
     async def ingest(self, message: SnsMessage, *, now: datetime) -> Ingested:
         """Store and apply `message`; returns once it is committed (or raises as alone)."""
-        waiting = _Waiting(message, now)
+        waiting = _Waiting(Received(message, now))
         self._waiting.append(waiting)
         if len(self._writers) < self._max_writers:
             writer = asyncio.create_task(self._write_all(), name="store SES events")
@@ -76,8 +79,9 @@ class Ingester:
 
     async def _write_all(self) -> None:
         while self._waiting:
-            # A share of what waits, so that the other writers get some of it too.
-            count = min(-(-len(self._waiting) // self._max_writers), self._max_batch)
+            # All that waits: handing the other writers a share of it made smaller batches, and
+            # cost more (with 4 writers, a quarter each: batches of 3.8, 0.76 ms per notification).
+            count = min(len(self._waiting), self._max_batch)
             batch = [self._waiting.popleft() for _ in range(count)]
             try:
                 await self._write(batch)
@@ -91,12 +95,9 @@ class Ingester:
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
             async with self._sessionmaker() as session, session.begin():
-                outcomes = [
-                    await service.ingest_notification(
-                        session, item.message, soft_bounces=self._soft_bounces, now=item.now
-                    )
-                    for item in batch
-                ]
+                outcomes = await service.ingest_notifications(
+                    session, [item.received for item in batch], soft_bounces=self._soft_bounces
+                )
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0], error=error)

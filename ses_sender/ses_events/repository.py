@@ -1,75 +1,143 @@
-"""SQL for SES events: store each once, find its request, keep the request's summary."""
+"""SQL for SES events: store each once, find its request, keep the request's summary.
+
+Ingestion takes the notifications of a group commit together (`service.ingest_notifications`),
+so the statements here take many rows at once (executemany, or an IN list), and the ones run for
+every batch are built once with bound parameters: built per call, through the ORM, a statement
+cost ~155 µs of the API's CPU; built once, ~70 µs; and one executemany serves a whole batch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import SmallInteger, case, literal, or_, select, update
+from sqlalchemy import SmallInteger, String, Table, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Update
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for
+from ses_sender.db.statements import insert_for_dialect
 from ses_sender.models import Request, Result, ResultSource
+
+_requests = cast(Table, Request.__table__)
+_results = cast(Table, Result.__table__)
+
+_REQUEST_COLUMNS = (_requests.c.id, _requests.c.recipient_key, _requests.c.topic_id)
+_REQUESTS_BY_ID = select(*_REQUEST_COLUMNS).where(
+    _requests.c.id.in_(bindparam("b_ids", expanding=True))
+)
+_REQUESTS_BY_MESSAGE_ID = (
+    select(_requests.c.message_id, *_REQUEST_COLUMNS)
+    .where(_requests.c.message_id.in_(bindparam("b_message_ids", expanding=True)))
+    .order_by(_requests.c.id)
+)
+# Typed, so that PostgreSQL is told what each parameter is (asyncpg renders the casts).
+_AT = bindparam("b_at", type_=UtcDateTime())
+_OUTCOME = bindparam("b_outcome", type_=SmallInteger())
+_DETAIL = bindparam("b_detail", type_=String())
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRef:
+    """What ingestion needs of a request: which it is, its recipient, and its topic (webhooks)."""
+
+    id: int
+    recipient_key: str
+    topic_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One SES event for one recipient key, with its request if known."""
+
+    sns_message_id: str
+    recipient: str
+    request_id: int | None
+    status: str
+    ses_message_id: str
+    occurred_at: datetime
+    raw: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryChange:
+    """What one event says of its request: the time of its kind (`time_field`), kept only if
+    it is the earliest, and the outcome, kept only if it is the strongest.
+
+    `detail_field` (the bounce type, say), if any, takes `detail` exactly when the time is
+    taken, so a detail stays with the time it came with.
+    """
+
+    request_id: int
+    time_field: str
+    at: datetime
+    outcome: int
+    detail_field: str | None = None
+    detail: str | None = None
+
+
+async def requests_by_ids(session: AsyncSession, ids: Collection[int]) -> dict[int, RequestRef]:
+    """Those of the requests that exist, by id."""
+    if not ids:
+        return {}
+    rows = await session.execute(_REQUESTS_BY_ID, {"b_ids": list(ids)})
+    return {row[0]: RequestRef(*row) for row in rows}
+
+
+async def requests_by_message_ids(
+    session: AsyncSession, ses_message_ids: Collection[str]
+) -> dict[str, list[RequestRef]]:
+    """The requests SES sent as each of these messages (one each, for us), by message id."""
+    if not ses_message_ids:
+        return {}
+    rows = await session.execute(_REQUESTS_BY_MESSAGE_ID, {"b_message_ids": list(ses_message_ids)})
+    found: defaultdict[str, list[RequestRef]] = defaultdict(list)
+    for message_id, *request in rows:
+        found[message_id].append(RequestRef(*request))
+    return found
 
 
 async def insert_results_once(
-    session: AsyncSession,
-    *,
-    sns_message_id: str,
-    recipients: Mapping[str, int | None],
-    status: str,
-    ses_message_id: str,
-    occurred_at: datetime,
-    raw: str,
-    now: datetime,
-) -> list[str]:
-    """Store an SNS message's event, one row per recipient key (with its request, if known).
+    session: AsyncSession, rows: Sequence[EventRow]
+) -> set[tuple[str, str]]:
+    """Store each row unless its (SNS message id, recipient) is stored already.
 
-    Returns the recipients stored now: none when that SNS message was stored before.
+    Returns the (SNS message id, recipient) of the rows stored now.
     """
-    statement = insert_for(session, Result)
+    if not rows:
+        return set()
     inserted = await session.execute(
-        statement.values(
-            [
-                {
-                    "request_id": request_id,
-                    "status": status,
-                    "source": ResultSource.SES,
-                    "sns_message_id": sns_message_id,
-                    "ses_message_id": ses_message_id,
-                    "recipient": recipient,
-                    "occurred_at": occurred_at,
-                    "raw": raw,
-                    "created_at": now,
-                }
-                for recipient, request_id in recipients.items()
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=[Result.sns_message_id, Result.recipient])
-        .returning(Result.recipient)
+        _insert_results_once(session.get_bind().dialect.name),
+        [
+            {
+                "request_id": row.request_id,
+                "status": row.status,
+                "source": ResultSource.SES.value,
+                "sns_message_id": row.sns_message_id,
+                "ses_message_id": row.ses_message_id,
+                "recipient": row.recipient,
+                "occurred_at": row.occurred_at,
+                "raw": row.raw,
+                "created_at": row.created_at,
+            }
+            for row in rows
+        ],
     )
-    return [recipient for recipient in inserted.scalars() if recipient is not None]
+    return {(sns_message_id, recipient) for sns_message_id, recipient in inserted}
 
 
-async def request_by_id(session: AsyncSession, request_id: int) -> tuple[int, str] | None:
-    """(id, recipient key) of the request, if it exists."""
-    found = await session.execute(
-        select(Request.id, Request.recipient_key).where(Request.id == request_id)
+@functools.cache
+def _insert_results_once(dialect: str) -> Any:
+    return (
+        insert_for_dialect(dialect, _results)
+        .on_conflict_do_nothing(index_elements=[_results.c.sns_message_id, _results.c.recipient])
+        .returning(_results.c.sns_message_id, _results.c.recipient)
     )
-    row = found.one_or_none()
-    return None if row is None else (row[0], row[1])
-
-
-async def requests_by_message_id(
-    session: AsyncSession, ses_message_id: str
-) -> Sequence[tuple[int, str]]:
-    """(id, recipient key) of the requests SES sent as this message (one each, for us)."""
-    found = await session.execute(
-        select(Request.id, Request.recipient_key).where(Request.message_id == ses_message_id)
-    )
-    return [(request_id, key) for request_id, key in found]
 
 
 async def message_ids_with_waiting_results(
@@ -102,28 +170,47 @@ async def adopt_waiting_results(
     return [(status, raw) for status, raw in adopted]
 
 
-async def update_summary(session: AsyncSession, request_id: int, changes: dict[str, Any]) -> None:
-    await session.execute(update(Request).where(Request.id == request_id).values(**changes))
+async def update_summaries(session: AsyncSession, changes: Sequence[SummaryChange]) -> None:
+    """Apply each change to its request's summary: one executemany per kind of change."""
+    by_fields: defaultdict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        by_fields[change.time_field, change.detail_field].append(
+            {
+                "b_id": change.request_id,
+                "b_at": change.at,
+                "b_outcome": change.outcome,
+                "b_detail": change.detail,
+            }
+        )
+    for (time_field, detail_field), parameters in by_fields.items():
+        await session.execute(_summary_update(time_field, detail_field), parameters)
 
 
-def earliest(column: Any, at: datetime) -> Any:
-    """The earlier of the stored time and `at`: events arrive in any order."""
-    return if_earlier(column, at, literal(at, type_=UtcDateTime()), column)
+@functools.cache
+def _summary_update(time_field: str, detail_field: str | None) -> Update:
+    time_column = _requests.c[time_field]
+    values = {
+        "outcome": at_least(_requests.c.outcome, _OUTCOME),
+        time_field: if_earlier(time_column, _AT, _AT, time_column),
+    }
+    if detail_field is not None:
+        detail_column = _requests.c[detail_field]
+        values[detail_field] = if_earlier(time_column, _AT, _DETAIL, detail_column)
+    return update(_requests).where(_requests.c.id == bindparam("b_id")).values(values)
 
 
-def if_earlier(time_column: Any, at: datetime, new: Any, old: Any) -> Any:
+def if_earlier(time_column: Any, at: Any, new: Any, old: Any) -> Any:
     """`new` when `at` is earlier than the stored time (or there is none), else `old`.
 
-    Keeps a detail (the bounce type, say) together with the time it came with.
+    Events arrive in any order: with `new` = `at` this keeps the earliest time, and it keeps a
+    detail (the bounce type, say) together with the time it came with.
     """
-    when = literal(at, type_=UtcDateTime())
-    return case((or_(time_column.is_(None), time_column > when), new), else_=old)
+    return case((or_(time_column.is_(None), time_column > at), new), else_=old)
 
 
-def at_least(column: Any, value: int) -> Any:
+def at_least(column: Any, value: Any) -> Any:
     """The larger of the stored value and `value`: an outcome only ever rises."""
-    bound = literal(value, type_=SmallInteger())
-    return case((or_(column.is_(None), column < bound), bound), else_=column)
+    return case((or_(column.is_(None), column < value), value), else_=column)
 
 
 async def stranded_matches(

@@ -4,34 +4,42 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import String, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.delivery import repository as delivery_repository
+from ses_sender.delivery.repository import SentBySes
 from ses_sender.errors import InvalidInput
 from ses_sender.messages.addresses import recipient_key
-from ses_sender.models import Outcome, Request
+from ses_sender.models import Outcome
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import at_least, earliest, if_earlier
-from ses_sender.ses_events.schemas import SesEvent, SesEventError, parse_ses_event
+from ses_sender.ses_events.repository import EventRow, RequestRef, SummaryChange
+from ses_sender.ses_events.schemas import SesEvent, SesEventError, SesEventType, parse_ses_event
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression import service as suppression
 from ses_sender.suppression.service import SoftBounceRule
-from ses_sender.webhooks.service import enqueue_event
+from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
 log = logging.getLogger(__name__)
 
-# SES's own open and click tracking, kept apart from our pixel's "Open" in the stats.
 # Events for other senders' mail on a shared topic wait forever; only recent ones are looked at.
 STRANDED_LOOKBACK = timedelta(days=1)
 STRANDED_BATCH = 1_000
 
+# SES's own open and click tracking, kept apart from our pixel's "Open" in the stats.
 _STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
+# The summary time each event type that has an outcome sets.
+_SUMMARY_TIME_FIELDS = {
+    SesEventType.DELIVERY: "delivered_at",
+    SesEventType.BOUNCE: "bounced_at",
+    SesEventType.COMPLAINT: "complained_at",
+    SesEventType.REJECT: "rejected_at",
+    SesEventType.DELIVERY_DELAY: "delayed_at",
+}
 # The recipient stored for an event that names nobody: the unique key needs a value.
 NO_RECIPIENT = ""
 # Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
@@ -44,6 +52,47 @@ class Ingested(enum.StrEnum):
     IGNORED = "ignored"
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A verified notification, and when it came in: the `now` of everything it writes."""
+
+    notification: SnsMessage
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _MailEvent:
+    """A received event about a message SES sent (its test notification is about none)."""
+
+    received: Received
+    event: SesEvent
+    ses_message_id: str
+    occurred_at: datetime
+    recipients: list[str]  # the keys it names, each once; [NO_RECIPIENT] when it names none
+
+    @property
+    def sns_message_id(self) -> str:
+        return self.received.notification.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An event just stored, for the recipients it had not been stored for before."""
+
+    event: _MailEvent
+    recipients: list[str]
+    requests: dict[str, RequestRef]  # those found, by recipient key
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """An event to apply to one of our requests."""
+
+    request: RequestRef
+    event: SesEvent
+    now: datetime
+
+
 async def ingest_notification(
     session: AsyncSession,
     notification: SnsMessage,
@@ -51,51 +100,119 @@ async def ingest_notification(
     soft_bounces: SoftBounceRule,
     now: datetime,
 ) -> Ingested:
-    """Store the event once per recipient it names, apply it to each recipient's request, and
-    suppress the addresses it says to, all in the caller's transaction."""
+    """`ingest_notifications` for one notification."""
+    [outcome] = await ingest_notifications(
+        session, [Received(notification, now)], soft_bounces=soft_bounces
+    )
+    return outcome
+
+
+async def ingest_notifications(
+    session: AsyncSession, batch: Sequence[Received], *, soft_bounces: SoftBounceRule
+) -> list[Ingested]:
+    """Store each event once per recipient it names, apply it to each recipient's request, and
+    suppress the addresses it says to, all in the caller's transaction; each one's outcome.
+
+    The statements serve the whole batch (see repository.py), so the batch behaves as its
+    notifications would in concurrent transactions: none sees what another changes in its
+    request. A notification that is not an SES event fails the whole batch (InvalidInput).
+    """
+    events = [_mail_event(received) for received in batch]
+    # SNS may deliver a message again before the first delivery is answered: the first copy
+    # in the batch stores it, the others are duplicates of it.
+    firsts: dict[str, _MailEvent] = {}
+    for event in events:
+        if event is not None:
+            firsts.setdefault(event.sns_message_id, event)
+    stored = await _store(session, list(firsts.values()))
+    await _act_on(session, stored, soft_bounces=soft_bounces)
+    unanswered = {item.event.sns_message_id for item in stored}
+    outcomes = []
+    for event in events:
+        if event is None:
+            outcomes.append(Ingested.IGNORED)
+        elif event.sns_message_id in unanswered:
+            outcomes.append(Ingested.STORED)
+            unanswered.discard(event.sns_message_id)
+        else:
+            outcomes.append(Ingested.DUPLICATE)
+    return outcomes
+
+
+def _mail_event(received: Received) -> _MailEvent | None:
+    """None for SES's test notification when a topic is set: no mail, nothing to store."""
     try:
-        event = parse_ses_event(notification.message)
+        event = parse_ses_event(received.notification.message)
     except SesEventError as error:
         raise InvalidInput(f"Message: not an SES event: {error.reason}") from None
     if event.ses_message_id is None or event.occurred_at is None:
-        return Ingested.IGNORED  # SES's test notification when a topic is set: no mail
-    requests = await _find_requests(session, event)
-    recipients = {key: requests.get(key) for key in _recipient_keys(event)}
+        return None
+    return _MailEvent(
+        received, event, event.ses_message_id, event.occurred_at, _recipient_keys(event)
+    )
+
+
+async def _store(session: AsyncSession, events: Sequence[_MailEvent]) -> list[_Stored]:
+    """Store each event once per recipient key; those stored now, for the recipients that were."""
+    found = await _find_requests(session, events)
     stored = await repository.insert_results_once(
         session,
-        sns_message_id=notification.message_id,
-        recipients=recipients,
-        status=result_status(event),
+        [
+            _row(event, recipient, requests.get(recipient))
+            for event, requests in zip(events, found, strict=True)
+            for recipient in event.recipients
+        ],
+    )
+    return [
+        _Stored(event, recipients, requests)
+        for event, requests in zip(events, found, strict=True)
+        if (recipients := [r for r in event.recipients if (event.sns_message_id, r) in stored])
+    ]
+
+
+async def _act_on(
+    session: AsyncSession, stored: Sequence[_Stored], *, soft_bounces: SoftBounceRule
+) -> None:
+    """Apply each event to its recipients' requests, record the sends it proves, and suppress
+    the addresses it says to."""
+    applied: list[_Applied] = []
+    sent: list[SentBySes] = []
+    for item in stored:
+        event, now = item.event, item.event.received.now
+        for recipient in item.recipients:
+            request = item.requests.get(recipient)
+            if request is None:
+                # Its send is not recorded yet; `adopt_waiting_events` applies it when it is.
+                log.info(
+                    "SES %s for unknown message %s kept for later",
+                    event.event.event_type,
+                    event.ses_message_id,
+                )
+                continue
+            applied.append(_Applied(request, event.event, now))
+            # SES reports only mail it accepted: a row requeued after its worker died (or a
+            # send that timed out) is Sent, and is not sent again.
+            sent.append(SentBySes(request.id, event.ses_message_id, event.occurred_at, now))
+    await _apply(session, applied)
+    await delivery_repository.record_sent_by_ses(session, sent)
+    for item in stored:
+        addresses = [recipient for recipient in item.recipients if recipient != NO_RECIPIENT]
+        await suppression.record_feedback(
+            session, item.event.event, addresses, rule=soft_bounces, now=item.event.received.now
+        )
+
+
+def _row(event: _MailEvent, recipient: str, request: RequestRef | None) -> EventRow:
+    return EventRow(
+        sns_message_id=event.sns_message_id,
+        recipient=recipient,
+        request_id=None if request is None else request.id,
+        status=result_status(event.event),
         ses_message_id=event.ses_message_id,
         occurred_at=event.occurred_at,
-        raw=notification.message,
-        now=now,
+        raw=event.received.notification.message,
+        created_at=event.received.now,
     )
-    if not stored:
-        return Ingested.DUPLICATE
-    for recipient in stored:
-        request_id = recipients[recipient]
-        if request_id is None:
-            # Its send is not recorded yet; `adopt_waiting_events` applies it when it is.
-            log.info(
-                "SES %s for unknown message %s kept for later",
-                event.event_type,
-                event.ses_message_id,
-            )
-            continue
-        await _apply(session, request_id, event, now=now)
-        # SES reports only mail it accepted: a row requeued after its worker died (or a send
-        # that timed out) is Sent, and is not sent again.
-        await delivery_repository.record_sent_by_ses(
-            session,
-            request_id,
-            message_id=event.ses_message_id,
-            sent_at=event.occurred_at,
-            now=now,
-        )
-    addresses = [recipient for recipient in stored if recipient != NO_RECIPIENT]
-    await suppression.record_feedback(session, event, addresses, rule=soft_bounces, now=now)
-    return Ingested.STORED
 
 
 def _recipient_keys(event: SesEvent) -> list[str]:
@@ -107,8 +224,13 @@ def _recipient_keys(event: SesEvent) -> list[str]:
 async def adopt_waiting_events(
     session: AsyncSession, request_id: int, ses_message_id: str, *, now: datetime
 ) -> None:
-    for _status, raw in await repository.adopt_waiting_results(session, request_id, ses_message_id):
-        await _apply(session, request_id, parse_ses_event(raw), now=now)
+    adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
+    if not adopted:
+        return
+    request = (await repository.requests_by_ids(session, [request_id]))[request_id]
+    await _apply(
+        session, [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted]
+    )
 
 
 async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
@@ -127,79 +249,97 @@ async def waiting_message_ids(session: AsyncSession, message_ids: Iterable[str])
     return await repository.message_ids_with_waiting_results(session, ids) if ids else []
 
 
-async def _find_requests(session: AsyncSession, event: SesEvent) -> dict[str, int]:
-    """The requests the event is about, by recipient key."""
-    found: dict[str, int] = {}
-    # Our tag names the request even before its message id is stored (event publishing only).
-    for tagged in event.tags.get(REQUEST_ID_TAG, []):
-        # ASCII and at most 18 digits: isdigit() alone accepts "²" (int() then raises) and ids
-        # beyond BIGINT, which the database refuses; either would answer SNS 500 until it gives up.
-        if tagged.isascii() and tagged.isdigit() and len(tagged) <= _MAX_ID_DIGITS:
-            request = await repository.request_by_id(session, int(tagged))
-            if request is not None:
-                request_id, key = request
-                found[key] = request_id
-                return found
-    if event.ses_message_id is not None:
-        for request_id, key in await repository.requests_by_message_id(
-            session, event.ses_message_id
-        ):
-            found.setdefault(key, request_id)
+async def _find_requests(
+    session: AsyncSession, events: Sequence[_MailEvent]
+) -> list[dict[str, RequestRef]]:
+    """The requests each event is about, by recipient key."""
+    tagged = [_tagged_request_ids(event.event) for event in events]
+    by_id = await repository.requests_by_ids(session, {i for ids in tagged for i in ids})
+    found: list[dict[str, RequestRef]] = []
+    for ids in tagged:
+        request = next((by_id[i] for i in ids if i in by_id), None)
+        found.append({} if request is None else {request.recipient_key: request})
+    # Without a tag naming a request, the message id: SES sent each of ours as its own message.
+    untagged = [
+        (event.ses_message_id, requests)
+        for event, requests in zip(events, found, strict=True)
+        if not requests
+    ]
+    by_message_id = await repository.requests_by_message_ids(
+        session, {message_id for message_id, _requests in untagged}
+    )
+    for message_id, requests in untagged:
+        for request in by_message_id.get(message_id, []):
+            requests.setdefault(request.recipient_key, request)
     return found
+
+
+def _tagged_request_ids(event: SesEvent) -> list[int]:
+    """The request ids our tag names (it names the request even before its message id is
+    stored; event publishing only)."""
+    # ASCII and at most 18 digits: isdigit() alone accepts "²" (int() then raises) and ids
+    # beyond BIGINT, which the database refuses; either would answer SNS 500 until it gives up.
+    return [
+        int(tagged)
+        for tagged in event.tags.get(REQUEST_ID_TAG, [])
+        if tagged.isascii() and tagged.isdigit() and len(tagged) <= _MAX_ID_DIGITS
+    ]
 
 
 def result_status(event: SesEvent) -> str:
     return _STATUS_OF_SES_EVENT.get(event.event_type, event.event_type)
 
 
-async def _apply(session: AsyncSession, request_id: int, event: SesEvent, *, now: datetime) -> None:
-    changes = summary_changes(event)
-    if changes:
-        await repository.update_summary(session, request_id, changes)
-    if event.occurred_at is not None:
-        # In this transaction: the event and its webhook deliveries are stored together or not.
-        await enqueue_event(
-            session,
-            event_type=result_status(event),
-            request_id=request_id,
-            occurred_at=event.occurred_at,
-            details=event.detail,
-            now=now,
-        )
+async def _apply(session: AsyncSession, applied: Sequence[_Applied]) -> None:
+    await repository.update_summaries(
+        session,
+        [
+            change
+            for item in applied
+            if (change := summary_change(item.event, item.request.id)) is not None
+        ],
+    )
+    # In this transaction: the events and their webhook deliveries are stored together or not.
+    await enqueue_events(
+        session,
+        [
+            RequestEvent(
+                event_type=result_status(item.event),
+                request_id=item.request.id,
+                topic_id=item.request.topic_id,
+                email=item.request.recipient_key,
+                occurred_at=item.event.occurred_at,
+                details=item.event.detail,
+                now=item.now,
+            )
+            for item in applied
+            if item.event.occurred_at is not None
+        ],
+    )
 
 
-def summary_changes(event: SesEvent) -> dict[str, Any]:
-    """Each time keeps the earliest of its kind, the outcome the strongest: the summary comes
-    out the same whatever order the events arrive in."""
-    at = event.occurred_at
-    if at is None:
-        return {}
-    outcome = outcome_of(event)
-    changes = {} if outcome is None else {"outcome": at_least(Request.outcome, outcome)}
+def summary_change(event: SesEvent, request_id: int) -> SummaryChange | None:
+    """What the event changes in its request's summary; None for events that say nothing of
+    what became of the email.
+
+    Each time keeps the earliest of its kind, the outcome the strongest: the summary comes out
+    the same whatever order the events arrive in.
+    """
+    at, outcome = event.occurred_at, outcome_of(event)
+    if at is None or outcome is None:
+        return None
+    time_field = _SUMMARY_TIME_FIELDS[event.event_type]
     match event.event_type:
-        case "Delivery":
-            changes["delivered_at"] = earliest(Request.delivered_at, at)
-        case "Bounce":
-            changes["bounced_at"] = earliest(Request.bounced_at, at)
-            changes["bounce_type"] = if_earlier(
-                Request.bounced_at,
-                at,
-                literal(event.bounce_kind, type_=String()),
-                Request.bounce_type,
+        case SesEventType.BOUNCE:
+            return SummaryChange(
+                request_id, time_field, at, outcome, "bounce_type", event.bounce_kind
             )
-        case "Complaint":
-            changes["complained_at"] = earliest(Request.complained_at, at)
-            changes["complaint_type"] = if_earlier(
-                Request.complained_at,
-                at,
-                literal(event.complaint_feedback_type, type_=String()),
-                Request.complaint_type,
+        case SesEventType.COMPLAINT:
+            return SummaryChange(
+                request_id, time_field, at, outcome, "complaint_type", event.complaint_feedback_type
             )
-        case "Reject":
-            changes["rejected_at"] = earliest(Request.rejected_at, at)
-        case "DeliveryDelay":
-            changes["delayed_at"] = earliest(Request.delayed_at, at)
-    return changes
+        case _:
+            return SummaryChange(request_id, time_field, at, outcome)
 
 
 def outcome_of(event: SesEvent) -> Outcome | None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.models import DeliveryStatus, Request, Webhook, WebhookDelivery
+
+# Core tables for the statements built once: they run for every batch of SES events.
+_webhooks = cast(Table, Webhook.__table__)
+_deliveries = cast(Table, WebhookDelivery.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +75,8 @@ class Subscription:
 
 
 async def subscriptions(session: AsyncSession, request_id: int) -> list[Subscription]:
-    """Every enabled webhook, each with the request's topic and address: one round trip on
-    the SNS path, and none of the request read when there is no webhook."""
+    """Every enabled webhook, each with the request's topic and address: one round trip for
+    one event, and none of the request read when there is no webhook."""
     rows = await session.execute(
         select(Webhook.id, Webhook.events, Request.topic_id, Request.recipient_key)
         .join(Request, Request.id == request_id)
@@ -80,27 +85,47 @@ async def subscriptions(session: AsyncSession, request_id: int) -> list[Subscrip
     return [Subscription(*row) for row in rows]
 
 
-async def insert_deliveries(
-    session: AsyncSession,
-    webhook_ids: Sequence[int],
-    *,
-    event_type: str,
-    payload: str,
-    now: datetime,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class EnabledWebhook:
+    id: int
+    events: str | None  # as stored: a JSON list, or None for every type
+
+
+_ENABLED_WEBHOOKS = select(_webhooks.c.id, _webhooks.c.events).where(_webhooks.c.enabled)
+
+
+async def enabled_webhooks(session: AsyncSession) -> list[EnabledWebhook]:
+    rows = await session.execute(_ENABLED_WEBHOOKS)
+    return [EnabledWebhook(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    webhook_id: int
+    event_type: str
+    payload: str
+    now: datetime  # queued at, and due at
+
+
+_INSERT_DELIVERY = insert(_deliveries).values(
+    status=DeliveryStatus.PENDING,
+    attempts=0,
+    due_at=bindparam("b_now"),
+    created_at=bindparam("b_now"),
+)
+
+
+async def insert_deliveries(session: AsyncSession, deliveries: Sequence[NewDelivery]) -> None:
     await session.execute(
-        insert(WebhookDelivery),
+        _INSERT_DELIVERY,
         [
             {
-                "webhook_id": webhook_id,
-                "event_type": event_type,
-                "payload": payload,
-                "status": DeliveryStatus.PENDING,
-                "attempts": 0,
-                "due_at": now,
-                "created_at": now,
+                "webhook_id": delivery.webhook_id,
+                "event_type": delivery.event_type,
+                "payload": delivery.payload,
+                "b_now": delivery.now,
             }
-            for webhook_id in webhook_ids
+            for delivery in deliveries
         ],
     )
 

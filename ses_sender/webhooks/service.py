@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ses_sender.errors import Conflict, InvalidInput, ServiceError
 from ses_sender.models import Webhook
 from ses_sender.webhooks import repository
-from ses_sender.webhooks.repository import ClaimedDelivery
+from ses_sender.webhooks.repository import ClaimedDelivery, EnabledWebhook, NewDelivery
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.schemas import (
     EVENT_TYPES,
@@ -134,6 +135,19 @@ def _stored_events(events: str | None) -> list[str] | None:
 # -- queueing events -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """Something that happened to one of our requests, to tell the webhooks that want it."""
+
+    event_type: str
+    request_id: int
+    topic_id: str
+    email: str
+    occurred_at: datetime
+    details: dict[str, Any]
+    now: datetime  # when it came in: the deliveries are due from then
+
+
 async def enqueue_event(
     session: AsyncSession,
     *,
@@ -145,24 +159,58 @@ async def enqueue_event(
 ) -> int:
     """Queue one delivery of this event per enabled webhook that wants it; how many.
 
-    On the SNS path: one small read, plus one insert when a webhook wants the event.
+    One small read, plus one insert when a webhook wants the event.
     """
     subscribed = await repository.subscriptions(session, request_id)
-    targets = [s.webhook_id for s in subscribed if _wants(_stored_events(s.events), event_type)]
-    if not targets:
+    if not subscribed:
         return 0
-    payload = event_payload(
+    event = RequestEvent(
         event_type=event_type,
         request_id=request_id,
         topic_id=subscribed[0].topic_id,
         email=subscribed[0].email,
         occurred_at=occurred_at,
         details=details,
+        now=now,
     )
-    await repository.insert_deliveries(
-        session, targets, event_type=event_type, payload=payload, now=now
-    )
-    return len(targets)
+    webhooks = [EnabledWebhook(s.webhook_id, s.events) for s in subscribed]
+    return await _insert_deliveries(session, [event], webhooks)
+
+
+async def enqueue_events(session: AsyncSession, events: Sequence[RequestEvent]) -> int:
+    """Queue one delivery of each event per enabled webhook that wants it; how many.
+
+    On the SNS path, for all the events of a batch: one small read, plus one insert when a
+    webhook wants one of them.
+    """
+    if not events:
+        return 0
+    return await _insert_deliveries(session, events, await repository.enabled_webhooks(session))
+
+
+async def _insert_deliveries(
+    session: AsyncSession, events: Sequence[RequestEvent], webhooks: Sequence[EnabledWebhook]
+) -> int:
+    wanted = [(webhook.id, _stored_events(webhook.events)) for webhook in webhooks]
+    deliveries = []
+    for event in events:
+        targets = [webhook_id for webhook_id, names in wanted if _wants(names, event.event_type)]
+        if targets:
+            payload = event_payload(
+                event_type=event.event_type,
+                request_id=event.request_id,
+                topic_id=event.topic_id,
+                email=event.email,
+                occurred_at=event.occurred_at,
+                details=event.details,
+            )
+            deliveries += [
+                NewDelivery(webhook_id, event.event_type, payload, event.now)
+                for webhook_id in targets
+            ]
+    if deliveries:
+        await repository.insert_deliveries(session, deliveries)
+    return len(deliveries)
 
 
 def event_payload(

@@ -57,6 +57,27 @@ async def test_notifications_that_arrive_together_share_a_transaction(
         assert (await request_row(runtime, request_id)).delivered_at == clock.now()
 
 
+async def test_a_writer_takes_all_that_waits(runtime: Runtime, clock: FakeClock) -> None:
+    ingester = Ingester(runtime.sessionmaker, soft_bounces=SOFT_BOUNCES, max_writers=2)
+    request_ids = [await add_request(runtime, message_id=f"m-{i}") for i in range(10)]
+    messages = [
+        notification(
+            ses_message("Delivery", at=clock.now(), ses_message_id=f"m-{i}", request_id=request_id),
+            sent_at=clock.now(),
+        )
+        for i, request_id in enumerate(request_ids)
+    ]
+
+    with counting_commits(runtime) as commits:
+        outcomes = await asyncio.gather(
+            *(ingester.ingest(message, now=clock.now()) for message in messages)
+        )
+
+    # Handed over together: the first writer takes all ten, the second finds none left.
+    assert outcomes == [Ingested.STORED] * 10
+    assert len(commits) == 1
+
+
 async def test_a_message_that_fails_fails_alone(runtime: Runtime, clock: FakeClock) -> None:
     request_ids = [await add_request(runtime, message_id=f"m-{i}") for i in range(6)]
     good = [

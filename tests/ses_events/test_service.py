@@ -16,7 +16,7 @@ from ses_sender.models import Outcome, Request, RequestStatus, Suppression
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.schemas import parse_ses_event
-from ses_sender.ses_events.service import Ingested
+from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression.service import SoftBounceRule
@@ -134,9 +134,10 @@ async def test_bounce_type_without_a_subtype(runtime: Runtime, clock: FakeClock)
     assert (await request_row(runtime, request_id)).bounce_type == "Transient"
 
 
-def test_summary_changes_are_empty_for_events_without_a_summary_field(clock: FakeClock) -> None:
+def test_events_without_a_summary_field_change_no_summary(clock: FakeClock) -> None:
     for kind in ("Send", "Open", "Click", "Rendering Failure"):
-        assert service.summary_changes(parse_ses_event(ses_message(kind, at=clock.now()))) == {}
+        event = parse_ses_event(ses_message(kind, at=clock.now()))
+        assert service.summary_change(event, request_id=1) is None
 
 
 # -- finding the request --------------------------------------------------------------------
@@ -518,3 +519,128 @@ async def test_adoption_attaches_only_the_requests_own_recipient(
         ("joe@example.net", None),
     ]
     assert (await request_row(runtime, request_id)).outcome == Outcome.BOUNCED
+
+
+# -- a batch: the notifications of one group commit, taken together --------------------------
+
+
+async def ingest_batch(runtime: Runtime, batch: list[SnsMessage]) -> list[Ingested]:
+    now = runtime.clock.now()
+    async with runtime.sessionmaker() as session, session.begin():
+        return await service.ingest_notifications(
+            session, [Received(item, now) for item in batch], soft_bounces=SOFT_BOUNCES
+        )
+
+
+async def test_a_batch_comes_out_as_its_notifications_one_by_one(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    tagged = await add_request(runtime, message_id="tagged-000000", to="ann@example.net")
+    by_message_id = await add_request(runtime, to="bob@example.net")
+    delivered = notification(
+        ses_message(
+            "Delivery",
+            at=minutes(clock, -2),
+            ses_message_id="tagged-000000",
+            request_id=tagged,
+            recipient="ann@example.net",
+        ),
+        sent_at=clock.now(),
+    )
+    batch = [
+        delivered,
+        # Same request, happened earlier, arrived later: the earliest still wins.
+        notification(
+            ses_message(
+                "Delivery",
+                at=minutes(clock, -4),
+                ses_message_id="tagged-000000",
+                request_id=tagged,
+                recipient="ann@example.net",
+            ),
+            sent_at=clock.now(),
+        ),
+        notification(
+            ses_message(
+                "Complaint",
+                at=minutes(clock, -1),
+                ses_message_id="tagged-000000",
+                request_id=tagged,
+                recipient="ann@example.net",
+            ),
+            sent_at=clock.now(),
+        ),
+        # An identity notification: no tag, found by its message id.
+        notification(
+            ses_message(
+                "Bounce",
+                at=minutes(clock, -3),
+                identity=True,
+                recipient="bob@example.net",
+            ),
+            sent_at=clock.now(),
+        ),
+        notification(
+            ses_message("Delivery", at=minutes(clock, -1), ses_message_id="not-ours-000000"),
+            sent_at=clock.now(),
+        ),
+        notification(
+            '{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"You have ..."}',
+            sent_at=clock.now(),
+        ),
+        delivered,  # SNS delivered it again before the first was answered
+    ]
+
+    outcomes = await ingest_batch(runtime, batch)
+
+    assert outcomes == [*[Ingested.STORED] * 5, Ingested.IGNORED, Ingested.DUPLICATE]
+    results = await stored_results(runtime)
+    assert sorted(((r.status, r.request_id, r.recipient) for r in results), key=str) == sorted(
+        [
+            ("Delivery", tagged, "ann@example.net"),
+            ("Delivery", tagged, "ann@example.net"),
+            ("Complaint", tagged, "ann@example.net"),
+            ("Bounce", by_message_id, "bob@example.net"),
+            ("Delivery", None, RECIPIENT),  # waits for its send to be recorded
+        ],
+        key=str,
+    )
+    ann = await request_row(runtime, tagged)
+    assert (ann.delivered_at, ann.complained_at) == (minutes(clock, -4), minutes(clock, -1))
+    assert (ann.complaint_type, ann.outcome) == ("abuse", Outcome.COMPLAINED)
+    bob = await request_row(runtime, by_message_id)
+    assert (bob.bounced_at, bob.bounce_type) == (minutes(clock, -3), "Permanent/General")
+    assert bob.outcome == Outcome.BOUNCED
+    async with runtime.sessionmaker() as session:
+        suppressed = (await session.scalars(select(Suppression.email))).all()
+    assert sorted(suppressed) == ["ann@example.net", "bob@example.net"]
+
+
+async def test_a_batch_records_the_sends_ses_reports(runtime: Runtime, clock: FakeClock) -> None:
+    requeued = [
+        await add_request(runtime, message_id=None, status=RequestStatus.PROCESSING, to=to)
+        for to in ("ann@example.net", "bob@example.net")
+    ]
+    batch = [
+        notification(
+            ses_message(
+                "Send",
+                at=minutes(clock, -1),
+                ses_message_id=f"ses-{index}",
+                request_id=request_id,
+                recipient=to,
+            ),
+            sent_at=clock.now(),
+        )
+        for index, (request_id, to) in enumerate(
+            zip(requeued, ("ann@example.net", "bob@example.net"), strict=True)
+        )
+    ]
+
+    assert await ingest_batch(runtime, batch) == [Ingested.STORED] * 2
+
+    for index, request_id in enumerate(requeued):
+        row = await request_row(runtime, request_id)
+        assert (row.status, row.message_id) == (RequestStatus.SENT, f"ses-{index}")
+        # Send has no time of its own: its time is the send's, 2 s before `at`.
+        assert row.sent_at == minutes(clock, -1) - timedelta(seconds=2)

@@ -20,7 +20,7 @@ from ses_sender.delivery.repository import Sent, record_outcomes
 from ses_sender.models import DeliveryStatus, RequestStatus, WebhookDelivery
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.ses_events import service as ses_events
-from ses_sender.ses_events.service import Ingested, adopt_waiting_events
+from ses_sender.ses_events.service import Ingested, Received, adopt_waiting_events
 from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
 from ses_sender.webhooks.worker import POLL_INTERVAL_S
@@ -166,6 +166,35 @@ class TestQueueing:
         assert await ingest(runtime, message, message_id="sns-1") is Ingested.DUPLICATE
 
         assert len(await deliveries(runtime)) == 1
+
+    async def test_each_event_of_a_batch_is_queued_with_its_own_request(
+        self, client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+    ) -> None:
+        await create_webhook(client, "https://hooks.example.com/")
+        addresses = ["ann@example.net", "bob@example.net", "cy@example.net"]
+        request_ids = [await add_request(runtime, to=to) for to in addresses]
+        now = clock.now()
+        batch = [
+            Received(
+                notification(
+                    ses_message("Delivery", at=now, request_id=request_id, recipient=to),
+                    sent_at=now,
+                ),
+                now,
+            )
+            for request_id, to in zip(request_ids, addresses, strict=True)
+        ]
+
+        async with runtime.sessionmaker() as session, session.begin():
+            outcomes = await ses_events.ingest_notifications(
+                session, batch, soft_bounces=SOFT_BOUNCES
+            )
+
+        assert outcomes == [Ingested.STORED] * 3
+        payloads = [json.loads(queued.payload) for queued in await deliveries(runtime)]
+        assert sorted((p["requestId"], p["email"], p["topicId"]) for p in payloads) == [
+            (request_id, to, "t1") for request_id, to in zip(request_ids, addresses, strict=True)
+        ]
 
     async def test_an_event_waiting_for_its_send_is_queued_when_attached(
         self, client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
