@@ -301,7 +301,6 @@ class Worker:
             # This worker stops at once; the recorder pauses every worker through the database
             # (and /health says why). Sending is tried again when the pause ends.
             self._paused_until = self._clock.monotonic() + LOCAL_ACCOUNT_PAUSE_S
-            self._pauses_checked_until = -math.inf
             self._account_stop = error.reason
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
