@@ -49,10 +49,12 @@ from bench.ingest import (
 )
 from bench.throughput import (
     PROJECT_ROOT,
+    ROOMY_ACCOUNT,
     Stub,
     migrate,
     queue_emails,
     stub_call,
+    stub_configure,
     stub_process,
     worker_environment,
     worker_process,
@@ -63,7 +65,6 @@ DEFAULT_RATE = 100
 DEFAULT_SECONDS = 10
 DEFAULT_LATENCY_S = 0.05
 START_TIMEOUT_S = 60.0
-ROOMY_ACCOUNT = {"max_send_rate": 100_000, "max_24_hour_send": 10_000_000}
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ async def _run(
     emails = args.rate * args.seconds
     await stub_call(stub, "POST", "/_stub/reset")
     window = {"max_per_second": args.rate, "latency_s": args.latency}
-    await _configure(stub, {**ROOMY_ACCOUNT, **window})
+    await stub_configure(stub, {**ROOMY_ACCOUNT, **window})
     environment = worker_environment(
         database_url,
         workdir,
@@ -212,14 +213,6 @@ async def _until_accepted(stub: Stub, emails: int, *, timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise BenchError(f"SES did not accept {emails} emails in {timeout_s:.0f} s")
         await asyncio.sleep(0.2)
-
-
-async def _configure(stub: Stub, settings: dict[str, Any]) -> None:
-    async with (
-        aiohttp.ClientSession(trust_env=False) as session,
-        session.post(f"{stub.url}/_stub/config", json=settings) as response,
-    ):
-        response.raise_for_status()
 
 
 async def _received(stub: Stub) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -63,6 +64,8 @@ DEFAULT_MEMORY_SIZES = (10_000, 1_000_000)
 DEFAULT_MEMORY_SECONDS = 20.0
 # Far above what one process can send, and the most Settings accepts: the pacer never waits.
 EMAIL_RATE = 100_000
+# What the stub's GetAccount reports: a MaxSendRate and daily quota that never bind.
+ROOMY_ACCOUNT = {"max_send_rate": EMAIL_RATE, "max_24_hour_send": 100_000_000}
 SAMPLE_INTERVAL_S = 0.2
 MIN_RUN_TIMEOUT_S = 60.0
 SLOWEST_EXPECTED_RATE = 100.0  # emails/s; below this a run is called stuck
@@ -234,6 +237,15 @@ def _read_port(process: subprocess.Popen[bytes]) -> int:
     return int(line)
 
 
+async def stub_configure(stub: Stub, settings: dict[str, Any]) -> None:
+    """`POST /_stub/config`: the stub's answers and the account its GetAccount reports."""
+    async with (
+        aiohttp.ClientSession(trust_env=False) as session,
+        session.post(f"{stub.url}/_stub/config", json=settings) as response,
+    ):
+        response.raise_for_status()
+
+
 async def stub_call(stub: Stub, method: str, path: str) -> dict[str, int]:
     async with (
         aiohttp.ClientSession(trust_env=False) as session,
@@ -402,6 +414,8 @@ async def _throughput(
     emails: int = args.emails
     await queue_emails(database_url, emails)
     await stub_call(stub, "POST", "/_stub/reset")
+    # An account whose MaxSendRate does not bind: the worker caps its rate at the account's.
+    await stub_configure(stub, ROOMY_ACCOUNT)
     stub_cpu_before = cpu_seconds(stub.process.pid)
     timeout_s = max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
     connection = await asyncpg.connect(database_url, timeout=10)
@@ -491,6 +505,7 @@ async def _memory(
 ) -> MemoryResult:
     await queue_emails(database_url, queued)
     await stub_call(stub, "POST", "/_stub/reset")  # the stub keeps what it receives
+    await stub_configure(stub, ROOMY_ACCOUNT)
     environment = worker_environment(
         database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
     )

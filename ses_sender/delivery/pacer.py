@@ -41,9 +41,11 @@ LATE_ALLOWANCE_S = 0.0025
 # How far ahead of now a worker reserves. Lateness paid back shifts only the slots reserved
 # after it, so every slot must be reserved well under a second before its time.
 MAX_LEAD_S = 0.2
-# A slot this far in the past, when handed out or when its send wakes up (a stalled machine), is
-# dropped rather than used and the send takes the next: an unused slot is always safe, and it
-# bounds what lateness can owe, so the debt is paid long before the slots it must shift.
+# A send later than the allowance either puts its lateness back on the schedule or, where that
+# costs more than the slot itself (late by more than the slot interval: a worker with slots
+# denser than it can send them, or a stall), drops the slot and takes the next: an unused slot
+# is always safe. Never later than this: it bounds what lateness can owe, so the debt is paid
+# long before the slots it must shift.
 STALE_SLOT_S = 0.05
 RECOVERY_PER_S = 0.1  # of the target rate, after a throttle
 BACKOFF_FACTOR = 0.5
@@ -84,6 +86,9 @@ class Reservation:
 class _Slot:
     at: float
     shifted: float  # the schedule's shift in all when the slot was reserved
+    # How late it may be used, paying the lateness back: beyond this, taking the next slot
+    # costs the schedule less.
+    usable_for: float
 
 
 class Schedule(Protocol):
@@ -122,13 +127,15 @@ class Pacer:
         self._lock = asyncio.Lock()
         self._slots: deque[_Slot] = deque()
         self._waiting = 0
-        self._last_block = (0, -math.inf)  # (slots, when reserved)
+        self._last_block = -math.inf  # when this worker last reserved slots
+        self._used = 0  # slots it has used since
         self._reserved_until = -math.inf  # the end of this worker's last block
         # Slots are asked for from now plus the usual reservation round trip, so they are not
         # already late when they arrive (and, from a slow database, stale).
         self._round_trip_s = 0.0
         self._shift_to = 0.0  # the total shift this worker's late sends need
         self._shifted = 0.0  # the total shift as the schedule last reported it
+        self._owed_since = -math.inf  # when lateness no reservation has carried was first noted
         self._backoff = Backoff()
         self._unshared_backoff: tuple[Backoff, Backoff] | None = None
         self.set_target(target_rate)
@@ -156,9 +163,11 @@ class Pacer:
             if delay > 0:
                 await self._sleep(delay)
             late = self._schedule.now() - slot.at
-            if late <= STALE_SLOT_S:
+            if late <= slot.usable_for:
                 break
         if late > LATE_ALLOWANCE_S:
+            if self._shift_to <= self._shifted:
+                self._owed_since = self._schedule.now()
             self._shift_to = max(self._shift_to, slot.shifted + late - LATE_ALLOWANCE_S)
 
     def throttled(self) -> None:
@@ -177,42 +186,48 @@ class Pacer:
         """Share what this worker learned since its last reservation: a back-off, lateness.
 
         Called often (the worker does, every record interval): lateness left unshared while
-        this worker is idle would not shift the slots other workers take a second later.
+        this worker is idle would not shift the slots other workers take a second later. What
+        a reservation will carry soon anyway is left to it: a busy worker reserves every
+        `HORIZON_S`, and writing each small lateness at once cost a database round trip per
+        few sends.
         """
-        if self._unshared_backoff is None and self._shift_to <= self._shifted:
+        owed_for = self._schedule.now() - self._owed_since
+        must_shift = self._shift_to > self._shifted and owed_for >= HORIZON_S
+        if self._unshared_backoff is None and not must_shift:
             return
         async with self._lock:
             if self._unshared_backoff is not None:
                 seen, to = self._unshared_backoff
                 self._backoff = await self._schedule.back_off(seen=seen, to=to)
                 self._unshared_backoff = None
-            if self._shift_to > self._shifted:
+            if must_shift and self._shift_to > self._shifted:
                 await self._reserve(count=0)
 
     async def _next_slot(self) -> _Slot:
         self._waiting += 1
         try:
             async with self._lock:
-                stale_before = self._schedule.now() - STALE_SLOT_S
-                while self._slots and self._slots[0].at < stale_before:
+                now = self._schedule.now()
+                while self._slots and now - self._slots[0].at > self._slots[0].usable_for:
                     self._slots.popleft()
                 if not self._slots:
                     lead = self._reserved_until - self._schedule.now()
                     if lead > MAX_LEAD_S:
                         await self._sleep(lead - MAX_LEAD_S)
                     await self._reserve(count=self._block_size())
+                self._used += 1
                 return self._slots.popleft()
         finally:
             self._waiting -= 1
 
     def _block_size(self) -> int:
         """About `HORIZON_S` of this worker's sending: the sends waiting now, or as many as it
-        has been using (it reserves only when its block is used up). So an idle worker holds
-        no slots the others need, and a busy one reserves a few times a second, not per send.
+        has been using. So an idle worker holds no slots the others need, a worker that cannot
+        send at the whole rate takes no more than it sends, and a busy one reserves a few times
+        a second, not per send.
         """
-        slots, reserved_at = self._last_block
-        elapsed = self._schedule.now() - reserved_at
-        in_use = math.ceil(slots * HORIZON_S / elapsed) if elapsed > 0 else slots
+        elapsed = self._schedule.now() - self._last_block
+        in_use = math.ceil(self._used * HORIZON_S / elapsed) if elapsed > 0 else self._used
         most = max(1, math.ceil(self.rate * HORIZON_S))
         return max(1, min(most, max(self._waiting, in_use)))
 
@@ -229,9 +244,12 @@ class Pacer:
         self._round_trip_s += 0.2 * (self._schedule.now() - asked_at - self._round_trip_s)
         if self._unshared_backoff is None:
             self._backoff = reservation.backoff
+        usable_for = LATE_ALLOWANCE_S + min(interval, STALE_SLOT_S - LATE_ALLOWANCE_S)
         self._slots.extend(
-            _Slot(reservation.first_slot + i * interval, reservation.shifted) for i in range(count)
+            _Slot(reservation.first_slot + i * interval, reservation.shifted, usable_for)
+            for i in range(count)
         )
         if count:
-            self._last_block = (count, self._schedule.now())
+            self._last_block = self._schedule.now()
+            self._used = 0
             self._reserved_until = reservation.first_slot + count * interval

@@ -234,7 +234,8 @@ async def test_even_late_every_time_no_second_holds_more_than_the_rate(workers: 
     sent = await run_late(workers, busy_machine(11, spikes=1.0, worst_s=0.04))
 
     assert max_in_any_window(sent) <= 100
-    assert achieved_rate(sent) >= 0.5 * 100  # slower, as it must be, but still sending
+    # Much slower, as it must be (most slots are taken too late to use), but still sending.
+    assert achieved_rate(sent) >= 0.25 * 100
 
 
 @pytest.mark.parametrize("round_trip_s", [0.005, 0.08])
