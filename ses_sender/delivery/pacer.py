@@ -8,9 +8,9 @@ A send woken late moves closer to the sends a second after it; the lateness is p
 shared schedule, which shifts every later slot, of every worker, by as much. The schedule counts
 the shift it has made in all, and a late send asks for a total (the shift when its slot was
 reserved plus its lateness), so late sends of several workers at once cost the most of them,
-not their sum. A throttle
-from SES halves the shared rate (at most once a second) and the rate recovers a tenth of its
-target each second: additive increase, multiplicative decrease, seen by every worker.
+not their sum. A throttle from SES halves the shared rate (at most once a second) and the rate
+recovers a tenth of its target each second: additive increase, multiplicative decrease, seen by
+every worker.
 
 Pure apart from the `Schedule` it is given: time comes from the schedule's clock and waiting
 from the injected `sleep`, so tests drive it in virtual time.
