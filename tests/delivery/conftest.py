@@ -30,8 +30,10 @@ class RecordingTransport:
     sent_at: list[float] = field(default_factory=list)
     failures: dict[str, list[SendError]] = field(default_factory=dict)
     latency_s: float = 0.0
+    begun: int = 0  # sends begun, whether or not they have returned
 
     async def send(self, email: OutgoingEmail) -> str:
+        self.begun += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         scripted = self.failures.get(email.to)

@@ -273,7 +273,11 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
     ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(10)])
     task = asyncio.create_task(worker.run())
 
-    await asyncio.sleep(0.3)  # two sends in flight, the rest claimed or queued
+    async def a_send_in_flight() -> bool:
+        return transport.begun >= 1
+
+    # A send on the wire (0.5 s each), the rest claimed or queued.
+    await wait_until(a_send_in_flight, worker=task)
     await stop(task, worker)
 
     rows = await requests_by_id(live_runtime)
