@@ -141,8 +141,23 @@ async def test_in_flight_follows_ses_latency_to_reach_the_rate(
     assert 8 <= counts["peak_in_flight"] <= 40
 
 
+STORM = 60
+
+
 @pytest.mark.timeout(180)
-async def test_a_throttle_storm_backs_off_and_fails_nothing(
+@pytest.mark.parametrize(
+    ("storm", "attempts_it_costs", "throttles_seen"),
+    [
+        # A throttle is not the email's fault: it costs no attempt, and the rate backs off.
+        ("throttled", 0, STORM),
+        # A 5xx is retried with backoff, each retry an attempt, up to MAX_ATTEMPTS.
+        ("server_error", STORM, 0),
+    ],
+)
+async def test_a_storm_of_errors_fails_nothing(
+    storm: str,
+    attempts_it_costs: int,
+    throttles_seen: int,
     database_url: str,
     live_runtime: Runtime,
     live_client: httpx.AsyncClient,
@@ -150,30 +165,7 @@ async def test_a_throttle_storm_backs_off_and_fails_nothing(
     start_worker: StartWorker,
 ) -> None:
     await strict_window(ses, RATE)
-    await ses.fail_next("throttled", times=60)
-    env = worker_env(database_url, ses, EMAIL_RATE=str(RATE))
-
-    ids, _accepted = await send_campaign(
-        live_runtime, live_client, ses, start_worker, env, workers=2, count=300
-    )
-
-    rows = await rows_by_id(live_runtime)
-    assert {rows[i].status for i in ids} == {RequestStatus.SENT}
-    # A throttle is not the email's fault: it costs no attempt.
-    assert {rows[i].attempts for i in ids} == {1}
-    assert (await ses.counts())["throttled"] == 60  # the scripted ones, none from the window
-
-
-@pytest.mark.timeout(180)
-async def test_a_5xx_storm_is_retried_and_fails_nothing(
-    database_url: str,
-    live_runtime: Runtime,
-    live_client: httpx.AsyncClient,
-    ses: SesStubProcess,
-    start_worker: StartWorker,
-) -> None:
-    await strict_window(ses, RATE)
-    await ses.fail_next("server_error", times=60)
+    await ses.fail_next(storm, times=STORM)
     env = worker_env(database_url, ses, EMAIL_RATE=str(RATE), MAX_ATTEMPTS="8")
 
     ids, _accepted = await send_campaign(
@@ -182,8 +174,9 @@ async def test_a_5xx_storm_is_retried_and_fails_nothing(
 
     rows = await rows_by_id(live_runtime)
     assert {rows[i].status for i in ids} == {RequestStatus.SENT}
-    assert sum(rows[i].attempts for i in ids) == 300 + 60
-    assert (await ses.counts())["throttled"] == 0
+    assert sum(rows[i].attempts for i in ids) == 300 + attempts_it_costs
+    # Only the scripted ones: none from the window after them.
+    assert (await ses.counts())["throttled"] == throttles_seen
 
 
 @pytest.mark.timeout(180)
