@@ -1,68 +1,14 @@
-"""SQL for the account-wide sending state: the shared rate schedule and the sending pauses."""
+"""SQL for the account-wide sending pauses."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Double, case, cast, delete, extract, func, literal, or_, select
+from sqlalchemy import case, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.statements import insert_for
-from ses_sender.models import RateLimit, SendingPause
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """A stretch of the shared schedule, in epoch seconds of the schedule's clock."""
-
-    starts_at: float
-    now: float  # the schedule's clock when the reservation was made
-
-
-async def reserve_slots(
-    session: AsyncSession,
-    name: str,
-    *,
-    span_s: float,
-    lead_s: float,
-    clock: Callable[[], datetime],
-) -> Reservation:
-    """Reserve the next `span_s` seconds of the schedule `name` in one statement (GCRA).
-
-    The row holds the first free moment; a reservation starts there, or `lead_s` from now when
-    the schedule has fallen behind (an idle schedule buys no burst), and moves it `span_s` on.
-    On PostgreSQL the row lock serialises workers and the database's clock is the one clock of
-    every process; on SQLite the write lock serialises them and the host's clock is that clock
-    (all processes share one host), read once the lock is held. `Reservation.now` is that
-    clock read as late as possible: when the answer left PostgreSQL, when it came from SQLite.
-    """
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        now: Any = cast(extract("epoch", func.clock_timestamp()), Double)
-        later_of: Callable[..., Any] = func.greatest
-    else:
-        await session.connection()  # BEGIN IMMEDIATE: wait for the lock before reading the clock
-        now = literal(clock().timestamp(), Double)
-        later_of = func.max
-    statement = (
-        insert_for(session, RateLimit)
-        .values(name=name, next_free_at=now + lead_s + span_s, updated_at=clock())
-        .on_conflict_do_update(
-            index_elements=[RateLimit.name],
-            set_={
-                "next_free_at": later_of(RateLimit.next_free_at, now + lead_s) + span_s,
-                "updated_at": clock(),
-            },
-        )
-        .returning(RateLimit.next_free_at, now)
-    )
-    next_free_at, answered_at = (await session.execute(statement)).one()
-    if not postgres:
-        answered_at = clock().timestamp()
-    return Reservation(starts_at=next_free_at - span_s, now=answered_at)
+from ses_sender.models import SendingPause
 
 
 async def upsert_pause(
