@@ -3,15 +3,17 @@ and the shared rate schedule's row."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, case, literal, select, text, update
+from sqlalchemy import CursorResult, Double, Table, bindparam, case, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.statements import insert_for
+from ses_sender.db.base import UtcDateTime
+from ses_sender.db.statements import insert_for_dialect
 from ses_sender.delivery.compose import ContentParts, QueuedEmail
 from ses_sender.models import (
     SUPPRESSED_ERROR_PREFIX,
@@ -323,17 +325,41 @@ async def reserve_slots(
     One upsert, so concurrent workers serialise on the row and never take the same slots. A
     shift asked for by several workers at once is made once: they ask for a total, not a step.
     """
+    parameters = {
+        "b_name": name,
+        "b_now": now,
+        "b_span": span,
+        "b_shift_to": shift_to,
+        "b_updated_at": datetime.fromtimestamp(now, UTC),
+    }
+    statement = _reserve_slots_once(session.get_bind().dialect.name)
+    row = (await session.execute(statement, parameters)).one()
+    return ScheduleRow(*row)
+
+
+@functools.cache
+def _reserve_slots_once(dialect: str) -> Any:
+    """Built once: a worker reserves several times a second, and building the upsert each time
+    cost it 3% of its CPU."""
+    now = bindparam("b_now", type_=Double)
+    span = bindparam("b_span", type_=Double)
+    shift_to = bindparam("b_shift_to", type_=Double)
+    updated_at = bindparam("b_updated_at", type_=UtcDateTime)
     behind = shift_to > RateLimit.shifted
     moved_on = RateLimit.next_free_at + case((behind, shift_to - RateLimit.shifted), else_=0.0)
-    updated_at = datetime.fromtimestamp(now, UTC)
-    statement = (
-        insert_for(session, RateLimit)
-        .values(name=name, next_free_at=now + span, shifted=shift_to, updated_at=updated_at)
+    return (
+        insert_for_dialect(dialect, RateLimit)
+        .values(
+            name=bindparam("b_name"),
+            next_free_at=now + span,
+            shifted=shift_to,
+            updated_at=updated_at,
+        )
         .on_conflict_do_update(
             index_elements=[RateLimit.name],
             set_={
-                "next_free_at": case((moved_on > now, moved_on), else_=literal(now)) + span,
-                "shifted": case((behind, literal(shift_to)), else_=RateLimit.shifted),
+                "next_free_at": case((moved_on > now, moved_on), else_=now) + span,
+                "shifted": case((behind, shift_to), else_=RateLimit.shifted),
                 "updated_at": updated_at,
             },
         )
@@ -344,8 +370,6 @@ async def reserve_slots(
             RateLimit.backoff_since,
         )
     )
-    row = (await session.execute(statement)).one()
-    return ScheduleRow(*row)
 
 
 async def set_backoff(
