@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 import botocore.session
 import sentry_sdk
 import uvicorn
-import uvloop
 from pydantic import ValidationError
 
 from ses_sender.app import create_app
@@ -91,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 aws_commands.doctor(settings, credentials_source=_credentials_source(settings))
             )
         role = COMMANDS[args.command][0]
-        # uvloop: the worker spent 6% less CPU per email than on asyncio's own loop
-        # (bench/throughput.py, docs/benchmarks.md).
-        return uvloop.run(run_process(settings, role))
+        return asyncio.run(run_process(settings, role))
     except SettingsError as error:
         return _refuse(str(error))
 
