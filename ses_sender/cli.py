@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import enum
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -215,6 +216,7 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
                 )
             )
             tasks["api"] = asyncio.create_task(server.serve(), name="api")
+        _spare_the_collector_start_up()
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -229,6 +231,19 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
     finally:
         if transport is not None:
             await transport.close()
+
+
+def _spare_the_collector_start_up() -> None:
+    """Put what start-up made (imports, the SDK's service models, the app) out of the cycle
+    collector's sight: it lives as long as the process anyway.
+
+    A full collection otherwise scans all of it: 90-260 ms in a worker, during which a send
+    that had left the pacer waits unseen, reaches SES that much later than its slot and can
+    join the next second's sends there (a throttle). After this, full collections scan only
+    what the process made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:

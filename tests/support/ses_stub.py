@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
 import time
@@ -294,6 +295,10 @@ def _error(failure: Failure) -> web.Response:
 async def _serve(host: str, port: int) -> None:
     stub = SesStub()
     await stub.start(host, port)
+    # As ses-sender does (cli.py): a full collection scanning start-up's objects would hold
+    # up the arrival stamps of whatever comes in meanwhile.
+    gc.collect()
+    gc.freeze()
     print(stub.url.rsplit(":", 1)[1], flush=True)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
