@@ -89,6 +89,16 @@ async def send_campaign(
     return ids, accepted
 
 
+async def assert_paced(ses: SesStubProcess, accepted: list[dict[str, Any]]) -> dict[str, int]:
+    """At most `MOST_THROTTLES` and at least `MIN_SHARE` of `RATE`; the stub's counts."""
+    counts = await ses.counts()
+    share = share_of_rate(accepted, RATE)
+    pacing = f"{share:.2%} of the rate, {counts['throttled']} throttled"
+    assert counts["throttled"] <= MOST_THROTTLES, pacing
+    assert share >= MIN_SHARE, pacing
+    return counts
+
+
 async def strict_window(ses: SesStubProcess, rate: float) -> None:
     await ses.configure({**ROOMY_ACCOUNT, "max_per_second": rate})
 
@@ -110,11 +120,12 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
         live_runtime, live_client, ses, start_worker, env, workers=workers, count=RATE * RUN_S
     )
 
-    # On a quiet machine: 0 throttles and 99.4 % (make bench-pacing, docs/benchmarks.md). Inside
-    # the full suite on two shared CPUs, a send now and then reaches the stub more than the
-    # schedule's 6 ms margin off its slot: at most one throttle in the run, requeued and sent.
-    assert (await ses.counts())["throttled"] <= MOST_THROTTLES
-    assert share_of_rate(accepted, RATE) >= MIN_SHARE
+    # On a quiet machine: 0 throttles and 99.1-99.4 % (make bench-pacing, docs/benchmarks.md).
+    # On two shared CPUs, now and then (3 of 68 runs here) a send reaches the stub about 5 ms
+    # later than the worker saw it leave its slot, beyond the schedule's 6 ms margin: one
+    # throttle (the email requeued and sent, the rate trimmed for a second, about 0.3% of the
+    # run), or that much lateness paid back on the schedule (98.98% once).
+    await assert_paced(ses, accepted)
 
 
 @pytest.mark.timeout(180)
@@ -133,9 +144,7 @@ async def test_in_flight_follows_ses_latency_to_reach_the_rate(
         live_runtime, live_client, ses, start_worker, env, workers=1, count=RATE * RUN_S
     )
 
-    counts = await ses.counts()
-    assert counts["throttled"] <= MOST_THROTTLES
-    assert share_of_rate(accepted, RATE) >= MIN_SHARE
+    counts = await assert_paced(ses, accepted)
     # 100/s at 100 ms is ~10 on the wire: what the worker keeps in flight follows that, not
     # MAX_CONCURRENT (which is also what a kill -9 could duplicate).
     assert 8 <= counts["peak_in_flight"] <= 40

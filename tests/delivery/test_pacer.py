@@ -18,6 +18,8 @@ import pytest
 from ses_sender.delivery.pacer import (
     BACKOFF_FACTOR,
     MIN_RATE,
+    STORM_WITHIN_S,
+    TRIM_FACTOR,
     WINDOW_S,
     Backoff,
     Pacer,
@@ -278,20 +280,24 @@ async def test_idle_time_buys_no_burst() -> None:
     )
 
 
-async def test_a_throttle_halves_the_rate_of_every_worker_then_it_recovers() -> None:
+async def test_a_throttle_backs_off_every_worker_then_the_rate_recovers() -> None:
     time = VirtualTime()
     schedule = MemorySchedule(time)
     first = Pacer(100, schedule=schedule, sleep=time.sleep)
     second = Pacer(100, schedule=schedule, sleep=time.sleep)
     rates: dict[str, float] = {}
 
-    async def throttled_once_then_watched() -> None:
+    async def throttled_twice_then_watched() -> None:
         await first.acquire()
         await second.acquire()
-        await time.sleep(2)
+        await time.sleep(20)
         first.throttled()
-        first.throttled()  # the same storm: halves once
+        first.throttled()  # the same burst: backs off once
         rates["first, at once"] = first.rate
+        await first.settle()
+        await time.sleep(2)
+        first.throttled()  # again, soon after: a storm
+        rates["first, after the second throttle"] = first.rate
         await first.settle()
         await time.sleep(0.5)  # the second worker's next reservation brings the news
         await second.acquire()
@@ -300,9 +306,11 @@ async def test_a_throttle_halves_the_rate_of_every_worker_then_it_recovers() -> 
         await second.acquire()
         rates["second, 10 s later"] = second.rate
 
-    await time.run(throttled_once_then_watched(), until=60)
+    await time.run(throttled_twice_then_watched(), until=60)
 
-    assert rates["first, at once"] == pytest.approx(100 * BACKOFF_FACTOR)
+    # A lone throttle trims the rate; one more within STORM_WITHIN_S halves it.
+    assert rates["first, at once"] == pytest.approx(100 * TRIM_FACTOR)
+    assert rates["first, after the second throttle"] == pytest.approx(100 * BACKOFF_FACTOR)
     # Recovering a tenth of the target a second: 50/s + 0.5 s x 10/s.
     assert rates["second, 0.5 s later"] == pytest.approx(55)
     assert rates["second, 10 s later"] == 100
@@ -324,18 +332,21 @@ async def test_throttles_without_end_never_stop_sending() -> None:
     assert MIN_RATE <= pacer.rate <= 25
 
 
-def test_back_off_state_recovers_linearly_and_halves_once_a_second() -> None:
+def test_back_off_state_recovers_linearly_and_backs_off_once_a_second() -> None:
     state = Backoff(level=0.25, since=100.0)
 
     assert state.level_at(100.0) == 0.25
     assert state.level_at(102.0) == pytest.approx(0.45)
     assert state.level_at(200.0) == 1.0
     assert state.after_throttle(100.5, floor=0.01) is None
-    halved = state.after_throttle(102.0, floor=0.01)
+    halved = state.after_throttle(102.0, floor=0.01)  # within STORM_WITHIN_S of the last
     assert halved is not None
     assert halved.level == pytest.approx(0.225)
     assert halved.since == 102.0
     assert state.after_throttle(102.0, floor=0.5) == Backoff(0.5, 102.0)
+    trimmed = state.after_throttle(100.0 + STORM_WITHIN_S, floor=0.01)  # recovered, lone
+    assert trimmed is not None
+    assert trimmed.level == pytest.approx(TRIM_FACTOR)
 
 
 def test_rate_must_be_positive() -> None:
