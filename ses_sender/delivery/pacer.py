@@ -100,7 +100,8 @@ class _Slot:
 
 @dataclass(slots=True)
 class _Block:
-    """Slots reserved together, `interval` apart from `first`, handed out in order.
+    """Slots reserved together at `reserved_at`, `interval` apart from `first`, handed out in
+    order; `used` counts those handed out.
 
     Kept as arithmetic, not a list: where the rate is far above what this worker sends, most of
     a block's slots pass unused, and building then discarding one object per slot cost a sixth
@@ -112,15 +113,24 @@ class _Block:
     count: int
     shifted: float
     usable_for: float
-    taken: int = 0
+    reserved_at: float
+    taken: int = 0  # the index after the last slot handed out or passed over as stale
+    used: int = 0
+
+    @property
+    def end(self) -> float:
+        return self.first + self.count * self.interval
 
     def take(self, now: float) -> _Slot | None:
         """The earliest slot not taken and still usable at `now`; None once none is left."""
+        if self.taken >= self.count:
+            return None
         earliest = math.ceil((now - self.usable_for - self.first) / self.interval)
         index = max(self.taken, earliest)
         if index >= self.count:
             return None
         self.taken = index + 1
+        self.used += 1
         return _Slot(self.first + index * self.interval, self.shifted, self.usable_for)
 
 
@@ -158,11 +168,15 @@ class Pacer:
         self._schedule = schedule
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._block = _Block(first=0.0, interval=1.0, count=0, shifted=0.0, usable_for=0.0)
+        self._block = _Block(
+            first=-math.inf,
+            interval=1.0,
+            count=0,
+            shifted=0.0,
+            usable_for=0.0,
+            reserved_at=-math.inf,
+        )
         self._waiting = 0
-        self._last_block = -math.inf  # when this worker last reserved slots
-        self._used = 0  # slots it has used since
-        self._reserved_until = -math.inf  # the end of this worker's last block
         # Slots are asked for from now plus the usual reservation round trip, so they are not
         # already late when they arrive (and, from a slow database, stale).
         self._round_trip_s = 0.0
@@ -240,19 +254,17 @@ class Pacer:
         # Most sends find a slot in the block at hand and need no lock: with hundreds waiting,
         # `asyncio.Lock.acquire` itself (it scans its waiters) cost 6% of the worker's CPU.
         if not self._lock.locked() and (slot := self._block.take(self._schedule.now())) is not None:
-            self._used += 1
             return slot
         self._waiting += 1
         try:
             async with self._lock:
                 slot = self._block.take(self._schedule.now())
                 while slot is None:
-                    lead = self._reserved_until - self._schedule.now()
+                    lead = self._block.end - self._schedule.now()
                     if lead > MAX_LEAD_S:
                         await self._sleep(lead - MAX_LEAD_S)
                     await self._reserve(count=self._block_size())
                     slot = self._block.take(self._schedule.now())
-                self._used += 1
                 return slot
         finally:
             self._waiting -= 1
@@ -263,8 +275,9 @@ class Pacer:
         send at the whole rate takes no more than it sends, and a busy one reserves a few times
         a second, not per send.
         """
-        elapsed = self._schedule.now() - self._last_block
-        in_use = math.ceil(self._used * HORIZON_S / elapsed) if elapsed > 0 else self._used
+        used = self._block.used
+        elapsed = self._schedule.now() - self._block.reserved_at
+        in_use = math.ceil(used * HORIZON_S / elapsed) if elapsed > 0 else used
         most = max(1, math.ceil(self.rate * HORIZON_S))
         return max(1, min(most, max(self._waiting, in_use)))
 
@@ -284,8 +297,10 @@ class Pacer:
         usable_for = LATE_ALLOWANCE_S + min(interval, STALE_SLOT_S - LATE_ALLOWANCE_S)
         if count:
             self._block = _Block(
-                reservation.first_slot, interval, count, reservation.shifted, usable_for
+                reservation.first_slot,
+                interval,
+                count,
+                reservation.shifted,
+                usable_for,
+                reserved_at=self._schedule.now(),
             )
-            self._last_block = self._schedule.now()
-            self._used = 0
-            self._reserved_until = reservation.first_slot + count * interval
