@@ -14,7 +14,12 @@ from sqlalchemy import func, select
 
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
-from tests.acceptance.workers import WorkerProcess, accepted_per_request, worker_env
+from tests.acceptance.workers import (
+    WorkerProcess,
+    accepted_per_request,
+    roomy_account,
+    worker_env,
+)
 from tests.control.conftest import post_topic
 from tests.support.fixtures import fake_aws_env, ses_stub
 from tests.support.ses_stub import SesStub
@@ -26,7 +31,7 @@ CAMPAIGN = 300
 
 @pytest.fixture
 def worker(database_url: str, ses_stub: SesStub, tmp_path: Path) -> Iterator[WorkerProcess]:
-    ses_stub.configure({"max_send_rate": 100_000, "max_24_hour_send": 10_000_000})
+    roomy_account(ses_stub)
     process = WorkerProcess(
         worker_env(database_url, ses_stub, EMAIL_RATE="50", MAX_CONCURRENT="10"),
         tmp_path / "worker.log",

@@ -18,6 +18,7 @@ import pytest
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
 from tests.acceptance.workers import (
+    ROOMY_ACCOUNT,
     StartWorker,
     accepted_per_request_of,
     all_sent,
@@ -35,7 +36,6 @@ RUN_S = 15  # seconds of sending at the rate: what start-up costs is a small sha
 # What a run inside the full suite reliably reaches on a shared 2-CPU machine (see the test).
 MIN_SHARE = 0.985
 MOST_THROTTLES = 1
-ROOMY_ACCOUNT = {"max_send_rate": 100_000, "max_24_hour_send": 10_000_000}
 
 
 @pytest.fixture

@@ -113,9 +113,12 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
         worker.ensure_gone()
 
 
+# An SES account whose quota does not bind: the rate is ours to set.
+ROOMY_ACCOUNT = {"max_send_rate": 100_000, "max_24_hour_send": 10_000_000}
+
+
 def roomy_account(ses_stub: SesStub) -> None:
-    """An SES account whose quota does not bind: the rate is ours to set."""
-    ses_stub.configure({"max_send_rate": 100_000, "max_24_hour_send": 10_000_000})
+    ses_stub.configure(ROOMY_ACCOUNT)
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], what: str, *, within_s: float) -> None:
