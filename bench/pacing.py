@@ -12,7 +12,7 @@ all, the stub's record of every request gives:
 
 - share of the rate: accepted sends per second from the first to the last, over `--rate`;
 - the most accepted in any one-second window (at most the rate, if the pacing holds);
-- throttles: 429s the stub answered (each is requeued, and halves the shared rate a while);
+- throttles: 429s the stub answered (each is requeued, and backs the shared rate off a while);
 - the most requests the stub had open at once (in flight follows the rate and the latency).
 
 Only loopback addresses are contacted; the processes and the temporary databases are removed

@@ -53,7 +53,10 @@ RECOVERY_PER_S = 0.1  # of the target rate, after a throttle
 # something else is sending on the account too: then each halves the rate.
 TRIM_FACTOR = 0.9
 BACKOFF_FACTOR = 0.5
-STORM_WITHIN_S = 10.0  # a throttle this soon after the last back-off is part of a storm
+# A throttle this soon after the last back-off is part of a storm: one that comes back as the
+# trimmed rate recovers (a tenth a second). Lone throttles on a loaded machine came 2.4-6 s
+# apart; counted as a storm, the second halved the rate and cost a 15 s run 8%.
+STORM_WITHIN_S = 2.0
 BACKOFF_EVERY_S = 1.0  # one burst of throttles backs off once, not once per throttled send
 MIN_RATE = 1.0  # backing off never goes below this (or below the target, if that is lower)
 

@@ -295,7 +295,7 @@ async def test_a_throttle_backs_off_every_worker_then_the_rate_recovers() -> Non
         first.throttled()  # the same burst: backs off once
         rates["first, at once"] = first.rate
         await first.settle()
-        await time.sleep(2)
+        await time.sleep(1.5)
         first.throttled()  # again, soon after: a storm
         rates["first, after the second throttle"] = first.rate
         await first.settle()
@@ -339,14 +339,17 @@ def test_back_off_state_recovers_linearly_and_backs_off_once_a_second() -> None:
     assert state.level_at(102.0) == pytest.approx(0.45)
     assert state.level_at(200.0) == 1.0
     assert state.after_throttle(100.5, floor=0.01) is None
-    halved = state.after_throttle(102.0, floor=0.01)  # within STORM_WITHIN_S of the last
+    halved = state.after_throttle(101.5, floor=0.01)  # within STORM_WITHIN_S of the last
     assert halved is not None
-    assert halved.level == pytest.approx(0.225)
-    assert halved.since == 102.0
-    assert state.after_throttle(102.0, floor=0.5) == Backoff(0.5, 102.0)
-    trimmed = state.after_throttle(100.0 + STORM_WITHIN_S, floor=0.01)  # recovered, lone
-    assert trimmed is not None
-    assert trimmed.level == pytest.approx(TRIM_FACTOR)
+    assert halved.level == pytest.approx(0.2)
+    assert halved.since == 101.5
+    assert state.after_throttle(101.5, floor=0.5) == Backoff(0.5, 101.5)
+    lone = state.after_throttle(100.0 + STORM_WITHIN_S, floor=0.01)  # not yet recovered
+    assert lone is not None
+    assert lone.level == pytest.approx(state.level_at(100.0 + STORM_WITHIN_S) * TRIM_FACTOR)
+    recovered = state.after_throttle(110.0, floor=0.01)
+    assert recovered is not None
+    assert recovered.level == pytest.approx(TRIM_FACTOR)
 
 
 def test_rate_must_be_positive() -> None:
