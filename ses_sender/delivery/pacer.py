@@ -22,7 +22,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,27 @@ class _Block:
         return _Slot(self.first + index * self.interval, self.shifted, self.usable_for)
 
 
+@dataclass(slots=True)
+class PacingStats:
+    """What became of one worker's slots: where a shortfall from the rate went."""
+
+    sends: int = 0
+    late: int = 0  # sends woken later than the allowance: their lateness shifted the schedule
+    latest_s: float = 0.0  # the latest of those
+    slots_given_up: int = 0  # by sends woken too late to use them
+    slots_unused: int = 0  # reserved, and passed with no send waiting for them
+    throttled: int = 0
+    shifted_s: float = 0.0  # the shared schedule's shift for late sends, as last seen
+
+    def __str__(self) -> str:
+        return (
+            f"{self.sends} sends, {self.late} woken late (at worst {self.latest_s * 1000:.1f} "
+            f"ms), {self.slots_given_up} slots given up, {self.slots_unused} unused, "
+            f"{self.throttled} throttled; the schedule shifted {self.shifted_s:.3f} s for "
+            "late sends"
+        )
+
+
 class Schedule(Protocol):
     """The slot schedule all workers share, and the clock it keeps time by."""
 
@@ -188,11 +209,21 @@ class Pacer:
         self._owed_since = -math.inf  # when lateness no reservation has carried was first noted
         self._backoff = Backoff()
         self._unshared_backoff: tuple[Backoff, Backoff] | None = None
+        self._stats = PacingStats()
         self.set_target(target_rate)
 
     @property
     def target(self) -> float:
         return self._target
+
+    @property
+    def stats(self) -> PacingStats:
+        passed_in_this_block = self._block.taken - self._block.used
+        return replace(
+            self._stats,
+            slots_unused=self._stats.slots_unused + passed_in_this_block,
+            shifted_s=self._shifted,
+        )
 
     @property
     def rate(self) -> float:
@@ -215,13 +246,18 @@ class Pacer:
             late = self._schedule.now() - slot.at
             if late <= slot.usable_for:
                 break
+            self._stats.slots_given_up += 1
+        self._stats.sends += 1
         if late > LATE_ALLOWANCE_S:
+            self._stats.late += 1
+            self._stats.latest_s = max(self._stats.latest_s, late)
             if self._shift_to <= self._shifted:
                 self._owed_since = self._schedule.now()
             self._shift_to = max(self._shift_to, slot.shifted + late - LATE_ALLOWANCE_S)
 
     def throttled(self) -> None:
         """SES said we are over its rate: back off now, for every worker at the next `settle`."""
+        self._stats.throttled += 1
         now = self._schedule.now()
         floor = min(1.0, MIN_RATE / self._target)
         backed_off = self._backoff.after_throttle(now, floor=floor)
@@ -299,6 +335,7 @@ class Pacer:
             self._backoff = reservation.backoff
         usable_for = LATE_ALLOWANCE_S + min(interval, STALE_SLOT_S - LATE_ALLOWANCE_S)
         if count:
+            self._stats.slots_unused += self._block.count - self._block.used
             self._block = _Block(
                 reservation.first_slot,
                 interval,

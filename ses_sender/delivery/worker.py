@@ -129,6 +129,7 @@ class Worker:
             self._outcomes_ready.set()
             (recorder_error,) = await asyncio.gather(recorder, return_exceptions=True)
             await self._flush_before_exit()
+            log.info("pacing: %s", self._pacer.stats)
         if isinstance(recorder_error, BaseException):
             raise recorder_error
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
+from ses_sender.ses_tags import REQUEST_ID_TAG
 from tests.acceptance.workers import (
     ROOMY_ACCOUNT,
     StartWorker,
@@ -51,6 +53,13 @@ def share_of_rate(accepted: list[dict[str, Any]], rate: float) -> float:
     return (len(times) - 1) / (times[-1] - times[0]) / rate
 
 
+@dataclass(frozen=True)
+class Campaign:
+    ids: list[int]
+    accepted: list[dict[str, Any]]  # SES's records of the sends it took
+    pacing: list[str]  # what each worker logged of its pacing as it stopped
+
+
 async def send_campaign(
     runtime: Runtime,
     client: httpx.AsyncClient,
@@ -60,10 +69,9 @@ async def send_campaign(
     *,
     workers: int,
     count: int,
-) -> tuple[list[int], list[dict[str, Any]]]:
+) -> Campaign:
     """Start `workers` processes, queue `count` emails once they are up, run until all are
-    sent, stop them cleanly; check SES took each email exactly once. The campaign's ids and
-    SES's accepted records.
+    sent, stop them cleanly; check SES took each email exactly once.
 
     Queued after start-up: a Python process starting takes a CPU for a second, and on a small
     machine that delays the stub's stamps of what the others send meanwhile.
@@ -86,14 +94,26 @@ async def send_campaign(
     per_request = accepted_per_request_of(accepted)
     assert set(per_request) == set(ids)
     assert set(per_request.values()) == {1}
-    return ids, accepted
+    pacing = [line for process in processes for line in process.output().splitlines()]
+    return Campaign(ids, accepted, [line for line in pacing if " pacing: " in line])
 
 
-async def assert_paced(ses: SesStubProcess, accepted: list[dict[str, Any]]) -> dict[str, int]:
-    """At most `MOST_THROTTLES` and at least `MIN_SHARE` of `RATE`; the stub's counts."""
+async def assert_paced(ses: SesStubProcess, campaign: Campaign) -> dict[str, int]:
+    """At most `MOST_THROTTLES` and at least `MIN_SHARE` of `RATE`; the stub's counts.
+
+    The share leaves out emails SES throttled: sent again a second later, one throttled near
+    the end lands after the rest of the campaign and stretches the span measured (one such run
+    measured 94%). The throttle itself is bounded above.
+    """
     counts = await ses.counts()
-    share = share_of_rate(accepted, RATE)
-    pacing = f"{share:.2%} of the rate, {counts['throttled']} throttled"
+    throttled = accepted_per_request_of(
+        [record for record in await ses.received() if record["status"] == 429]
+    )
+    paced = [r for r in campaign.accepted if int(r["tags"][REQUEST_ID_TAG]) not in throttled]
+    share = share_of_rate(paced, RATE)
+    pacing = "\n".join(
+        [f"{share:.2%} of the rate, {counts['throttled']} throttled", *campaign.pacing]
+    )
     assert counts["throttled"] <= MOST_THROTTLES, pacing
     assert share >= MIN_SHARE, pacing
     return counts
@@ -116,7 +136,7 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
     await strict_window(ses, RATE)
     env = worker_env(database_url, ses, EMAIL_RATE=str(RATE))
 
-    _ids, accepted = await send_campaign(
+    campaign = await send_campaign(
         live_runtime, live_client, ses, start_worker, env, workers=workers, count=RATE * RUN_S
     )
 
@@ -125,7 +145,7 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
     # later than the worker saw it leave its slot, beyond the schedule's 6 ms margin: one
     # throttle (the email requeued and sent, the rate trimmed for a second, about 0.3% of the
     # run), or that much lateness paid back on the schedule (98.98% once).
-    await assert_paced(ses, accepted)
+    await assert_paced(ses, campaign)
 
 
 @pytest.mark.timeout(180)
@@ -140,11 +160,11 @@ async def test_in_flight_follows_ses_latency_to_reach_the_rate(
     await ses.configure({"latency_s": 0.1})
     env = worker_env(database_url, ses, EMAIL_RATE=str(RATE), MAX_CONCURRENT="1000")
 
-    _ids, accepted = await send_campaign(
+    campaign = await send_campaign(
         live_runtime, live_client, ses, start_worker, env, workers=1, count=RATE * RUN_S
     )
 
-    counts = await assert_paced(ses, accepted)
+    counts = await assert_paced(ses, campaign)
     # 100/s at 100 ms is ~10 on the wire: what the worker keeps in flight follows that, not
     # MAX_CONCURRENT (which is also what a kill -9 could duplicate).
     assert 8 <= counts["peak_in_flight"] <= 40
@@ -177,13 +197,13 @@ async def test_a_storm_of_errors_fails_nothing(
     await ses.fail_next(storm, times=STORM)
     env = worker_env(database_url, ses, EMAIL_RATE=str(RATE), MAX_ATTEMPTS="8")
 
-    ids, _accepted = await send_campaign(
+    campaign = await send_campaign(
         live_runtime, live_client, ses, start_worker, env, workers=2, count=300
     )
 
     rows = await rows_by_id(live_runtime)
-    assert {rows[i].status for i in ids} == {RequestStatus.SENT}
-    assert sum(rows[i].attempts for i in ids) == 300 + attempts_it_costs
+    assert {rows[i].status for i in campaign.ids} == {RequestStatus.SENT}
+    assert sum(rows[i].attempts for i in campaign.ids) == 300 + attempts_it_costs
     # Only the scripted ones: none from the window after them.
     assert (await ses.counts())["throttled"] == throttles_seen
 
@@ -201,12 +221,12 @@ async def test_the_accounts_max_send_rate_caps_every_worker(
     await ses.configure({"max_send_rate": max_send_rate})
     env = worker_env(database_url, ses, EMAIL_RATE="1000")
 
-    _ids, accepted = await send_campaign(
+    campaign = await send_campaign(
         live_runtime, live_client, ses, start_worker, env, workers=2, count=max_send_rate * RUN_S
     )
 
     assert (await ses.counts())["throttled"] == 0
-    assert share_of_rate(accepted, max_send_rate) >= 0.98
+    assert share_of_rate(campaign.accepted, max_send_rate) >= 0.98
 
 
 @pytest.mark.timeout(180)

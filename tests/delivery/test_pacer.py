@@ -256,6 +256,39 @@ async def test_a_slow_database_slows_nothing(round_trip_s: float) -> None:
     assert achieved_rate(sent) >= 0.99 * 100
 
 
+@pytest.mark.parametrize(
+    ("lateness_s", "late", "given_up"),
+    [(0.0, False, False), (0.005, True, False), (0.03, True, True)],
+)
+async def test_stats_tell_where_the_rate_went(
+    lateness_s: float, late: bool, given_up: bool
+) -> None:
+    time = VirtualTime(lateness=lambda: lateness_s)
+    pacer = Pacer(100, schedule=MemorySchedule(time), sleep=time.sleep)
+
+    async def ten_sends() -> None:
+        for _ in range(10):
+            await pacer.acquire()
+
+    async def five_senders_then_a_throttle() -> None:
+        await asyncio.gather(*(ten_sends() for _ in range(5)))
+        pacer.throttled()
+        await pacer.settle()
+
+    await time.run(five_senders_then_a_throttle(), until=10)
+
+    stats = pacer.stats
+    assert stats.sends == 50
+    assert stats.throttled == 1
+    assert (stats.late > 0) == late
+    assert (stats.slots_given_up > 0) == given_up
+    # Taking another slot passes over the ones that went stale meanwhile.
+    assert (stats.slots_unused > 0) == given_up
+    assert (stats.shifted_s > 0) == late
+    # Of the sends that used their slot: one later than 12.5 ms takes another slot instead.
+    assert stats.latest_s >= min(lateness_s, 0.01)
+
+
 async def test_idle_time_buys_no_burst() -> None:
     time = VirtualTime()
     schedule = MemorySchedule(time)
