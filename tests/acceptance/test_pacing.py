@@ -35,8 +35,9 @@ __all__ = ["start_worker"]
 
 RATE = 100
 RUN_S = 15  # seconds of sending at the rate: what start-up costs is a small share of it
-# What a run inside the full suite reliably reaches on a shared 2-CPU machine (see the test).
-MIN_SHARE = 0.985
+# What a run inside the full suite reliably reaches on a shared 2-CPU machine (see the test):
+# the schedule offers 99.0% at most, ⌊rate⌋ slots per 1.010 s.
+MIN_SHARE = 0.98
 MOST_THROTTLES = 1
 
 
@@ -140,11 +141,10 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
         live_runtime, live_client, ses, start_worker, env, workers=workers, count=RATE * RUN_S
     )
 
-    # On a quiet machine: 0 throttles and 99.1-99.4 % (make bench-pacing, docs/benchmarks.md).
-    # On two shared CPUs, now and then (3 of 68 runs here) a send reaches the stub about 5 ms
-    # later than the worker saw it leave its slot, beyond the schedule's 6 ms margin: one
-    # throttle (the email requeued and sent, the rate trimmed for a second, about 0.3% of the
-    # run), or that much lateness paid back on the schedule (98.98% once).
+    # On two shared CPUs, 16 runs here reached 98.2-98.9% of the rate; 2 of them drew one
+    # throttle, where a send reached the stub more than the schedule's 10 ms margin after its
+    # slot (the email sent again a second later, the rate trimmed by a tenth for a second).
+    # The figures and why: docs/benchmarks.md, "Pacing".
     await assert_paced(ses, campaign)
 
 
@@ -204,8 +204,10 @@ async def test_a_storm_of_errors_fails_nothing(
     rows = await rows_by_id(live_runtime)
     assert {rows[i].status for i in campaign.ids} == {RequestStatus.SENT}
     assert sum(rows[i].attempts for i in campaign.ids) == 300 + attempts_it_costs
-    # Only the scripted ones: none from the window after them.
-    assert (await ses.counts())["throttled"] == throttles_seen
+    # The scripted ones, and none from the window after them beyond the stray one a shared
+    # machine can cause (see the test above).
+    throttled = (await ses.counts())["throttled"]
+    assert throttles_seen <= throttled <= throttles_seen + MOST_THROTTLES
 
 
 @pytest.mark.timeout(180)
