@@ -35,9 +35,11 @@ __all__ = ["start_worker"]
 
 RATE = 100
 RUN_S = 15  # seconds of sending at the rate: what start-up costs is a small share of it
-# What a run inside the full suite reliably reaches on a shared 2-CPU machine (see the test):
-# the schedule offers 99.0% at most, ⌊rate⌋ slots per 1.010 s.
-MIN_SHARE = 0.98
+# The schedule offers 99.0% of the rate at most (⌊rate⌋ slots per 1.010 s); bench/pacing.py
+# measures what is reached. On a shared 2-CPU machine a busy spell makes a fifth of the wake-ups
+# several milliseconds late, each paid back on the schedule, and a clean-clone run of the suite
+# reached 95.8%. This floor is what only a fault goes under: a halved rate costs a run 8%.
+MIN_SHARE = 0.95
 MOST_THROTTLES = 1
 
 
@@ -141,10 +143,10 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
         live_runtime, live_client, ses, start_worker, env, workers=workers, count=RATE * RUN_S
     )
 
-    # On two shared CPUs, 16 runs here reached 98.2-98.9% of the rate; 2 of them drew one
-    # throttle, where a send reached the stub more than the schedule's 10 ms margin after its
-    # slot (the email sent again a second later, the rate trimmed by a tenth for a second).
-    # The figures and why: docs/benchmarks.md, "Pacing".
+    # On two shared CPUs, 16 runs here reached 98.2-98.9% of the rate and one, in a busy
+    # spell, 95.8%; 3 of the 17 drew one throttle, where a send reached the stub more than the
+    # schedule's 10 ms margin after its slot (the email sent again a second later, the rate
+    # trimmed by a tenth for a second). The figures and why: docs/benchmarks.md, "Pacing".
     await assert_paced(ses, campaign)
 
 
