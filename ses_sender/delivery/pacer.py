@@ -220,6 +220,7 @@ class Pacer:
 
     @property
     def stats(self) -> PacingStats:
+        """The counters kept as sends go, plus what the current block and the schedule hold."""
         passed_in_this_block = self._block.taken - self._block.used
         return replace(
             self._stats,
