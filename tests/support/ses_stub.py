@@ -2,7 +2,9 @@
 
 moto drops Simple `Headers`, `EmailTags` and `ConfigurationSetName`, never throttles and has no
 GetAccount. This stub records every SendEmail it receives and can answer with scripted failures,
-added latency, or 429s from a per-second recipient window like the real account rate.
+added latency, or 429s from a per-second recipient window like the real account rate. Each send
+is stamped with the time the kernel received it (`stamped_http`), so the window counts sends as
+they reached the stub, however busy the stub's own process was.
 
 In the test process: start `SesStub` (or use the `ses_stub` fixture) and drive it directly. Against
 a service running as its own process: `python -m tests.support.ses_stub --port N` (0 = any free
@@ -27,19 +29,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import signal
-import time
 import uuid
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from typing import Any
 
-from aiohttp import web
+from tests.support.stamped_http import Handler, Request, Response, StampedServer, json_response
 
 HOST = "127.0.0.1"
 WINDOW_S = 1.0  # seconds; SES's MaxSendRate is recipients per second
+_ARRIVAL = itemgetter(0)  # of a window entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,44 @@ DEFAULT_MAX_SEND_RATE = 14.0
 DEFAULT_MAX_24_HOUR_SEND = 50_000.0
 
 
+class RecipientWindow:
+    """The recipients accepted in the last seconds, by arrival, to hold a limit per window."""
+
+    def __init__(self) -> None:
+        self._sends: list[tuple[float, int]] = []  # (arrival, recipients), in arrival order
+
+    def clear(self) -> None:
+        self._sends.clear()
+
+    def would_exceed(self, limit: float, arrival: float, recipients: int) -> bool:
+        """Whether `recipients` more at `arrival` would put more than `limit` in any window of
+        `WINDOW_S` that holds `arrival`.
+
+        Requests on different connections are handled in the order the event loop reads them,
+        which can differ a little from the order the kernel stamped them: so besides the window
+        ending at `arrival`, those ending at each later arrival within a window are counted.
+        """
+        sends = self._sends
+        later = sends[
+            bisect_right(sends, arrival, key=_ARRIVAL) : bisect_left(
+                sends, arrival + WINDOW_S, key=_ARRIVAL
+            )
+        ]
+        ends = [arrival, *(at for at, _ in later)]
+        return any(self._recipients_in_window_ending(end) + recipients > limit for end in ends)
+
+    def add(self, arrival: float, recipients: int) -> None:
+        insort(self._sends, (arrival, recipients), key=_ARRIVAL)
+        # Kept a window longer than `would_exceed` needs, for a request handled late.
+        forget = bisect_right(self._sends, self._sends[-1][0] - 2 * WINDOW_S, key=_ARRIVAL)
+        del self._sends[:forget]
+
+    def _recipients_in_window_ending(self, end: float) -> int:
+        first = bisect_right(self._sends, end - WINDOW_S, key=_ARRIVAL)
+        after = bisect_right(self._sends, end, key=_ARRIVAL)
+        return sum(count for _, count in self._sends[first:after])
+
+
 class SesStub:
     """The SES v2 endpoints SendEmail and GetAccount, plus the controls tests need.
 
@@ -90,8 +131,8 @@ class SesStub:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._failures: deque[Failure] = deque()
-        self._window: deque[tuple[float, int]] = deque()  # (arrival, recipients) of accepted sends
-        self._runner: web.AppRunner | None = None
+        self._window = RecipientWindow()
+        self._server: StampedServer | None = None
         self.url = ""
 
     @property
@@ -131,45 +172,40 @@ class SesStub:
 
     async def start(self, host: str = HOST, port: int = 0) -> str:
         """Listen on host:port (0 picks a free port); return the base URL, also kept in `url`."""
-        # handler_cancellation: a client that gave up (timeout tests) stops its latency sleep, so
-        # shutdown never waits for it.
-        runner = web.AppRunner(self.app(), handler_cancellation=True, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
+        server = StampedServer(self._routes())
+        bound_port = await server.start(host, port)
+        self._server = server
         self.url = f"http://{host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop at once: a send still in its latency sleep (its client gave up) is dropped."""
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/v2/email/outbound-emails", self._send_email)
-        app.router.add_get("/v2/email/account", self._get_account)
-        app.router.add_get("/_stub/received", self._http_received)
-        app.router.add_get("/_stub/counts", self._http_counts)
-        app.router.add_post("/_stub/reset", self._http_reset)
-        app.router.add_post("/_stub/script", self._http_script)
-        app.router.add_post("/_stub/config", self._http_config)
-        return app
+    def _routes(self) -> dict[tuple[str, str], Handler]:
+        return {
+            ("POST", "/v2/email/outbound-emails"): self._send_email,
+            ("GET", "/v2/email/account"): self._get_account,
+            ("GET", "/_stub/received"): self._http_received,
+            ("GET", "/_stub/counts"): self._http_counts,
+            ("POST", "/_stub/reset"): self._http_reset,
+            ("POST", "/_stub/script"): self._http_script,
+            ("POST", "/_stub/config"): self._http_config,
+        }
 
-    async def _send_email(self, request: web.Request) -> web.Response:
-        arrival = time.monotonic()
+    async def _send_email(self, request: Request) -> Response:
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            return await self._answer_send(request, arrival)
+            return await self._answer_send(request)
         finally:
             self.in_flight -= 1
 
-    async def _answer_send(self, request: web.Request, arrival: float) -> web.Response:
-        body = await _json_body(request)
-        record = _record(body, arrival, authorized=_is_signed(request))
+    async def _answer_send(self, request: Request) -> Response:
+        arrival = request.arrival
+        record = _record(request.json(), arrival, authorized=_is_signed(request))
         self.received.append(record)
         failure = self._failures.popleft() if self._failures else None
         if failure is None and not self.sending_enabled:
@@ -184,15 +220,15 @@ class SesStub:
             record["status"] = failure.status
             await self._delay()
             return _error(failure)
-        self._window.append((arrival, record["recipients"]))
+        self._window.add(arrival, record["recipients"])
         self.sent_recipients += record["recipients"]
         record["status"] = 200
         record["message_id"] = f"{uuid.uuid4()}-000000"
         await self._delay()
-        return web.json_response({"MessageId": record["message_id"]})
+        return json_response({"MessageId": record["message_id"]})
 
-    async def _get_account(self, request: web.Request) -> web.Response:
-        return web.json_response(
+    async def _get_account(self, request: Request) -> Response:
+        return json_response(
             {
                 "SendQuota": {
                     "Max24HourSend": self.max_24_hour_send,
@@ -206,23 +242,20 @@ class SesStub:
             }
         )
 
-    def _over_rate(self, now: float, recipients: int) -> bool:
+    def _over_rate(self, arrival: float, recipients: int) -> bool:
         if self.max_per_second is None:
             return False
-        while self._window and self._window[0][0] <= now - WINDOW_S:
-            self._window.popleft()
-        in_window = sum(count for _, count in self._window)
-        return in_window + recipients > self.max_per_second
+        return self._window.would_exceed(self.max_per_second, arrival, recipients)
 
     async def _delay(self) -> None:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
 
-    async def _http_received(self, request: web.Request) -> web.Response:
-        return web.json_response({"received": self.received, "throttled": self.throttled})
+    async def _http_received(self, request: Request) -> Response:
+        return json_response({"received": self.received, "throttled": self.throttled})
 
-    async def _http_counts(self, request: web.Request) -> web.Response:
-        return web.json_response(
+    async def _http_counts(self, request: Request) -> Response:
+        return json_response(
             {
                 "received": len(self.received),
                 "accepted": len(self.accepted),
@@ -231,19 +264,18 @@ class SesStub:
             }
         )
 
-    async def _http_reset(self, request: web.Request) -> web.Response:
+    async def _http_reset(self, request: Request) -> Response:
         self.reset()
-        return web.json_response({})
+        return json_response({})
 
-    async def _http_script(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        for item in body.get("failures", []):
+    async def _http_script(self, request: Request) -> Response:
+        for item in request.json().get("failures", []):
             self.fail_next(PRESETS[item] if isinstance(item, str) else Failure(**item))
-        return web.json_response({"queued": [asdict(failure) for failure in self._failures]})
+        return json_response({"queued": [asdict(failure) for failure in self._failures]})
 
-    async def _http_config(self, request: web.Request) -> web.Response:
-        self.configure(await _json_body(request))
-        return web.json_response({})
+    async def _http_config(self, request: Request) -> Response:
+        self.configure(request.json())
+        return json_response({})
 
 
 def _record(body: Mapping[str, Any], arrival: float, *, authorized: bool) -> dict[str, Any]:
@@ -273,19 +305,13 @@ def _record(body: Mapping[str, Any], arrival: float, *, authorized: bool) -> dic
     }
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    # Read regardless of Content-Type, so curl and any test client can drive the controls.
-    body: dict[str, Any] = json.loads(await request.read() or b"{}")
-    return body
+def _is_signed(request: Request) -> bool:
+    return request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 ")
 
 
-def _is_signed(request: web.Request) -> bool:
-    return request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 ")
-
-
-def _error(failure: Failure) -> web.Response:
+def _error(failure: Failure) -> Response:
     # restJson1: botocore reads the code from this header, the message from the body.
-    return web.json_response(
+    return json_response(
         {"message": failure.message},
         status=failure.status,
         headers={"x-amzn-ErrorType": failure.code},

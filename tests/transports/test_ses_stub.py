@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,7 @@ import pytest
 from ses_sender.transports.base import ThrottledError
 from ses_sender.transports.ses import SesTransport
 from tests.support.moto_server import FAKE_AWS_ENV, REGION, subprocess_env
-from tests.support.ses_stub import SesStub
+from tests.support.ses_stub import RecipientWindow, SesStub
 
 from .emails import make_email
 
@@ -47,6 +51,52 @@ async def test_per_second_window_counts_recipients(ses_stub: SesStub) -> None:
     assert statuses == [200, 429, 200]
     assert ses_stub.throttled == 1
     assert [record["recipients"] for record in ses_stub.accepted] == [2, 1]
+
+
+def test_window_counts_any_second_even_for_sends_handled_out_of_arrival_order() -> None:
+    window = RecipientWindow()
+    window.add(1.0, 1)
+    window.add(1.9, 1)  # handled before a send that arrived at 0.95
+
+    assert not window.would_exceed(2, 0.5, 1)  # (0.0, 1.0]: 0.5 and 1.0
+    assert window.would_exceed(2, 0.95, 1)  # (0.9, 1.9]: 0.95, 1.0 and 1.9
+    assert not window.would_exceed(3, 0.95, 1)
+    assert window.would_exceed(2, 1.5, 1)  # (0.5, 1.5]: 1.0, 1.5; (0.9, 1.9]: 1.0, 1.5, 1.9
+    assert not window.would_exceed(2, 2.95, 1)  # (1.95, 2.95]: only itself
+
+
+def test_window_counts_recipients_not_requests() -> None:
+    window = RecipientWindow()
+    window.add(0.0, 3)
+
+    assert window.would_exceed(4, 0.5, 2)
+    assert not window.would_exceed(4, 1.0, 2)  # the first send left the window at 1.0
+
+
+async def test_sends_are_stamped_as_they_arrive_not_as_the_stub_gets_to_them(
+    ses_stub: SesStub,
+) -> None:
+    host, port = ses_stub.url.removeprefix("http://").split(":")
+    sent_at: list[float] = []
+
+    def send_from_another_thread() -> None:
+        connection = http.client.HTTPConnection(host, int(port))
+        try:
+            sent_at.append(time.time())
+            connection.request("POST", "/v2/email/outbound-emails", json.dumps(send_body(1)))
+            assert connection.getresponse().status == 200
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=send_from_another_thread)
+    sender.start()
+    # Holding up the stub's event loop (this test's) is the point.
+    time.sleep(0.3)  # noqa: ASYNC251
+    held_until = time.time()
+    await asyncio.to_thread(sender.join)
+
+    [record] = ses_stub.accepted
+    assert sent_at[0] <= record["at"] < held_until - 0.2
 
 
 async def test_window_throttles_the_transport(ses_stub: SesStub) -> None:
