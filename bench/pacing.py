@@ -77,6 +77,7 @@ class PacingResult:
     throttled: int
     peak_in_flight: int
     load: float
+    pacing: list[str]  # each worker's account of its slots, logged as it stopped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,6 +169,7 @@ async def _run(
         # small machine delays the others' sends and the stub's stamps of them.
         await queue_emails(database_url, emails)
         await _until_accepted(stub, emails, timeout_s=args.seconds * 5 + 30)
+    pacing = [line for log in logs for line in log.read_text().splitlines() if " pacing: " in line]
     received = (await _received(stub))["received"]
     counts = await stub_call(stub, "GET", "/_stub/counts")
     times = sorted(record["at"] for record in received if record["status"] == 200)
@@ -181,6 +183,7 @@ async def _run(
         throttled=counts["throttled"],
         peak_in_flight=counts["peak_in_flight"],
         load=os.getloadavg()[0],
+        pacing=[line.split(" pacing: ", 1)[1] for line in pacing],
     )
 
 
@@ -228,6 +231,7 @@ def _progress(result: PacingResult) -> str:
     return (
         f"{result.workers} worker(s): {result.share:.2%} of the rate, "
         f"{result.throttled} throttled, load {result.load:.1f}"
+        + "".join(f"\n  worker: {pacing}" for pacing in result.pacing)
     )
 
 
