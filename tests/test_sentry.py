@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -100,7 +100,9 @@ async def test_an_unexpected_worker_error_reaches_sentry(
     sentry_on: SentryInbox, live_runtime: Runtime, make_worker: WorkerFactory
 ) -> None:
     class Broken(RecordingTransport):
-        async def send(self, email: OutgoingEmail) -> str:
+        async def send(
+            self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
+        ) -> str:
             raise ValueError("kaboom in a transport")
 
     worker = make_worker(Broken())

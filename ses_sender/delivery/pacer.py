@@ -4,13 +4,14 @@ All workers reserve their send slots from one GCRA schedule (a row in the databa
 `schedule.py`), a few at a time, so together they never put more than the rate in any one-second
 window. Each send then waits for its own slot: sends are spread evenly, never bunched.
 
-A send woken late moves closer to the sends a second after it; the lateness is put back on the
-shared schedule, which shifts every later slot, of every worker, by as much. The schedule counts
-the shift it has made in all, and a late send asks for a total (the shift when its slot was
-reserved plus its lateness), so late sends of several workers at once cost the most of them,
-not their sum. A throttle from SES trims the shared rate, throttles that keep coming halve it (at
-most once a second), and the rate recovers a tenth of its target each second: additive increase,
-multiplicative decrease, seen by every worker.
+A send that goes out late moves closer to the sends a second after it. Its lateness, measured as
+the request is written (waking late and being held up after waking count alike), is put back on
+the shared schedule, which shifts every later slot, of every worker, by as much. The schedule
+counts the shift it has made in all, and a late send asks for a total (the shift when its slot
+was reserved plus its lateness), so late sends of several workers at once cost the most of
+them, not their sum. A throttle from SES trims the shared rate, throttles that keep coming
+halve it (at most once a second), and the rate recovers a tenth of its target each second:
+additive increase, multiplicative decrease, seen by every worker.
 
 Pure apart from the `Schedule` it is given: time comes from the schedule's clock and waiting
 from the injected `sleep`, so tests drive it in virtual time.
@@ -27,17 +28,15 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# The window the rate is counted in, plus room for jitter we cannot pay back: the wake-up
-# lateness we let pass (LATE_ALLOWANCE_S) and the time from waking to the provider stamping the
-# request, which we never see. Measured against the SES stub in its own process on a shared
-# 2-CPU machine: 0.5 ms typical and 5 ms at worst one day; 1.1 ms typical, 3.2 ms at the 99th
-# percentile and 7 ms at worst on a noisier one, where a 6 ms margin drew throttles in about
-# half the runs, 8 ms in a third, and 10 ms in 2 of 16. Each millisecond costs 0.1% of the rate.
-WINDOW_S = 1.0 + 0.010
+# The window the rate is counted in, plus room for jitter we cannot pay back: the lateness we
+# let pass (LATE_ALLOWANCE_S) and the time from writing the request to the provider receiving
+# it, which we never see. Each millisecond costs 0.1% of the rate; see docs/benchmarks.md
+# (Pacing) for the margins measured.
+WINDOW_S = 1.0 + 0.004
 # A reservation covers about this much sending: one database round trip per block of slots.
 HORIZON_S = 0.1
-# Waking this late is normal scheduling jitter (an event loop wakes up to ~1 ms late, 2.2 ms at
-# the 99th percentile as measured above); only what goes beyond it is put back on the schedule.
+# Going out this late is normal scheduling jitter (an event loop wakes up to ~1 ms late, 2.2 ms
+# at the 99th percentile on a busy machine); only what goes beyond it is put back on the schedule.
 LATE_ALLOWANCE_S = 0.0025
 # How far ahead of now a worker reserves. Lateness paid back shifts only the slots reserved
 # after it, so every slot must be reserved well under a second before its time.
@@ -95,7 +94,10 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
-class _Slot:
+class Slot:
+    """One send's time on the schedule: `Pacer.acquire` returns at it, `Pacer.sending` takes it
+    back as the request goes out."""
+
     at: float
     shifted: float  # the schedule's shift in all when the slot was reserved
     # How late it may be used, paying the lateness back: beyond this, taking the next slot
@@ -126,7 +128,7 @@ class _Block:
     def end(self) -> float:
         return self.first + self.count * self.interval
 
-    def take(self, now: float) -> _Slot | None:
+    def take(self, now: float) -> Slot | None:
         """The earliest slot not taken and still usable at `now`; None once none is left."""
         if self.taken >= self.count:
             return None
@@ -136,7 +138,7 @@ class _Block:
             return None
         self.taken = index + 1
         self.used += 1
-        return _Slot(self.first + index * self.interval, self.shifted, self.usable_for)
+        return Slot(self.first + index * self.interval, self.shifted, self.usable_for)
 
 
 @dataclass(slots=True)
@@ -144,16 +146,16 @@ class PacingStats:
     """What became of one worker's slots: where a shortfall from the rate went."""
 
     sends: int = 0
-    late: int = 0  # sends woken later than the allowance: their lateness shifted the schedule
+    late: int = 0  # sends out later than the allowance: their lateness shifted the schedule
     latest_s: float = 0.0  # the latest of those
-    slots_given_up: int = 0  # by sends woken too late to use them
+    slots_given_up: int = 0  # by sends that woke too late to use them
     slots_unused: int = 0  # reserved, and passed with no send waiting for them
     throttled: int = 0
     shifted_s: float = 0.0  # the shared schedule's shift for late sends, as last seen
 
     def __str__(self) -> str:
         return (
-            f"{self.sends} sends, {self.late} woken late (at worst {self.latest_s * 1000:.1f} "
+            f"{self.sends} sends, {self.late} late (at worst {self.latest_s * 1000:.1f} "
             f"ms), {self.slots_given_up} slots given up, {self.slots_unused} unused, "
             f"{self.throttled} throttled; the schedule shifted {self.shifted_s:.3f} s for "
             "late sends"
@@ -239,18 +241,28 @@ class Pacer:
             raise ValueError("rate must be positive")
         self._target = rate
 
-    async def acquire(self) -> None:
-        """Return at this send's slot: call it last, with only the request left to write."""
+    async def acquire(self) -> Slot:
+        """Return at this send's slot: call it last, with only the request left to write, and
+        hand the slot to `sending` as the request goes out."""
         while True:
             slot = await self._next_slot()
             delay = slot.at - self._schedule.now()
             if delay > 0:
                 await self._sleep(delay)
-            late = self._schedule.now() - slot.at
-            if late <= slot.usable_for:
-                break
+            if self._schedule.now() - slot.at <= slot.usable_for:
+                self._stats.sends += 1
+                return slot
             self._stats.slots_given_up += 1
-        self._stats.sends += 1
+
+    def sending(self, slot: Slot) -> None:
+        """The request for `slot` is being written now: what lateness it has, from waking late
+        or from being held up after, beyond the allowance is put back on the schedule.
+
+        Measured here, not on waking: between the two, a send waits for its turn on the event
+        loop and, on a busy machine, for a CPU, and a send held up there for a few milliseconds
+        met the sends of a second later at SES.
+        """
+        late = self._schedule.now() - slot.at
         if late > LATE_ALLOWANCE_S:
             self._stats.late += 1
             self._stats.latest_s = max(self._stats.latest_s, late)
@@ -292,7 +304,7 @@ class Pacer:
             if must_shift and self._shift_to > self._shifted:
                 await self._reserve(count=0)
 
-    async def _next_slot(self) -> _Slot:
+    async def _next_slot(self) -> Slot:
         # Most sends find a slot in the block at hand and need no lock: with hundreds waiting,
         # `asyncio.Lock.acquire` itself (it scans its waiters) cost 6% of the worker's CPU.
         if not self._lock.locked() and (slot := self._block.take(self._schedule.now())) is not None:

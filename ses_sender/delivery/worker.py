@@ -9,6 +9,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -19,7 +20,7 @@ from ses_sender.control.service import hold_paused_topics
 from ses_sender.delivery import repository
 from ses_sender.delivery.compose import Composer, ContentParts, QueuedEmail
 from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
-from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.pacer import Pacer, Slot
 from ses_sender.delivery.repository import Failed, Outcome, Requeued, Sent
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
 from ses_sender.sending.service import ACCOUNT, active_pauses, pause_sending
@@ -242,8 +243,8 @@ class Worker:
             email = self._composer.compose(queued, content)
             # Not `self._outcomes.append(await ...)`: that binds the list before the send, and
             # the recorder may swap it out meanwhile, losing this outcome with the old list.
-            if await self._wait_for_grant(queued):
-                outcome = await self._attempt(queued, email)
+            if (slot := await self._wait_for_grant(queued)) is not None:
+                outcome = await self._attempt(queued, email, slot)
             else:
                 outcome = Requeued(queued.request_id, self._clock.now(), None, False)
             self._outcomes.append(outcome)
@@ -254,32 +255,33 @@ class Worker:
             if not awaiting_record:
                 self._slots.release()
 
-    async def _wait_for_grant(self, queued: QueuedEmail) -> bool:
+    async def _wait_for_grant(self, queued: QueuedEmail) -> Slot | None:
         """Paced in the task that sends, after composing, so only the request is left to write
         at the slot: the rate holds at the provider, not only in our bookkeeping.
 
-        False if no slot could be reserved (the database is unavailable): nothing was sent.
+        None if no slot could be reserved (the database is unavailable): nothing was sent.
         """
         task = asyncio.current_task()
         assert task is not None
         self._waiting_for_grant.add(task)
         try:
-            await self._pacer.acquire()
+            return await self._pacer.acquire()
         except asyncio.CancelledError:
             self._never_tried.append(queued.request_id)  # stopping: nothing was sent
             raise
         except (DBAPIError, OSError):
             log.exception("reserving a send slot failed; request %s waits", queued.request_id)
-            return False
+            return None
         finally:
             self._waiting_for_grant.discard(task)
-        return True
 
-    async def _attempt(self, queued: QueuedEmail, email: OutgoingEmail) -> Outcome:
+    async def _attempt(self, queued: QueuedEmail, email: OutgoingEmail, slot: Slot) -> Outcome:
         started = self._clock.monotonic()
         try:
             async with asyncio.timeout(self._send_timeout_s):
-                message_id = await self._transport.send(email)
+                message_id = await self._transport.send(
+                    email, on_sending=partial(self._pacer.sending, slot)
+                )
         except SendError as error:
             return self._after_failure(queued, error)
         except TimeoutError:

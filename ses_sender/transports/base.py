@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,8 +67,14 @@ class AccountPausedError(SendError):
 class Transport(Protocol):
     name: str
 
-    async def send(self, email: OutgoingEmail) -> str:
-        """Send one email; return the provider's message id, or raise a `SendError`."""
+    async def send(
+        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
+    ) -> str:
+        """Send one email; return the provider's message id, or raise a `SendError`.
+
+        `on_sending` is called once, as the email starts to leave for the provider (as near to
+        the provider's receiving it as the transport can tell), unless it fails before then.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ses_sender.transports.base import OutgoingEmail, TransientError
@@ -21,9 +22,13 @@ class OutboxTransport:
         self._directory = directory
         self._configuration_set = configuration_set
 
-    async def send(self, email: OutgoingEmail) -> str:
+    async def send(
+        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
+    ) -> str:
         message = build_message(email, configuration_set=self._configuration_set)
         path = self._directory / f"{message.message_id}.eml"
+        if on_sending is not None:
+            on_sending()
         try:
             await asyncio.to_thread(_write_atomically, path, message.data)
         except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -139,14 +140,16 @@ class HeldTransport(RecordingTransport):
     fail: bool = True
     calls: list[int] = field(default_factory=list)
 
-    async def send(self, email: OutgoingEmail) -> str:
+    async def send(
+        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
+    ) -> str:
         self.calls.append(email.request_id)
         if email.topic_id == "held":
             self.started.set()
             await self.finish.wait()
             if self.fail:
                 raise TransientError("HTTP 503")
-        return await super().send(email)
+        return await super().send(email, on_sending=on_sending)
 
 
 @pytest.mark.parametrize("fails", [True, False], ids=["fails", "succeeds"])

@@ -123,10 +123,27 @@ def achieved_rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
-async def send_forever(pacer: Pacer, time: VirtualTime, sent: list[float]) -> None:
+def never_held_up() -> float:
+    return 0.0
+
+
+async def send(
+    pacer: Pacer, time: VirtualTime, held_up: Callable[[], float] = never_held_up
+) -> float:
+    """One send as the worker makes it: its slot, then (after `held_up()` seconds, the event
+    loop busy or no CPU free) its request written; when that was."""
+    slot = await pacer.acquire()
+    if (delay := held_up()) > 0:
+        await time.sleep(delay)
+    pacer.sending(slot)
+    return time.now
+
+
+async def send_forever(
+    pacer: Pacer, time: VirtualTime, sent: list[float], held_up: Callable[[], float]
+) -> None:
     while True:
-        await pacer.acquire()
-        sent.append(time.now)
+        sent.append(await send(pacer, time, held_up))
 
 
 async def settle_every(pacer: Pacer, time: VirtualTime, seconds: float) -> None:
@@ -137,11 +154,17 @@ async def settle_every(pacer: Pacer, time: VirtualTime, seconds: float) -> None:
 
 
 def worker(
-    rate: float, schedule: MemorySchedule, time: VirtualTime, sent: list[float], *, senders: int
+    rate: float,
+    schedule: MemorySchedule,
+    time: VirtualTime,
+    sent: list[float],
+    *,
+    senders: int,
+    held_up: Callable[[], float] = never_held_up,
 ) -> list[Coroutine[Any, Any, None]]:
     """One worker process: a pacer, `senders` concurrent sends, the recorder's settling."""
     pacer = Pacer(rate, schedule=schedule, sleep=time.sleep)
-    return [send_forever(pacer, time, sent) for _ in range(senders)] + [
+    return [send_forever(pacer, time, sent, held_up) for _ in range(senders)] + [
         settle_every(pacer, time, 0.1)
     ]
 
@@ -232,6 +255,26 @@ async def test_stalls_are_paid_back_so_no_second_holds_more_than_the_rate(
 
 
 @pytest.mark.parametrize("workers", [1, 4])
+async def test_sends_held_up_after_their_slot_are_paid_back_too(workers: int) -> None:
+    """Woken on time, then held up before the request is written: the send reaches SES as
+    late as if it had woken late, and is paid back the same way."""
+    stall = busy_machine(5, spikes=0.05, worst_s=0.02)
+    time = VirtualTime()
+    schedule = MemorySchedule(time)
+    sent: list[float] = []
+
+    await time.run(
+        *itertools.chain.from_iterable(
+            worker(100, schedule, time, sent, senders=20, held_up=stall) for _ in range(workers)
+        ),
+        until=10,
+    )
+
+    assert max_in_any_window(sent) <= 100
+    assert achieved_rate(sent) >= 0.9 * 100
+
+
+@pytest.mark.parametrize("workers", [1, 4])
 async def test_even_late_every_time_no_second_holds_more_than_the_rate(workers: int) -> None:
     sent = await run_late(workers, busy_machine(11, spikes=1.0, worst_s=0.04))
 
@@ -268,7 +311,7 @@ async def test_stats_tell_where_the_rate_went(
 
     async def ten_sends() -> None:
         for _ in range(10):
-            await pacer.acquire()
+            await send(pacer, time)
 
     async def five_senders_then_a_throttle() -> None:
         await asyncio.gather(*(ten_sends() for _ in range(5)))
@@ -297,12 +340,10 @@ async def test_idle_time_buys_no_burst() -> None:
 
     async def three_sends_an_idle_minute_and_three_more() -> None:
         for _ in range(3):
-            await pacer.acquire()
-            sent.append(time.now)
+            sent.append(await send(pacer, time))
         await time.sleep(60)
         for _ in range(3):
-            await pacer.acquire()
-            sent.append(time.now)
+            sent.append(await send(pacer, time))
 
     await time.run(three_sends_an_idle_minute_and_three_more(), until=100)
 

@@ -158,11 +158,28 @@ class TestAgainstStub:
         assert str(raised.value) == f"{failure.code}: {failure.message}"
         assert len(ses_stub.received) == 1
 
+    async def test_on_sending_is_called_once_as_the_request_goes_out(
+        self, ses_stub: SesStub, make_transport: MakeTransport
+    ) -> None:
+        transport = make_transport(ses_stub.url)
+        await transport.start()
+        called_at: list[float] = []
+
+        await transport.send(make_email(), on_sending=lambda: called_at.append(time.time()))
+
+        [record] = ses_stub.accepted
+        [sending] = called_at
+        # Not before the request was begun, and before the stub's kernel received it.
+        assert sending <= record["at"]
+
     async def test_connection_refused_is_transient(self, make_transport: MakeTransport) -> None:
         transport = make_transport(f"http://127.0.0.1:{free_port()}")
+        called: list[bool] = []
 
         with pytest.raises(TransientError):
-            await transport.send(make_email())
+            await transport.send(make_email(), on_sending=lambda: called.append(True))
+
+        assert called == []  # nothing went out
 
     async def test_slow_answer_is_transient_after_the_timeout(
         self, ses_stub: SesStub, make_transport: MakeTransport
