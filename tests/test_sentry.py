@@ -101,7 +101,7 @@ async def test_an_unexpected_worker_error_reaches_sentry(
 ) -> None:
     class Broken(RecordingTransport):
         async def send(
-            self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
+            self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None
         ) -> str:
             raise ValueError("kaboom in a transport")
 

@@ -4,8 +4,8 @@ All workers reserve their send slots from one GCRA schedule (a row in the databa
 `schedule.py`), a few at a time, so together they never put more than the rate in any one-second
 window. Each send then waits for its own slot: sends are spread evenly, never bunched.
 
-A send that goes out late moves closer to the sends a second after it. Its lateness, measured as
-the request is written (waking late and being held up after waking count alike), is put back on
+A send that goes out late moves closer to the sends a second after it. Its lateness, measured once
+its request is written (waking late and being held up after waking count alike), is put back on
 the shared schedule, which shifts every later slot, of every worker, by as much. The schedule
 counts the shift it has made in all, and a late send asks for a total (the shift when its slot
 was reserved plus its lateness), so late sends of several workers at once cost the most of
@@ -95,8 +95,8 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """One send's time on the schedule: `Pacer.acquire` returns at it, `Pacer.sending` takes it
-    back as the request goes out."""
+    """One send's time on the schedule: `Pacer.acquire` returns at it, `Pacer.sent` takes it
+    back once the request is out."""
 
     at: float
     shifted: float  # the schedule's shift in all when the slot was reserved
@@ -243,7 +243,7 @@ class Pacer:
 
     async def acquire(self) -> Slot:
         """Return at this send's slot: call it last, with only the request left to write, and
-        hand the slot to `sending` as the request goes out."""
+        hand the slot to `sent` once the request is written."""
         while True:
             slot = await self._next_slot()
             delay = slot.at - self._schedule.now()
@@ -254,13 +254,14 @@ class Pacer:
                 return slot
             self._stats.slots_given_up += 1
 
-    def sending(self, slot: Slot) -> None:
-        """The request for `slot` is being written now: what lateness it has, from waking late
-        or from being held up after, beyond the allowance is put back on the schedule.
+    def sent(self, slot: Slot) -> None:
+        """The request for `slot` has just been written: its lateness, from waking late or from
+        being held up after, beyond the allowance is put back on the schedule.
 
         Measured here, not on waking: between the two, a send waits for its turn on the event
         loop and, on a busy machine, for a CPU, and a send held up there for a few milliseconds
-        met the sends of a second later at SES.
+        met the sends of a second later at SES. Measured after the write, it can only overstate
+        how late the request left.
         """
         late = self._schedule.now() - slot.at
         if late > LATE_ALLOWANCE_S:

@@ -280,7 +280,7 @@ class Worker:
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 message_id = await self._transport.send(
-                    email, on_sending=partial(self._pacer.sending, slot)
+                    email, on_sent=partial(self._pacer.sent, slot)
                 )
         except SendError as error:
             return self._after_failure(queued, error)

@@ -67,13 +67,12 @@ class AccountPausedError(SendError):
 class Transport(Protocol):
     name: str
 
-    async def send(
-        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
-    ) -> str:
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
         """Send one email; return the provider's message id, or raise a `SendError`.
 
-        `on_sending` is called once, as the email starts to leave for the provider (as near to
-        the provider's receiving it as the transport can tell), unless it fails before then.
+        `on_sent` is called once the email is on its way, as near to the provider's receiving
+        it as the transport can tell (SES: the request handed to the socket; SMTP: as the
+        transaction begins), unless the send fails before then.
         """
         ...
 

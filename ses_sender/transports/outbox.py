@@ -22,17 +22,15 @@ class OutboxTransport:
         self._directory = directory
         self._configuration_set = configuration_set
 
-    async def send(
-        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
-    ) -> str:
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
         message = build_message(email, configuration_set=self._configuration_set)
         path = self._directory / f"{message.message_id}.eml"
-        if on_sending is not None:
-            on_sending()
         try:
             await asyncio.to_thread(_write_atomically, path, message.data)
         except OSError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        if on_sent is not None:
+            on_sent()
         return message.message_id
 
     async def close(self) -> None:

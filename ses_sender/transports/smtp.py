@@ -64,9 +64,7 @@ class SmtpTransport:
         self._idle: list[aiosmtplib.SMTP] = []
         self._closed = False
 
-    async def send(
-        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
-    ) -> str:
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
         message = build_message(email, configuration_set=self._configuration_set)
         sender = _envelope_address(email.sender)
         recipient = _envelope_address(email.to)
@@ -74,9 +72,7 @@ class SmtpTransport:
             smtp = self._idle.pop() if self._idle else self._new_connection()
             reusable = False
             try:
-                accepted = await self._transaction(
-                    smtp, sender, recipient, message.data, on_sending
-                )
+                accepted = await self._transaction(smtp, sender, recipient, message.data, on_sent)
                 reusable = True
             except aiosmtplib.SMTPResponseException as exc:
                 reusable = exc.code != _SERVICE_CLOSING and await _reset(smtp)
@@ -118,14 +114,14 @@ class SmtpTransport:
         sender: str,
         recipient: str,
         data: bytes,
-        on_sending: Callable[[], None] | None,
+        on_sent: Callable[[], None] | None,
     ) -> str:
         """The server's reply to DATA, once it has accepted the message."""
         reused = smtp.is_connected
         if not reused:
             await _connect(smtp)
-        if on_sending is not None:
-            on_sending()  # at MAIL FROM: the email's own conversation with the server begins
+        if on_sent is not None:
+            on_sent()  # at MAIL FROM: the email's own conversation with the server begins
         try:
             await smtp.mail(sender)
         except aiosmtplib.SMTPServerDisconnected:

@@ -2,8 +2,8 @@
 strict per-second window as SES does (429 above it): 1, 2 and 4 workers together reach the
 rate and never trip it; SES's latency, throttle and 5xx storms, and the account's own limits.
 
-The stub runs in a process of its own here, so its arrival stamps are not delayed by the test's
-own event loop (see tests/support/ses_stub_process.py).
+The stub runs in a process of its own here, so its answers are not held up by the test's own
+event loop (see tests/support/ses_stub_process.py).
 """
 
 from __future__ import annotations

@@ -140,16 +140,14 @@ class HeldTransport(RecordingTransport):
     fail: bool = True
     calls: list[int] = field(default_factory=list)
 
-    async def send(
-        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
-    ) -> str:
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
         self.calls.append(email.request_id)
         if email.topic_id == "held":
             self.started.set()
             await self.finish.wait()
             if self.fail:
                 raise TransientError("HTTP 503")
-        return await super().send(email, on_sending=on_sending)
+        return await super().send(email, on_sent=on_sent)
 
 
 @pytest.mark.parametrize("fails", [True, False], ids=["fails", "succeeds"])

@@ -32,12 +32,10 @@ class RecordingTransport:
     latency_s: float = 0.0
     begun: int = 0  # sends begun, whether or not they have returned
 
-    async def send(
-        self, email: OutgoingEmail, *, on_sending: Callable[[], None] | None = None
-    ) -> str:
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
         self.begun += 1
-        if on_sending is not None:
-            on_sending()
+        if on_sent is not None:
+            on_sent()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         scripted = self.failures.get(email.to)

@@ -135,7 +135,7 @@ async def send(
     slot = await pacer.acquire()
     if (delay := held_up()) > 0:
         await time.sleep(delay)
-    pacer.sending(slot)
+    pacer.sent(slot)
     return time.now
 
 

@@ -224,7 +224,7 @@ async def test_an_unexpected_transport_error_is_retried_not_lost(
     live_runtime: Runtime, make_worker: WorkerFactory
 ) -> None:
     class Exploding(RecordingTransport):
-        async def send(self, email, *, on_sending=None):  # type: ignore[no-untyped-def]
+        async def send(self, email, *, on_sent=None):  # type: ignore[no-untyped-def]
             raise RuntimeError("bug in a transport")
 
     worker = make_worker(Exploding())

@@ -322,7 +322,7 @@ async def _serve(host: str, port: int) -> None:
     stub = SesStub()
     await stub.start(host, port)
     # As ses-sender does (cli.py): a full collection scanning start-up's objects would hold
-    # up the arrival stamps of whatever comes in meanwhile.
+    # up the answers to whatever is in flight meanwhile, and the senders waiting on them.
     gc.collect()
     gc.freeze()
     print(stub.url.rsplit(":", 1)[1], flush=True)

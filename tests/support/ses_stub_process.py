@@ -1,8 +1,9 @@
 """The SES stub in a process of its own, driven over its `/_stub/...` controls.
 
-For tests about timing: the stub stamps each request as it arrives, and in the test's own process
-a pause of the test's event loop (a garbage collection, a database poll) would delay the stamps
-of whatever arrived meanwhile and make evenly spaced sends look like a burst.
+For tests about timing. The stub's stamps come from the kernel wherever it runs, but in the
+test's own process a pause of the test's event loop (a garbage collection, a database poll) would
+hold up its answers, and with them the workers' sends waiting for a connection, and its CPU
+would be the test's.
 """
 
 from __future__ import annotations

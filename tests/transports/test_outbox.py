@@ -29,17 +29,17 @@ async def test_writes_a_parsable_eml_per_email(tmp_path: Path) -> None:
     ]
 
 
-async def test_on_sending_is_called_once_before_the_file_is_written(tmp_path: Path) -> None:
+async def test_on_sent_is_called_once_the_file_is_written(tmp_path: Path) -> None:
     directory = tmp_path / "outbox"
     directory.mkdir()
     files_when_called: list[int] = []
 
     message_id = await OutboxTransport(directory).send(
-        make_email(), on_sending=lambda: files_when_called.append(len(list(directory.iterdir())))
+        make_email(), on_sent=lambda: files_when_called.append(len(list(directory.iterdir())))
     )
 
     [written] = directory.iterdir()
-    assert files_when_called == [0]
+    assert files_when_called == [1]
     assert written.name == f"{message_id}.eml"
 
 

@@ -90,13 +90,13 @@ async def test_ses_smtp_reply_gives_the_message_id_events_will_carry(
     assert message_id == "0100018c1a2b3c4d-5e6f7a8b-1c2d-4e5f-8a9b-0c1d2e3f4a5b-000000"
 
 
-async def test_on_sending_is_called_once_before_the_server_has_the_message(
+async def test_on_sent_is_called_once_before_the_server_has_the_message(
     handler: RecordingHandler, smtp_port: int, make_transport: MakeTransport
 ) -> None:
     received_when_called: list[int] = []
 
     await make_transport(smtp_port).send(
-        make_email(), on_sending=lambda: received_when_called.append(len(handler.received))
+        make_email(), on_sent=lambda: received_when_called.append(len(handler.received))
     )
 
     assert received_when_called == [0]
