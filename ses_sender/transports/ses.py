@@ -188,10 +188,13 @@ class SesTransport:
             # Refreshable credentials renew themselves here when they near expiry.
             await credentials.get_frozen_credentials(),
         )
+        data: bytes | aiohttp.BytesPayload | None = body or None
+        if body and on_sent is not None:
+            data = _ReportedBody(body, on_sent)
         async with connection.session.request(
             method,
             connection.base_url + path,
-            data=_ReportedBody(body, on_sent) if body and on_sent else body or None,
+            data=data,
             headers=headers,
             proxy=connection.proxy,
             proxy_headers=connection.proxy_headers,

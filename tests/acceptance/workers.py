@@ -82,12 +82,7 @@ def accepted_per_request(ses_stub: SesStub) -> Counter[int]:
 
 def accepted_per_request_of(records: list[dict[str, Any]]) -> Counter[int]:
     """The same, from the stub's records of accepted sends."""
-    return Counter(request_id_of(record) for record in records)
-
-
-def request_id_of(record: dict[str, Any]) -> int:
-    """The request a stub's record of a send is for (from our tag)."""
-    return int(record["tags"][REQUEST_ID_TAG])
+    return Counter(int(record["tags"][REQUEST_ID_TAG]) for record in records)
 
 
 async def settled(ses_stub: SesStub, *, quiet_s: float = 0.5) -> None:

@@ -11,6 +11,7 @@ it, so this server does its own reads and leaves the HTTP framing to h11.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -40,9 +41,19 @@ class Request:
     arrival: float  # when the kernel received the request, on `time.time()`'s clock
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object, whatever the Content-Type (so curl can drive the stub)."""
-        body: dict[str, Any] = json.loads(self.body or b"{}")
+        """The body as a JSON object, whatever the Content-Type (so curl can drive the stub);
+        `BadRequestError` if it is not one."""
+        try:
+            body = json.loads(self.body or b"{}")
+        except ValueError as error:
+            raise BadRequestError(f"the body is not JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise BadRequestError("the body is not a JSON object")
         return body
+
+
+class BadRequestError(Exception):
+    """Answered with 400 and this message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +129,13 @@ class StampedServer:
                     if http.our_state is not h11.DONE:
                         return  # the client asked to close, or h11 cannot reuse the connection
                     http.start_next_cycle()
-            except (OSError, h11.ProtocolError):
-                return  # the client went away or spoke something else: nothing to answer
+            except h11.RemoteProtocolError as error:
+                if http.our_state in {h11.IDLE, h11.SEND_RESPONSE}:
+                    refusal = json_response({"message": f"bad HTTP: {error}"}, status=400)
+                    with contextlib.suppress(OSError, h11.ProtocolError):
+                        await _write_response(http, sock, refusal)
+            except (OSError, h11.LocalProtocolError):
+                return  # the client went away: nothing to answer
 
     async def _answer(self, request: Request) -> Response:
         handler = self._routes.get((request.method, request.path))
@@ -129,6 +145,8 @@ class StampedServer:
             return json_response({"message": f"no route for {request.path}"}, status=404)
         try:
             return await handler(request)
+        except BadRequestError as error:
+            return json_response({"message": str(error)}, status=400)
         except Exception as error:
             log.exception("the handler for %s %s failed", request.method, request.path)
             return json_response({"message": repr(error)}, status=500)
@@ -193,7 +211,8 @@ async def _read_request(http: h11.Connection, reader: _StampedReader) -> Request
             return Request(
                 method=head.method.decode(),
                 path=head.target.decode().split("?", 1)[0],
-                headers={name.decode(): value.decode() for name, value in head.headers},
+                # HTTP/1.1 header values are ISO-8859-1: any byte decodes.
+                headers={name.decode(): value.decode("latin-1") for name, value in head.headers},
                 body=bytes(body),
                 arrival=arrival,
             )

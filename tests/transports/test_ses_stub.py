@@ -116,6 +116,40 @@ async def test_window_throttles_the_transport(ses_stub: SesStub) -> None:
         await transport.close()
 
 
+async def test_a_body_that_is_not_a_json_object_is_a_400(ses_stub: SesStub) -> None:
+    send_url = f"{ses_stub.url}/v2/email/outbound-emails"
+    async with aiohttp.ClientSession() as session:
+        for body in (b"not json", b"[1, 2]"):
+            async with session.post(send_url, data=body) as response:
+                assert response.status == 400
+                assert "JSON" in (await response.json())["message"]
+
+    assert ses_stub.received == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        # Not UTF-8, but any byte is valid ISO-8859-1, which HTTP/1.1 header values are.
+        (b"GET /_stub/counts HTTP/1.1\r\nHost: x\r\nX-Odd: \xff\xfe\r\n\r\n", b"200"),
+    ],
+)
+async def test_malformed_http_is_answered_not_dropped(
+    ses_stub: SesStub, raw: bytes, status: bytes
+) -> None:
+    host, port = ses_stub.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+    assert status_line.split()[1] == status
+
+
 async def test_http_controls(ses_stub: SesStub) -> None:
     send_url = f"{ses_stub.url}/v2/email/outbound-emails"
     custom = {"status": 400, "code": "MessageRejected", "message": "Nope."}
