@@ -21,8 +21,12 @@ from pydantic import ValidationError
 from ses_sender.app import create_app
 from ses_sender.aws_setup import commands as aws_commands
 from ses_sender.config import Settings, TransportKind
-from ses_sender.db.engine import create_engine
-from ses_sender.db.migrate import is_at_head, upgrade_to_head_async
+from ses_sender.db.migrate import (
+    DatabaseUnreachable,
+    SchemaOutOfDate,
+    ensure_schema,
+    upgrade_to_head_async,
+)
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
@@ -33,6 +37,7 @@ from ses_sender.guardrail.monitor import GuardrailMonitor
 from ses_sender.guardrail.service import Limits
 from ses_sender.observability import configure_logging, flush_sentry, init_sentry
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
+from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
@@ -92,8 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         role = COMMANDS[args.command][0]
         return asyncio.run(run_process(settings, role))
-    except SettingsError as error:
+    except (SettingsError, SchemaOutOfDate) as error:
         return _refuse(str(error))
+    except DatabaseUnreachable as error:
+        print(f"ses-sender: {error}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,25 +167,14 @@ async def run_process(settings: Settings, role: Role) -> int:
     init_sentry(settings)
     try:
         choice = choose_transport(settings, sending=Role.WORKER in role)
-        await _prepare_database(settings, migrate=Role.API in role and Role.WORKER in role)
+        await ensure_schema(
+            settings.sqlalchemy_url, migrate_sqlite=Role.API in role and Role.WORKER in role
+        )
         async with open_runtime(settings, transport=choice) as runtime:
             log.info("sending through %s: %s", choice.kind, choice.why)
             return await _run_roles(runtime, role)
     finally:
         flush_sentry()
-
-
-async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
-    url = settings.sqlalchemy_url
-    if migrate and url.startswith("sqlite"):
-        await upgrade_to_head_async(url)
-        return
-    engine = create_engine(url)
-    try:
-        if not await is_at_head(engine):
-            raise SettingsError("the database schema is not up to date: run `ses-sender migrate`")
-    finally:
-        await engine.dispose()
 
 
 async def _run_roles(runtime: Runtime, role: Role) -> int:
@@ -206,6 +203,7 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
             for name, side in side_tasks.items():
                 tasks[name] = asyncio.create_task(side.run(), name=name)
         if Role.API in role:
+            await _announce_trusted_topics(runtime.topics)
             server = _Server(
                 uvicorn.Config(
                     create_app(runtime),
@@ -231,6 +229,23 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
     finally:
         if transport is not None:
             await transport.close()
+
+
+async def _announce_trusted_topics(topics: TrustedTopics) -> None:
+    """Say at start-up whose SES events count: with no topic, none do."""
+    try:
+        trusted = topics.configured | await topics.recorded()
+    except TopicsUnavailable as error:
+        log.warning("could not read the trusted SNS topics: %s", error)
+        return
+    if trusted:
+        log.info("SES events are taken from the SNS topics %s", ", ".join(sorted(trusted)))
+    else:
+        log.warning(
+            "no SNS topic is trusted, so every SES event and subscription confirmation is "
+            "refused: run `ses-sender setup-aws` (it records the topic it wires) or set "
+            "SNS_TOPIC_ARNS"
+        )
 
 
 def _spare_the_collector_start_up() -> None:
@@ -353,6 +368,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         send_timeout_s=settings.send_timeout_s,
         shutdown_grace_s=settings.shutdown_grace_s,
         work_available=runtime.work_available,
+        soft_bounces=runtime.soft_bounces,
     )
 
 

@@ -14,8 +14,10 @@ from ses_sender.auth import ApiKeys
 from ses_sender.clock import Clock, SystemClock
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.sns import CertificateStore, HttpsFetcher, SnsVerifier
+from ses_sender.ses_events.topics import TrustedTopics
 from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.tracking import repository as tracking_repository
 from ses_sender.tracking.tokens import TrackingTokens
@@ -39,8 +41,10 @@ class Runtime:
     tokens: TrackingTokens
     transport: TransportChoice
     sns: SnsVerifier
+    topics: TrustedTopics
     fetcher: HttpsFetcher
     ses_events: Ingester
+    soft_bounces: SoftBounceRule
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     work_available: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -61,12 +65,16 @@ async def open_runtime(
     engine = create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
     fetcher = HttpsFetcher(ssl_cert_file=settings.ssl_cert_file)
     sessionmaker = create_sessionmaker(engine)
-    ses_events = Ingester(
-        sessionmaker,
-        soft_bounces=SoftBounceRule(
-            settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days)
-        ),
+    soft_bounces = SoftBounceRule(
+        settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days)
     )
+    ses_events = Ingester(sessionmaker, soft_bounces=soft_bounces)
+
+    async def recorded_topics() -> frozenset[str]:
+        async with sessionmaker() as session:
+            return await ses_events_service.trusted_topics(session)
+
+    topics = TrustedTopics(settings.sns_topic_arns, recorded_topics)
     try:
         yield Runtime(
             settings=settings,
@@ -77,12 +85,12 @@ async def open_runtime(
             tokens=TrackingTokens(await _tracking_secret(settings, sessionmaker, clock)),
             transport=transport,
             sns=SnsVerifier(
-                certificates or CertificateStore(fetcher.get),
-                clock=clock.now,
-                allowed_topic_arns=frozenset(settings.sns_topic_arns),
+                certificates or CertificateStore(fetcher.get), clock=clock.now, topics=topics
             ),
+            topics=topics,
             fetcher=fetcher,
             ses_events=ses_events,
+            soft_bounces=soft_bounces,
         )
     finally:
         await ses_events.close()

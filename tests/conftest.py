@@ -37,6 +37,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
     "SES_SENDER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 API_KEY = "test-key-0123456789"
+# The SNS topic the tests' signed notifications come from (tests/ses_events/test_endpoints.py).
+TRUSTED_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -49,6 +51,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "SERVER_HOST": "https://mail.example.com",
         "EMAIL_TRANSPORT": "outbox",
         "TRACKING_SECRET": None,
+        "SNS_TOPIC_ARNS": TRUSTED_TOPIC_ARN,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -176,6 +179,7 @@ def make_worker(live_runtime: Runtime) -> Callable[..., Worker]:
             "send_timeout_s": 5.0,
             "shutdown_grace_s": 5.0,
             "work_available": live_runtime.work_available,
+            "soft_bounces": live_runtime.soft_bounces,
         }
         options.update(overrides)
         return Worker(**options)

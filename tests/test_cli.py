@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.moto_server import subprocess_env
+from tests.support.moto_server import free_port, subprocess_env
 
 SCRIPT = Path(sys.executable).with_name("ses-sender")
 
@@ -123,3 +124,35 @@ def test_the_seed_sqlite_path_is_honoured(tmp_path: Path) -> None:
 def test_no_environment_leaks_into_subprocesses() -> None:
     assert "AWS_EC2_METADATA_DISABLED" in subprocess_env()
     assert os.environ.get("AWS_EC2_METADATA_DISABLED") == "true"
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = run(["api"], tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing")
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ses-sender: the database is unreachable: ")
+
+
+def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "SERVER_PORT": str(free_port())}
+    assert run(["migrate"], tmp_path, **env).returncode == 0
+    log = tmp_path / "api.log"
+    environment = subprocess_env() | env
+    with log.open("w") as output:
+        api = subprocess.Popen(
+            [str(SCRIPT), "api"], cwd=tmp_path, env=environment, stdout=output, stderr=output
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "no SNS topic is trusted" not in log.read_text():
+            assert api.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    assert (
+        "no SNS topic is trusted, so every SES event and subscription confirmation is refused: "
+        "run `ses-sender setup-aws` (it records the topic it wires) or set SNS_TOPIC_ARNS"
+    ) in log.read_text()

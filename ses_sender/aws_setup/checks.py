@@ -31,8 +31,9 @@ from ses_sender.aws_setup.resources import (
     open_clients,
 )
 from ses_sender.config import Settings
-from ses_sender.db.engine import create_engine
+from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.db.migrate import is_at_head
+from ses_sender.ses_events import service as ses_events_service
 
 DATABASE_TIMEOUT_S = 5.0
 DAILY_QUOTA_WARNING = 0.8  # share of Max24HourSend already used that deserves a warning
@@ -82,6 +83,7 @@ CONFIGURATION_SET = "configuration set"
 DESTINATION = "event destination"
 TOPIC = "SNS topic"
 SUBSCRIPTION = "subscription"
+TRUST = "trusted topics"
 # What depends on the configuration set, in the order it is checked.
 _WIRING = (DESTINATION, TOPIC, SUBSCRIPTION)
 _AWS = (IDENTITY, SANDBOX, SENDING, QUOTA, CONFIGURATION_SET, *_WIRING)
@@ -94,9 +96,12 @@ async def run_checks(
     database = await check_database(settings)
     yield database
     if database.status is Status.OK:
-        yield await check_migrations(settings)
+        migrations = await check_migrations(settings)
     else:
-        yield not_checked(MIGRATIONS, "the database is unreachable")
+        migrations = not_checked(MIGRATIONS, "the database is unreachable")
+    yield migrations
+    recorded = await recorded_topics(settings) if migrations.status is Status.OK else None
+    trusted = None if recorded is None else recorded | frozenset(settings.sns_topic_arns)
 
     source = await asyncio.to_thread(credentials_source)
     if source is None:
@@ -107,10 +112,11 @@ async def run_checks(
         )
         for name in _AWS:
             yield not_checked(name, "no AWS credentials")
+        yield judge_trust(trusted, None)
         return
     yield ok(CREDENTIALS, f"found ({source}), region {settings.aws_region}")
     async with open_clients(settings) as clients:
-        async for check in _aws_checks(clients, settings):
+        async for check in _aws_checks(clients, settings, trusted):
             yield check
 
 
@@ -141,7 +147,44 @@ async def check_migrations(settings: Settings) -> Check:
     return ok(MIGRATIONS, "the schema is at the latest version")
 
 
-async def _aws_checks(clients: AwsClients, settings: Settings) -> AsyncIterator[Check]:
+async def recorded_topics(settings: Settings) -> frozenset[str] | None:
+    """The topics `setup-aws` recorded; None when the database cannot say."""
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_S), create_sessionmaker(engine)() as session:
+            return await ses_events_service.trusted_topics(session)
+    except Exception:  # unreachable or odd: the database check already says which
+        return None
+    finally:
+        await engine.dispose()
+
+
+def judge_trust(trusted: frozenset[str] | None, topic_arn: str | None) -> Check:
+    """Whether the service takes SES events at all, and from the configuration set's topic.
+
+    `trusted`: SNS_TOPIC_ARNS and the recorded topics (None: the database could not say);
+    `topic_arn`: the topic the configuration set publishes to, if it was found.
+    """
+    if trusted is None:
+        return not_checked(TRUST, "the database cannot be read")
+    if not trusted:
+        return fail(
+            TRUST,
+            "none, so the service refuses every SES event: run ses-sender setup-aws (it "
+            "records the topic it wires) or set SNS_TOPIC_ARNS",
+        )
+    if topic_arn is not None and topic_arn not in trusted:
+        return fail(
+            TRUST,
+            f"{topic_arn} is not trusted, so the service refuses its messages: run "
+            "ses-sender setup-aws, or add it to SNS_TOPIC_ARNS",
+        )
+    return ok(TRUST, ", ".join(sorted(trusted)))
+
+
+async def _aws_checks(
+    clients: AwsClients, settings: Settings, trusted: frozenset[str] | None
+) -> AsyncIterator[Check]:
     yield await _guarded(IDENTITY, check_sender_identity(clients, settings))
     try:
         account = await resources.account(clients.sesv2)
@@ -151,8 +194,11 @@ async def _aws_checks(clients: AwsClients, settings: Settings) -> AsyncIterator[
     else:
         for check in judge_account(account, email_rate=settings.email_rate):
             yield check
-    async for check in _wiring_checks(clients, settings):
+    topic_arn: str | None = None
+    async for check, arn in _wiring_checks(clients, settings):
+        topic_arn = arn or topic_arn
         yield check
+    yield judge_trust(trusted, topic_arn)
 
 
 async def _guarded(name: str, check: Awaitable[Check]) -> Check:
@@ -229,44 +275,54 @@ def _quota(account: Account, email_rate: float) -> Check:
     return ok(QUOTA, summary)
 
 
-async def _wiring_checks(clients: AwsClients, settings: Settings) -> AsyncIterator[Check]:
+async def _wiring_checks(
+    clients: AwsClients, settings: Settings
+) -> AsyncIterator[tuple[Check, str | None]]:
+    """Each check, with the topic the configuration set publishes to once it is known."""
     name = settings.ses_config_set
     if not name:
-        yield fail(
-            CONFIGURATION_SET,
-            "SES_CONFIG_SET is not set, so SES publishes no events for our mail; set it, then "
-            "run ses-sender setup-aws",
+        yield (
+            fail(
+                CONFIGURATION_SET,
+                "SES_CONFIG_SET is not set, so SES publishes no events for our mail; set it, then "
+                "run ses-sender setup-aws",
+            ),
+            None,
         )
         for check_name in _WIRING:
-            yield not_checked(check_name, "no configuration set")
+            yield not_checked(check_name, "no configuration set"), None
         return
     try:
         exists = await resources.configuration_set_exists(clients.sesv2, name)
         destinations = await resources.event_destinations(clients.sesv2, name) if exists else []
     except AWS_ERRORS as error:
-        yield fail(CONFIGURATION_SET, describe_aws_error(error))
+        yield fail(CONFIGURATION_SET, describe_aws_error(error)), None
         for check_name in _WIRING:
-            yield not_checked(check_name, "the configuration set could not be read")
+            yield not_checked(check_name, "the configuration set could not be read"), None
         return
     if not exists:
-        yield fail(
-            CONFIGURATION_SET,
-            f"{name} does not exist in {clients.region}: run ses-sender setup-aws",
+        yield (
+            fail(
+                CONFIGURATION_SET,
+                f"{name} does not exist in {clients.region}: run ses-sender setup-aws",
+            ),
+            None,
         )
         for check_name in _WIRING:
-            yield not_checked(check_name, "no configuration set")
+            yield not_checked(check_name, "no configuration set"), None
         return
-    yield ok(CONFIGURATION_SET, f"{name} exists in {clients.region}")
+    yield ok(CONFIGURATION_SET, f"{name} exists in {clients.region}"), None
 
     check, destination = judge_destinations(destinations)
-    yield check
+    yield check, None
     if destination is None or destination.topic_arn is None:
-        yield not_checked(TOPIC, "no SNS event destination")
-        yield not_checked(SUBSCRIPTION, "no SNS event destination")
+        yield not_checked(TOPIC, "no SNS event destination"), None
+        yield not_checked(SUBSCRIPTION, "no SNS event destination"), None
         return
-    yield await _guarded(TOPIC, check_topic(clients, settings, name, destination.topic_arn))
+    topic_arn = destination.topic_arn
+    yield await _guarded(TOPIC, check_topic(clients, name, topic_arn)), topic_arn
     endpoint = f"{settings.server_host}{EVENTS_PATH}"
-    yield await _guarded(SUBSCRIPTION, check_subscription(clients, destination.topic_arn, endpoint))
+    yield await _guarded(SUBSCRIPTION, check_subscription(clients, topic_arn, endpoint)), topic_arn
 
 
 def judge_destinations(destinations: list[Destination]) -> tuple[Check, Destination | None]:
@@ -287,9 +343,7 @@ def judge_destinations(destinations: list[Destination]) -> tuple[Check, Destinat
     ), best
 
 
-async def check_topic(
-    clients: AwsClients, settings: Settings, configuration_set: str, topic_arn: str
-) -> Check:
+async def check_topic(clients: AwsClients, configuration_set: str, topic_arn: str) -> Check:
     topic = await resources.topic(clients.sns, topic_arn, configuration_set)
     if topic is None:
         return fail(TOPIC, f"{topic_arn} does not exist: run ses-sender setup-aws")
@@ -298,12 +352,6 @@ async def check_topic(
             TOPIC,
             f"the policy of {topic_arn} does not let SES publish {configuration_set}'s events "
             "to it: run ses-sender setup-aws",
-        )
-    if settings.sns_topic_arns and topic_arn not in settings.sns_topic_arns:
-        return fail(
-            TOPIC,
-            f"SNS_TOPIC_ARNS does not include {topic_arn}, so the service refuses its "
-            "messages: add it",
         )
     if topic.signature_version != SIGNATURE_VERSION:
         return warn(
@@ -332,8 +380,7 @@ def judge_subscription(subscription: Subscription) -> Check:
         return fail(
             SUBSCRIPTION,
             f"{subscription.endpoint} has not confirmed the subscription: the service confirms it "
-            "when SNS reaches it there (is it running, reachable, and does SNS_TOPIC_ARNS allow "
-            "the topic?)",
+            "when SNS reaches it there (is it running, reachable, and is the topic trusted?)",
         )
     if subscription.raw_message_delivery:
         return fail(

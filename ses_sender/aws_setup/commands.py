@@ -11,7 +11,12 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ses_sender.aws_setup.checks import Status, run_checks
 from ses_sender.aws_setup.plan import EVENTS_PATH, Change, Current, Desired, plan_changes
@@ -24,6 +29,9 @@ from ses_sender.aws_setup.resources import (
     read_current,
 )
 from ses_sender.config import Settings
+from ses_sender.db.engine import create_engine, create_sessionmaker, sqlite_file_missing
+from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, ensure_schema, is_at_head
+from ses_sender.ses_events import service as ses_events_service
 
 NO_CREDENTIALS = (
     "no AWS credentials found (environment, shared files, SSO or container role; on an EC2 "
@@ -52,6 +60,12 @@ async def setup_aws(
     if await asyncio.to_thread(credentials_source) is None:
         return _refuse(NO_CREDENTIALS)
 
+    try:
+        trust = await _TopicTrust.open(settings, migrate=not dry_run)
+    except SchemaOutOfDate as error:
+        return _refuse(str(error))
+    except DatabaseUnreachable as error:
+        return _fail(f"setup-aws: {error}")
     desired = Desired(settings.ses_config_set, endpoint)
     print(
         f"Configuration set {desired.configuration_set} in {settings.aws_region}, "
@@ -59,19 +73,72 @@ async def setup_aws(
     )
     try:
         async with open_clients(settings) as clients:
-            return await _plan_and_apply(clients, settings, desired, dry_run=dry_run)
+            return await _plan_and_apply(clients, trust, desired, dry_run=dry_run)
     except AWS_ERRORS as error:
         return _fail(f"setup-aws: {describe_aws_error(error)}")
+    finally:
+        await trust.close()
+
+
+class _TopicTrust:
+    """The topics this service trusts, in its database (the one DATABASE_URL names)."""
+
+    def __init__(self, engine: AsyncEngine | None) -> None:
+        self._engine = engine
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate: bool) -> _TopicTrust:
+        """`migrate`: bring an SQLite database to head first. Without it, a database that is not
+        at head is read as trusting nothing (a dry run changes nothing, not even the schema)."""
+        url = settings.sqlalchemy_url
+        if migrate:
+            await ensure_schema(url, migrate_sqlite=True)
+        elif sqlite_file_missing(url):
+            return cls(None)
+        engine = create_engine(url)
+        if not migrate and not await _at_head(engine):
+            await engine.dispose()
+            return cls(None)
+        return cls(engine)
+
+    async def trusts(self, topic_arn: str) -> bool:
+        if self._engine is None:
+            return False
+        async with create_sessionmaker(self._engine)() as session:
+            return topic_arn in await ses_events_service.trusted_topics(session)
+
+    async def record(self, topic_arn: str) -> None:
+        assert self._engine is not None  # opened with migrate=True: not a dry run
+        async with create_sessionmaker(self._engine)() as session, session.begin():
+            await ses_events_service.trust_topic(session, topic_arn, now=datetime.now(UTC))
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    try:
+        return await is_at_head(engine)
+    except (OSError, DBAPIError):  # unreachable: a dry run reads it as trusting nothing
+        return False
+
+
+async def _read_current(clients: AwsClients, trust: _TopicTrust, desired: Desired) -> Current:
+    current = await read_current(clients, desired)
+    if current.topic is None:
+        return current
+    return replace(current, topic_trusted=await trust.trusts(current.topic.arn))
 
 
 async def _plan_and_apply(
-    clients: AwsClients, settings: Settings, desired: Desired, *, dry_run: bool
+    clients: AwsClients, trust: _TopicTrust, desired: Desired, *, dry_run: bool
 ) -> int:
-    current = await read_current(clients, desired)
+    current = await _read_current(clients, trust, desired)
     changes = plan_changes(desired, current)
     if not changes:
         print("Plan: no changes, everything is in place.")
-        _print_notes(settings, current)
+        _print_notes(current)
         return 0
     print(f"Plan: {len(changes)} change{'s' if len(changes) > 1 else ''}")
     for change in changes:
@@ -82,13 +149,13 @@ async def _plan_and_apply(
 
     done: list[Change] = []
     try:
-        await apply_changes(clients, changes, applied=done.append)
+        await apply_changes(clients, changes, trust_topic=trust.record, applied=done.append)
     except AWS_ERRORS as error:
         return _fail(
             f"setup-aws: {describe_aws_error(error)}; applied {len(done)} of {len(changes)} "
             "changes, run it again to finish"
         )
-    current = await read_current(clients, desired)
+    current = await _read_current(clients, trust, desired)
     left = plan_changes(desired, current)
     if left:
         return _fail(
@@ -96,19 +163,13 @@ async def _plan_and_apply(
             f"({left[0].describe()}); run it again"
         )
     print(f"Applied {len(done)} change{'s' if len(done) > 1 else ''}.")
-    _print_notes(settings, current)
+    _print_notes(current)
     return 0
 
 
-def _print_notes(settings: Settings, current: Current) -> None:
-    topic_arn = current.topic.arn if current.topic is not None else None
-    if topic_arn is not None:
-        print(f"Topic: {topic_arn}")
-        if settings.sns_topic_arns and topic_arn not in settings.sns_topic_arns:
-            print(
-                f"Note: SNS_TOPIC_ARNS does not include {topic_arn}: add it, or the service "
-                "refuses the topic's messages (and its subscription confirmation)."
-            )
+def _print_notes(current: Current) -> None:
+    if current.topic is not None:
+        print(f"Topic: {current.topic.arn} (trusted: the service takes its messages)")
     if current.subscription is not None and not current.subscription.confirmed:
         print(
             "Note: the subscription waits for confirmation. SNS posts it to the endpoint and the "

@@ -85,6 +85,8 @@ class Current:
     topic: Topic | None
     #: The endpoint's HTTPS subscription to the topic; None when absent or when the topic is.
     subscription: Subscription | None
+    #: Whether this service's database records the topic as one whose messages count.
+    topic_trusted: bool = False
 
 
 # Changes. A `topic_arn` of None means "the topic created earlier in the same plan".
@@ -147,6 +149,15 @@ class PutEventDestination:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustTopic:
+    topic_arn: str | None
+    topic_name: str
+
+    def describe(self) -> str:
+        return f"trust the topic {self.topic_name}: record it in this service's database"
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     topic_arn: str | None
     topic_name: str
@@ -175,6 +186,7 @@ Change: TypeAlias = (
     | SetSignatureVersion
     | AllowSesPublish
     | PutEventDestination
+    | TrustTopic
     | Subscribe
     | TurnOffRawDelivery
 )
@@ -203,6 +215,9 @@ def plan_changes(desired: Desired, current: Current) -> list[Change]:
                 exists=current.destination is not None,
             )
         )
+
+    if current.topic is None or not current.topic_trusted:
+        changes.append(TrustTopic(topic_arn, desired.topic_name))
 
     subscription = current.subscription
     if subscription is None:

@@ -1,4 +1,5 @@
-"""Every AWS call `setup-aws` and `doctor` make: reading what exists, and applying changes.
+"""Every AWS call `setup-aws` and `doctor` make: reading what exists, and applying changes
+(and, through the caller, the one change in our own database: trusting the topic).
 
 The clients resolve endpoints as AWS tools do (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SESV2`,
 `AWS_ENDPOINT_URL_SNS`) and take credentials and region from the same settings as the SES
@@ -7,7 +8,7 @@ transport.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -32,6 +33,7 @@ from ses_sender.aws_setup.plan import (
     Subscribe,
     Subscription,
     Topic,
+    TrustTopic,
     TurnOffRawDelivery,
 )
 from ses_sender.aws_setup.topic_policy import ses_may_publish, with_ses_statement
@@ -251,9 +253,14 @@ async def account(sesv2: SESV2Client) -> Account:
 
 
 async def apply_changes(
-    clients: AwsClients, changes: Sequence[Change], *, applied: Callable[[Change], None]
+    clients: AwsClients,
+    changes: Sequence[Change],
+    *,
+    trust_topic: Callable[[str], Awaitable[None]],
+    applied: Callable[[Change], None],
 ) -> None:
-    """Apply in order, calling `applied` after each change that succeeded."""
+    """Apply in order, calling `applied` after each change that succeeded; `trust_topic`
+    records a topic in the service's database."""
     created_topic_arn: str | None = None
     for change in changes:
         match change:
@@ -274,6 +281,10 @@ async def apply_changes(
                 await _put_event_destination(
                     clients.sesv2, change, change.topic_arn or created_topic_arn
                 )
+            case TrustTopic():
+                trusted = change.topic_arn or created_topic_arn
+                assert trusted is not None  # the plan creates the topic before it trusts it
+                await trust_topic(trusted)
             case Subscribe(endpoint=endpoint):
                 await clients.sns.subscribe(
                     TopicArn=change.topic_arn or created_topic_arn,

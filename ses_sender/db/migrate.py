@@ -9,9 +9,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ses_sender.config import to_async_url
+from ses_sender.db.engine import create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -41,3 +43,29 @@ async def is_at_head(engine: AsyncEngine) -> bool:
             lambda sync: set(MigrationContext.configure(sync).get_current_heads())
         )
     return current == heads
+
+
+class SchemaOutOfDate(Exception):
+    """The database is not at the latest migration, and this command does not migrate it."""
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer; the message says why in one line."""
+
+
+async def ensure_schema(url: str, *, migrate_sqlite: bool) -> None:
+    """Bring an SQLite database to head when `migrate_sqlite` (one machine, one process: nothing
+    else could be running an older version); otherwise refuse one that is not at head."""
+    if migrate_sqlite and url.startswith("sqlite"):
+        await upgrade_to_head_async(url)
+        return
+    engine = create_engine(url)
+    try:
+        at_head = await is_at_head(engine)
+    except (OSError, DBAPIError) as error:
+        reason = str(getattr(error, "orig", None) or error) or type(error).__name__
+        raise DatabaseUnreachable(f"the database is unreachable: {reason}") from error
+    finally:
+        await engine.dispose()
+    if not at_head:
+        raise SchemaOutOfDate("the database schema is not up to date: run `ses-sender migrate`")

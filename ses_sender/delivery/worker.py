@@ -29,6 +29,7 @@ from ses_sender.ses_events.service import (
     adopt_waiting_events,
     waiting_message_ids,
 )
+from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
@@ -74,6 +75,7 @@ class Worker:
         send_timeout_s: float,
         shutdown_grace_s: float,
         work_available: asyncio.Event,
+        soft_bounces: SoftBounceRule,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._transport = transport
@@ -93,6 +95,7 @@ class Worker:
         self._send_timeout_s = send_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
         self._work_available = work_available
+        self._soft_bounces = soft_bounces
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._waiting_for_grant: set[asyncio.Task[Any]] = set()
@@ -177,7 +180,9 @@ class Worker:
             recovered = await repository.release_expired_leases(session, now=self._clock.now())
             # Normally adopted when the send is recorded; this catches an event whose insert
             # and the send's record crossed in flight (concurrent transactions on PostgreSQL).
-            await adopt_stranded_events(session, now=self._clock.now())
+            await adopt_stranded_events(
+                session, soft_bounces=self._soft_bounces, now=self._clock.now()
+            )
             await hold_paused_topics(session, now=self._clock.now())
         if recovered.reconciled:
             log.warning(
@@ -367,7 +372,13 @@ class Worker:
     async def _adopt_waiting_events(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
         sent = {o.message_id: o.request_id for o in outcomes if isinstance(o, Sent)}
         for message_id in await waiting_message_ids(session, sent.keys()):
-            await adopt_waiting_events(session, sent[message_id], message_id, now=self._clock.now())
+            await adopt_waiting_events(
+                session,
+                sent[message_id],
+                message_id,
+                soft_bounces=self._soft_bounces,
+                now=self._clock.now(),
+            )
 
     async def _flush_before_exit(self) -> None:
         for _ in range(FINAL_RECORD_TRIES):

@@ -6,6 +6,7 @@ from ses_sender.models.request import Outcome, Request, RequestStatus
 from ses_sender.models.result import Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
+from ses_sender.models.sns_topic import TrustedTopic
 from ses_sender.models.suppression import (
     SUPPRESSED_ERROR_PREFIX,
     Suppression,
@@ -29,6 +30,7 @@ __all__ = [
     "Suppression",
     "SuppressionReason",
     "TopicPause",
+    "TrustedTopic",
     "Webhook",
     "WebhookDelivery",
 ]

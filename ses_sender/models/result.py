@@ -43,10 +43,12 @@ class Result(Base):
         UniqueConstraint("sns_message_id", "recipient"),
         Index("ix_email_results_request_status", "request_id", "status"),
         Index("ix_email_results_recipient", "recipient", "status", "occurred_at"),
-        # Events still waiting for their send to be recorded, for the periodic adoption sweep.
+        # Events that match no request of ours (yet): for the periodic adoption sweep, and the
+        # unmatched events listed for review, newest first.
         Index(
             "ix_email_results_waiting",
             "created_at",
+            "id",
             postgresql_where=text("request_id IS NULL"),
             sqlite_where=text("request_id IS NULL"),
         ),

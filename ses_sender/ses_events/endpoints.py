@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from ses_sender.auth import require_api_key
+from ses_sender.db.session import SessionDep
 from ses_sender.errors import InvalidInput, ServiceError
 from ses_sender.request_body import read_body
 from ses_sender.runtime import Runtime
+from ses_sender.ses_events import service
+from ses_sender.ses_events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UnmatchedEventsOut
 from ses_sender.ses_events.sns import (
-    SnsFetchError,
+    SnsTransientError,
     SnsVerificationError,
     confirm_subscription,
     parse_envelope,
@@ -40,11 +45,30 @@ async def receive_sns(request: Request) -> JSONResponse:
             return JSONResponse({"message": "subscription confirmed"})
     except SnsVerificationError as error:
         raise InvalidInput(f"SNS message rejected: {error.reason}") from None
-    except SnsFetchError as error:
+    except SnsTransientError as error:
+        # The reason stays in our log: it can name hosts and proxies of our network.
         log.warning("SNS message not verified yet: %s", error.reason)
-        raise ServiceError(f"try again: {error.reason}", status_code=503) from None
+        raise ServiceError(
+            "SNS message not verified yet: try again later", status_code=503
+        ) from None
     if message.type == "UnsubscribeConfirmation":
         log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
         return JSONResponse({"message": "unsubscribe noted"})
     outcome = await runtime.ses_events.ingest(message, now=runtime.clock.now())
     return JSONResponse({"message": outcome.value})
+
+
+@router.get(
+    "/unmatched", response_model=UnmatchedEventsOut, dependencies=[Depends(require_api_key)]
+)
+async def list_unmatched_events(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> UnmatchedEventsOut:
+    """SES events that name no request of ours, newest first: kept for review and applied to
+    nothing. Events whose send is recorded later are attached then and leave this list.
+
+    Pass the answer's `nextCursor` as `cursor` for the next page; it is null on the last.
+    """
+    return await service.list_unmatched_events(session, cursor=cursor, limit=limit)

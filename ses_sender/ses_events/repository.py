@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import SmallInteger, String, Table, bindparam, case, or_, select, update
+from sqlalchemy import SmallInteger, String, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Update
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for_dialect
-from ses_sender.models import Request, Result, ResultSource
+from ses_sender.db.statements import insert_for, insert_for_dialect
+from ses_sender.models import Request, Result, ResultSource, TrustedTopic
 
 _requests = cast(Table, Request.__table__)
 _results = cast(Table, Result.__table__)
@@ -229,3 +229,59 @@ async def stranded_matches(
         .limit(limit)
     )
     return [(request_id, message_id) for request_id, message_id in rows if message_id]
+
+
+async def trusted_topic_arns(session: AsyncSession) -> frozenset[str]:
+    return frozenset(await session.scalars(select(TrustedTopic.arn)))
+
+
+async def record_trusted_topic(
+    session: AsyncSession, arn: str, *, recorded_by: str, now: datetime
+) -> bool:
+    """Record the topic unless it is recorded already; whether it was new."""
+    inserted = await session.execute(
+        insert_for(session, TrustedTopic)
+        .values(arn=arn, recorded_by=recorded_by, created_at=now)
+        .on_conflict_do_nothing(index_elements=[TrustedTopic.arn])
+        .returning(TrustedTopic.arn)
+    )
+    return inserted.first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedRow:
+    id: int
+    status: str
+    recipient: str | None
+    ses_message_id: str | None
+    occurred_at: datetime
+    created_at: datetime
+
+
+async def unmatched_results(
+    session: AsyncSession, *, before: tuple[datetime, int] | None, limit: int
+) -> list[UnmatchedRow]:
+    """SES events attached to no request, newest first, from before `before` (keyset paging on
+    ix_email_results_waiting)."""
+    query = (
+        select(
+            Result.id,
+            Result.status,
+            Result.recipient,
+            Result.ses_message_id,
+            Result.occurred_at,
+            Result.created_at,
+        )
+        .where(Result.request_id.is_(None))
+        .order_by(Result.created_at.desc(), Result.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        created_at, row_id = before
+        query = query.where(
+            or_(
+                Result.created_at < created_at,
+                and_(Result.created_at == created_at, Result.id < row_id),
+            )
+        )
+    return [UnmatchedRow(*row) for row in await session.execute(query)]

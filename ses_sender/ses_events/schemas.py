@@ -8,7 +8,9 @@ Two SES features publish to SNS with different spellings, and both come out as o
   Open, Click, "Rendering Failure", DeliveryDelay, Subscription}, with `mail.tags`.
 
 SES may add fields at any time, so unknown keys are ignored. Only the fields this module reads
-are required. Format reference: shared/reference/ses-sns.md, section 1b.
+are required. The formats, by AWS:
+https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html
+https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SesEventError(Exception):
@@ -209,3 +213,28 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise SesEventError(f"{where} is not a list of strings")
     return tuple(value)
+
+
+# -- the API --------------------------------------------------------------------------------
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1_000
+
+
+class UnmatchedEventOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: int
+    type: str
+    recipient: str  # as the event names it; "" when it names nobody
+    ses_message_id: str | None = Field(alias="sesMessageId")
+    occurred_at: datetime = Field(alias="occurredAt")
+    received_at: datetime = Field(alias="receivedAt")
+
+
+class UnmatchedEventsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    events: list[UnmatchedEventOut]
+    # Pass as `cursor` for the next page; null on the last page.
+    next_cursor: str | None = Field(alias="nextCursor")

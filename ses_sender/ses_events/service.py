@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.cursor import decode_cursor, encode_cursor
 from ses_sender.delivery import repository as delivery_repository
 from ses_sender.delivery.repository import SentBySes
 from ses_sender.errors import InvalidInput
@@ -17,7 +18,14 @@ from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Outcome
 from ses_sender.ses_events import repository
 from ses_sender.ses_events.repository import EventRow, RequestRef, SummaryChange
-from ses_sender.ses_events.schemas import SesEvent, SesEventError, SesEventType, parse_ses_event
+from ses_sender.ses_events.schemas import (
+    SesEvent,
+    SesEventError,
+    SesEventType,
+    UnmatchedEventOut,
+    UnmatchedEventsOut,
+    parse_ses_event,
+)
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression import service as suppression
@@ -42,6 +50,7 @@ _SUMMARY_TIME_FIELDS = {
 }
 # The recipient stored for an event that names nobody: the unique key needs a value.
 NO_RECIPIENT = ""
+SETUP_AWS = "setup-aws"  # who recorded a trusted topic
 # Request ids are BIGINT (at most 2**63 - 1, 19 digits); every 18-digit number fits.
 _MAX_ID_DIGITS = 18
 
@@ -173,33 +182,36 @@ async def _store(session: AsyncSession, events: Sequence[_MailEvent]) -> list[_S
 async def _act_on(
     session: AsyncSession, stored: Sequence[_Stored], *, soft_bounces: SoftBounceRule
 ) -> None:
-    """Apply each event to its recipients' requests, record the sends it proves, and suppress
-    the addresses it says to."""
+    """Apply each event to its recipients' requests and record the sends it proves.
+
+    An event acts only on requests of ours, matched by its recipient: one that names anybody
+    else (another sender on the account, or a send not recorded yet) changes nothing and waits,
+    stored, for review or for `adopt_waiting_events`.
+    """
     applied: list[_Applied] = []
     sent: list[SentBySes] = []
     for item in stored:
         event, now = item.event, item.event.received.now
+        unmatched = 0
         for recipient in item.recipients:
             request = item.requests.get(recipient)
             if request is None:
-                # Its send is not recorded yet; `adopt_waiting_events` applies it when it is.
-                log.info(
-                    "SES %s for unknown message %s kept for later",
-                    event.event.event_type,
-                    event.ses_message_id,
-                )
+                unmatched += 1
                 continue
             applied.append(_Applied(request, event.event, now))
             # SES reports only mail it accepted: a row requeued after its worker died (or a
             # send that timed out) is Sent, and is not sent again.
             sent.append(SentBySes(request.id, event.ses_message_id, event.occurred_at, now))
-    await _apply(session, applied)
+        if unmatched:
+            log.info(
+                "SES %s of message %s names %d recipients no request of ours matches (yet): "
+                "kept, unapplied",
+                event.event.event_type,
+                event.ses_message_id,
+                unmatched,
+            )
+    await _apply(session, applied, soft_bounces=soft_bounces)
     await delivery_repository.record_sent_by_ses(session, sent)
-    for item in stored:
-        addresses = [recipient for recipient in item.recipients if recipient != NO_RECIPIENT]
-        await suppression.record_feedback(
-            session, item.event.event, addresses, rule=soft_bounces, now=item.event.received.now
-        )
 
 
 def _row(event: _MailEvent, recipient: str, request: RequestRef | None) -> EventRow:
@@ -222,24 +234,35 @@ def _recipient_keys(event: SesEvent) -> list[str]:
 
 
 async def adopt_waiting_events(
-    session: AsyncSession, request_id: int, ses_message_id: str, *, now: datetime
+    session: AsyncSession,
+    request_id: int,
+    ses_message_id: str,
+    *,
+    soft_bounces: SoftBounceRule,
+    now: datetime,
 ) -> None:
     adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
     if not adopted:
         return
     request = (await repository.requests_by_ids(session, [request_id]))[request_id]
     await _apply(
-        session, [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted]
+        session,
+        [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted],
+        soft_bounces=soft_bounces,
     )
 
 
-async def adopt_stranded_events(session: AsyncSession, *, now: datetime) -> int:
+async def adopt_stranded_events(
+    session: AsyncSession, *, soft_bounces: SoftBounceRule, now: datetime
+) -> int:
     """Attach recent waiting events whose send has been recorded since; how many sends."""
     matches = await repository.stranded_matches(
         session, since=now - STRANDED_LOOKBACK, limit=STRANDED_BATCH
     )
     for request_id, message_id in matches:
-        await adopt_waiting_events(session, request_id, message_id, now=now)
+        await adopt_waiting_events(
+            session, request_id, message_id, soft_bounces=soft_bounces, now=now
+        )
     return len(matches)
 
 
@@ -290,7 +313,11 @@ def result_status(event: SesEvent) -> str:
     return _STATUS_OF_SES_EVENT.get(event.event_type, event.event_type)
 
 
-async def _apply(session: AsyncSession, applied: Sequence[_Applied]) -> None:
+async def _apply(
+    session: AsyncSession, applied: Sequence[_Applied], *, soft_bounces: SoftBounceRule
+) -> None:
+    """Update each request's summary, queue the webhook deliveries, and suppress the addresses
+    the events say to, in the caller's transaction: stored together or not at all."""
     await repository.update_summaries(
         session,
         [
@@ -299,7 +326,6 @@ async def _apply(session: AsyncSession, applied: Sequence[_Applied]) -> None:
             if (change := summary_change(item.event, item.request.id)) is not None
         ],
     )
-    # In this transaction: the events and their webhook deliveries are stored together or not.
     await enqueue_events(
         session,
         [
@@ -316,6 +342,10 @@ async def _apply(session: AsyncSession, applied: Sequence[_Applied]) -> None:
             if item.event.occurred_at is not None
         ],
     )
+    for item in applied:
+        await suppression.record_feedback(
+            session, item.event, [item.request.recipient_key], rule=soft_bounces, now=item.now
+        )
 
 
 def summary_change(event: SesEvent, request_id: int) -> SummaryChange | None:
@@ -358,3 +388,52 @@ def outcome_of(event: SesEvent) -> Outcome | None:
             return Outcome.DELAYED
         case _:
             return None
+
+
+async def trusted_topics(session: AsyncSession) -> frozenset[str]:
+    """The SNS topics `setup-aws` recorded (SNS_TOPIC_ARNS names more)."""
+    return await repository.trusted_topic_arns(session)
+
+
+async def trust_topic(session: AsyncSession, arn: str, *, now: datetime) -> bool:
+    """Record a topic `setup-aws` wired, so its messages count; whether it was new."""
+    return await repository.record_trusted_topic(session, arn, recorded_by=SETUP_AWS, now=now)
+
+
+async def list_unmatched_events(
+    session: AsyncSession, *, cursor: str | None, limit: int
+) -> UnmatchedEventsOut:
+    """SES events that match no request of ours: kept for review, applied to nothing (a
+    complaint about an address we never mailed suppresses nobody)."""
+    before = None if cursor is None else _page_key(cursor)
+    # One more than asked says whether another page follows.
+    rows = await repository.unmatched_results(session, before=before, limit=limit + 1)
+    shown = rows[:limit]
+    last = shown[-1] if len(rows) > limit else None
+    next_cursor = None if last is None else encode_cursor(last.created_at.isoformat(), str(last.id))
+    return UnmatchedEventsOut(
+        events=[
+            UnmatchedEventOut(
+                id=row.id,
+                type=row.status,
+                recipient=row.recipient or "",
+                ses_message_id=row.ses_message_id,
+                occurred_at=row.occurred_at,
+                received_at=row.created_at,
+            )
+            for row in shown
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+def _page_key(cursor: str) -> tuple[datetime, int]:
+    created_at, row_id = decode_cursor(cursor, parts=2)
+    try:
+        key = (datetime.fromisoformat(created_at), int(row_id))
+    except ValueError:
+        key = None
+    # Made by encode_cursor from a stored row: an aware time and a BIGINT id.
+    if key is None or key[0].tzinfo is None or not 0 < key[1] < 2**63:
+        raise InvalidInput("cursor: not a cursor from a previous page")
+    return key

@@ -3,12 +3,14 @@
 The endpoint calls `parse_envelope(body)`, then `SnsVerifier.verify(envelope)`, then acts on the
 returned `SnsMessage`. The two errors ask for different answers:
 
-* `SnsVerificationError`: the message is malformed, forged, stale or not for us. Answer 4xx; SNS
-  does not redeliver it.
-* `SnsFetchError`: we could not fetch the signing certificate (or the SubscribeURL). That is our
-  problem, not the sender's: answer 5xx so SNS redelivers it later.
+* `SnsVerificationError`: the message is malformed, forged, stale or not from a topic of ours.
+  Answer 4xx; SNS does not redeliver it.
+* `SnsTransientError`: it could not be verified now (the signing certificate or a SubscribeURL
+  could not be fetched, the trusted topics could not be read). That is our problem, not the
+  sender's: answer 5xx so SNS redelivers it later.
 
-Protocol reference: shared/reference/ses-sns.md, section 1c.
+How SNS signs its messages, by AWS:
+https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
+
 MessageType: TypeAlias = Literal[
     "Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"
 ]
@@ -43,10 +47,22 @@ DEFAULT_MAX_AGE: Final = timedelta(hours=1)  # SNS stops retrying HTTP/S after 3
 MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
 FETCH_TIMEOUT: Final = 10.0  # seconds; SNS itself gives up on us after 15 s
 MAX_FETCH_BYTES: Final = 64 * 1024  # a signing certificate is about 2 KiB
-CERTIFICATE_CACHE_SIZE: Final = 64  # entries
+# Certificates fetched but not yet proven by a message from a topic of ours: the churn anyone
+# can cause with made-up URLs. Proven ones are kept apart and never evicted.
+UNPROVEN_CERTIFICATES: Final = 64  # entries
 FAILURE_TTL: Final = 30.0  # seconds a failed certificate fetch is remembered
+# Fetches of certificate URLs not seen before: a burst of this many, then this many a minute.
+# AWS signs with one certificate per region and replaces it rarely.
+NEW_CERTIFICATE_FETCHES: Final = 3
+NEW_CERTIFICATE_PERIOD_S: Final = 60.0
 
-_SNS_HOST: Final = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+# AWS's regional SNS hosts, exactly: sns.<region>.amazonaws.com (us-east-1, eu-west-3,
+# us-gov-west-1, ...) and sns.cn-<area>-<n>.amazonaws.com.cn in China; nothing else under
+# amazonaws.com (sns.s3.amazonaws.com is an S3 bucket anyone can create).
+_SNS_HOST: Final = re.compile(
+    r"sns\.(?!cn-)[a-z]{2}(?:-gov)?-[a-z]+-[0-9]{1,2}\.amazonaws\.com"
+    r"|sns\.cn-[a-z]+-[0-9]{1,2}\.amazonaws\.com\.cn"
+)
 # Printable ASCII without space and backslash. Whitespace, control characters and backslashes are
 # where URL parsers disagree (urllib silently drops tabs and newlines), so such URLs are refused.
 _URL_CHARACTERS: Final = re.compile(r"[!-\[\]-~]+")
@@ -91,12 +107,17 @@ class SnsVerificationError(Exception):
         self.reason = reason
 
 
-class SnsFetchError(Exception):
-    """A certificate or SubscribeURL could not be fetched; transient (answer 5xx)."""
+class SnsTransientError(Exception):
+    """The message could not be verified now; transient (answer 5xx). `reason` is for the log:
+    it may name hosts and proxies the sender must not see."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SnsFetchError(SnsTransientError):
+    """A certificate or SubscribeURL could not be fetched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,33 +200,45 @@ class CertificateStore:
     """Public keys of signing certificates, fetched once per URL.
 
     The store fetches whatever URL it is given: deciding which URLs are trustworthy is the
-    verifier's job, done before the store is asked.
+    verifier's job, done before the store is asked. What it bounds is the cost: URLs it has not
+    seen are fetched at most `NEW_CERTIFICATE_FETCHES` a `NEW_CERTIFICATE_PERIOD_S`, and a key
+    that has verified a message from a topic of ours (`prove`) is kept for good, apart from the
+    fetched-but-unproven ones that made-up URLs can churn through.
     """
 
     def __init__(
         self,
         fetch: Fetch,
         *,
-        max_entries: int = CERTIFICATE_CACHE_SIZE,
+        max_unproven: int = UNPROVEN_CERTIFICATES,
         failure_ttl: float = FAILURE_TTL,
+        new_fetches: int = NEW_CERTIFICATE_FETCHES,
+        new_fetch_period_s: float = NEW_CERTIFICATE_PERIOD_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
-        self._max_entries = max_entries
+        self._max_unproven = max_unproven
         self._failure_ttl = failure_ttl
         self._clock = clock
-        self._keys: OrderedDict[str, RSAPublicKey] = OrderedDict()
+        self._proven: dict[str, RSAPublicKey] = {}
+        self._unproven: OrderedDict[str, RSAPublicKey] = OrderedDict()
         self._failures: OrderedDict[str, _Failure] = OrderedDict()
         self._pending: dict[str, asyncio.Task[RSAPublicKey]] = {}
+        self._new_fetches = _TokenBucket(new_fetches, new_fetch_period_s, clock)
 
     def seed(self, url: str, pem: bytes) -> None:
-        """Preload a certificate, e.g. for tests or a host without egress."""
-        self._remember(url, load_public_key(pem))
+        """Preload a certificate, trusted as proven (tests, or a host without egress)."""
+        self._proven[url] = load_public_key(pem)
+
+    def prove(self, url: str) -> None:
+        """The key at `url` verified a message from a topic of ours: keep it for good."""
+        key = self._unproven.pop(url, None)
+        if key is not None:
+            self._proven[url] = key
 
     async def public_key(self, url: str) -> RSAPublicKey:
-        key = self._keys.get(url)
+        key = self._proven.get(url) or self._unproven.get(url)
         if key is not None:
-            self._keys.move_to_end(url)
             return key
         failure = self._failures.get(url)
         if failure is not None:
@@ -214,6 +247,8 @@ class CertificateStore:
             del self._failures[url]
         task = self._pending.get(url)
         if task is None:
+            if not self._new_fetches.take():
+                raise SnsFetchError("too many new signing certificate URLs; try again later")
             task = asyncio.create_task(self._load(url), name=f"fetch signing certificate {url}")
             self._pending[url] = task
         # Shielded: a caller that goes away must not cancel the fetch other callers wait for.
@@ -228,21 +263,37 @@ class CertificateStore:
             raise SnsFetchError(reason) from exc
         finally:
             del self._pending[url]
-        self._remember(url, key)
-        return key
-
-    def _remember(self, url: str, key: RSAPublicKey) -> None:
         self._failures.pop(url, None)
-        self._keys[url] = key
-        self._keys.move_to_end(url)
-        while len(self._keys) > self._max_entries:
-            self._keys.popitem(last=False)
+        self._unproven[url] = key
+        while len(self._unproven) > self._max_unproven:
+            self._unproven.popitem(last=False)
+        return key
 
     def _remember_failure(self, url: str, reason: str) -> None:
         self._failures[url] = _Failure(self._clock() + self._failure_ttl, reason)
         self._failures.move_to_end(url)
-        while len(self._failures) > self._max_entries:
+        while len(self._failures) > self._max_unproven:
             self._failures.popitem(last=False)
+
+
+class _TokenBucket:
+    """`burst` takes at once, refilled evenly over `period_s`."""
+
+    def __init__(self, burst: int, period_s: float, clock: Callable[[], float]) -> None:
+        self._burst = burst
+        self._per_s = burst / period_s
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._per_s)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class HttpsFetcher:
@@ -305,18 +356,19 @@ class SnsVerifier:
         certificates: CertificateStore,
         *,
         clock: Callable[[], datetime],
+        topics: TrustedTopics,
         max_age: timedelta = DEFAULT_MAX_AGE,
-        allowed_topic_arns: frozenset[str] = frozenset(),
     ) -> None:
         self._certificates = certificates
         self._clock = clock
+        self._topics = topics
         self._max_age = max_age
-        self._allowed_topic_arns = allowed_topic_arns
 
     async def verify(self, envelope: dict[str, Any]) -> SnsMessage:
-        """Return the signed content, or raise SnsVerificationError / SnsFetchError.
+        """Return the signed content, or raise SnsVerificationError / SnsTransientError.
 
-        The cheap checks run first so that no junk message causes a certificate fetch.
+        The cheap checks run first, then the topic: no junk message, and no message from a topic
+        that is not ours, causes a certificate fetch.
         """
         envelope = _normalise_envelope(envelope)
         algorithm = _SIGNATURE_HASHES.get(envelope["SignatureVersion"])
@@ -326,17 +378,28 @@ class SnsVerifier:
         if not is_trusted_cert_url(cert_url):
             raise SnsVerificationError("SigningCertURL is not an Amazon SNS certificate URL")
         signature = _decode_signature(envelope["Signature"])
-        if self._allowed_topic_arns and envelope["TopicArn"] not in self._allowed_topic_arns:
-            raise SnsVerificationError("TopicArn is not one we subscribed to")
         timestamp = _parse_timestamp(envelope["Timestamp"])
         self._check_freshness(timestamp)
+        await self._check_topic(envelope["TopicArn"])
 
         key = await self._certificates.public_key(cert_url)
         try:
             key.verify(signature, _string_to_sign(envelope), PKCS1v15(), algorithm())
         except InvalidSignature:
             raise SnsVerificationError("signature does not match") from None
+        self._certificates.prove(cert_url)
         return _signed_message(envelope, timestamp)
+
+    async def _check_topic(self, topic_arn: str) -> None:
+        try:
+            trusted = await self._topics.trusts(topic_arn)
+        except TopicsUnavailable as error:
+            raise SnsTransientError(str(error)) from error
+        if not trusted:
+            raise SnsVerificationError(
+                "TopicArn is not a topic of ours (setup-aws records the topic it wires; "
+                "SNS_TOPIC_ARNS names others)"
+            )
 
     def _check_freshness(self, timestamp: datetime) -> None:
         now = self._clock()

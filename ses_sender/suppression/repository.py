@@ -41,14 +41,17 @@ async def add(
 
 
 async def bounced_messages(session: AsyncSession, email: str, *, since: datetime) -> int:
-    """Messages to `email` that bounced since `since`, by ix_email_results_recipient.
+    """Our messages to `email` that bounced since `since`, by ix_email_results_recipient.
 
     Counted by SES message, so a bounce reported twice (identity notification and event
-    publishing both on) counts once.
+    publishing both on) counts once; bounces of mail that is not ours (no request) not at all.
     """
     count = await session.scalar(
         select(func.count(func.distinct(Result.ses_message_id))).where(
-            Result.recipient == email, Result.status == "Bounce", Result.occurred_at >= since
+            Result.recipient == email,
+            Result.status == "Bounce",
+            Result.occurred_at >= since,
+            Result.request_id.is_not(None),
         )
     )
     return count or 0

@@ -7,14 +7,13 @@ stops queued email to a suppressed address (delivery/repository.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.cursor import decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput, NotFound, PayloadTooLarge
 from ses_sender.messages.addresses import parse_recipient, recipient_key
 from ses_sender.models import SuppressionReason
@@ -127,7 +126,7 @@ async def list_suppressions(
         session,
         email=None if email is None else _key(email, "email"),
         reason=None if reason is None else reason.value,
-        after=None if cursor is None else _decode_cursor(cursor),
+        after=None if cursor is None else decode_cursor(cursor, parts=1)[0],
         # One more than asked says whether another page follows.
         limit=limit + 1,
     )
@@ -139,7 +138,7 @@ async def list_suppressions(
             )
             for row in shown
         ],
-        next_cursor=_encode_cursor(shown[-1].email) if len(found) > limit else None,
+        next_cursor=encode_cursor(shown[-1].email) if len(found) > limit else None,
     )
 
 
@@ -154,16 +153,3 @@ def _key(raw: str, field: str) -> str:
     if recipient is None:
         raise InvalidInput(f"{field}: invalid email address: {raw.strip()}")
     return recipient.key
-
-
-# The cursor is the last address of a page; encoded so that clients treat it as opaque.
-def _encode_cursor(email: str) -> str:
-    return base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (ValueError, binascii.Error):
-        raise InvalidInput("cursor: not a cursor from a previous page") from None

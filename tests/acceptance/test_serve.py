@@ -190,6 +190,7 @@ async def test_send_track_report_and_stop(
     service: Service, ses_stub: SesStub, sns_signing: tuple[KeyPair, ConnectProxy, Path]
 ) -> None:
     signing, proxy, _ca = sns_signing
+    assert f"SES events are taken from the SNS topics {TOPIC_ARN}" in service.output()
     async with httpx.AsyncClient(
         base_url=service.base_url, headers={"x-api-key": API_KEY}
     ) as client:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from tests.aws_setup.conftest import ENDPOINT, Cli
 from tests.support.moto_complement import MotoComplement
 from tests.support.moto_server import MotoServer
 
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:marketing-ses-events"
+OTHER_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:another"
 CHECKS = [
     "database",
     "migrations",
@@ -21,6 +24,7 @@ CHECKS = [
     "event destination",
     "SNS topic",
     "subscription",
+    "trusted topics",
 ]
 
 
@@ -44,7 +48,8 @@ def test_a_wired_deployment_passes_every_check(
     cli: Cli, moto: MotoServer, database_url: str
 ) -> None:
     moto.verify_identity("example.com")
-    assert cli("setup-aws").returncode == 0
+    # The same database as the service's: setup-aws records the topic there.
+    assert cli("setup-aws", DATABASE_URL=database_url).returncode == 0
 
     result = cli("doctor", DATABASE_URL=database_url)
 
@@ -54,7 +59,8 @@ def test_a_wired_deployment_passes_every_check(
     assert checks["sender identity"][1] == "sender@example.com can send: example.com is verified"
     assert checks["quota"][1] == "14/s, 50,000 per 24 h, 0 sent in the last 24 h"
     assert checks["subscription"][1] == f"{ENDPOINT} is confirmed"
-    assert result.stdout.strip().splitlines()[-1] == "0 failed, 0 warnings, 11 ok"
+    assert TOPIC_ARN in checks["trusted topics"][1].split(", ")
+    assert result.stdout.strip().splitlines()[-1] == "0 failed, 0 warnings, 12 ok"
 
 
 def test_a_new_install_fails_where_it_is_not_ready(cli: Cli) -> None:
@@ -75,7 +81,9 @@ def test_a_new_install_fails_where_it_is_not_ready(cli: Cli) -> None:
         "event destination": "FAIL",
         "SNS topic": "FAIL",
         "subscription": "FAIL",
+        "trusted topics": "FAIL",
     }
+    assert checks["trusted topics"][1] == "not checked: the database cannot be read"
     assert checks["migrations"][1] == (
         "the schema is not at the latest version: run ses-sender migrate"
     )
@@ -105,15 +113,16 @@ def test_an_unreachable_database_and_no_credentials(cli: Cli) -> None:
     assert checks["migrations"] == ("FAIL", "not checked: the database is unreachable")
     assert checks["AWS credentials"][0] == "FAIL"
     assert checks["AWS credentials"][1].startswith("none found")
-    for name in CHECKS[3:]:
+    for name in CHECKS[3:-1]:
         assert checks[name] == ("FAIL", "not checked: no AWS credentials")
+    assert checks["trusted topics"] == ("FAIL", "not checked: the database cannot be read")
 
 
 def test_warnings_alone_do_not_fail(
     cli: Cli, moto: MotoServer, moto_complement: MotoComplement, database_url: str
 ) -> None:
     moto.verify_identity("sender@example.com")
-    assert cli("setup-aws").returncode == 0
+    assert cli("setup-aws", DATABASE_URL=database_url).returncode == 0
     moto_complement.account["ProductionAccessEnabled"] = False
 
     result = cli("doctor", DATABASE_URL=database_url, EMAIL_RATE="20")
@@ -127,11 +136,11 @@ def test_warnings_alone_do_not_fail(
     assert checks["sender identity"][1] == (
         "sender@example.com can send: sender@example.com is verified"
     )
-    assert result.stdout.strip().splitlines()[-1] == "0 failed, 2 warnings, 9 ok"
+    assert result.stdout.strip().splitlines()[-1] == "0 failed, 2 warnings, 10 ok"
 
 
 def test_broken_wiring_is_named(
-    cli: Cli, moto: MotoServer, moto_complement: MotoComplement, sns: Any, database_url: str
+    cli: Cli, moto: MotoServer, moto_complement: MotoComplement, sns: Any, tmp_path: Path
 ) -> None:
     moto.verify_identity("example.com")
     assert cli("setup-aws").returncode == 0
@@ -144,28 +153,30 @@ def test_broken_wiring_is_named(
     )
     moto_complement.pending_identities.add("example.com")
     moto_complement.account["SendingEnabled"] = False
+    # Another database than the one setup-aws recorded the topic in, trusting another topic.
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert cli("migrate", DATABASE_URL=elsewhere).returncode == 0
 
-    result = cli(
-        "doctor",
-        DATABASE_URL=database_url,
-        SNS_TOPIC_ARNS="arn:aws:sns:us-east-1:123456789012:another",
-    )
+    result = cli("doctor", DATABASE_URL=elsewhere, SNS_TOPIC_ARNS=OTHER_TOPIC_ARN)
 
     assert result.returncode == 1
     checks = report(result.stdout)
     assert {name for name, status in statuses(checks).items() if status != "ok"} == {
         "sender identity",
         "sending",
-        "SNS topic",
         "subscription",
+        "trusted topics",
     }
     assert checks["sender identity"][1].startswith(
         "sender@example.com cannot send in us-east-1: sender@example.com is not an identity, "
         "example.com PENDING"
     )
     assert checks["sending"][1] == "sending is paused for the account (enforcement HEALTHY)"
-    assert checks["SNS topic"][1].startswith(f"SNS_TOPIC_ARNS does not include {topic['TopicArn']}")
     assert checks["subscription"][1].startswith("raw message delivery is on")
+    assert checks["trusted topics"][1] == (
+        f"{topic['TopicArn']} is not trusted, so the service refuses its messages: run "
+        "ses-sender setup-aws, or add it to SNS_TOPIC_ARNS"
+    )
 
 
 def test_a_subscription_elsewhere_is_not_ours(

@@ -21,6 +21,7 @@ from ses_sender.aws_setup.plan import (
     Subscribe,
     Subscription,
     Topic,
+    TrustTopic,
     TurnOffRawDelivery,
     plan_changes,
 )
@@ -33,6 +34,7 @@ READY = Current(
     destination=Destination(DESTINATION_NAME, True, EVENT_TYPES, TOPIC_ARN),
     topic=Topic(TOPIC_ARN, "2", ses_may_publish=True),
     subscription=Subscription(DESIRED.endpoint, SUBSCRIPTION_ARN, raw_message_delivery=False),
+    topic_trusted=True,
 )
 
 
@@ -49,6 +51,9 @@ def test_nothing_exists_so_everything_is_created_in_order() -> None:
         # None: the topic the plan creates, whose ARN is known only then.
         AllowSesPublish(None, "marketing-ses-events", "marketing"),
         PutEventDestination("marketing", None, "marketing-ses-events", exists=False),
+        # Before the subscription: SNS posts its confirmation at once, and only a trusted
+        # topic's confirmation is confirmed.
+        TrustTopic(None, "marketing-ses-events"),
         Subscribe(None, "marketing-ses-events", DESIRED.endpoint),
     ]
 
@@ -107,7 +112,14 @@ def test_a_missing_topic_takes_the_destination_and_subscription_with_it() -> Non
         CreateTopic("marketing-ses-events"),
         AllowSesPublish(None, "marketing-ses-events", "marketing"),
         PutEventDestination("marketing", None, "marketing-ses-events", exists=True),
+        TrustTopic(None, "marketing-ses-events"),
         Subscribe(None, "marketing-ses-events", DESIRED.endpoint),
+    ]
+
+
+def test_a_topic_this_service_does_not_trust_yet_is_recorded() -> None:
+    assert plan_changes(DESIRED, with_(topic_trusted=False)) == [
+        TrustTopic(TOPIC_ARN, "marketing-ses-events")
     ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,12 +50,23 @@ def aws_state(sesv2: Any, sns: Any) -> dict[str, Any]:
     return {"configuration_sets": sets, "destinations": destinations, "topics": topics}
 
 
+def trusted_topics(database: Path) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        return [arn for (arn,) in connection.execute("SELECT arn FROM sns_topics ORDER BY arn")]
+
+
+@pytest.fixture
+def database(cli_env: dict[str, str]) -> Path:
+    """The SQLite file setup-aws records the topic in (created by its first real run)."""
+    return Path(cli_env["DATABASE_URL"].removeprefix("sqlite:///"))
+
+
 def plan_lines(stdout: str) -> list[str]:
     return [line.strip() for line in stdout.splitlines() if line.startswith("  + ")]
 
 
 def test_setup_aws_wires_everything_then_finds_nothing_to_do(
-    cli: Cli, sesv2: Any, sns: Any
+    cli: Cli, sesv2: Any, sns: Any, database: Path
 ) -> None:
     first = cli("setup-aws", "--endpoint", ENDPOINT)
 
@@ -65,14 +78,16 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
         "the topic's policy)",
         f"+ add the event destination {DESTINATION} of {CONFIG_SET}: all 10 event types to the "
         f"topic {TOPIC_NAME}",
+        f"+ trust the topic {TOPIC_NAME}: record it in this service's database",
         f"+ subscribe {ENDPOINT} to the topic {TOPIC_NAME} (raw message delivery off)",
     ]
-    assert "Applied 5 changes." in first.stdout
+    assert "Applied 6 changes." in first.stdout
     state = aws_state(sesv2, sns)
     assert state["configuration_sets"] == [CONFIG_SET]
     [topic_arn] = state["topics"]
     assert topic_arn.endswith(f":{TOPIC_NAME}")
-    assert f"Topic: {topic_arn}" in first.stdout
+    assert f"Topic: {topic_arn} (trusted: the service takes its messages)" in first.stdout
+    assert trusted_topics(database) == [topic_arn]
     [destination] = state["destinations"][CONFIG_SET]
     assert destination["Name"] == DESTINATION
     assert destination["Enabled"] is True
@@ -121,14 +136,17 @@ def test_the_endpoint_defaults_to_server_host(cli: Cli, sns: Any) -> None:
     assert subscription["Endpoint"] == ENDPOINT
 
 
-def test_a_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, sesv2: Any, sns: Any) -> None:
+def test_a_dry_run_prints_the_plan_and_changes_nothing(
+    cli: Cli, sesv2: Any, sns: Any, database: Path
+) -> None:
     before = aws_state(sesv2, sns)
 
     result = cli("setup-aws", "--endpoint", ENDPOINT, "--dry-run")
 
     assert result.returncode == 0, result.stderr
-    assert len(plan_lines(result.stdout)) == 5
+    assert len(plan_lines(result.stdout)) == 6
     assert "Dry run: nothing was changed." in result.stdout
+    assert not database.exists()  # not even created
     assert (
         aws_state(sesv2, sns)
         == before
@@ -183,6 +201,7 @@ def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
         "the topic's policy)",
         f"+ update the event destination {DESTINATION} of {CONFIG_SET}: all 10 event types to "
         f"the topic {TOPIC_NAME}",
+        f"+ trust the topic {TOPIC_NAME}: record it in this service's database",
         f"+ turn raw message delivery off on {ours}: raw messages are unsigned and the service "
         "refuses them",
     ]
@@ -227,13 +246,28 @@ def test_a_disabled_destination_is_enabled_again(cli: Cli, sesv2: Any, sns: Any)
     assert destination["Enabled"] is True
 
 
-def test_sns_topic_arns_without_the_topic_is_pointed_out(cli: Cli) -> None:
-    result = cli("setup-aws", SNS_TOPIC_ARNS="arn:aws:sns:us-east-1:123456789012:another")
+def test_a_topic_forgotten_by_the_database_is_trusted_again(
+    cli: Cli, database: Path, tmp_path: Path
+) -> None:
+    assert cli("setup-aws").returncode == 0
+    [topic_arn] = trusted_topics(database)
+    other = tmp_path / "other.db"  # say, the service moved to a new database
 
-    assert result.returncode == 0, result.stderr
-    assert "Note: SNS_TOPIC_ARNS does not include arn:aws:sns:us-east-1:123456789012:" in (
-        result.stdout
-    )
+    result = cli("setup-aws", DATABASE_URL=f"sqlite:///{other}")
+
+    assert plan_lines(result.stdout) == [
+        f"+ trust the topic {TOPIC_NAME}: record it in this service's database"
+    ]
+    assert trusted_topics(other) == [topic_arn]
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(cli: Cli, sns: Any) -> None:
+    result = cli("setup-aws", DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing")
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ses-sender: setup-aws: the database is unreachable: ")
+    assert sns.list_topics()["Topics"] == []  # nothing done in AWS either
 
 
 def test_setup_aws_needs_a_configuration_set(cli: Cli, sesv2: Any) -> None:
@@ -289,7 +323,7 @@ def test_an_aws_refusal_names_the_call_and_what_was_done(cli: Cli, sesv2: Any) -
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("ses-sender: setup-aws: CreateTopic: InvalidParameter: Topic names")
-    assert line.endswith("; applied 1 of 5 changes, run it again to finish")
+    assert line.endswith("; applied 1 of 6 changes, run it again to finish")
     assert sesv2.list_configuration_sets()["ConfigurationSets"] == ["bad.name"]
 
 

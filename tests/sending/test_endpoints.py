@@ -8,6 +8,9 @@ import pytest
 from ses_sender.runtime import Runtime
 from ses_sender.sending.service import pause_sending
 from tests.clock import FakeClock
+from tests.conftest import API_KEY
+
+WITH_KEY = {"x-api-key": API_KEY}  # /health shows the sending state only with the key
 
 
 async def pause(runtime: Runtime, clock: FakeClock, *names: str) -> None:
@@ -19,9 +22,9 @@ async def pause(runtime: Runtime, clock: FakeClock, *names: str) -> None:
 async def test_health_says_whether_sending_is_paused_and_why(
     anonymous_client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
 ) -> None:
-    before = (await anonymous_client.get("/health")).json()
+    before = (await anonymous_client.get("/health", headers=WITH_KEY)).json()
     await pause(runtime, clock, "account")
-    during = await anonymous_client.get("/health")
+    during = await anonymous_client.get("/health", headers=WITH_KEY)
 
     assert before["sending"] == {"paused": False, "reasons": []}
     assert during.status_code == 200  # paused is not unhealthy: nothing to restart
@@ -66,7 +69,7 @@ async def test_resume_needs_the_api_key(
     await pause(runtime, clock, "account")
 
     response = await anonymous_client.post("/v1/sending/resume")
-    health = (await anonymous_client.get("/health")).json()
+    health = (await anonymous_client.get("/health", headers=WITH_KEY)).json()
 
     assert response.status_code == 401
     assert health["sending"]["paused"] is True

@@ -19,14 +19,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from ses_sender.app import create_app
 from ses_sender.config import Settings, TransportKind
+from ses_sender.cursor import encode_cursor
 from ses_sender.delivery.repository import Sent, record_outcomes
-from ses_sender.models import RequestStatus, ResultSource
+from ses_sender.models import RequestStatus, ResultSource, Suppression
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.ses_events.endpoints import MAX_SNS_BODY_BYTES
-from ses_sender.ses_events.service import adopt_waiting_events, waiting_message_ids
+from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, waiting_message_ids
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
 from tests.clock import FakeClock
 from tests.conftest import empty_tables, make_settings
@@ -46,6 +48,7 @@ from .signing import KeyPair, self_signed, sign, sns_timestamp
 from .vectors import VECTOR_FILES, load_vector
 
 PATH = "/v1/events/results"
+NOT_VERIFIED_YET = "SNS message not verified yet: try again later"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 OTHER_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:someone-elses-topic"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
@@ -236,6 +239,11 @@ async def summary_is_empty(runtime: Runtime, request_id: int) -> None:
     assert {name: getattr(row, name) for name in SUMMARY_FIELDS} == {
         name: (0 if name.endswith("_count") else None) for name in SUMMARY_FIELDS
     }
+
+
+async def suppressed(runtime: Runtime) -> list[str]:
+    async with runtime.sessionmaker() as session:
+        return list(await session.scalars(select(Suppression.email)))
 
 
 async def untouched(runtime: Runtime, request_id: int) -> None:
@@ -493,7 +501,13 @@ async def test_event_before_the_send_is_recorded_waits_then_is_adopted(
     async with runtime.sessionmaker() as session, session.begin():
         await record_outcomes(session, [sent], now=clock.now())
         assert await waiting_message_ids(session, [SES_MESSAGE_ID]) == [SES_MESSAGE_ID]
-        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=runtime.clock.now())
+        await adopt_waiting_events(
+            session,
+            request_id,
+            SES_MESSAGE_ID,
+            soft_bounces=runtime.soft_bounces,
+            now=runtime.clock.now(),
+        )
 
     adopted = await stored_results(runtime)
     assert [(r.request_id, r.status) for r in adopted] == [
@@ -525,7 +539,13 @@ async def test_adoption_leaves_other_messages_waiting(
         await record_outcomes(
             session, [Sent(request_id, SES_MESSAGE_ID, clock.now())], now=clock.now()
         )
-        await adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=runtime.clock.now())
+        await adopt_waiting_events(
+            session,
+            request_id,
+            SES_MESSAGE_ID,
+            soft_bounces=runtime.soft_bounces,
+            now=runtime.clock.now(),
+        )
 
     results = {r.ses_message_id: r.request_id for r in await stored_results(runtime)}
     assert results == {SES_MESSAGE_ID: request_id, "not-ours-yet-000000": None}
@@ -647,10 +667,10 @@ async def test_forged_or_stale_messages_are_rejected_and_not_stored(
     assert cert_fetch.calls == []  # nothing untrusted is ever fetched
 
 
-# -- TopicArn allow-list --------------------------------------------------------------------
+# -- only our own topics' messages count ----------------------------------------------------
 
 
-async def test_topic_allow_list(
+async def test_messages_from_any_topic_named_in_sns_topic_arns_count(
     database_url: str,
     tmp_path: Path,
     clock: FakeClock,
@@ -665,15 +685,6 @@ async def test_topic_allow_list(
     async with events_runtime(settings, clock, certificates) as runtime, sns_client(runtime) as sns:
         request_id = await add_request(runtime)
         message = ses_message("Delivery", at=earlier(clock), request_id=request_id)
-        foreign = replace(publisher, topic_arn=OTHER_TOPIC_ARN).notification(message)
-
-        rejected = await post(sns, foreign)
-
-        assert rejected.status_code == 400
-        assert (
-            rejected.json()["error"] == "SNS message rejected: TopicArn is not one we subscribed to"
-        )
-        await untouched(runtime, request_id)
 
         accepted = await post(sns, publisher.notification(message))
         assert accepted.json() == {"message": "ok"}
@@ -682,14 +693,122 @@ async def test_topic_allow_list(
         assert len(await stored_results(runtime)) == 2
 
 
-async def test_without_an_allow_list_any_topic_is_accepted(
-    sns: httpx.AsyncClient, runtime: Runtime, publisher: Publisher, clock: FakeClock
+async def test_a_complaint_from_another_accounts_topic_changes_nothing(
+    sns: httpx.AsyncClient,
+    runtime: Runtime,
+    publisher: Publisher,
+    clock: FakeClock,
+    cert_fetch: FakeFetch,
+    fetcher: RecordingFetcher,
 ) -> None:
+    """Anyone can subscribe their own topic to our endpoint: AWS signs it all alike."""
     request_id = await add_request(runtime)
-    message = ses_message("Delivery", at=earlier(clock), request_id=request_id)
-    foreign = replace(publisher, topic_arn=OTHER_TOPIC_ARN).notification(message)
+    message = ses_message("Complaint", at=earlier(clock), request_id=request_id)
+    foreign = replace(publisher, topic_arn=OTHER_TOPIC_ARN)
+    cert_fetch.calls.clear()
 
-    assert (await post(sns, foreign)).json() == {"message": "ok"}
+    for envelope in (foreign.confirmation(), foreign.notification(message)):
+        rejected = await post(sns, envelope)
+
+        assert rejected.status_code == 400
+        assert rejected.json()["error"] == (
+            "SNS message rejected: TopicArn is not a topic of ours (setup-aws records the "
+            "topic it wires; SNS_TOPIC_ARNS names others)"
+        )
+    assert fetcher.calls == []  # the SubscribeURL is never fetched
+    assert cert_fetch.calls == []  # nor a certificate for it
+    await untouched(runtime, request_id)
+    assert await suppressed(runtime) == []
+
+
+async def test_with_no_topic_trusted_every_message_is_refused(
+    database_url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    certificates: CertificateStore,
+    publisher: Publisher,
+) -> None:
+    settings = make_settings(database_url, OUTBOX_DIR=str(tmp_path / "outbox"), SNS_TOPIC_ARNS="")
+    async with events_runtime(settings, clock, certificates) as runtime, sns_client(runtime) as sns:
+        request_id = await add_request(runtime)
+        message = ses_message("Delivery", at=earlier(clock), request_id=request_id)
+        for envelope in (publisher.confirmation(), publisher.notification(message)):
+            response = await post(sns, envelope)
+            assert response.status_code == 400
+            assert "TopicArn is not a topic of ours" in response.json()["error"]
+        await untouched(runtime, request_id)
+
+
+async def test_a_topic_setup_aws_records_counts_without_a_restart(
+    database_url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    certificates: CertificateStore,
+    publisher: Publisher,
+) -> None:
+    settings = make_settings(database_url, OUTBOX_DIR=str(tmp_path / "outbox"), SNS_TOPIC_ARNS="")
+    async with events_runtime(settings, clock, certificates) as runtime, sns_client(runtime) as sns:
+        async with runtime.sessionmaker() as session, session.begin():
+            assert await trust_topic(session, TOPIC_ARN, now=clock.now())
+            assert not await trust_topic(session, TOPIC_ARN, now=clock.now())  # once
+
+        response = await post(
+            sns, publisher.notification(ses_message("Delivery", at=earlier(clock)))
+        )
+
+        assert response.json() == {"message": "ok"}
+
+
+async def test_a_complaint_about_an_address_we_never_mailed_is_kept_for_review(
+    sns: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    publisher: Publisher,
+    clock: FakeClock,
+) -> None:
+    stranger = "stranger@example.net"
+    complaint = ses_message("Complaint", at=earlier(clock), recipient=stranger, identity=True)
+
+    assert (await post(sns, publisher.notification(complaint))).json() == {"message": "ok"}
+
+    assert await suppressed(runtime) == []
+    listed = await client.get("/v1/events/unmatched")
+    assert listed.status_code == 200
+    [event] = listed.json()["events"]
+    assert (event["type"], event["recipient"]) == ("Complaint", stranger)
+    assert event["sesMessageId"] == SES_MESSAGE_ID
+    assert listed.json()["nextCursor"] is None
+
+
+async def test_unmatched_events_page_newest_first(
+    sns: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    publisher: Publisher,
+    clock: FakeClock,
+) -> None:
+    for number in range(5):
+        message = ses_message(
+            "Bounce", at=earlier(clock), ses_message_id=f"m-{number}", identity=True
+        )
+        assert (await post(sns, publisher.notification(message))).status_code == 200
+        clock.advance(1)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/v1/events/unmatched", params=params)).json()
+        seen += [event["sesMessageId"] for event in page["events"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [f"m-{number}" for number in reversed(range(5))]
+
+    for bad in ("nope", encode_cursor("2026-01-05T10:00:00", "1"), encode_cursor("x", "y")):
+        refused = await client.get("/v1/events/unmatched", params={"cursor": bad})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "cursor: not a cursor from a previous page"
+    assert (await sns.get("/v1/events/unmatched")).status_code == 401  # no API key
 
 
 # -- the certificate cannot be fetched: 503 so SNS retries -----------------------------------
@@ -713,7 +832,7 @@ async def test_certificate_fetch_failure_asks_sns_to_retry(
         response = await post(sns, publisher.notification(message))
 
         assert response.status_code == 503
-        assert response.json()["error"].startswith("try again: signing certificate unavailable: ")
+        assert response.json()["error"] == NOT_VERIFIED_YET  # the cause is in our log only
         assert fetch.calls == [CERT_URL]
         await untouched(runtime, request_id)
 
@@ -803,9 +922,7 @@ async def test_subscribe_url_fetch_failure_asks_sns_to_retry(
     response = await post(sns, publisher.confirmation())
 
     assert response.status_code == 503
-    assert response.json()["error"] == (
-        "try again: GET https://sns.us-east-1.amazonaws.com/ answered HTTP 500"
-    )
+    assert response.json()["error"] == NOT_VERIFIED_YET
     assert fetcher.calls == [SUBSCRIBE_URL]
 
 
@@ -938,7 +1055,9 @@ async def vector_runtime(
     store = CertificateStore(fetch)
     store.seed(envelope["SigningCertURL"], cert_pem)
     clock = FakeClock(datetime.fromisoformat(envelope["Timestamp"]) + timedelta(minutes=1))
-    settings = make_settings(database_url, OUTBOX_DIR=str(tmp_path / "outbox"))
+    settings = make_settings(
+        database_url, OUTBOX_DIR=str(tmp_path / "outbox"), SNS_TOPIC_ARNS=envelope["TopicArn"]
+    )
     async with events_runtime(settings, clock, store) as runtime, sns_client(runtime) as sns:
         yield runtime, sns, fetch
 

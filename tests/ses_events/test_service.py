@@ -59,6 +59,11 @@ async def ingest(runtime: Runtime, message: str, *, message_id: str | None = Non
         )
 
 
+async def suppressed_addresses(runtime: Runtime) -> list[str]:
+    async with runtime.sessionmaker() as session:
+        return sorted(await session.scalars(select(Suppression.email)))
+
+
 def minutes(clock: FakeClock, offset: float) -> datetime:
     return clock.now() + timedelta(minutes=offset)
 
@@ -250,12 +255,14 @@ async def test_adopt_waiting_events_attaches_and_applies_them(
     await ingest(runtime, ses_message("Delivery", at=minutes(clock, -3), identity=True))
     await ingest(runtime, ses_message("Bounce", at=minutes(clock, -2), identity=True))
     await ingest(runtime, ses_message("Open", at=minutes(clock, -1), ses_message_id="other"))
+    assert await suppressed_addresses(runtime) == []  # not ours yet: it changes nothing
 
     async with runtime.sessionmaker() as session, session.begin():
         await service.adopt_waiting_events(
-            session, request_id, SES_MESSAGE_ID, now=runtime.clock.now()
+            session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
         )
 
+    assert await suppressed_addresses(runtime) == [RECIPIENT]  # the bounce, now applied
     attached = {(r.status, r.request_id) for r in await stored_results(runtime)}
     assert attached == {("Delivery", request_id), ("Bounce", request_id), ("SesOpen", None)}
     row = await request_row(runtime, request_id)
@@ -265,7 +272,7 @@ async def test_adopt_waiting_events_attaches_and_applies_them(
     # Adopting again finds nothing left to do.
     async with runtime.sessionmaker() as session, session.begin():
         await service.adopt_waiting_events(
-            session, request_id, SES_MESSAGE_ID, now=runtime.clock.now()
+            session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
         )
         requests = (await session.scalars(select(Request))).all()
     assert [r.delivered_at for r in requests] == [minutes(clock, -3)]
@@ -314,9 +321,13 @@ async def test_stranded_events_are_adopted_by_the_sweep(runtime: Runtime, clock:
     request_id = await add_request(runtime)  # the send's record committed just after
 
     async with runtime.sessionmaker() as session, session.begin():
-        adopted = await service.adopt_stranded_events(session, now=clock.now())
+        adopted = await service.adopt_stranded_events(
+            session, soft_bounces=SOFT_BOUNCES, now=clock.now()
+        )
     async with runtime.sessionmaker() as session, session.begin():
-        again = await service.adopt_stranded_events(session, now=clock.now())
+        again = await service.adopt_stranded_events(
+            session, soft_bounces=SOFT_BOUNCES, now=clock.now()
+        )
 
     assert (adopted, again) == (1, 0)
     [result] = await stored_results(runtime)
@@ -332,7 +343,10 @@ async def test_the_sweep_ignores_old_events_for_mail_that_is_not_ours(
     await add_request(runtime)
 
     async with runtime.sessionmaker() as session, session.begin():
-        assert await service.adopt_stranded_events(session, now=clock.now()) == 0
+        assert (
+            await service.adopt_stranded_events(session, soft_bounces=SOFT_BOUNCES, now=clock.now())
+            == 0
+        )
 
 
 # -- the outcome: the strongest word wins, whatever the order -------------------------------
@@ -508,10 +522,15 @@ async def test_adoption_attaches_only_the_requests_own_recipient(
     request_id = await add_request(runtime)
 
     async with runtime.sessionmaker() as session, session.begin():
-        await service.adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=clock.now())
+        await service.adopt_waiting_events(
+            session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
+        )
     async with runtime.sessionmaker() as session, session.begin():
         # The other recipient's row is no match for the sweep either.
-        assert await service.adopt_stranded_events(session, now=clock.now()) == 0
+        assert (
+            await service.adopt_stranded_events(session, soft_bounces=SOFT_BOUNCES, now=clock.now())
+            == 0
+        )
 
     results = await stored_results(runtime)
     assert sorted((r.recipient, r.request_id) for r in results) == [

@@ -15,6 +15,7 @@ from ses_sender.ses_events.sns import (
     HttpsFetcher,
     SnsFetchError,
     SnsMessage,
+    SnsTransientError,
     SnsVerificationError,
     SnsVerifier,
     confirm_subscription,
@@ -22,6 +23,7 @@ from ses_sender.ses_events.sns import (
     is_trusted_sns_url,
     parse_envelope,
 )
+from ses_sender.ses_events.topics import TrustedTopics
 
 from .fakes import FakeFetch, ManualClock
 from .https_server import LocalHttpsServer, TlsFiles
@@ -46,6 +48,15 @@ UNTRUSTED_CERT_URLS = [
     "https://sns-bucket.s3.amazonaws.com/x.pem",
     "https://xsns.us-east-1.amazonaws.com/x.pem",
     "https://sns.amazonaws.com/x.pem",
+    # Other names under amazonaws.com, some of which anyone can create (S3 buckets):
+    "https://sns.s3.amazonaws.com/x.pem",
+    "https://sns.s3-website.amazonaws.com/x.pem",
+    "https://sns.execute-api.amazonaws.com/x.pem",
+    "https://sns.us-east-1.elb.amazonaws.com/x.pem",
+    "https://sns.x.us-east-1.amazonaws.com/x.pem",
+    "https://sns.us-east-1.amazonaws.com.cn/x.pem",
+    "https://sns.cn-north-1.amazonaws.com/x.pem",
+    "https://sns.us-east-123.amazonaws.com/x.pem",
     "https://sns.us-east-1.amazonaws.com./x.pem",
     "https://sns.us-east-1.amazonaws.com%2eevil.com/x.pem",
     "https://sns.us-east-1.amazonaws.com/x.txt",
@@ -67,6 +78,15 @@ UNTRUSTED_CERT_URLS = [
     "https://[::1]/x.pem",
     "",
 ]
+
+
+def trusting(*topic_arns: str) -> TrustedTopics:
+    """Topics trusted by SNS_TOPIC_ARNS, none recorded."""
+
+    async def none_recorded() -> frozenset[str]:
+        return frozenset()
+
+    return TrustedTopics(topic_arns, none_recorded)
 
 
 def notification(**fields: str) -> dict[str, Any]:
@@ -125,7 +145,7 @@ def fetch(signer: KeyPair) -> FakeFetch:
 
 @pytest.fixture
 def verifier(fetch: FakeFetch) -> SnsVerifier:
-    return SnsVerifier(CertificateStore(fetch), clock=at(NOW))
+    return SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=trusting(TOPIC_ARN))
 
 
 async def rejected(verifier: SnsVerifier, envelope: dict[str, Any]) -> str:
@@ -228,6 +248,8 @@ class TestTrustedUrls:
             "https://sns.eu-central-1.amazonaws.com/SimpleNotificationService-01d088a6.pem",
             "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-3250158c.pem",
             "https://sns.us-gov-west-1.amazonaws.com/a.pem",
+            "https://sns.ap-southeast-5.amazonaws.com/a.pem",
+            "https://sns.il-central-1.amazonaws.com/a.pem",
             "https://sns.us-east-1.amazonaws.com:443/a.pem",
             "https://SNS.US-EAST-1.AMAZONAWS.COM/a.pem",
         ],
@@ -267,7 +289,11 @@ class TestVerifyRealVectors:
         store = CertificateStore(fetch)
         store.seed(envelope["SigningCertURL"], pem)
         sent_at = datetime.fromisoformat(envelope["Timestamp"])
-        return SnsVerifier(store, clock=at(sent_at + timedelta(minutes=1)))
+        return SnsVerifier(
+            store,
+            clock=at(sent_at + timedelta(minutes=1)),
+            topics=trusting(envelope["TopicArn"]),
+        )
 
     @pytest.mark.parametrize("name", VECTOR_FILES)
     async def test_verifies(self, vectors_dir: Path, vector_cert_pem: bytes, name: str) -> None:
@@ -348,7 +374,7 @@ class TestVerifyRealVectors:
         envelope = load_vector(vectors_dir, "plain-notification-v1.json")
         store = CertificateStore(FakeFetch())
         store.seed(envelope["SigningCertURL"], vector_cert_pem)
-        verifier = SnsVerifier(store, clock=at(NOW))
+        verifier = SnsVerifier(store, clock=at(NOW), topics=trusting(envelope["TopicArn"]))
         assert await rejected(verifier, envelope) == "Timestamp is too old"
 
 
@@ -513,7 +539,12 @@ class TestVerify:
         await verifier.verify(envelope)
 
     async def test_max_age_is_configurable(self, fetch: FakeFetch, signer: KeyPair) -> None:
-        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), max_age=timedelta(minutes=5))
+        verifier = SnsVerifier(
+            CertificateStore(fetch),
+            clock=at(NOW),
+            topics=trusting(TOPIC_ARN),
+            max_age=timedelta(minutes=5),
+        )
         ten_minutes_ago = (NOW - timedelta(minutes=10)).isoformat()
         envelope = sign(notification(Timestamp=ten_minutes_ago), signer.key)
         assert await rejected(verifier, envelope) == "Timestamp is too old"
@@ -527,21 +558,64 @@ class TestVerify:
         envelope = sign(notification(Timestamp=timestamp), signer.key)
         assert "Timestamp" in await rejected(verifier, envelope)
 
-    async def test_topic_allow_list(self, fetch: FakeFetch, signer: KeyPair) -> None:
-        verifier = SnsVerifier(
-            CertificateStore(fetch), clock=at(NOW), allowed_topic_arns=frozenset({TOPIC_ARN})
-        )
-        await verifier.verify(sign(notification(), signer.key))
-
+    async def test_a_topic_not_ours_is_refused_before_any_fetch(
+        self, verifier: SnsVerifier, fetch: FakeFetch, signer: KeyPair
+    ) -> None:
         other = sign(notification(TopicArn=TOPIC_ARN + "-other"), signer.key)
-        fetch.calls.clear()
-        assert "TopicArn" in await rejected(verifier, other)
+        assert "TopicArn is not a topic of ours" in await rejected(verifier, other)
         assert fetch.calls == []
 
-    async def test_empty_allow_list_allows_any_topic(
-        self, verifier: SnsVerifier, signer: KeyPair
+        await verifier.verify(sign(notification(), signer.key))
+        assert fetch.calls == [CERT_URL]
+
+    async def test_with_no_topic_trusted_every_message_is_refused(
+        self, fetch: FakeFetch, signer: KeyPair
     ) -> None:
-        await verifier.verify(sign(notification(TopicArn=TOPIC_ARN + "-other"), signer.key))
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=trusting())
+        for envelope in (notification(), confirmation()):
+            assert "TopicArn" in await rejected(verifier, sign(envelope, signer.key))
+        assert fetch.calls == []
+
+    async def test_a_topic_recorded_while_running_is_trusted_at_once(
+        self, fetch: FakeFetch, signer: KeyPair
+    ) -> None:
+        recorded: set[str] = set()
+
+        async def read_recorded() -> frozenset[str]:
+            return frozenset(recorded)
+
+        clock = ManualClock()
+        topics = TrustedTopics([], read_recorded, monotonic=clock)
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=topics)
+        assert "TopicArn" in await rejected(verifier, sign(notification(), signer.key))
+
+        recorded.add(TOPIC_ARN)  # setup-aws records the topic, then subscribes
+        clock.advance(1)
+        await verifier.verify(sign(notification(), signer.key))
+
+    async def test_trust_that_cannot_be_read_asks_sns_to_retry(
+        self, fetch: FakeFetch, signer: KeyPair
+    ) -> None:
+        async def database_down() -> frozenset[str]:
+            raise OSError("connection refused")
+
+        topics = TrustedTopics([], database_down)
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=topics)
+        with pytest.raises(SnsTransientError, match="could not be read"):
+            await verifier.verify(sign(notification(), signer.key))
+        assert fetch.calls == []
+
+    async def test_a_key_that_verified_a_message_survives_the_churn(self, signer: KeyPair) -> None:
+        fetch = FakeFetch(signer.cert_pem)
+        store = CertificateStore(fetch, max_unproven=1, new_fetches=100)
+        verifier = SnsVerifier(store, clock=at(NOW), topics=trusting(TOPIC_ARN))
+        await verifier.verify(sign(notification(), signer.key))
+        for number in range(5):
+            await store.public_key(f"https://a/{number}.pem")
+        fetch.calls.clear()
+
+        await verifier.verify(sign(notification(), signer.key))
+        assert fetch.calls == []
 
     async def test_unknown_type(self, verifier: SnsVerifier, signer: KeyPair) -> None:
         envelope = sign({**notification(), "Type": "Notificatio"}, signer.key)
@@ -549,7 +623,7 @@ class TestVerify:
 
     async def test_concurrent_messages_fetch_the_certificate_once(self, signer: KeyPair) -> None:
         fetch = FakeFetch(signer.cert_pem, delay=0.05)
-        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW))
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=trusting(TOPIC_ARN))
         envelopes = [sign(notification(MessageId=f"m-{i}"), signer.key) for i in range(100)]
         messages = await asyncio.gather(*(verifier.verify(e) for e in envelopes))
         assert [m.message_id for m in messages] == [f"m-{i}" for i in range(100)]
@@ -558,7 +632,7 @@ class TestVerify:
     async def test_certificate_fetch_failure(self, signer: KeyPair) -> None:
         fetch = FakeFetch()
         fetch.error = SnsFetchError("GET failed: connection refused")
-        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW))
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=trusting(TOPIC_ARN))
         with pytest.raises(SnsFetchError, match="connection refused"):
             await verifier.verify(sign(notification(), signer.key))
 
@@ -586,16 +660,39 @@ class TestCertificateStore:
         with pytest.raises(ValueError, match="RSA"):
             store.seed("https://a/1.pem", self_signed_ec())
 
-    async def test_cache_is_bounded(self, signer: KeyPair) -> None:
+    async def test_unproven_keys_are_bounded_and_proven_ones_kept_for_good(
+        self, signer: KeyPair
+    ) -> None:
         fetch = FakeFetch(signer.cert_pem)
-        store = CertificateStore(fetch, max_entries=2)
-        for url in ("https://a/1.pem", "https://a/2.pem", "https://a/1.pem", "https://a/3.pem"):
-            await store.public_key(url)
-        assert fetch.calls == ["https://a/1.pem", "https://a/2.pem", "https://a/3.pem"]
+        store = CertificateStore(fetch, max_unproven=2, new_fetches=100)
+        await store.public_key("https://a/proven.pem")
+        store.prove("https://a/proven.pem")
+        for number in range(10):  # made-up URLs churn through the unproven ones
+            await store.public_key(f"https://a/{number}.pem")
+        fetch.calls.clear()
 
-        await store.public_key("https://a/1.pem")  # recently used, so kept
-        await store.public_key("https://a/2.pem")  # least recently used, so evicted
-        assert fetch.calls[3:] == ["https://a/2.pem"]
+        await store.public_key("https://a/proven.pem")
+        await store.public_key("https://a/9.pem")  # among the last two: still there
+        await store.public_key("https://a/0.pem")  # evicted by the churn
+        assert fetch.calls == ["https://a/0.pem"]
+
+    async def test_new_urls_are_fetched_a_few_a_minute(self, signer: KeyPair) -> None:
+        clock = ManualClock()
+        fetch = FakeFetch(signer.cert_pem)
+        store = CertificateStore(fetch, new_fetches=3, new_fetch_period_s=60, clock=clock)
+        for number in range(3):
+            await store.public_key(f"https://a/{number}.pem")
+        for number in range(3, 70):
+            with pytest.raises(SnsFetchError, match="too many new signing certificate URLs"):
+                await store.public_key(f"https://a/{number}.pem")
+        await store.public_key("https://a/0.pem")  # known: no fetch, no budget
+        assert len(fetch.calls) == 3
+
+        clock.advance(20)  # a third of the period: one more
+        await store.public_key("https://a/70.pem")
+        with pytest.raises(SnsFetchError):
+            await store.public_key("https://a/71.pem")
+        assert len(fetch.calls) == 4
 
     @pytest.mark.parametrize("body", [b"<html>not found</html>", b""])
     async def test_unusable_body_is_a_fetch_failure(self, body: bytes) -> None:

@@ -208,7 +208,9 @@ class TestQueueing:
         async with runtime.sessionmaker() as session, session.begin():
             sent = Sent(request_id, SES_MESSAGE_ID, clock.now())
             await record_outcomes(session, [sent], now=clock.now())
-            await adopt_waiting_events(session, request_id, SES_MESSAGE_ID, now=clock.now())
+            await adopt_waiting_events(
+                session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
+            )
 
         (queued,) = await deliveries(runtime)
         assert queued.event_type == "Send"
