@@ -6,6 +6,7 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import ses_sender.models  # noqa: F401 - registers every table on the metadata
 from ses_sender.db.base import Base
@@ -31,10 +32,22 @@ async def _run_online() -> None:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
         async with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                await _without_foreign_keys(connection)
             await connection.run_sync(_run)
             await connection.commit()
     finally:
         await engine.dispose()
+
+
+async def _without_foreign_keys(connection: AsyncConnection) -> None:
+    """SQLite alters a table by copying it and dropping the original, and dropping a table with
+    foreign keys enforced deletes, by its ON DELETE CASCADE, every row that refers to it (the
+    whole event log, for email_requests). The pragma only takes effect outside a transaction,
+    so it goes to the driver before SQLAlchemy begins one."""
+    raw = await connection.get_raw_connection()
+    assert raw.driver_connection is not None
+    await raw.driver_connection.execute("PRAGMA foreign_keys=OFF")
 
 
 if context.is_offline_mode():
