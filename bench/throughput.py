@@ -59,8 +59,8 @@ from bench.ingest import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EMAILS = 50_000
-# In flight includes sends waiting to be recorded (every 0.1 s): with 16, the worker idled a
-# quarter of the time waiting for slots; 250-1000 keep it busy (docs/benchmarks.md).
+# In flight includes sends waiting to be recorded (every 0.1 s): too few and the worker idles
+# waiting for slots (docs/decisions/0010-in-flight-limit-and-recording.md).
 DEFAULT_CONCURRENCY = 1000
 DEFAULT_MEMORY_SIZES = (10_000, 1_000_000)
 DEFAULT_MEMORY_SECONDS = 20.0

@@ -185,3 +185,7 @@ def to_async_url(url: str) -> str:
     if base == "sqlite":
         return f"sqlite+aiosqlite://{rest}"
     raise ValueError(f"unsupported database scheme {scheme!r}")
+
+
+class SettingsError(Exception):
+    """A setting, or a combination of them, that stops start-up; printed as one line."""

@@ -6,6 +6,7 @@ on 127.0.0.1:5432, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,17 +19,20 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from ses_sender.app import create_app
 from ses_sender.clock import SystemClock
+from ses_sender.composition import (
+    Runtime,
+    TransportChoice,
+    build_worker,
+    create_app,
+    open_runtime,
+)
 from ses_sender.config import Settings, TransportKind
 from ses_sender.db.base import Base
 from ses_sender.db.migrate import upgrade_to_head_async
-from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
-from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
-from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from tests.clock import FakeClock
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
@@ -162,27 +166,32 @@ async def live_runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 @pytest.fixture
 def make_worker(live_runtime: Runtime) -> Callable[..., Worker]:
-    def build(transport: Any, *, rate: float = 1_000.0, **overrides: Any) -> Worker:
-        options: dict[str, Any] = {
-            "sessionmaker": live_runtime.sessionmaker,
-            "transport": transport,
-            "composer": Composer(
-                sender="sender@example.com",
-                public_base_url="https://mail.example.com",
-                tokens=live_runtime.tokens,
-            ),
-            "pacer": Pacer(rate, schedule=DatabaseSchedule(live_runtime.sessionmaker)),
-            "retry": RetryPolicy(3),
-            "clock": live_runtime.clock,
-            "concurrency": 8,
+    """A worker wired as the process wires it (`composition.build_worker`), on test settings."""
+
+    def build(
+        transport: Any,
+        *,
+        rate: float = 1_000.0,
+        pacer: Pacer | None = None,
+        sessionmaker: Any = None,
+        concurrency: int = 8,
+        **settings: Any,
+    ) -> Worker:
+        options = {
+            "max_concurrent": concurrency,
             "lease_s": 60.0,
             "send_timeout_s": 5.0,
             "shutdown_grace_s": 5.0,
-            "work_available": live_runtime.work_available,
-            "soft_bounces": live_runtime.soft_bounces,
+            "max_attempts": 3,
+            **settings,
         }
-        options.update(overrides)
-        return Worker(**options)
+        runtime = dataclasses.replace(
+            live_runtime,
+            settings=live_runtime.settings.model_copy(update=options),
+            sessionmaker=sessionmaker or live_runtime.sessionmaker,
+        )
+        pacer = pacer or Pacer(rate, schedule=DatabaseSchedule(runtime.sessionmaker))
+        return build_worker(runtime, transport, pacer)
 
     return build
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ses_sender.auth import ApiKeys
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
+from ses_sender.web.auth import ApiKeys
 
 PROTECTED = [
     ("POST", "/v1/messages"),

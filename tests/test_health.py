@@ -4,9 +4,8 @@ from pathlib import Path
 
 import httpx
 
-from ses_sender.app import create_app
+from ses_sender.composition import TransportChoice, create_app, open_runtime
 from ses_sender.config import TransportKind
-from ses_sender.runtime import TransportChoice, open_runtime
 from tests.conftest import API_KEY, TRUSTED_TOPIC_ARN, make_settings
 
 

@@ -12,15 +12,16 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, String, column, func, insert, select, table
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ses_sender.composition import Runtime
 from ses_sender.config import to_async_url
-from ses_sender.db.base import Base
+from ses_sender.db.base import Base, UtcDateTime
 from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
-from ses_sender.models import Content, Outcome, Request, Result
-from ses_sender.runtime import Runtime
+from ses_sender.models import Content, Outcome, Request, RequestStatus, Result, StopReason
 from tests.conftest import BACKENDS, POSTGRES_ADMIN_DSN, skip_without_postgres
 
 
@@ -158,3 +159,112 @@ async def test_0004_keeps_the_event_log_and_backfills_outcomes(fresh_database_ur
     }
     assert stored == 2
     await asyncio.to_thread(_migrate, fresh_database_url, "0003", down=True)
+
+
+async def test_0007_gives_the_lease_the_hold_and_the_stop_reason_columns_of_their_own(
+    fresh_database_url: str,
+) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0006")
+    engine = create_engine(to_async_url(fresh_database_url))
+    at = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    lease_end = datetime(2026, 1, 5, 10, 2, tzinfo=UTC)
+    held_sentinel = datetime(9999, 1, 1, tzinfo=UTC)
+    old_requests = table(
+        "email_requests",
+        column("id", Integer),
+        column("topic_id", String),
+        column("to", String),
+        column("recipient_key", String),
+        column("content_id", Integer),
+        column("scheduled_at", UtcDateTime()),
+        column("due_at", UtcDateTime()),
+        column("status", Integer),
+        column("attempts", Integer),
+        column("open_count", Integer),
+        column("click_count", Integer),
+        column("error", String),
+        column("created_at", UtcDateTime()),
+        column("updated_at", UtcDateTime()),
+    )
+    # (status, due_at, error) as the old schema kept them
+    rows = {
+        1: (RequestStatus.CREATED, at, None),
+        2: (RequestStatus.PROCESSING, lease_end, None),
+        3: (RequestStatus.CREATED, held_sentinel, None),  # a paused topic's row
+        4: (RequestStatus.STOPPED, at, "suppressed: complaint"),
+        5: (RequestStatus.STOPPED, at, "cancelled"),
+    }
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Content).values(id=1, subject="s", content="c", created_at=at)
+            )
+            for number, (status, due_at, error) in rows.items():
+                await connection.execute(
+                    insert(old_requests).values(
+                        id=number,
+                        topic_id="t",
+                        to=f"u{number}@example.com",
+                        recipient_key=f"u{number}@example.com",
+                        content_id=1,
+                        scheduled_at=at,
+                        due_at=due_at,
+                        status=status,
+                        attempts=1,
+                        open_count=0,
+                        click_count=0,
+                        error=error,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+            await connection.execute(
+                insert(Result).values(
+                    request_id=1,
+                    status="Delivery",
+                    source="ses",
+                    sns_message_id="sns-1",
+                    recipient="u1@example.com",
+                    occurred_at=at,
+                    created_at=at,
+                )
+            )
+        await asyncio.to_thread(_migrate, fresh_database_url, "head")
+
+        async with engine.begin() as connection:
+            results_after_upgrade = await _count(connection, Result)
+            migrated = {
+                row.id: (row.due_at, row.held, row.lease_expires_at, row.stop_reason)
+                for row in await connection.execute(
+                    select(
+                        Request.id,
+                        Request.due_at,
+                        Request.held,
+                        Request.lease_expires_at,
+                        Request.stop_reason,
+                    )
+                )
+            }
+    finally:
+        await engine.dispose()
+
+    # SQLite copies a table to alter it: the event log that refers to it must survive that.
+    assert results_after_upgrade == 1
+    assert migrated == {
+        1: (at, False, None, None),
+        2: (lease_end, False, lease_end, None),
+        3: (at, True, None, None),  # due at its scheduled time once resumed
+        4: (at, False, None, StopReason.SUPPRESSED),
+        5: (at, False, None, StopReason.CANCELLED),
+    }
+    await asyncio.to_thread(_migrate, fresh_database_url, "0006", down=True)
+    engine = create_engine(to_async_url(fresh_database_url))
+    try:
+        async with engine.begin() as connection:
+            assert await _count(connection, Result) == 1
+    finally:
+        await engine.dispose()
+
+
+async def _count(connection: AsyncConnection, model: Any) -> int:
+    return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())

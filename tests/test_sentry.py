@@ -12,10 +12,9 @@ import pytest
 import sentry_sdk
 from aiohttp import web
 
-from ses_sender.app import create_app
+from ses_sender.composition import Runtime, create_app
 from ses_sender.config import Settings
 from ses_sender.observability import flush_sentry, init_sentry
-from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail
 from tests.delivery.conftest import (
     RecordingTransport,

@@ -1,13 +1,15 @@
-"""Turning a queued row and its content into the email a recipient receives."""
+"""Turning a claimed email and its content into the email its recipient receives: the open
+pixel, the one-click unsubscribe headers, our SES tags, the text part. The delivery engine asks
+for it through its `Composer` port."""
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from inscriptis import get_text
 
+from ses_sender.delivery.emails import ContentParts, QueuedEmail
 from ses_sender.ses_tags import ses_tags
 from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import OutgoingEmail
@@ -19,22 +21,7 @@ ONE_CLICK_UNSUBSCRIBE = "List-Unsubscribe=One-Click"
 _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class ContentParts:
-    subject: str
-    html: str
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedEmail:
-    request_id: int
-    topic_id: str
-    to: str
-    content_id: int
-    attempts: int
-
-
-class Composer:
+class EmailComposer:
     def __init__(self, *, sender: str, public_base_url: str, tokens: TrackingTokens) -> None:
         self._sender = sender
         self._pixel_base = f"{public_base_url}/v1/events/open?t="

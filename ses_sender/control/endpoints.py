@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Path
 
-from ses_sender.auth import require_api_key
 from ses_sender.control import service
 from ses_sender.control.schemas import (
     MAX_CONTROL_BODY_BYTES,
@@ -23,68 +22,58 @@ from ses_sender.control.schemas import (
     TopicPauseOut,
     TopicRescheduledOut,
 )
-from ses_sender.db.session import SessionDep
-from ses_sender.request_body import read_body
-from ses_sender.runtime import Runtime
+from ses_sender.delivery.dependencies import WakeupDep
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.body import JsonBody
+from ses_sender.web.dependencies import NowDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["control"], dependencies=[Depends(require_api_key)])
 
 RequestId = Annotated[int, Path(ge=1, le=MAX_REQUEST_ID, description="a request id")]
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+RescheduleBody = Annotated[
+    RescheduleIn, Depends(JsonBody(RescheduleIn, max_bytes=MAX_CONTROL_BODY_BYTES))
+]
 
 
 @router.post("/topics/{topic_id:path}/cancel", response_model=TopicCancelledOut)
-async def cancel_topic(topic_id: str, request: Request, session: SessionDep) -> TopicCancelledOut:
+async def cancel_topic(topic_id: str, session: SessionDep, now: NowDep) -> TopicCancelledOut:
     """Stop every request of the topic not sent yet; say what could not be cancelled."""
-    return await service.cancel_topic(
-        session, service.check_topic_id(topic_id), now=_runtime(request).clock.now()
-    )
+    return await service.cancel_topic(session, service.check_topic_id(topic_id), now=now)
 
 
 @router.post("/topics/{topic_id:path}/pause", response_model=TopicPauseOut)
-async def pause_topic(topic_id: str, request: Request, session: SessionDep) -> TopicPauseOut:
+async def pause_topic(topic_id: str, session: SessionDep, now: NowDep) -> TopicPauseOut:
     """Hold the topic's queued requests (and any added later) until it is resumed."""
-    return await service.pause_topic(
-        session, service.check_topic_id(topic_id), now=_runtime(request).clock.now()
-    )
+    return await service.pause_topic(session, service.check_topic_id(topic_id), now=now)
 
 
 @router.post("/topics/{topic_id:path}/resume", response_model=TopicPauseOut)
 async def resume_topic(
-    topic_id: str, request: Request, session: SessionDep, background: BackgroundTasks
+    topic_id: str,
+    session: SessionDep,
+    now: NowDep,
+    wakeup: WakeupDep,
+    background: BackgroundTasks,
 ) -> TopicPauseOut:
-    """Send the topic's held requests again, each at its scheduled time (or now)."""
-    runtime = _runtime(request)
-    answer = await service.resume_topic(
-        session, service.check_topic_id(topic_id), now=runtime.clock.now()
-    )
-    background.add_task(runtime.wake_worker)  # after the commit
+    """Send the topic's held requests again, each when it was due (its scheduled time, or now)."""
+    answer = await service.resume_topic(session, service.check_topic_id(topic_id), now=now)
+    background.add_task(wakeup.notify)  # after the commit
     return answer
 
 
-@router.post(
-    "/topics/{topic_id:path}/reschedule",
-    response_model=TopicRescheduledOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RescheduleIn.model_json_schema()}},
-        }
-    },
-)
+@router.post("/topics/{topic_id:path}/reschedule", response_model=TopicRescheduledOut)
 async def reschedule_topic(
-    topic_id: str, request: Request, session: SessionDep, background: BackgroundTasks
+    topic_id: str,
+    body: RescheduleBody,
+    session: SessionDep,
+    now: NowDep,
+    wakeup: WakeupDep,
+    background: BackgroundTasks,
 ) -> TopicRescheduledOut:
     """Move the topic's queued requests to `scheduledAt` (RFC 3339; past or blank means now)."""
-    runtime = _runtime(request)
     topic = service.check_topic_id(topic_id)
-    body = service.parse_reschedule(await read_body(request, MAX_CONTROL_BODY_BYTES))
-    answer = await service.reschedule_topic(session, topic, body, now=runtime.clock.now())
-    background.add_task(runtime.wake_worker)
+    answer = await service.reschedule_topic(session, topic, body, now=now)
+    background.add_task(wakeup.notify)
     return answer
 
 
@@ -103,7 +92,7 @@ async def get_request(request_id: RequestId, session: SessionDep) -> RequestOut:
     },
 )
 async def cancel_request(
-    request_id: RequestId, request: Request, session: SessionDep
+    request_id: RequestId, session: SessionDep, now: NowDep
 ) -> RequestCancelledOut:
     """Stop one request not sent yet; 409 (with its `status`) if it was sent or failed."""
-    return await service.cancel_request(session, request_id, now=_runtime(request).clock.now())
+    return await service.cancel_request(session, request_id, now=now)

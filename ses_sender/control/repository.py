@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, case, delete, func, literal, select, update
+from sqlalchemy import CursorResult, case, delete, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for
-from ses_sender.models import Request, RequestStatus, TopicPause
+from ses_sender.db.dialect import insert_for
+from ses_sender.models import Request, RequestStatus, StopReason, TopicPause
 
-# A paused topic's queued rows wait here instead of at their due time, out of the range the
-# claim scans: a claim never walks past a paused backlog, however large. Resuming puts them
-# back at their scheduled time (or now).
-HELD_UNTIL_RESUMED = datetime(9999, 1, 1, tzinfo=UTC)
 CANCELLED = "cancelled"  # the error a cancelled request keeps
+_CANCEL_VALUES: dict[str, Any] = {
+    "status": RequestStatus.STOPPED,
+    "stop_reason": StopReason.CANCELLED,
+    "error": CANCELLED,
+    "lease_expires_at": None,
+}
 
 
 async def stop_requests(
@@ -26,20 +29,11 @@ async def stop_requests(
     stopped = await session.execute(
         update(Request)
         .where(Request.topic_id == topic_id, Request.status == status)
-        .values(status=RequestStatus.STOPPED, error=CANCELLED, updated_at=now)
+        .values({**_CANCEL_VALUES, "updated_at": now})
         .execution_options(synchronize_session=False)
     )
     assert isinstance(stopped, CursorResult)
     return stopped.rowcount
-
-
-async def counts_by_status(session: AsyncSession, topic_id: str) -> dict[int, int]:
-    rows = await session.execute(
-        select(Request.status, func.count())
-        .where(Request.topic_id == topic_id)
-        .group_by(Request.status)
-    )
-    return dict(rows.all())
 
 
 async def status_for_update(session: AsyncSession, request_id: int) -> int | None:
@@ -54,7 +48,7 @@ async def stop_request(session: AsyncSession, request_id: int, *, now: datetime)
     await session.execute(
         update(Request)
         .where(Request.id == request_id)
-        .values(status=RequestStatus.STOPPED, error=CANCELLED, updated_at=now)
+        .values({**_CANCEL_VALUES, "updated_at": now})
         .execution_options(synchronize_session=False)
     )
 
@@ -88,32 +82,22 @@ async def paused_at(session: AsyncSession, topic_id: str) -> datetime | None:
     return found
 
 
-async def paused_topics(session: AsyncSession) -> Sequence[str]:
-    """Every paused topic, share-locked: a resume waits until this transaction has held rows,
-    so it never finds rows held after it released them."""
-    topics = await session.scalars(select(TopicPause.topic_id).with_for_update(read=True))
-    return topics.all()
+async def paused_among(session: AsyncSession, topic_ids: Collection[str]) -> set[str]:
+    """Which of these topics are paused."""
+    if not topic_ids:
+        return set()
+    found = await session.scalars(
+        select(TopicPause.topic_id).where(TopicPause.topic_id.in_(topic_ids))
+    )
+    return set(found)
 
 
-async def hold_queued(
-    session: AsyncSession,
-    topic_ids: Sequence[str],
-    *,
-    now: datetime,
-    due_by: datetime | None = None,
-) -> int:
-    """Move the topics' queued rows (those due by `due_by`, if given) out of the claim's way."""
-    conditions = [
-        Request.topic_id.in_(topic_ids),
-        Request.status == RequestStatus.CREATED,
-        Request.due_at < HELD_UNTIL_RESUMED,
-    ]
-    if due_by is not None:
-        conditions.append(Request.due_at <= due_by)
+async def hold_queued(session: AsyncSession, topic_id: str, *, now: datetime) -> int:
+    """Hold the topic's queued rows out of the claim's range; how many were queued."""
     held = await session.execute(
         update(Request)
-        .where(*conditions)
-        .values(due_at=HELD_UNTIL_RESUMED, updated_at=now)
+        .where(Request.topic_id == topic_id, Request.status == RequestStatus.CREATED)
+        .values(held=True, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     assert isinstance(held, CursorResult)
@@ -121,21 +105,16 @@ async def hold_queued(
 
 
 async def release_held(session: AsyncSession, topic_id: str, *, now: datetime) -> int:
-    """Held rows become due at their scheduled time, or now if that has passed.
-
-    A retry's backoff is not kept: a retried row is tried again at once.
-    """
+    """Held rows go back to the queue, due when they were (their scheduled time, or a retry's
+    backoff): at once if that has passed."""
     released = await session.execute(
         update(Request)
         .where(
             Request.topic_id == topic_id,
             Request.status == RequestStatus.CREATED,
-            Request.due_at >= HELD_UNTIL_RESUMED,
+            Request.held == true(),
         )
-        .values(
-            due_at=case((Request.scheduled_at > now, Request.scheduled_at), else_=_time(now)),
-            updated_at=now,
-        )
+        .values(held=False, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     assert isinstance(released, CursorResult)
@@ -143,17 +122,16 @@ async def release_held(session: AsyncSession, topic_id: str, *, now: datetime) -
 
 
 async def reschedule(session: AsyncSession, topic_id: str, at: datetime, *, now: datetime) -> int:
-    """The topic's queued rows are scheduled for `at`; held rows stay held, and a retry due
-    later than `at` keeps its backoff."""
+    """The topic's queued rows are scheduled for `at` (held rows stay held); a retry due later
+    than `at` keeps its backoff."""
     rescheduled = await session.execute(
         update(Request)
         .where(Request.topic_id == topic_id, Request.status == RequestStatus.CREATED)
         .values(
             scheduled_at=at,
             due_at=case(
-                (Request.due_at >= HELD_UNTIL_RESUMED, Request.due_at),
                 ((Request.attempts > 0) & (Request.due_at > at), Request.due_at),
-                else_=_time(at),
+                else_=literal(at, type_=UtcDateTime()),
             ),
             updated_at=now,
         )
@@ -161,7 +139,3 @@ async def reschedule(session: AsyncSession, topic_id: str, at: datetime, *, now:
     )
     assert isinstance(rescheduled, CursorResult)
     return rescheduled.rowcount
-
-
-def _time(at: datetime) -> ColumnElement[datetime]:
-    return literal(at, type_=UtcDateTime())

@@ -5,9 +5,9 @@ Every operation is idempotent: repeating it changes nothing more and answers ali
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.control import repository
@@ -20,10 +20,12 @@ from ses_sender.control.schemas import (
     TopicPauseOut,
     TopicRescheduledOut,
 )
-from ses_sender.errors import Conflict, InvalidInput, NotFound, describe_validation_error
+from ses_sender.delivery.emails import Hold, QueuedEmail, Verdict
+from ses_sender.errors import Conflict, InvalidInput, NotFound
 from ses_sender.messages.schemas import MAX_TOPIC_ID_LENGTH
 from ses_sender.messages.service import parse_scheduled_time
 from ses_sender.models import Request, RequestStatus
+from ses_sender.stats import service as stats
 
 
 def check_topic_id(topic_id: str) -> str:
@@ -38,7 +40,7 @@ async def cancel_topic(session: AsyncSession, topic_id: str, *, now: datetime) -
     # Claimed rows may be at SES already: stopped here, and the worker records a send that went
     # through as Sent but never queues a failed one again (delivery/repository.record_outcomes).
     in_flight = await repository.stop_requests(session, topic_id, RequestStatus.PROCESSING, now=now)
-    counts = await repository.counts_by_status(session, topic_id)
+    counts = await stats.request_counts(session, topic_id)
     return TopicCancelledOut(
         topic_id=topic_id,
         cancelled=cancelled,
@@ -73,13 +75,11 @@ async def cancel_request(
 
 async def pause_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicPauseOut:
     paused_at = await repository.pause(session, topic_id, now=now)
-    await repository.hold_queued(session, [topic_id], now=now)
+    await repository.hold_queued(session, topic_id, now=now)
     return await _pause_state(session, topic_id, paused_at)
 
 
 async def resume_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicPauseOut:
-    # Deleting first takes the pause's row lock: a worker holding rows of this topic
-    # (hold_paused_topics) finishes before we release them, or sees no pause at all.
     await repository.unpause(session, topic_id)
     await repository.release_held(session, topic_id, now=now)
     return await _pause_state(session, topic_id, None)
@@ -88,20 +88,13 @@ async def resume_topic(session: AsyncSession, topic_id: str, *, now: datetime) -
 async def _pause_state(
     session: AsyncSession, topic_id: str, paused_at: datetime | None
 ) -> TopicPauseOut:
-    counts = await repository.counts_by_status(session, topic_id)
+    counts = await stats.request_counts(session, topic_id)
     return TopicPauseOut(
         topic_id=topic_id,
         paused=paused_at is not None,
         paused_at=paused_at,
         queued=counts.get(RequestStatus.CREATED, 0),
     )
-
-
-def parse_reschedule(body: bytes) -> RescheduleIn:
-    try:
-        return RescheduleIn.model_validate_json(body or b"{}")
-    except ValidationError as error:
-        raise InvalidInput(describe_validation_error(error.errors()[0])) from None
 
 
 async def reschedule_topic(
@@ -116,13 +109,18 @@ async def reschedule_topic(
     )
 
 
-async def hold_paused_topics(session: AsyncSession, *, now: datetime) -> int:
-    """Hold what became due in paused topics since they were paused (new requests, retries,
-    released leases); the claim skips those meanwhile, one by one."""
-    topics = await repository.paused_topics(session)
-    if not topics:
-        return 0
-    return await repository.hold_queued(session, topics, now=now, due_by=now)
+class TopicHolds:
+    """Keeps a paused topic's mail unsent (the delivery engine's `ClaimGate` port).
+
+    Pausing holds the topic's queued rows out of the claim's range; what becomes due in the
+    topic afterwards (new requests, retries, expired leases) is held here, when it is claimed.
+    """
+
+    async def screen(
+        self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
+    ) -> dict[int, Verdict]:
+        paused = await repository.paused_among(session, {queued.topic_id for queued in claimed})
+        return {queued.request_id: Hold() for queued in claimed if queued.topic_id in paused}
 
 
 async def request_details(session: AsyncSession, request_id: int) -> RequestOut:

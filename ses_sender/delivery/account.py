@@ -1,4 +1,4 @@
-"""The SES account's own limits, applied: a side task of every worker process using SES.
+"""The SES account's own limits, applied: a periodic job of every worker process using SES.
 
 Every `ACCOUNT_CHECK_SECONDS` it reads `GetAccount` and
 - caps the rate at `MaxSendRate` * (1 - `RATE_HEADROOM`) (never above `EMAIL_RATE`);
@@ -10,17 +10,15 @@ Every worker checks; pausing or resuming twice is harmless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
 from ses_sender.delivery.pacer import Pacer
-from ses_sender.sending.service import ACCOUNT, pause_sending, resume_sending
+from ses_sender.delivery.ports import PauseSource
+from ses_sender.tasks import TRANSIENT_ERRORS
 from ses_sender.transports.base import LimitsSource, SendError, SendingLimits
 
 log = logging.getLogger(__name__)
@@ -32,6 +30,7 @@ class AccountWatch:
         *,
         source: LimitsSource,
         pacer: Pacer,
+        pauses: PauseSource,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         email_rate: float,
@@ -40,23 +39,12 @@ class AccountWatch:
     ) -> None:
         self._source = source
         self._pacer = pacer
+        self._pauses = pauses
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._email_rate = email_rate
         self._headroom = headroom
         self._interval_s = interval_s
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval_s):
-                    await self._stopping.wait()
-            if not self._stopping.is_set():
-                await self.check()
 
     async def check(self) -> None:
         """Read the account's limits once and apply them; failures are logged, not raised."""
@@ -71,7 +59,7 @@ class AccountWatch:
         try:
             async with self._sessionmaker() as session, session.begin():
                 await self._pause_or_resume(session, limits)
-        except (DBAPIError, OSError):
+        except TRANSIENT_ERRORS:
             log.exception("applying the SES account's state failed; trying again later")
 
     def _cap_rate(self, limits: SendingLimits) -> None:
@@ -93,13 +81,13 @@ class AccountWatch:
         now = self._clock.now()
         if not limits.sending_enabled:
             reason = "SES reports sending disabled for this account (GetAccount SendingEnabled)"
-            await pause_sending(session, ACCOUNT, reason, now=now)
+            await self._pauses.pause_for_account(session, reason, now=now, until=None)
         elif limits.daily_quota_used:
             reason = (
                 f"the daily sending quota is used: {limits.sent_last_24_hours:g} of "
                 f"{limits.max_24_hour_send:g} in the last 24 hours"
             )
             until = now + timedelta(seconds=self._interval_s)
-            await pause_sending(session, ACCOUNT, reason, now=now, until=until)
+            await self._pauses.pause_for_account(session, reason, now=now, until=until)
         else:
-            await resume_sending(session, ACCOUNT)
+            await self._pauses.resume_for_account(session)

@@ -69,6 +69,6 @@ class InFlightLimit:
             await self._freed.wait()
         self._held += 1
 
-    def release(self) -> None:
-        self._held -= 1
+    def release(self, count: int = 1) -> None:
+        self._held -= count
         self._freed.set()

@@ -30,13 +30,14 @@ log = logging.getLogger(__name__)
 
 # The window the rate is counted in, plus room for jitter we cannot pay back: the lateness we
 # let pass (LATE_ALLOWANCE_S) and the time from writing the request to the provider receiving
-# it, which we never see. Each millisecond costs 0.1% of the rate; see docs/benchmarks.md
-# (Pacing) for the margins measured.
+# it, which we never see. Each millisecond costs 0.1% of the rate; how 4 ms was reached:
+# docs/decisions/0004-pacing-window-margin.md.
 WINDOW_S = 1.0 + 0.004
 # A reservation covers about this much sending: one database round trip per block of slots.
 HORIZON_S = 0.1
-# Going out this late is normal scheduling jitter (an event loop wakes up to ~1 ms late, 2.2 ms
-# at the 99th percentile on a busy machine); only what goes beyond it is put back on the schedule.
+# Going out this late is normal scheduling jitter (an event loop wakes a little after its
+# timer); only what goes beyond it is put back on the schedule
+# (docs/decisions/0004-pacing-window-margin.md).
 LATE_ALLOWANCE_S = 0.0025
 # How far ahead of now a worker reserves. Lateness paid back shifts only the slots reserved
 # after it, so every slot must be reserved well under a second before its time.
@@ -50,13 +51,13 @@ STALE_SLOT_S = 0.05
 RECOVERY_PER_S = 0.1  # of the target rate, after a throttle
 # A lone throttle, with the rate paced at the account's own, is a send that reached SES later
 # than its slot (a network or scheduling delay) and met the next second's sends there: a trim
-# is enough, where halving the rate cost 8% of a 15 s run. Throttles that keep coming mean
-# something else is sending on the account too: then each halves the rate.
+# is enough. Throttles that keep coming mean something else is sending on the account too: then
+# each halves the rate (docs/decisions/0006-throttle-backoff.md).
 TRIM_FACTOR = 0.9
 BACKOFF_FACTOR = 0.5
 # A throttle this soon after the last back-off is part of a storm: one that comes back as the
-# trimmed rate recovers (a tenth a second). Lone throttles on a loaded machine came 2.4-6 s
-# apart; counted as a storm, the second halved the rate and cost a 15 s run 8%.
+# trimmed rate recovers (a tenth a second). Lone throttles on a loaded machine come further
+# apart, and must not halve the rate.
 STORM_WITHIN_S = 2.0
 BACKOFF_EVERY_S = 1.0  # one burst of throttles backs off once, not once per throttled send
 MIN_RATE = 1.0  # backing off never goes below this (or below the target, if that is lower)
@@ -111,8 +112,8 @@ class _Block:
     order; `used` counts those handed out.
 
     Kept as arithmetic, not a list: where the rate is far above what this worker sends, most of
-    a block's slots pass unused, and building then discarding one object per slot cost a sixth
-    of the worker's CPU (bench/throughput.py).
+    a block's slots pass unused, and one object per slot was a large share of the worker's CPU
+    (docs/decisions/0011-worker-hot-path.md).
     """
 
     first: float
@@ -307,7 +308,7 @@ class Pacer:
 
     async def _next_slot(self) -> Slot:
         # Most sends find a slot in the block at hand and need no lock: with hundreds waiting,
-        # `asyncio.Lock.acquire` itself (it scans its waiters) cost 6% of the worker's CPU.
+        # `asyncio.Lock.acquire` itself scans its waiters (docs/decisions/0011-worker-hot-path.md).
         if not self._lock.locked() and (slot := self._block.take(self._schedule.now())) is not None:
             return slot
         self._waiting += 1

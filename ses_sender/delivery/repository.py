@@ -1,241 +1,69 @@
-"""The only queue SQL: claim due rows under a lease, recover expired leases, record outcomes;
-and the shared rate schedule's row."""
+"""The email queue's SQL: claim due rows under a lease, stop, hold or release what was claimed,
+record outcomes, recover expired leases; and the shared rate schedule's row."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Double, Table, bindparam, case, literal, select, text, update
+from sqlalchemy import Double, Table, bindparam, case, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for_dialect
-from ses_sender.delivery.compose import ContentParts, QueuedEmail
-from ses_sender.models import (
-    SUPPRESSED_ERROR_PREFIX,
-    Content,
-    RateLimit,
-    Request,
-    RequestStatus,
-    Result,
-    ResultSource,
-    Suppression,
-    TopicPause,
+from ses_sender.db.dialect import insert_for_dialect
+from ses_sender.db.queue import claim_statement
+from ses_sender.delivery.emails import (
+    ContentParts,
+    Failed,
+    ProviderSend,
+    QueuedEmail,
+    Requeued,
+    SendResult,
+    Sent,
+    Stop,
 )
+from ses_sender.models import Content, RateLimit, Request, RequestStatus
 
-# Core table for executemany updates keyed by id; the ORM form cannot add the status guard.
+# Core table for executemany updates keyed by id: the ORM form cannot add the status guards.
 _requests = cast(Table, Request.__table__)
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    request_id: int
-    message_id: str
-    sent_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    request_id: int
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Requeued:
-    request_id: int
-    due_at: datetime
-    error: str | None
-    counts_as_attempt: bool
-
-
-Outcome = Sent | Failed | Requeued
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecovery:
-    reconciled: int  # SES had already accepted them: recorded Sent, not sent again
-    released: int  # back in the queue
+_this_row = _requests.c.id == bindparam("b_id")
+_still_claimed = _this_row & (_requests.c.status == RequestStatus.PROCESSING)
 
 
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
 ) -> list[QueuedEmail]:
-    """Take up to `limit` due rows in one statement; other workers skip what we lock."""
-    topic_paused = select(TopicPause.topic_id).where(TopicPause.topic_id == Request.topic_id)
-    due = (
-        select(Request.id)
-        .where(
-            Request.status == RequestStatus.CREATED,
-            Request.due_at <= now,
-            # A paused topic's rows are moved out of the due range when it is paused
-            # (control/repository.py); this catches the few that arrive meanwhile.
-            ~topic_paused.exists(),
-        )
-        .order_by(Request.due_at, Request.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    """Take up to `limit` due rows, the earliest first; other workers skip what we lock."""
     claimed = await session.execute(
-        update(Request)
-        .where(Request.id.in_(due))
-        .values(
-            status=RequestStatus.PROCESSING,
-            due_at=lease_until,
-            attempts=Request.attempts + 1,
-            updated_at=now,
+        claim_statement(
+            Request,
+            due=(
+                Request.status == RequestStatus.CREATED,
+                Request.held == false(),
+                Request.due_at <= now,
+            ),
+            order_by=(Request.due_at, Request.id),
+            limit=limit,
+            values={
+                "status": RequestStatus.PROCESSING,
+                "lease_expires_at": lease_until,
+                "attempts": Request.attempts + 1,
+                "updated_at": now,
+            },
+            returning=(
+                Request.id,
+                Request.topic_id,
+                Request.to,
+                Request.recipient_key,
+                Request.content_id,
+                Request.attempts,
+            ),
         )
-        .returning(Request.id, Request.topic_id, Request.to, Request.content_id, Request.attempts)
-        .execution_options(synchronize_session=False)
     )
-    rows = sorted(claimed, key=lambda row: row[0])
-    stopped = await _stop_suppressed(session, [row[0] for row in rows], now=now)
-    return [QueuedEmail(*row) for row in rows if row[0] not in stopped]
-
-
-async def _stop_suppressed(
-    session: AsyncSession, request_ids: list[int], *, now: datetime
-) -> set[int]:
-    """Of the rows just claimed, those to a suppressed address end Stopped, never tried.
-
-    Checked on the claimed rows, so the work is bounded by one batch whatever the size of the
-    backlog or of the list. The check is a scalar subquery, one primary-key probe per row:
-    written as IN or EXISTS, PostgreSQL hash-joins the whole list instead. A claim of 1,000
-    against 200,000 suppressions, none of them matching, took 32-42 ms that way and 1.5-4 ms
-    this way (EXPLAIN ANALYZE, PostgreSQL 15), and the hash join grows with the list.
-    """
-    if not request_ids:
-        return set()
-    reason = (
-        select(Suppression.reason)
-        .where(Suppression.email == Request.recipient_key)
-        .scalar_subquery()
-    )
-    stopped = await session.execute(
-        update(Request)
-        .where(Request.id.in_(request_ids), reason.is_not(None))
-        .values(
-            status=RequestStatus.STOPPED,
-            error=literal(SUPPRESSED_ERROR_PREFIX) + reason,
-            attempts=Request.attempts - 1,
-            updated_at=now,
-        )
-        .returning(Request.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(stopped.scalars())
-
-
-async def release_expired_leases(session: AsyncSession, *, now: datetime) -> LeaseRecovery:
-    """Rows whose worker died mid-send: Sent if SES reported them, else back to the queue.
-
-    Any SES event for the request (Send, Delivery, Bounce, ...: SES only reports mail it
-    accepted) is proof that the send went through before the worker died; the row takes that
-    event's message id and time instead of a second send.
-    """
-    expired = (Request.status == RequestStatus.PROCESSING, Request.due_at <= now)
-    evidence = (
-        select(Result.ses_message_id, Result.occurred_at)
-        .where(
-            Result.request_id == Request.id,
-            Result.source == ResultSource.SES,
-            Result.ses_message_id.is_not(None),
-        )
-        .order_by(Result.occurred_at, Result.id)
-        .limit(1)
-    )
-    reconciled = await session.execute(
-        update(Request)
-        .where(*expired, evidence.exists())
-        .values(
-            status=RequestStatus.SENT,
-            message_id=evidence.with_only_columns(Result.ses_message_id).scalar_subquery(),
-            sent_at=evidence.with_only_columns(Result.occurred_at).scalar_subquery(),
-            error=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    released = await session.execute(
-        update(Request)
-        .where(*expired)
-        .values(status=RequestStatus.CREATED, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    assert isinstance(reconciled, CursorResult)
-    assert isinstance(released, CursorResult)
-    return LeaseRecovery(reconciled=reconciled.rowcount, released=released.rowcount)
-
-
-@dataclass(frozen=True, slots=True)
-class SentBySes:
-    """An SES event's word that a request was sent: as which message, and when."""
-
-    request_id: int
-    message_id: str
-    sent_at: datetime
-    now: datetime  # when the event came in
-
-
-# Built once: it runs for every SES event that names one of our requests.
-_RECORD_SENT_BY_SES = (
-    update(_requests)
-    .where(
-        _requests.c.id == bindparam("b_id"),
-        _requests.c.status != RequestStatus.SENT,
-        _requests.c.attempts > 0,
-    )
-    .values(
-        status=RequestStatus.SENT,
-        message_id=bindparam("b_message_id"),
-        sent_at=bindparam("b_sent_at"),
-        error=None,
-        updated_at=bindparam("b_now"),
-    )
-)
-
-
-async def record_sent_by_ses(session: AsyncSession, sends: Sequence[SentBySes]) -> None:
-    """SES events prove these requests were sent: record each, unless a send is recorded already.
-
-    Only rows we have tried (attempts > 0): a requeued row then is not sent a second time, a
-    row cancelled in flight shows what really happened, and a worker's late outcome for it
-    changes nothing more (record_outcomes).
-    """
-    if not sends:
-        return
-    await session.execute(
-        _RECORD_SENT_BY_SES,
-        [
-            {
-                "b_id": send.request_id,
-                "b_message_id": send.message_id,
-                "b_sent_at": send.sent_at,
-                "b_now": send.now,
-            }
-            for send in sends
-        ],
-    )
-
-
-async def release_unsent(
-    session: AsyncSession, request_ids: Sequence[int], *, now: datetime
-) -> None:
-    """Claimed but never tried (the worker is stopping): back to the queue, attempt undone."""
-    if not request_ids:
-        return
-    await session.execute(
-        update(Request)
-        .where(Request.id.in_(request_ids), Request.status == RequestStatus.PROCESSING)
-        .values(
-            status=RequestStatus.CREATED, due_at=now, attempts=Request.attempts - 1, updated_at=now
-        )
-        .execution_options(synchronize_session=False)
-    )
+    return sorted((QueuedEmail(*row) for row in claimed), key=lambda queued: queued.request_id)
 
 
 async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[int, ContentParts]:
@@ -245,64 +73,173 @@ async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[in
     return {content_id: ContentParts(subject, html) for content_id, subject, html in rows}
 
 
+async def stop(session: AsyncSession, stops: Mapping[int, Stop], *, now: datetime) -> None:
+    """Claimed rows that must never be sent: Stopped, their attempt undone."""
+    if not stops:
+        return
+    await session.execute(
+        update(_requests)
+        .where(_still_claimed)
+        .values(
+            status=RequestStatus.STOPPED,
+            stop_reason=bindparam("b_reason"),
+            error=bindparam("b_error"),
+            attempts=_requests.c.attempts - 1,
+            lease_expires_at=None,
+            updated_at=now,
+        ),
+        [
+            {"b_id": request_id, "b_reason": int(stopped.reason), "b_error": stopped.error}
+            for request_id, stopped in stops.items()
+        ],
+    )
+
+
+async def release(
+    session: AsyncSession, request_ids: Sequence[int], *, now: datetime, hold: bool = False
+) -> None:
+    """Claimed rows that were not tried: back to the queue, their attempt undone; `hold` keeps
+    them out of the claim's range until released (a paused topic)."""
+    if not request_ids:
+        return
+    values: dict[str, Any] = {
+        "status": RequestStatus.CREATED,
+        "attempts": Request.attempts - 1,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if hold:
+        values["held"] = True
+    await session.execute(
+        update(Request)
+        .where(Request.id.in_(request_ids), Request.status == RequestStatus.PROCESSING)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def record_outcomes(
-    session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime
+    session: AsyncSession, results: Sequence[SendResult], *, now: datetime
 ) -> None:
     """One executemany per kind.
 
     A send is recorded whatever happened to the row meanwhile (a cancel, an expired lease),
     unless a send is recorded already: it is what happened. Failures and requeues change only
-    rows still under our lease, so a row cancelled in flight is never queued again.
+    rows still claimed, so a row cancelled in flight is never queued again.
     """
-    sent = [o for o in outcomes if isinstance(o, Sent)]
-    failed = [o for o in outcomes if isinstance(o, Failed)]
-    requeued = [o for o in outcomes if isinstance(o, Requeued)]
-    this_row = _requests.c.id == bindparam("b_id")
-    still_ours = this_row & (_requests.c.status == RequestStatus.PROCESSING)
+    sent = [r for r in results if isinstance(r, Sent)]
+    failed = [r for r in results if isinstance(r, Failed)]
+    requeued = [r for r in results if isinstance(r, Requeued)]
     if sent:
-        await session.execute(
-            update(_requests)
-            .where(this_row & (_requests.c.status != RequestStatus.SENT))
-            .values(
-                status=RequestStatus.SENT,
-                message_id=bindparam("b_message_id"),
-                sent_at=bindparam("b_sent_at"),
-                error=None,
-                updated_at=now,
-            ),
-            [
-                {"b_id": o.request_id, "b_message_id": o.message_id, "b_sent_at": o.sent_at}
-                for o in sent
-            ],
+        await record_sends(
+            session,
+            {r.request_id: ProviderSend(r.message_id, r.sent_at, now) for r in sent},
+            tried_only=False,
         )
     if failed:
         await session.execute(
             update(_requests)
-            .where(still_ours)
-            .values(status=RequestStatus.FAILED, error=bindparam("b_error"), updated_at=now),
-            [{"b_id": o.request_id, "b_error": o.error} for o in failed],
+            .where(_still_claimed)
+            .values(
+                status=RequestStatus.FAILED,
+                error=bindparam("b_error"),
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            [{"b_id": r.request_id, "b_error": r.error} for r in failed],
         )
     if requeued:
         await session.execute(
             update(_requests)
-            .where(still_ours)
+            .where(_still_claimed)
             .values(
                 status=RequestStatus.CREATED,
                 due_at=bindparam("b_due_at"),
                 error=bindparam("b_error"),
                 attempts=_requests.c.attempts - bindparam("b_undo"),
+                lease_expires_at=None,
                 updated_at=now,
             ),
             [
                 {
-                    "b_id": o.request_id,
-                    "b_due_at": o.due_at,
-                    "b_error": o.error,
-                    "b_undo": 0 if o.counts_as_attempt else 1,
+                    "b_id": r.request_id,
+                    "b_due_at": r.due_at,
+                    "b_error": r.error,
+                    "b_undo": 0 if r.counts_as_attempt else 1,
                 }
-                for o in requeued
+                for r in requeued
             ],
         )
+
+
+async def record_sends(
+    session: AsyncSession, sends: Mapping[int, ProviderSend], *, tried_only: bool
+) -> None:
+    """Record each request as Sent, as the message given, unless a send is recorded already.
+
+    `tried_only`: only rows we have tried (attempts > 0), as for a send the provider reported:
+    a requeued row then is not sent a second time, a row cancelled in flight shows what really
+    happened, and a worker's late outcome for it changes nothing more.
+    """
+    if not sends:
+        return
+    await session.execute(
+        _record_sends(tried_only),
+        [
+            {
+                "b_id": request_id,
+                "b_message_id": send.message_id,
+                "b_sent_at": send.sent_at,
+                "b_now": send.reported_at,
+            }
+            for request_id, send in sends.items()
+        ],
+    )
+
+
+@functools.cache
+def _record_sends(tried_only: bool) -> Any:
+    """Built once: it runs for every batch of outcomes and every SES event of ours."""
+    guard = _this_row & (_requests.c.status != RequestStatus.SENT)
+    if tried_only:
+        guard &= _requests.c.attempts > 0
+    return (
+        update(_requests)
+        .where(guard)
+        .values(
+            status=RequestStatus.SENT,
+            message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_sent_at"),
+            error=None,
+            lease_expires_at=None,
+            updated_at=bindparam("b_now"),
+        )
+    )
+
+
+async def expired_leases(session: AsyncSession, *, now: datetime) -> list[int]:
+    """Rows whose worker stopped mid-send (its lease ran out), locked for this transaction;
+    others recovering them at the same time skip them."""
+    rows = await session.scalars(
+        select(Request.id)
+        .where(Request.status == RequestStatus.PROCESSING, Request.lease_expires_at <= now)
+        .order_by(Request.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows)
+
+
+async def requeue(session: AsyncSession, request_ids: Sequence[int], *, now: datetime) -> None:
+    """Claimed rows whose lease expired unrecorded: back to the queue, due at once (their
+    attempt counts: it may have been made)."""
+    if not request_ids:
+        return
+    await session.execute(
+        update(Request)
+        .where(Request.id.in_(request_ids), Request.status == RequestStatus.PROCESSING)
+        .values(status=RequestStatus.CREATED, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # -- the shared rate schedule (one GCRA row per rate) ----------------------------------------
@@ -340,7 +277,7 @@ async def reserve_slots(
 @functools.cache
 def _reserve_slots_once(dialect: str) -> Any:
     """Built once: a worker reserves several times a second, and building the upsert each time
-    cost it 3% of its CPU."""
+    showed in its CPU profile (docs/decisions/0011-worker-hot-path.md)."""
     now = bindparam("b_now", type_=Double)
     span = bindparam("b_span", type_=Double)
     shift_to = bindparam("b_shift_to", type_=Double)
@@ -389,10 +326,3 @@ async def set_backoff(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1])
-
-
-async def database_time(session: AsyncSession) -> float | None:
-    """The database server's clock in epoch seconds; None for SQLite, whose clock is ours."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
-    return float(await session.scalar(text("SELECT extract(epoch FROM clock_timestamp())")))

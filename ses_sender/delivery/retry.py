@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ses_sender.backoff import backoff_s
 from ses_sender.transports.base import (
     AccountPausedError,
     PermanentError,
@@ -48,6 +49,4 @@ class RetryPolicy:
         return RetryAt(now + timedelta(seconds=self.backoff_s(attempts)), counts_as_attempt=True)
 
     def backoff_s(self, attempts: int) -> float:
-        """Exponential with full jitter: uniform in [ceiling/2, ceiling]."""
-        ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempts - 1))
-        return self._random.uniform(ceiling / 2, ceiling)
+        return backoff_s(attempts, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, rng=self._random)

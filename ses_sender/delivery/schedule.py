@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender.db.dialect import database_time
 from ses_sender.delivery import repository
 from ses_sender.delivery.pacer import Backoff, Reservation
 
@@ -69,7 +70,7 @@ class DatabaseSchedule:
         async with self._sessionmaker() as session:
             for _ in range(CLOCK_READINGS):
                 before = self._monotonic()
-                server = await repository.database_time(session)
+                server = await database_time(session)
                 after = self._monotonic()
                 if server is None:
                     break  # SQLite: the database's clock is this machine's

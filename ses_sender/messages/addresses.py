@@ -12,9 +12,9 @@ from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS_LENGTH = 320
 
-# email-validator costs ~17 µs an address, a third of the ingest budget at 100,000 recipients
-# (bench/ingest.py); plain ASCII addresses (the WHATWG "valid e-mail address" grammar) take this
-# ~0.2 µs path and everything else (display names, internationalised forms) the library's.
+# email-validator is a large share of intake's time at 100,000 recipients; plain ASCII addresses
+# (the WHATWG "valid e-mail address" grammar) take this path and everything else (display names,
+# internationalised forms) the library's (docs/decisions/0014-intake-ids-then-bulk-insert.md).
 _PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -2,49 +2,46 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Header
 from fastapi.responses import JSONResponse
 
-from ses_sender.auth import require_api_key
-from ses_sender.db.session import SessionDep
+from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.messages import service
+from ses_sender.messages.dependencies import RecipientLimitDep
 from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
-from ses_sender.request_body import parse_json_body, read_body
-from ses_sender.runtime import Runtime
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.body import JsonBody, JsonDocument
+from ses_sender.web.dependencies import ClockDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["messages"], dependencies=[Depends(require_api_key)])
 
+MessagesBody = Annotated[
+    JsonDocument[MessagesIn], Depends(JsonBody(MessagesIn, max_bytes=MAX_BODY_BYTES, raw=True))
+]
 
-@router.post(
-    "/messages",
-    response_model=MessagesAcceptedOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": MessagesIn.model_json_schema()}},
-        }
-    },
-)
+
+@router.post("/messages", response_model=MessagesAcceptedOut)
 async def create_messages(
-    request: Request,
+    body: MessagesBody,
     session: SessionDep,
+    clock: ClockDep,
+    max_recipients: RecipientLimitDep,
+    wakeup: WakeupDep,
     background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Queue one email per recipient, all or nothing; safe to retry with an Idempotency-Key."""
-    runtime: Runtime = request.app.state.runtime
-    started = runtime.clock.monotonic()
-    body = await read_body(request, MAX_BODY_BYTES)
+    started = clock.monotonic()
     key = service.check_idempotency_key(idempotency_key)
     reply = await service.accept_messages(
         session,
-        parse_json_body(body, MessagesIn),
-        body_hash=service.body_fingerprint(body),
+        body.value,
+        body_hash=service.body_fingerprint(body.raw),
         idempotency_key=key,
-        now=runtime.clock.now(),
-        max_recipients=runtime.settings.max_recipients_per_request,
-        elapsed=lambda: runtime.clock.monotonic() - started,
+        now=clock.now(),
+        max_recipients=max_recipients,
+        elapsed=lambda: clock.monotonic() - started,
     )
     # After the response, so after the commit: an in-process worker looks at once.
-    background.add_task(runtime.wake_worker)
+    background.add_task(wakeup.notify)
     return JSONResponse(reply.body, status_code=reply.status_code)

@@ -162,8 +162,21 @@ async def accept_messages(
     messages = validate_batch(batch, now=now, max_recipients=max_recipients)
     accepted: list[AcceptedMessageOut] = []
     for message in messages:
-        content_id = await repository.insert_content(session, message, now=now)
-        ids = await repository.insert_requests(session, message, content_id, now=now)
+        content_id = await repository.insert_content(
+            session,
+            topic_id=message.topic_id,
+            subject=message.subject,
+            content=message.content,
+            now=now,
+        )
+        ids = await repository.insert_requests(
+            session,
+            topic_id=message.topic_id,
+            content_id=content_id,
+            scheduled_at=message.scheduled_at,
+            recipients=message.recipients,
+            now=now,
+        )
         accepted.append(
             AcceptedMessageOut(
                 topic_id=message.topic_id,

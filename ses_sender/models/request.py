@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -16,7 +16,14 @@ class RequestStatus(enum.IntEnum):
     PROCESSING = 1  # claimed by a worker whose lease runs until `due_at`
     SENT = 2  # the transport accepted it; `message_id` and `sent_at` are set
     FAILED = 3  # given up; `error` says why
-    STOPPED = 4  # never sent: cancelled, or its address is suppressed (`error` says which)
+    STOPPED = 4  # never sent: `stop_reason` says why
+
+
+class StopReason(enum.IntEnum):
+    """Why a request ended Stopped without being sent."""
+
+    CANCELLED = 1  # by the API (the topic or the request)
+    SUPPRESSED = 2  # its address is on the suppression list (`error` says why it is)
 
 
 class Outcome(enum.IntEnum):
@@ -50,12 +57,17 @@ class Request(Base):
     )
     scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[int] = mapped_column(SmallInteger, default=RequestStatus.CREATED)
-    # One column serves the claim and the lease: for CREATED rows it is when the row may next
-    # be sent (scheduled time, or a retry's backoff), for PROCESSING rows when the lease expires.
+    # When the row may next be tried: its scheduled time, or a retry's backoff.
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Held back while its topic is paused: out of the claim's range (the claim index starts
+    # with these two columns), however large the paused backlog.
+    held: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # While PROCESSING: until when the worker that claimed it may send it.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    stop_reason: Mapped[int | None] = mapped_column(SmallInteger)  # a StopReason, when STOPPED
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -79,6 +91,6 @@ class Request(Base):
     outcome: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
-        Index("ix_email_requests_claim", "status", "due_at", "id"),
+        Index("ix_email_requests_claim", "status", "held", "due_at", "id"),
         Index("ix_email_requests_topic_status", "topic_id", "status"),
     )

@@ -9,6 +9,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ses_sender.db.base import Base, BigId, UtcDateTime
 
 
+class EventType(enum.StrEnum):
+    """What happened to an email, as the event log stores it, the stats count it and webhooks
+    deliver it: SES's event types under SES's names, except that SES's own open and click
+    tracking is kept apart from ours, and "Rendering Failure" loses its space."""
+
+    SEND = "Send"
+    REJECT = "Reject"
+    BOUNCE = "Bounce"
+    COMPLAINT = "Complaint"
+    DELIVERY = "Delivery"
+    DELIVERY_DELAY = "DeliveryDelay"
+    RENDERING_FAILURE = "RenderingFailure"
+    SUBSCRIPTION = "Subscription"
+    SES_OPEN = "SesOpen"  # SES's open tracking
+    SES_CLICK = "SesClick"  # SES's click tracking
+    OPEN = "Open"  # our open pixel
+    CLICK = "Click"  # our tracked links
+    UNSUBSCRIBE = "Unsubscribe"  # our one-click unsubscribe link
+
+
 class ResultSource(enum.StrEnum):
     SES = "ses"  # an SES event delivered by SNS
     TRACKING = "tracking"  # our own pixel, unsubscribe link (and later links)
@@ -28,7 +48,7 @@ class Result(Base):
     request_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("email_requests.id", ondelete="CASCADE")
     )
-    status: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(64))  # an EventType
     source: Mapped[str] = mapped_column(String(16))
     sns_message_id: Mapped[str | None] = mapped_column(String(255))
     ses_message_id: Mapped[str | None] = mapped_column(String(255), index=True)

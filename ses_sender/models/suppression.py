@@ -8,9 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, UtcDateTime
 
-# How a request stopped because of its address starts its `error`, e.g. "suppressed: bounce".
-SUPPRESSED_ERROR_PREFIX = "suppressed: "
-
 
 class SuppressionReason(enum.StrEnum):
     BOUNCE = "bounce"  # a permanent bounce, or repeated soft bounces

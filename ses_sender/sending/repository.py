@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import case, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.statements import insert_for
+from ses_sender.db.dialect import insert_for
 from ses_sender.models import SendingPause
 
 

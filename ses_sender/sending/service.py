@@ -60,3 +60,18 @@ async def sending_state(session: AsyncSession, *, now: datetime) -> SendingState
     return SendingState(
         paused=bool(pauses), reasons=[f"{pause.name}: {pause.reason}" for pause in pauses]
     )
+
+
+class SendingPauses:
+    """The pauses of all sending as the delivery engine sees them (its `PauseSource` port)."""
+
+    async def sending_paused(self, session: AsyncSession, *, now: datetime) -> bool:
+        return bool(await active_pauses(session, now=now))
+
+    async def pause_for_account(
+        self, session: AsyncSession, reason: str, *, now: datetime, until: datetime | None
+    ) -> None:
+        await pause_sending(session, ACCOUNT, reason, now=now, until=until)
+
+    async def resume_for_account(self, session: AsyncSession) -> None:
+        await resume_sending(session, ACCOUNT)

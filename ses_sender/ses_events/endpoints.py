@@ -6,12 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from ses_sender.auth import require_api_key
-from ses_sender.db.session import SessionDep
 from ses_sender.errors import InvalidInput, ServiceError
-from ses_sender.request_body import read_body
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
+from ses_sender.ses_events.dependencies import FetcherDep, IngesterDep, SnsVerifierDep
 from ses_sender.ses_events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UnmatchedEventsOut
 from ses_sender.ses_events.sns import (
     SnsTransientError,
@@ -19,6 +16,9 @@ from ses_sender.ses_events.sns import (
     confirm_subscription,
     parse_envelope,
 )
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.body import read_body
+from ses_sender.web.dependencies import NowDep, SessionDep
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,23 @@ MAX_SNS_BODY_BYTES = 512 * 1024
 
 
 @router.post("/results")
-async def receive_sns(request: Request) -> JSONResponse:
+async def receive_sns(
+    request: Request,
+    verifier: SnsVerifierDep,
+    fetcher: FetcherDep,
+    ingester: IngesterDep,
+    now: NowDep,
+) -> JSONResponse:
     """SNS HTTPS endpoint: verified, stored once, applied; 5xx only to ask SNS to retry.
 
-    Notifications are stored by `runtime.ses_events`, which commits those that arrive together
-    in one transaction and answers each request once its own is committed.
+    Notifications are stored by the ingester, which commits those that arrive together in one
+    transaction and answers each request once its own is committed.
     """
-    runtime: Runtime = request.app.state.runtime
     body = await read_body(request, MAX_SNS_BODY_BYTES)
     try:
-        message = await runtime.sns.verify(parse_envelope(body))
+        message = await verifier.verify(parse_envelope(body))
         if message.type == "SubscriptionConfirmation":
-            await confirm_subscription(message, runtime.fetcher.get)
+            await confirm_subscription(message, fetcher.get)
             log.info("confirmed the SNS subscription to %s", message.topic_arn)
             return JSONResponse({"message": "subscription confirmed"})
     except SnsVerificationError as error:
@@ -54,7 +59,7 @@ async def receive_sns(request: Request) -> JSONResponse:
     if message.type == "UnsubscribeConfirmation":
         log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
         return JSONResponse({"message": "unsubscribe noted"})
-    outcome = await runtime.ses_events.ingest(message, now=runtime.clock.now())
+    outcome = await ingester.ingest(message, now=now)
     return JSONResponse({"message": outcome.value})
 
 

@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64  # notifications per transaction
 # Transactions at once: while one waits on the database, the next is built. Each transaction
 # costs the same few round trips whatever its size, so more writers, each with a smaller batch,
-# cost more: at 32 requests in flight (bench/sns_ingest.py), 4 writers made batches of 6.6 on
-# average and spent 0.56-0.62 ms of API CPU per notification, 2 writers 9.7 and 0.50-0.52 ms
-# (and the most notifications per second), 1 writer 15.6 and 0.47 ms but fewer per second.
+# cost more; one writer cannot build while it waits (docs/decisions/0013-sns-group-commit.md).
 MAX_WRITERS = 2
 
 
@@ -79,8 +77,8 @@ class Ingester:
 
     async def _write_all(self) -> None:
         while self._waiting:
-            # All that waits: handing the other writers a share of it made smaller batches, and
-            # cost more (with 4 writers, a quarter each: batches of 3.8, 0.76 ms per notification).
+            # All that waits: handing the other writers a share of it made smaller batches, which
+            # cost more per notification (docs/decisions/0013-sns-group-commit.md).
             count = min(len(self._waiting), self._max_batch)
             batch = [self._waiting.popleft() for _ in range(count)]
             try:

@@ -2,8 +2,8 @@
 
 Ingestion takes the notifications of a group commit together (`service.ingest_notifications`),
 so the statements here take many rows at once (executemany, or an IN list), and the ones run for
-every batch are built once with bound parameters: built per call, through the ORM, a statement
-cost ~155 µs of the API's CPU; built once, ~70 µs; and one executemany serves a whole batch.
+every batch are built once with bound parameters: building a statement through the ORM cost
+more than running it (docs/decisions/0013-sns-group-commit.md).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import SmallInteger, String, Table, and_, bindparam, case, or_, select, update
+from sqlalchemy import SmallInteger, String, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Update
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.statements import insert_for, insert_for_dialect
-from ses_sender.models import Request, Result, ResultSource, TrustedTopic
+from ses_sender.db.dialect import insert_for, insert_for_dialect
+from ses_sender.models import EventType, Request, Result, ResultSource, TrustedTopic
 
 _requests = cast(Table, Request.__table__)
 _results = cast(Table, Result.__table__)
@@ -285,3 +285,41 @@ async def unmatched_results(
             )
         )
     return [UnmatchedRow(*row) for row in await session.execute(query)]
+
+
+async def bounced_messages(session: AsyncSession, email: str, *, since: datetime) -> int:
+    """Our messages to `email` that bounced since `since`, by ix_email_results_recipient.
+
+    Counted by SES message, so a bounce reported twice (identity notification and event
+    publishing both on) counts once; bounces of mail that is not ours (no request) not at all.
+    """
+    count = await session.scalar(
+        select(func.count(func.distinct(Result.ses_message_id))).where(
+            Result.recipient == email,
+            Result.status == EventType.BOUNCE,
+            Result.occurred_at >= since,
+            Result.request_id.is_not(None),
+        )
+    )
+    return count or 0
+
+
+async def first_ses_reports(
+    session: AsyncSession, request_ids: Collection[int]
+) -> dict[int, tuple[str, datetime]]:
+    """For each of these requests SES reported anything of (SES reports only mail it accepted),
+    the message id and time of its earliest event."""
+    rows = await session.execute(
+        select(Result.request_id, Result.ses_message_id, Result.occurred_at)
+        .where(
+            Result.request_id.in_(request_ids),
+            Result.source == ResultSource.SES,
+            Result.ses_message_id.is_not(None),
+        )
+        .order_by(Result.request_id, Result.occurred_at, Result.id)
+    )
+    first: dict[int, tuple[str, datetime]] = {}
+    for request_id, message_id, occurred_at in rows:
+        if request_id is not None and message_id is not None:
+            first.setdefault(request_id, (message_id, occurred_at))
+    return first

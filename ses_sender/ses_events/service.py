@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.cursor import decode_cursor, encode_cursor
-from ses_sender.delivery import repository as delivery_repository
-from ses_sender.delivery.repository import SentBySes
+from ses_sender.delivery import service as delivery
+from ses_sender.delivery.emails import ProviderSend
 from ses_sender.errors import InvalidInput
 from ses_sender.messages.addresses import recipient_key
-from ses_sender.models import Outcome
+from ses_sender.models import EventType, Outcome
 from ses_sender.ses_events import repository
 from ses_sender.ses_events.repository import EventRow, RequestRef, SummaryChange
 from ses_sender.ses_events.schemas import (
@@ -29,7 +29,7 @@ from ses_sender.ses_events.schemas import (
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression import service as suppression
-from ses_sender.suppression.service import SoftBounceRule
+from ses_sender.suppression.service import Feedback, FeedbackKind, SoftBounceRule
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,20 @@ log = logging.getLogger(__name__)
 STRANDED_LOOKBACK = timedelta(days=1)
 STRANDED_BATCH = 1_000
 
-# SES's own open and click tracking, kept apart from our pixel's "Open" in the stats.
-_STATUS_OF_SES_EVENT = {"Open": "SesOpen", "Click": "SesClick"}
+# How our event log names each of SES's event types: SES's own open and click tracking is kept
+# apart from ours.
+_EVENT_TYPES = {
+    SesEventType.SEND: EventType.SEND,
+    SesEventType.REJECT: EventType.REJECT,
+    SesEventType.BOUNCE: EventType.BOUNCE,
+    SesEventType.COMPLAINT: EventType.COMPLAINT,
+    SesEventType.DELIVERY: EventType.DELIVERY,
+    SesEventType.OPEN: EventType.SES_OPEN,
+    SesEventType.CLICK: EventType.SES_CLICK,
+    SesEventType.RENDERING_FAILURE: EventType.RENDERING_FAILURE,
+    SesEventType.DELIVERY_DELAY: EventType.DELIVERY_DELAY,
+    SesEventType.SUBSCRIPTION: EventType.SUBSCRIPTION,
+}
 # The summary time each event type that has an outcome sets.
 _SUMMARY_TIME_FIELDS = {
     SesEventType.DELIVERY: "delivered_at",
@@ -189,7 +201,7 @@ async def _act_on(
     stored, for review or for `adopt_waiting_events`.
     """
     applied: list[_Applied] = []
-    sent: list[SentBySes] = []
+    sent: dict[int, ProviderSend] = {}
     for item in stored:
         event, now = item.event, item.event.received.now
         unmatched = 0
@@ -201,7 +213,7 @@ async def _act_on(
             applied.append(_Applied(request, event.event, now))
             # SES reports only mail it accepted: a row requeued after its worker died (or a
             # send that timed out) is Sent, and is not sent again.
-            sent.append(SentBySes(request.id, event.ses_message_id, event.occurred_at, now))
+            sent.setdefault(request.id, ProviderSend(event.ses_message_id, event.occurred_at, now))
         if unmatched:
             log.info(
                 "SES %s of message %s names %d recipients no request of ours matches (yet): "
@@ -211,7 +223,7 @@ async def _act_on(
                 unmatched,
             )
     await _apply(session, applied, soft_bounces=soft_bounces)
-    await delivery_repository.record_sent_by_ses(session, sent)
+    await delivery.record_provider_sends(session, sent)
 
 
 def _row(event: _MailEvent, recipient: str, request: RequestRef | None) -> EventRow:
@@ -309,8 +321,8 @@ def _tagged_request_ids(event: SesEvent) -> list[int]:
     ]
 
 
-def result_status(event: SesEvent) -> str:
-    return _STATUS_OF_SES_EVENT.get(event.event_type, event.event_type)
+def result_status(event: SesEvent) -> EventType:
+    return _EVENT_TYPES[event.event_type]
 
 
 async def _apply(
@@ -343,9 +355,37 @@ async def _apply(
         ],
     )
     for item in applied:
-        await suppression.record_feedback(
-            session, item.event, [item.request.recipient_key], rule=soft_bounces, now=item.now
-        )
+        feedback = await _feedback(session, item, soft_bounces)
+        if feedback is not None:
+            await suppression.record_feedback(session, feedback, rule=soft_bounces, now=item.now)
+
+
+async def _feedback(session: AsyncSession, item: _Applied, rule: SoftBounceRule) -> Feedback | None:
+    """What the event says of its recipient's mailbox, for the suppression list."""
+    event, address = item.event, item.request.recipient_key
+    if event.event_type is SesEventType.COMPLAINT:
+        detail = event.complaint_feedback_type or "no feedback type"
+        return Feedback(address, FeedbackKind.COMPLAINT, detail)
+    if event.event_type is not SesEventType.BOUNCE:
+        return None
+    if event.is_permanent_bounce:
+        return Feedback(address, FeedbackKind.HARD_BOUNCE, _bounce_detail(event, address))
+    recent = await repository.bounced_messages(session, address, since=item.now - rule.window)
+    return Feedback(
+        address, FeedbackKind.SOFT_BOUNCE, _bounce_detail(event, address), recent_bounces=recent
+    )
+
+
+def _bounce_detail(event: SesEvent, address: str) -> str:
+    """The bounce kind, and the receiving server's words for this address when SES gave them."""
+    kind = event.bounce_kind or EventType.BOUNCE
+    for entry in event.detail.get("bouncedRecipients", []):
+        if not isinstance(entry, dict):
+            continue
+        bounced, diagnostic = entry.get("emailAddress"), entry.get("diagnosticCode")
+        if isinstance(bounced, str) and recipient_key(bounced) == address and diagnostic:
+            return f"{kind}: {diagnostic}"
+    return kind
 
 
 def summary_change(event: SesEvent, request_id: int) -> SummaryChange | None:
@@ -376,15 +416,15 @@ def outcome_of(event: SesEvent) -> Outcome | None:
     """What the event says became of the email; None for events that say nothing of it (Send,
     opens, clicks, rendering failures, subscriptions)."""
     match event.event_type:
-        case "Complaint":
+        case SesEventType.COMPLAINT:
             return Outcome.COMPLAINED
-        case "Bounce":
+        case SesEventType.BOUNCE:
             return Outcome.BOUNCED if event.is_permanent_bounce else Outcome.SOFT_BOUNCED
-        case "Reject":
+        case SesEventType.REJECT:
             return Outcome.REJECTED
-        case "Delivery":
+        case SesEventType.DELIVERY:
             return Outcome.DELIVERED
-        case "DeliveryDelay":
+        case SesEventType.DELIVERY_DELAY:
             return Outcome.DELAYED
         case _:
             return None

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from ses_sender.auth import require_api_key
-from ses_sender.db.session import SessionDep
-from ses_sender.runtime import Runtime
 from ses_sender.stats import service
 from ses_sender.stats.schemas import SentCount, TopicStats
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.dependencies import NowDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["stats"], dependencies=[Depends(require_api_key)])
 
@@ -18,9 +17,6 @@ async def get_topic_stats(topic_id: str, session: SessionDep) -> TopicStats:
 
 
 @router.get("/events/counts/sent", response_model=SentCount)
-async def get_sent_count(
-    request: Request, session: SessionDep, hours: str | None = None
-) -> SentCount:
+async def get_sent_count(session: SessionDep, now: NowDep, hours: str | None = None) -> SentCount:
     """Emails sent in the last `hours` hours (1 to 168, default 24), by their sent time."""
-    runtime: Runtime = request.app.state.runtime
-    return await service.sent_count(session, service.parse_hours(hours), now=runtime.clock.now())
+    return await service.sent_count(session, service.parse_hours(hours), now=now)

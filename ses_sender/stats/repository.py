@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.models import SUPPRESSED_ERROR_PREFIX, Request, RequestStatus, Result
+from ses_sender.models import Request, RequestStatus, Result, StopReason
 
 
 async def request_counts_by_status(session: AsyncSession, topic_id: str) -> dict[int, int]:
@@ -19,13 +19,13 @@ async def request_counts_by_status(session: AsyncSession, topic_id: str) -> dict
     return dict(rows.all())
 
 
-async def suppressed_count(session: AsyncSession, topic_id: str) -> int:
-    """Requests stopped because their address is suppressed (a part of the stopped ones)."""
+async def stopped_count(session: AsyncSession, topic_id: str, reason: StopReason) -> int:
+    """The topic's requests stopped for `reason` (a part of the stopped ones)."""
     count = await session.scalar(
         select(func.count()).where(
             Request.topic_id == topic_id,
             Request.status == RequestStatus.STOPPED,
-            Request.error.startswith(SUPPRESSED_ERROR_PREFIX, autoescape=True),
+            Request.stop_reason == reason,
         )
     )
     return count or 0

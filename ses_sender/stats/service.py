@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Outcome, RequestStatus
+from ses_sender.models import Outcome, RequestStatus, StopReason
 from ses_sender.stats import repository
 from ses_sender.stats.schemas import (
     OutcomeCounts,
@@ -19,14 +19,19 @@ MIN_HOURS = 1
 MAX_HOURS = 168
 
 
+async def request_counts(session: AsyncSession, topic_id: str) -> dict[int, int]:
+    """The topic's requests by status (a `RequestStatus` absent: none)."""
+    return await repository.request_counts_by_status(session, topic_id)
+
+
 async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
-    by_status = await repository.request_counts_by_status(session, topic_id)
+    by_status = await request_counts(session, topic_id)
     with_events, statuses = await repository.result_counts(session, topic_id)
     by_outcome = await repository.outcome_counts(session, topic_id)
     return TopicStats(
         request=RequestCounts(
             total=sum(by_status.values()),
-            suppressed=await repository.suppressed_count(session, topic_id),
+            suppressed=await repository.stopped_count(session, topic_id, StopReason.SUPPRESSED),
             **{status.name.lower(): by_status.get(status, 0) for status in RequestStatus},
         ),
         result=ResultCounts(

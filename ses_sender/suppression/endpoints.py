@@ -2,13 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from ses_sender.auth import require_api_key
-from ses_sender.db.session import SessionDep
 from ses_sender.models import SuppressionReason
-from ses_sender.request_body import parse_json_body, read_body
-from ses_sender.runtime import Runtime
 from ses_sender.suppression import service
 from ses_sender.suppression.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -18,6 +14,9 @@ from ses_sender.suppression.schemas import (
     SuppressionsAddedOut,
     SuppressionsIn,
 )
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.body import JsonBody
+from ses_sender.web.dependencies import NowDep, SessionDep
 
 router = APIRouter(
     prefix="/v1/suppressions", tags=["suppressions"], dependencies=[Depends(require_api_key)]
@@ -41,21 +40,17 @@ async def list_suppressions(
     )
 
 
-@router.post(
-    "",
-    response_model=SuppressionsAddedOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": SuppressionsIn.model_json_schema()}},
-        }
-    },
-)
-async def add_suppressions(request: Request, session: SessionDep) -> SuppressionsAddedOut:
+SuppressionsBody = Annotated[
+    SuppressionsIn, Depends(JsonBody(SuppressionsIn, max_bytes=MAX_BODY_BYTES))
+]
+
+
+@router.post("", response_model=SuppressionsAddedOut)
+async def add_suppressions(
+    body: SuppressionsBody, session: SessionDep, now: NowDep
+) -> SuppressionsAddedOut:
     """Suppress addresses, all or none; an address already suppressed keeps its reason."""
-    runtime: Runtime = request.app.state.runtime
-    body = parse_json_body(await read_body(request, MAX_BODY_BYTES), SuppressionsIn)
-    return await service.add_suppressions(session, body, now=runtime.clock.now())
+    return await service.add_suppressions(session, body, now=now)
 
 
 @router.delete("/{email:path}", status_code=204, response_class=Response)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.statements import insert_for
-from ses_sender.models import Result, Suppression
+from ses_sender.db.dialect import insert_for
+from ses_sender.models import Suppression
 
 # Rows per INSERT: four parameters each stays far below either driver's 32,767 per statement.
 INSERT_CHUNK = 1_000
@@ -40,21 +40,14 @@ async def add(
     return added
 
 
-async def bounced_messages(session: AsyncSession, email: str, *, since: datetime) -> int:
-    """Our messages to `email` that bounced since `since`, by ix_email_results_recipient.
-
-    Counted by SES message, so a bounce reported twice (identity notification and event
-    publishing both on) counts once; bounces of mail that is not ours (no request) not at all.
-    """
-    count = await session.scalar(
-        select(func.count(func.distinct(Result.ses_message_id))).where(
-            Result.recipient == email,
-            Result.status == "Bounce",
-            Result.occurred_at >= since,
-            Result.request_id.is_not(None),
-        )
+async def reasons(session: AsyncSession, emails: Collection[str]) -> dict[str, str]:
+    """Of these recipient keys, those suppressed, with the reason."""
+    if not emails:
+        return {}
+    rows = await session.execute(
+        select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
     )
-    return count or 0
+    return dict(rows.all())
 
 
 async def page(

@@ -1,12 +1,13 @@
 """The suppression list: the addresses we never mail again, and the rules that put one there.
 
 A permanent bounce, a complaint or an unsubscribe suppresses an address at once; soft bounces
-only when `SoftBounceRule.limit` messages to it bounced within the window. The delivery claim
-stops queued email to a suppressed address (delivery/repository.py).
+only when `SoftBounceRule.limit` messages to it bounced within the window. Queued email to a
+suppressed address is stopped when it is claimed (`SuppressedAddresses`).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.cursor import decode_cursor, encode_cursor
+from ses_sender.delivery.emails import QueuedEmail, Stop, Verdict
 from ses_sender.errors import InvalidInput, NotFound, PayloadTooLarge
-from ses_sender.messages.addresses import parse_recipient, recipient_key
-from ses_sender.models import SuppressionReason
-from ses_sender.ses_events.schemas import SesEvent, SesEventType
+from ses_sender.messages.addresses import parse_recipient
+from ses_sender.models import StopReason, SuppressionReason
 from ses_sender.suppression import repository
 from ses_sender.suppression.schemas import (
     MAX_EMAILS_PER_REQUEST,
@@ -27,6 +28,9 @@ from ses_sender.suppression.schemas import (
     SuppressionsIn,
 )
 
+# How a request stopped because of its address starts its `error`, e.g. "suppressed: bounce".
+SUPPRESSED_ERROR_PREFIX = "suppressed: "
+
 
 @dataclass(frozen=True, slots=True)
 class SoftBounceRule:
@@ -34,6 +38,24 @@ class SoftBounceRule:
 
     limit: int
     window: timedelta
+
+
+class FeedbackKind(enum.Enum):
+    COMPLAINT = enum.auto()
+    HARD_BOUNCE = enum.auto()  # the address does not take mail
+    SOFT_BOUNCE = enum.auto()  # transient or undetermined: mailbox full, auto-reply, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What a recipient's mailbox said of an email of ours."""
+
+    address: str  # the recipient key
+    kind: FeedbackKind
+    detail: str  # for people: the feedback type, or the bounce kind and the server's words
+    # Soft bounces only: our messages to the address that bounced within the rule's window,
+    # this one included.
+    recent_bounces: int = 0
 
 
 async def suppress(
@@ -49,46 +71,48 @@ async def suppress(
 
 
 async def record_feedback(
-    session: AsyncSession,
-    event: SesEvent,
-    recipients: Sequence[str],
-    *,
-    rule: SoftBounceRule,
-    now: datetime,
+    session: AsyncSession, feedback: Feedback, *, rule: SoftBounceRule, now: datetime
 ) -> None:
-    """Act on an SES event just stored for `recipients` (recipient keys)."""
-    if event.event_type is SesEventType.COMPLAINT:
-        feedback = event.complaint_feedback_type or "no feedback type"
-        await suppress(session, recipients, SuppressionReason.COMPLAINT, detail=feedback, now=now)
-    elif event.is_permanent_bounce:
-        for email in recipients:
-            detail = _bounce_detail(event, email)
-            await suppress(session, [email], SuppressionReason.BOUNCE, detail=detail, now=now)
-    elif event.event_type is SesEventType.BOUNCE:
-        since = now - rule.window
-        for email in recipients:
-            if await repository.bounced_messages(session, email, since=since) >= rule.limit:
-                detail = (
-                    f"{_count(rule.limit, 'bounce')} within {_count(rule.window.days, 'day')}, "
-                    f"the last {_bounce_detail(event, email)}"
-                )
-                await suppress(session, [email], SuppressionReason.BOUNCE, detail=detail, now=now)
-
-
-def _bounce_detail(event: SesEvent, email: str) -> str:
-    """The bounce kind, and the receiving server's words for this address when SES gave them."""
-    kind = event.bounce_kind or "Bounce"
-    for entry in event.detail.get("bouncedRecipients", []):
-        if not isinstance(entry, dict):
-            continue
-        address, diagnostic = entry.get("emailAddress"), entry.get("diagnosticCode")
-        if isinstance(address, str) and recipient_key(address) == email and diagnostic:
-            return f"{kind}: {diagnostic}"
-    return kind
+    """Suppress the address if the feedback says to: a complaint or a hard bounce at once, soft
+    bounces once `rule.limit` of them fall within `rule.window`."""
+    match feedback.kind:
+        case FeedbackKind.COMPLAINT:
+            reason, detail = SuppressionReason.COMPLAINT, feedback.detail
+        case FeedbackKind.HARD_BOUNCE:
+            reason, detail = SuppressionReason.BOUNCE, feedback.detail
+        case FeedbackKind.SOFT_BOUNCE:
+            if feedback.recent_bounces < rule.limit:
+                return
+            reason = SuppressionReason.BOUNCE
+            detail = (
+                f"{_count(rule.limit, 'bounce')} within {_count(rule.window.days, 'day')}, "
+                f"the last {feedback.detail}"
+            )
+    await suppress(session, [feedback.address], reason, detail=detail, now=now)
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+class SuppressedAddresses:
+    """Keeps email to a suppressed address unsent (the delivery engine's `ClaimGate` port).
+
+    Checked on the rows just claimed, so the work is bounded by one batch whatever the size of
+    the backlog or of the list: one lookup of the batch's addresses by primary key.
+    """
+
+    async def screen(
+        self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
+    ) -> dict[int, Verdict]:
+        reasons = await repository.reasons(session, {queued.recipient_key for queued in claimed})
+        return {
+            queued.request_id: Stop(
+                StopReason.SUPPRESSED, f"{SUPPRESSED_ERROR_PREFIX}{reasons[queued.recipient_key]}"
+            )
+            for queued in claimed
+            if queued.recipient_key in reasons
+        }
 
 
 # -- the API --------------------------------------------------------------------------------

@@ -3,11 +3,15 @@ from __future__ import annotations
 import base64
 import logging
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ses_sender.runtime import Runtime
+from ses_sender.clock import Clock
+from ses_sender.models import EventType
 from ses_sender.tracking import repository
+from ses_sender.tracking.dependencies import TokensDep
+from ses_sender.web.dependencies import ClockDep, SessionmakerDep
 from ses_sender.webhooks.service import enqueue_event
 
 log = logging.getLogger(__name__)
@@ -22,25 +26,32 @@ PIXEL_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate"}
 
 
 @router.get("/open", response_class=Response)
-async def open_pixel(request: Request, background: BackgroundTasks, t: str = "") -> Response:
+async def open_pixel(
+    tokens: TokensDep,
+    sessionmaker: SessionmakerDep,
+    clock: ClockDep,
+    background: BackgroundTasks,
+    t: str = "",
+) -> Response:
     """Always the pixel, at once; an open is recorded afterwards, and only for a genuine token."""
-    runtime: Runtime = request.app.state.runtime
-    request_id = runtime.tokens.open_request_id(t) if t else None
+    request_id = tokens.open_request_id(t) if t else None
     if request_id is not None:
-        background.add_task(_record_open, runtime, request_id)
+        background.add_task(_record_open, sessionmaker, clock, request_id)
     return Response(PIXEL_PNG, media_type="image/png", headers=PIXEL_HEADERS)
 
 
-async def _record_open(runtime: Runtime, request_id: int) -> None:
+async def _record_open(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, request_id: int
+) -> None:
     try:
-        async with runtime.sessionmaker() as session, session.begin():
-            now = runtime.clock.now()
+        async with sessionmaker() as session, session.begin():
+            now = clock.now()
             if not await repository.record_open(session, request_id, now=now):
                 log.info("open for unknown request %s ignored", request_id)
                 return
             await enqueue_event(
                 session,
-                event_type="Open",
+                event_type=EventType.OPEN,
                 request_id=request_id,
                 occurred_at=now,
                 details={},

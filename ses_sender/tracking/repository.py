@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.statements import insert_for
-from ses_sender.models import AppSecret, Request, Result, ResultSource
+from ses_sender.db.dialect import insert_for
+from ses_sender.models import AppSecret, EventType, Request, Result, ResultSource
 
 
 async def shared_secret(session: AsyncSession, name: str, *, now: datetime) -> str:
@@ -39,7 +39,7 @@ async def record_open(session: AsyncSession, request_id: int, *, now: datetime) 
     session.add(
         Result(
             request_id=request_id,
-            status="Open",
+            status=EventType.OPEN,
             source=ResultSource.TRACKING,
             occurred_at=now,
             raw="{}",

@@ -1,11 +1,8 @@
 """Amazon SES v2 `SendEmail` and `GetAccount` over aiohttp, signed with our own SigV4 signer.
 
-Why not the SDK for the requests: bench/throughput.py, one `ses-sender worker` end to end on
-PostgreSQL against the instant SES stub, both clients in the same session with nothing else
-changed (docs/benchmarks.md, "Throughput"): through aiobotocore the worker spent 0.77 CPU ms per
-email (median of 3 runs; 625 emails/s on the shared machine), most of it in the SDK's per-call
-layers (user-agent building, parameter validation, serialisation, event hooks); through this
-client 0.27 ms (1,424 emails/s).
+Why not the SDK for the requests: its per-call layers (user-agent building, parameter
+validation, serialisation, event hooks) took most of the worker's CPU per email; see
+docs/decisions/0001-ses-client-aiohttp-sigv4.md.
 
 The SDK still does what it does once, at start: the standard credential chain (refreshed before
 it expires, without blocking the loop), the endpoint exactly as the AWS tools resolve it
@@ -131,8 +128,8 @@ class SesTransport:
         await self._connect()
 
     async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
-        # orjson: 1.6 µs for a short newsletter's request where json.dumps took 16 µs, 4.5% of
-        # the worker's CPU (bench/throughput.py), and more for longer emails.
+        # orjson: json.dumps of this body was a visible share of the worker's CPU, growing with
+        # the email (docs/decisions/0002-orjson-request-bodies.md).
         body = orjson.dumps(self._send_email_request(email))
         with _as_send_errors():
             reply = await self._request("POST", SEND_EMAIL_PATH, body, on_sent)
@@ -227,7 +224,7 @@ class SesTransport:
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-            cookie_jar=aiohttp.DummyCookieJar(),  # SES sets none; filtering cost ~1% per send
+            cookie_jar=aiohttp.DummyCookieJar(),  # SES sets none; filtering it cost every send
         )
         proxy, proxy_headers = _proxy_from_environment(base_url)
         return _Connection(

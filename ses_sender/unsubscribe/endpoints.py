@@ -14,10 +14,10 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ses_sender.db.session import SessionDep
-from ses_sender.request_body import read_body
-from ses_sender.runtime import Runtime
+from ses_sender.tracking.dependencies import TokensDep
 from ses_sender.unsubscribe import service
+from ses_sender.web.body import read_body
+from ses_sender.web.dependencies import NowDep, SessionDep
 
 router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
 
@@ -58,26 +58,26 @@ _NOT_ONE_CLICK = (
 
 
 @router.get("/{token}", response_class=HTMLResponse)
-async def confirm_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+async def confirm_page(token: str, tokens: TokensDep, session: SessionDep) -> HTMLResponse:
     """A page where a person confirms; opening it changes nothing."""
-    runtime: Runtime = request.app.state.runtime
-    request_id = runtime.tokens.unsubscribe_request_id(token)
+    request_id = tokens.unsubscribe_request_id(token)
     if request_id is None or not await service.link_is_live(session, request_id):
         return _page(404, "Link not valid", _NOT_FOUND)
     return _page(200, "Unsubscribe", _CONFIRM)
 
 
 @router.post("/{token}", response_class=HTMLResponse)
-async def unsubscribe(token: str, request: Request, session: SessionDep) -> HTMLResponse:
+async def unsubscribe(
+    token: str, request: Request, tokens: TokensDep, session: SessionDep, now: NowDep
+) -> HTMLResponse:
     """One-click unsubscribe: the form `List-Unsubscribe=One-Click`, url-encoded or multipart."""
-    runtime: Runtime = request.app.state.runtime
-    request_id = runtime.tokens.unsubscribe_request_id(token)
+    request_id = tokens.unsubscribe_request_id(token)
     if request_id is None:
         return _page(404, "Link not valid", _NOT_FOUND)
     body = await read_body(request, MAX_FORM_BYTES)
     if not asks_one_click(request.headers.get("content-type", ""), body):
         return _page(400, "Not unsubscribed", _NOT_ONE_CLICK)
-    if not await service.unsubscribe(session, request_id, now=runtime.clock.now()):
+    if not await service.unsubscribe(session, request_id, now=now):
         return _page(404, "Link not valid", _NOT_FOUND)
     return _page(200, "You are unsubscribed", _DONE)
 

@@ -8,9 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.models import Request, Result, ResultSource
-
-UNSUBSCRIBE_STATUS = "Unsubscribe"  # its name in the event log and the topic stats
+from ses_sender.models import EventType, Request, Result, ResultSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,7 @@ def log_unsubscribe(
     session.add(
         Result(
             request_id=request_id,
-            status=UNSUBSCRIBE_STATUS,
+            status=EventType.UNSUBSCRIBE,
             source=ResultSource.TRACKING,
             recipient=recipient_key,
             occurred_at=now,

@@ -6,9 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.models import SuppressionReason
+from ses_sender.models import EventType, SuppressionReason
 from ses_sender.suppression import service as suppression
 from ses_sender.unsubscribe import repository
+from ses_sender.webhooks.service import enqueue_event
 
 
 async def link_is_live(session: AsyncSession, request_id: int) -> bool:
@@ -26,6 +27,14 @@ async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) 
         return False
     if unsubscribed.first_time:
         repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
+        await enqueue_event(
+            session,
+            event_type=EventType.UNSUBSCRIBE,
+            request_id=request_id,
+            occurred_at=now,
+            details={},
+            now=now,
+        )
     topic = f" (topic {unsubscribed.topic_id})" if unsubscribed.topic_id else ""
     await suppression.suppress(
         session,

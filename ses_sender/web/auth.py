@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Security
+from fastapi.security import APIKeyHeader
 
 from ses_sender.errors import Unauthorized
+from ses_sender.web.provided import Provided
 
 
 class ApiKeys:
@@ -26,7 +29,24 @@ class ApiKeys:
         return matched
 
 
-async def require_api_key(request: Request) -> None:
-    keys: ApiKeys = request.app.state.api_keys
-    if not keys.accepts(request.headers.get("x-api-key")):
+API_KEYS = Provided[ApiKeys]("API keys")
+# A security scheme in the OpenAPI document; the check itself is ours (constant time, several
+# keys), so a missing key is not FastAPI's own 403.
+_KEY_HEADER = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="One of the keys in the API_KEY setting."
+)
+
+
+async def presents_api_key(
+    keys: Annotated[ApiKeys, Depends(API_KEYS)],
+    presented: Annotated[str | None, Security(_KEY_HEADER)],
+) -> bool:
+    return keys.accepts(presented)
+
+
+async def require_api_key(accepted: Annotated[bool, Depends(presents_api_key)]) -> None:
+    if not accepted:
         raise Unauthorized("Unauthorized: Invalid API key")
+
+
+HasApiKey = Annotated[bool, Depends(presents_api_key)]

@@ -1,9 +1,14 @@
-"""Reading a request body with a ceiling (never buffering more than that), and its JSON."""
+"""Request bodies: read with a ceiling (never buffering more than it), parsed and validated in
+one pass; any problem is a 400 (413 for size) that names the field.
+
+`JsonBody(Model, max_bytes=...)` is the dependency an endpoint takes its JSON body through; the
+OpenAPI document shows `Model` as the route's request body (see `openapi.py`).
+"""
 
 from __future__ import annotations
 
-import json
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -26,15 +31,49 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def parse_json_body(body: bytes, model: type[ModelT]) -> ModelT:
-    """A JSON object validated as `model`; any problem is a 400 naming the field."""
+def parse_json(body: bytes, model: type[ModelT]) -> ModelT:
+    """A JSON object validated as `model`. The parser (pydantic's) bounds nesting and the size
+    of numbers, so no body can make it recurse or compute without end."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(f"invalid request body: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidInput("invalid request body: expected a JSON object")
-    try:
-        return model.model_validate(document)
+        return model.model_validate_json(body)
     except ValidationError as error:
-        raise InvalidInput(describe_validation_error(error.errors()[0])) from None
+        first = error.errors()[0]
+        if first["type"] == "json_invalid":
+            detail = str(first["msg"]).removeprefix("Invalid JSON: ")
+            raise InvalidInput(f"invalid request body: {detail}") from None
+        if first["type"] == "model_type" and not first["loc"]:
+            raise InvalidInput("invalid request body: expected a JSON object") from None
+        raise InvalidInput(describe_validation_error(first)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonDocument(Generic[ModelT]):
+    """A parsed body and its bytes, for endpoints that fingerprint what they were sent."""
+
+    value: ModelT
+    raw: bytes
+
+
+class JsonBody(Generic[ModelT]):
+    """The dependency: `body: Annotated[Model, Depends(JsonBody(Model, max_bytes=...))]`.
+
+    `required=False`: the body may be left out, and an empty one reads as `{}`. `raw=True`: the
+    endpoint gets a `JsonDocument` (the model and the bytes).
+    """
+
+    def __init__(
+        self, model: type[ModelT], *, max_bytes: int, required: bool = True, raw: bool = False
+    ) -> None:
+        self.model = model
+        self.max_bytes = max_bytes
+        self.required = required
+        self._raw = raw
+
+    async def __call__(self, request: Request) -> Any:
+        body = await read_body(request, self.max_bytes)
+        if not body.strip():
+            if self.required:
+                raise InvalidInput("invalid request body: it is empty; send a JSON object")
+            body = b"{}"
+        value = parse_json(body, self.model)
+        return JsonDocument(value, body) if self._raw else value

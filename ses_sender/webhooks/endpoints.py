@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
 
-from ses_sender.auth import require_api_key
-from ses_sender.db.session import SessionDep
-from ses_sender.request_body import parse_json_body, read_body
-from ses_sender.runtime import Runtime
+from ses_sender.web.auth import require_api_key
+from ses_sender.web.body import JsonBody
+from ses_sender.web.dependencies import NowDep, SessionDep
 from ses_sender.webhooks import service
 from ses_sender.webhooks.schemas import MAX_BODY_BYTES, WebhookCreatedOut, WebhookIn, WebhooksOut
 
@@ -17,22 +16,13 @@ MAX_ID = 2**63 - 1  # BIGINT: a larger id would be the database's error, not a 4
 router = APIRouter(prefix="/v1", tags=["webhooks"], dependencies=[Depends(require_api_key)])
 
 
-@router.post(
-    "/webhooks",
-    status_code=201,
-    response_model=WebhookCreatedOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
-        }
-    },
-)
-async def create_webhook(request: Request, session: SessionDep) -> JSONResponse:
+WebhookBody = Annotated[WebhookIn, Depends(JsonBody(WebhookIn, max_bytes=MAX_BODY_BYTES))]
+
+
+@router.post("/webhooks", status_code=201, response_model=WebhookCreatedOut)
+async def create_webhook(body: WebhookBody, session: SessionDep, now: NowDep) -> JSONResponse:
     """Register an endpoint for our events; the answer holds its signing secret, shown once."""
-    runtime: Runtime = request.app.state.runtime
-    data = parse_json_body(await read_body(request, MAX_BODY_BYTES), WebhookIn)
-    webhook = await service.create_webhook(session, data, now=runtime.clock.now())
+    webhook = await service.create_webhook(session, body, now=now)
     return JSONResponse(
         service.describe_created(webhook).model_dump(mode="json", by_alias=True), status_code=201
     )

@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.db.queue import claim_statement
 from ses_sender.models import DeliveryStatus, Request, Webhook, WebhookDelivery
 
 # Core tables for the statements built once: they run for every batch of SES events.
@@ -138,27 +139,25 @@ async def claim_due(
     A claimed row stays PENDING with `due_at` moved to the lease's end: if this process dies
     mid-delivery, the row is simply due again when the lease runs out.
     """
-    due = (
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.due_at <= now)
-        .order_by(WebhookDelivery.due_at, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
     claimed = await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(due))
-        .values(due_at=lease_until, attempts=WebhookDelivery.attempts + 1)
-        .returning(
-            WebhookDelivery.id,
-            WebhookDelivery.webhook_id,
-            WebhookDelivery.event_type,
-            WebhookDelivery.payload,
-            WebhookDelivery.attempts,
-            WebhookDelivery.created_at,
+        claim_statement(
+            WebhookDelivery,
+            due=(
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+                WebhookDelivery.due_at <= now,
+            ),
+            order_by=(WebhookDelivery.due_at, WebhookDelivery.id),
+            limit=limit,
+            values={"due_at": lease_until, "attempts": WebhookDelivery.attempts + 1},
+            returning=(
+                WebhookDelivery.id,
+                WebhookDelivery.webhook_id,
+                WebhookDelivery.event_type,
+                WebhookDelivery.payload,
+                WebhookDelivery.attempts,
+                WebhookDelivery.created_at,
+            ),
         )
-        .execution_options(synchronize_session=False)
     )
     return sorted((ClaimedDelivery(*row) for row in claimed), key=lambda d: d.id)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from ses_sender.backoff import backoff_s
+
 RETRY_BASE_S = 10.0
 RETRY_CAP_S = 60 * 60.0
 GIVE_UP_AFTER = timedelta(days=1)
@@ -24,8 +26,4 @@ class WebhookRetryPolicy:
         return due_at if due_at <= created_at + GIVE_UP_AFTER else None
 
     def backoff_s(self, attempts: int) -> float:
-        """Uniform in [ceiling/2, ceiling], so receivers that failed together do not all get
-        their retries at the same moment."""
-        doublings = min(max(attempts, 1) - 1, 32)  # beyond the cap long before 2**32
-        ceiling = min(RETRY_CAP_S, RETRY_BASE_S * 2**doublings)
-        return self._random.uniform(ceiling / 2, ceiling)
+        return backoff_s(attempts, base_s=RETRY_BASE_S, cap_s=RETRY_CAP_S, rng=self._random)

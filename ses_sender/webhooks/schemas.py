@@ -8,29 +8,12 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2_048
 MAX_WEBHOOKS = 100
 
-#: What a webhook can ask for: the event log's statuses. `Open` (and `Click`) are our own
-#: tracking; `SesOpen` and `SesClick` are SES's.
-EVENT_TYPES = (
-    "Send",
-    "Reject",
-    "Bounce",
-    "Complaint",
-    "Delivery",
-    "DeliveryDelay",
-    "RenderingFailure",
-    "Subscription",
-    "SesOpen",
-    "SesClick",
-    "Open",
-    "Click",
-)
-
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     url: str
-    # None: every event type.
+    # None: every event type (`EventType`).
     events: list[str] | None = None
 
 

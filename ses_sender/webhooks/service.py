@@ -18,12 +18,11 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import Conflict, InvalidInput, ServiceError
-from ses_sender.models import Webhook
+from ses_sender.models import EventType, Webhook
 from ses_sender.webhooks import repository
 from ses_sender.webhooks.repository import ClaimedDelivery, EnabledWebhook, NewDelivery
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.schemas import (
-    EVENT_TYPES,
     MAX_URL_LENGTH,
     MAX_WEBHOOKS,
     WebhookCreatedOut,
@@ -33,6 +32,7 @@ from ses_sender.webhooks.schemas import (
 from ses_sender.webhooks.signing import new_secret
 
 _LOOPBACK_NAMES = {"localhost"}
+EVENT_TYPES = tuple(EventType)  # what a webhook may ask for
 
 
 # -- managing webhooks ---------------------------------------------------------------------

@@ -16,10 +16,10 @@ import ssl
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.tasks import TRANSIENT_ERRORS, wait_any
 from ses_sender.webhooks import service
 from ses_sender.webhooks.repository import ClaimedDelivery, Target
 from ses_sender.webhooks.retry import WebhookRetryPolicy
@@ -74,7 +74,7 @@ class WebhookSender:
             while not self._stopping.is_set():
                 try:
                     started = self._start(*await self._record_and_claim(self._free_slots()))
-                except (DBAPIError, OSError):
+                except TRANSIENT_ERRORS:
                     # What finished stays in memory for the next try; the leases hold meanwhile.
                     log.exception("webhook deliveries: database unavailable; trying again")
                     started = 0
@@ -159,15 +159,9 @@ class WebhookSender:
 
     async def _wait_for_slot_or_work(self) -> None:
         self._slot_freed.clear()
-        waits = [
-            asyncio.ensure_future(self._stopping.wait()),
-            asyncio.ensure_future(self._slot_freed.wait()),
-        ]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(POLL_INTERVAL_S):
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for wait in waits:
-            wait.cancel()
+        await wait_any(
+            self._stopping, self._slot_freed, timeout_s=POLL_INTERVAL_S, sleep=asyncio.sleep
+        )
 
     async def _drain(self) -> None:
         """Attempts under way end within the timeout; then what they got is recorded."""
@@ -182,7 +176,7 @@ class WebhookSender:
         if self._finished:
             try:
                 await self._record_and_claim(0)
-            except (DBAPIError, OSError):
+            except TRANSIENT_ERRORS:
                 log.exception(
                     "recording %d webhook deliveries failed; they are delivered again after "
                     "their lease",

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
-from ses_sender.runtime import Runtime
 from tests.acceptance.workers import (
     WorkerProcess,
     accepted_per_request,

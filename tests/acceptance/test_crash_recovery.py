@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.sns import SnsMessage
 from tests.acceptance.workers import (

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from ses_sender.composition import Runtime
 from ses_sender.models import RequestStatus
-from ses_sender.runtime import Runtime
 from tests.acceptance.workers import (
     ROOMY_ACCOUNT,
     StartWorker,

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
 from tests.acceptance.sns_host import CertificateHost, ConnectProxy
 from tests.messages.test_endpoints import SEED_EXAMPLE
 from tests.ses_events.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server

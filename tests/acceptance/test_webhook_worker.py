@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import DeliveryStatus, WebhookDelivery
-from ses_sender.runtime import Runtime
 from ses_sender.webhooks.schemas import WebhookIn
 from ses_sender.webhooks.service import create_webhook, enqueue_event
 from tests.delivery.conftest import wait_until

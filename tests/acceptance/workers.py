@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
-from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from tests.support.moto_server import subprocess_env
 from tests.support.ses_stub import SesStub

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select
 
-from ses_sender.models import Content, Request, RequestStatus
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
+from ses_sender.models import Content, Request, RequestStatus, StopReason
 
 
 async def add_requests(
@@ -48,10 +48,11 @@ def _row(
         recipient_key=address,
         content_id=content_id,
         scheduled_at=scheduled,
-        # A claimed row's due time is its lease's end.
-        due_at=scheduled + timedelta(minutes=2)
+        due_at=scheduled,
+        lease_expires_at=scheduled + timedelta(minutes=2)
         if status == RequestStatus.PROCESSING
-        else scheduled,
+        else None,
+        stop_reason=StopReason.CANCELLED if status == RequestStatus.STOPPED else None,
         status=status,
         attempts=0 if status == RequestStatus.CREATED else 1,
         message_id=f"ses-{topic}-{index}" if status == RequestStatus.SENT else None,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from ses_sender.composition import Runtime
 from ses_sender.control.repository import CANCELLED
 from ses_sender.models import RequestStatus
-from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, TransientError
 from tests.control.conftest import post_topic
 from tests.delivery.conftest import RecordingTransport, WorkerFactory, requests_by_id, wait_until
@@ -41,7 +41,7 @@ async def fence(
     """Queue one email on another topic and wait until it is sent: the worker has claimed and
     recorded since everything before this call."""
     ids = await post_topic(api, name, 1)
-    runtime.wake_worker()
+    runtime.wakeup.notify()
 
     async def sent() -> bool:
         return await statuses(runtime, ids) == [S]

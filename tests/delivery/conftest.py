@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.delivery.worker import Worker
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus
-from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, SendError
 from tests.support.fixtures import fake_aws_env, ses_stub
 

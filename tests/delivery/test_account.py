@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from ses_sender.composition import Runtime
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
-from ses_sender.runtime import Runtime
-from ses_sender.sending.service import ACCOUNT, active_pauses, pause_sending
+from ses_sender.sending.service import ACCOUNT, SendingPauses, active_pauses, pause_sending
 from ses_sender.transports.ses import SesTransport
 from tests.clock import FakeClock
 from tests.support.moto_server import FAKE_AWS_ENV
@@ -44,6 +44,7 @@ def make_watch(
     return AccountWatch(
         source=ses,
         pacer=pacer or make_pacer(runtime),
+        pauses=SendingPauses(),
         sessionmaker=runtime.sessionmaker,
         clock=runtime.clock,
         email_rate=EMAIL_RATE,

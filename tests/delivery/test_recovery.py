@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ses_sender.composition import Runtime
 from ses_sender.control import repository as control_repository
 from ses_sender.delivery import repository
-from ses_sender.delivery.repository import Failed, LeaseRecovery, Outcome, Requeued, Sent
+from ses_sender.delivery.emails import Failed, Requeued, SendResult, Sent
+from ses_sender.delivery.housekeeping import Housekeeping
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
-from ses_sender.runtime import Runtime
+from ses_sender.ses_events.hooks import SesEventHooks
 from tests.clock import FakeClock
 from tests.control.conftest import add_requests, rows_by_id
 from tests.ses_events.fakes import ses_message
@@ -51,12 +53,14 @@ async def store_event(
         )
 
 
-async def recover(runtime: Runtime, now: datetime) -> LeaseRecovery:
-    async with runtime.sessionmaker() as session, session.begin():
-        return await repository.release_expired_leases(session, now=now)
+async def recover(runtime: Runtime, now: datetime) -> tuple[int, int]:
+    """(recorded Sent on SES's word, queued again), by the engine's housekeeping at `now`."""
+    hooks = SesEventHooks(runtime.soft_bounces)
+    housekeeping = Housekeeping(runtime.sessionmaker, evidence=hooks, jobs=[], clock=FakeClock(now))
+    return await housekeeping.recover_expired_leases()
 
 
-async def record(runtime: Runtime, outcomes: list[Outcome]) -> None:
+async def record(runtime: Runtime, outcomes: list[SendResult]) -> None:
     async with runtime.sessionmaker() as session, session.begin():
         await repository.record_outcomes(session, outcomes, now=runtime.clock.now())
 
@@ -82,17 +86,17 @@ async def test_an_expired_lease_that_ses_reported_is_recorded_sent_not_queued_ag
     async with runtime.sessionmaker() as session, session.begin():
         row = await session.get(Request, live)
         assert row is not None
-        row.due_at = clock.now() + LEASE + timedelta(minutes=1)
+        row.lease_expires_at = clock.now() + LEASE + timedelta(minutes=1)
 
     recovered = await recover(runtime, clock.now() + LEASE)
 
-    assert recovered == LeaseRecovery(reconciled=1, released=2)
+    assert recovered == (1, 2)
     rows = await rows_by_id(runtime)
     assert (rows[reported].status, rows[reported].message_id) == (S, "m-1")
     assert rows[reported].sent_at == sent_at
     assert rows[reported].error is None
     assert [rows[i].status for i in (silent, only_opened, live)] == [C, C, P]
-    assert await recover(runtime, clock.now() + LEASE) == LeaseRecovery(0, 0)
+    assert await recover(runtime, clock.now() + LEASE) == (0, 0)
 
 
 # -- when the report arrives later ------------------------------------------------------------
@@ -214,7 +218,7 @@ async def test_a_late_outcome_for_a_released_lease_prevents_the_resend(
 ) -> None:
     """The worker was stalled past its lease (not dead): its send is recorded when it lands."""
     [stalled] = await add_requests(runtime, [P])
-    assert await recover(runtime, clock.now() + LEASE) == LeaseRecovery(0, 1)
+    assert await recover(runtime, clock.now() + LEASE) == (0, 1)
 
     await record(runtime, [Sent(stalled, "m-late", clock.now())])
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from ses_sender.composition import Runtime
 from ses_sender.delivery.pacer import Backoff
 from ses_sender.delivery.schedule import DatabaseSchedule
-from ses_sender.runtime import Runtime
 
 INTERVAL = 0.01
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from ses_sender.delivery import repository
-from ses_sender.models import RequestStatus, SuppressionReason
-from ses_sender.runtime import Runtime
-from ses_sender.suppression.service import suppress
+from ses_sender.composition import Runtime
+from ses_sender.delivery.claimer import Claimer
+from ses_sender.models import RequestStatus, StopReason, SuppressionReason
+from ses_sender.suppression.service import SuppressedAddresses, suppress
 from tests.delivery.conftest import (
     RecordingTransport,
     WorkerFactory,
@@ -24,12 +24,11 @@ async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) 
 
 
 async def claim(runtime: Runtime, *, limit: int = 10) -> list[int]:
-    now = datetime.now(UTC)
-    async with runtime.sessionmaker() as session, session.begin():
-        batch = await repository.claim_due(
-            session, now=now, lease_until=now + timedelta(minutes=1), limit=limit
-        )
-    return [queued.request_id for queued in batch]
+    """What a worker's claim hands it to send, the suppression list screening it."""
+    claimer = Claimer(
+        runtime.sessionmaker, gates=[SuppressedAddresses()], clock=runtime.clock, lease_s=60.0
+    )
+    return [queued.request_id for queued, _content in await claimer.claim(limit)]
 
 
 async def test_suppressed_rows_are_stopped_with_the_reason_not_claimed(
@@ -50,6 +49,7 @@ async def test_suppressed_rows_are_stopped_with_the_reason_not_claimed(
         RequestStatus.STOPPED,
         "suppressed: unsubscribe",
     )
+    assert rows[gone].stop_reason == rows[left].stop_reason == StopReason.SUPPRESSED
     assert rows[gone].attempts == rows[left].attempts == 0  # never tried
     assert await claim(live_runtime) == []  # stopped for good
 

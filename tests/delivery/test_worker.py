@@ -5,12 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from ses_sender.composition import Runtime, build_side_tasks
 from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.delivery.claimer import CONTENT_CACHE_SIZE
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
-from ses_sender.delivery.worker import CONTENT_CACHE_SIZE, Worker
+from ses_sender.delivery.worker import Worker
 from ses_sender.models import Request, RequestStatus
-from ses_sender.runtime import Runtime
 from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
 from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
 from ses_sender.transports.base import (
@@ -252,17 +253,21 @@ async def test_expired_leases_are_recovered_and_sent(
             .values(
                 status=RequestStatus.PROCESSING,
                 attempts=1,
-                due_at=datetime.now(UTC) - timedelta(seconds=1),
+                lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
             )
         )
     transport = RecordingTransport()
     worker = make_worker(transport)
-    task = asyncio.create_task(worker.run())
+    housekeeping = build_side_tasks(live_runtime)["housekeeping"]
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(housekeeping.run())]
 
-    rows = await run_until_sent(live_runtime, task, [stuck], RequestStatus.SENT)
-    await stop(task, worker)
+    rows = await run_until_sent(live_runtime, tasks[0], [stuck], RequestStatus.SENT)
+    housekeeping.stop()
+    await stop(tasks[0], worker)
+    await tasks[1]
 
     assert rows[stuck].attempts == 2
+    assert [email.request_id for email in transport.sent] == [stuck]
 
 
 async def test_stop_drains_in_flight_sends_and_releases_the_rest(

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Content, Request, RequestStatus
-from ses_sender.runtime import Runtime
 
 
 async def add_sends(

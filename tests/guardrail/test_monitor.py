@@ -14,11 +14,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.guardrail.monitor import GuardrailMonitor
 from ses_sender.guardrail.service import PAUSE_NAME, Limits
 from ses_sender.models import SendingPause
-from ses_sender.runtime import Runtime
 from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
+from ses_sender.tasks import Periodic
 from tests.clock import FakeClock
 from tests.delivery.conftest import wait_until
 
@@ -35,9 +36,7 @@ def make_monitor(runtime: Runtime, clock: FakeClock) -> MonitorFactory:
     """A new monitor each call: a new process, remembering nothing."""
 
     def build() -> GuardrailMonitor:
-        return GuardrailMonitor(
-            sessionmaker=runtime.sessionmaker, limits=LIMITS, clock=clock, interval_s=0.05
-        )
+        return GuardrailMonitor(sessionmaker=runtime.sessionmaker, limits=LIMITS, clock=clock)
 
     return build
 
@@ -264,18 +263,19 @@ class TestResume:
         assert await make_monitor().check() is not None
 
 
-class TestLoop:
+class TestPeriodically:
     async def test_checks_on_its_interval_until_stopped(
         self, runtime: Runtime, clock: FakeClock, monitor: GuardrailMonitor
     ) -> None:
-        loop = asyncio.create_task(monitor.run())
+        periodic = Periodic("guardrail check", monitor.check, 0.05)
+        loop = asyncio.create_task(periodic.run())
         try:
             await asyncio.sleep(0.2)  # a few checks: nothing to find
             assert await paused(runtime, clock) == []
             await add_sends(runtime, 200, sent_at=clock.now(), bounce_type=HARD)
             await wait_until(lambda: _paused(runtime, clock), worker=loop)
         finally:
-            monitor.stop()
+            periodic.stop()
             await loop
 
 

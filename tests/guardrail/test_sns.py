@@ -8,10 +8,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from ses_sender.composition import Runtime
 from ses_sender.config import Settings
 from ses_sender.guardrail.monitor import GuardrailMonitor
 from ses_sender.guardrail.service import Limits
-from ses_sender.runtime import Runtime
 from ses_sender.sending.service import active_pauses
 from tests.clock import FakeClock
 from tests.ses_events.fakes import ses_message
@@ -37,7 +37,6 @@ async def test_signed_hard_bounces_over_the_rate_pause_sending(
         sessionmaker=runtime.sessionmaker,
         limits=Limits(bounce_rate=0.05, complaint_rate=0.001, min_sends=200),
         clock=clock,
-        interval_s=15,
     )
 
     async def bounce(request_id: int, bounce_type: str) -> None:

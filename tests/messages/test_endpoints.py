@@ -7,10 +7,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ses_sender.composition import Runtime, create_app
+from ses_sender.messages.dependencies import RECIPIENT_LIMIT
 from ses_sender.messages.schemas import MAX_MESSAGES_PER_REQUEST
 from ses_sender.models import Content, IdempotencyKey, Request, RequestStatus
-from ses_sender.runtime import Runtime
 from tests.clock import FakeClock
+from tests.conftest import API_KEY
 
 SEED_EXAMPLE: dict[str, Any] = {
     "messages": [
@@ -174,13 +176,19 @@ async def test_display_names_and_international_addresses(
     assert recipients == ["Jane Doe <jane@example.com>", "user@xn--fsqu00a.xn--4rr70v"]
 
 
-async def test_recipient_limit_per_request(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    runtime.settings.max_recipients_per_request = 3
+async def test_recipient_limit_per_request(runtime: Runtime) -> None:
+    app = create_app(runtime)
+    RECIPIENT_LIMIT.provide(app, 3)  # MAX_RECIPIENTS_PER_REQUEST=3
     body = {
         "messages": [message(emails=["a@x.io", "b@x.io"]), message(emails=["c@x.io", "d@x.io"])]
     }
 
-    response = await client.post("/v1/messages", json=body)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"x-api-key": API_KEY},
+    ) as client:
+        response = await client.post("/v1/messages", json=body)
 
     assert response.status_code == 413
     assert response.json()["error"] == "messages: 4 recipients in one request, at most 3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
 from ses_sender.sending.service import pause_sending
 from tests.clock import FakeClock
 from tests.conftest import API_KEY
@@ -82,7 +82,7 @@ async def test_resume_needs_the_api_key(
         (b'{"name": ""}', 400, "name: String should have at least 1 character"),
         (b'{"nam": "account"}', 400, "nam: Extra inputs are not permitted"),
         (b'["account"]', 400, "invalid request body: expected a JSON object"),
-        (b"{name", 400, "invalid request body: Expecting property name"),
+        (b"{name", 400, "invalid request body: key must be a string"),
         (b'{"name": "' + b"x" * 5_000 + b'"}', 413, "request body: at most 4096 bytes"),
     ],
 )

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
 from ses_sender.sending.service import (
     active_pauses,
     pause_sending,

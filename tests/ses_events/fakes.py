@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus, Result
-from ses_sender.runtime import Runtime
 from ses_sender.ses_tags import REQUEST_ID_TAG
 
 from .signing import sns_timestamp

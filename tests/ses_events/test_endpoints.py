@@ -21,12 +21,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
-from ses_sender.app import create_app
+from ses_sender.composition import Runtime, TransportChoice, create_app, open_runtime
 from ses_sender.config import Settings, TransportKind
 from ses_sender.cursor import encode_cursor
-from ses_sender.delivery.repository import Sent, record_outcomes
+from ses_sender.delivery.emails import Sent
+from ses_sender.delivery.repository import record_outcomes
 from ses_sender.models import RequestStatus, ResultSource, Suppression
-from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.ses_events.endpoints import MAX_SNS_BODY_BYTES
 from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, waiting_message_ids
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
@@ -210,7 +210,8 @@ async def runtime(
 
 
 @pytest.fixture
-async def sns(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+async def sns(runtime: Runtime, fetcher: RecordingFetcher) -> AsyncIterator[httpx.AsyncClient]:
+    """The endpoint as SNS reaches it; SubscribeURLs go to the recording `fetcher`."""
     async with sns_client(runtime) as client:
         yield client
 

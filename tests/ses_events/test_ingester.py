@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
+from ses_sender.composition import Runtime
 from ses_sender.errors import InvalidInput
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.service import Ingested
 from tests.clock import FakeClock

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.errors import InvalidInput
 from ses_sender.models import Outcome, Request, RequestStatus, Suppression
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.schemas import parse_ses_event
 from ses_sender.ses_events.service import Ingested, Received

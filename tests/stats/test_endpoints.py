@@ -6,8 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
-from ses_sender.runtime import Runtime
 from tests.delivery.conftest import queue_emails
 
 NO_OUTCOMES = {

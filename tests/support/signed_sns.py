@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ses_sender.composition import Runtime
 from ses_sender.config import Settings
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events.sns import CertificateStore
 from tests.clock import FakeClock
 from tests.ses_events.fakes import FakeFetch

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
 from ses_sender.suppression.schemas import MAX_EMAILS_PER_REQUEST
 from tests.suppression.test_feedback import suppressions
 
@@ -65,7 +65,7 @@ async def test_adding_is_idempotent_and_keeps_the_first_reason(
         ({"emails": ["a@example.com", "bob@"]}, 400, "emails[1]: invalid email address: bob@"),
         ({"emails": []}, 400, "emails: must not be empty"),
         ({}, 400, "emails: Field required"),
-        ({"emails": "a@example.com"}, 400, "emails: Input should be a valid list"),
+        ({"emails": "a@example.com"}, 400, "emails: Input should be a valid array"),
         ({"emails": [7]}, 400, "emails[0]: Input should be a valid string"),
         (
             {"emails": ["a@example.com"], "reason": "spam"},

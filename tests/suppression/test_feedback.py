@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Suppression
-from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service
 from ses_sender.ses_events.service import Ingested
 from ses_sender.suppression.service import SoftBounceRule

@@ -6,9 +6,9 @@ import httpx
 from sqlalchemy import select
 
 from ses_sender.clock import SystemClock
+from ses_sender.composition import Runtime, TransportChoice, open_runtime
 from ses_sender.config import Settings, TransportKind
 from ses_sender.models import Request, Result
-from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.tracking.endpoints import PIXEL_PNG
 from tests.delivery.conftest import queue_emails
 

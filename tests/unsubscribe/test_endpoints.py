@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from ses_sender.models import Request, Result, ResultSource, SuppressionReason
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
+from ses_sender.models import Request, Result, ResultSource, SuppressionReason, WebhookDelivery
 from ses_sender.suppression.service import suppress
 from tests.clock import FakeClock
+from tests.conftest import API_KEY
 from tests.delivery.conftest import queue_emails
 from tests.suppression.test_feedback import suppressions
 
@@ -75,6 +77,29 @@ async def test_one_click_post_unsubscribes_at_once(
         ResultSource.TRACKING,
         "jane@example.net",
     )
+
+
+async def test_an_unsubscribe_goes_to_the_webhooks_that_asked_for_it_once(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    for url, events in (("https://hooks.example.com/x", "Unsubscribe"), ("https://y.io", "Bounce")):
+        created = await anonymous_client.post(
+            "/v1/webhooks", json={"url": url, "events": [events]}, headers={"x-api-key": API_KEY}
+        )
+        assert created.status_code == 201
+
+    for _ in range(2):  # mailbox providers may POST twice
+        assert (await anonymous_client.post(link, data=ONE_CLICK)).status_code == 200
+
+    async with runtime.sessionmaker() as session:
+        [delivery] = (await session.scalars(select(WebhookDelivery))).all()
+    payload = json.loads(delivery.payload)
+    assert (delivery.event_type, payload["type"], payload["requestId"]) == (
+        "Unsubscribe",
+        "Unsubscribe",
+        request_id,
+    )
+    assert (payload["topicId"], payload["email"]) == ("news", "jane@example.net")
 
 
 async def test_multipart_form_data_is_understood_too(

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ses_sender.runtime import Runtime
+from ses_sender.composition import Runtime
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
 

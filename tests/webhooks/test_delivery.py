@@ -15,10 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from ses_sender.composition import Runtime, TransportChoice, open_runtime
 from ses_sender.config import Settings, TransportKind
-from ses_sender.delivery.repository import Sent, record_outcomes
+from ses_sender.delivery.emails import Sent
+from ses_sender.delivery.repository import record_outcomes
 from ses_sender.models import DeliveryStatus, RequestStatus, WebhookDelivery
-from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from ses_sender.ses_events import service as ses_events
 from ses_sender.ses_events.service import Ingested, Received, adopt_waiting_events
 from ses_sender.webhooks import repository, service

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ses_sender.composition import Runtime
 from ses_sender.models import Webhook, WebhookDelivery
-from ses_sender.runtime import Runtime
 from ses_sender.webhooks.schemas import MAX_WEBHOOKS
 from ses_sender.webhooks.service import enqueue_event
 from tests.ses_events.fakes import add_request
@@ -79,7 +79,7 @@ class TestCreate:
             ({}, "url: Field required"),
             ({"url": URL, "events": []}, "events: name at least one event type"),
             ({"url": URL, "events": ["Bounce", "Bounced"]}, "events[1]: unknown event type"),
-            ({"url": URL, "events": "Bounce"}, "events: Input should be a valid list"),
+            ({"url": URL, "events": "Bounce"}, "events: Input should be a valid array"),
             ({"url": URL, "events": [1]}, "events[0]: Input should be a valid string"),
         ],
     )

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from ses_sender.composition import Runtime
 from ses_sender.config import Settings
 from ses_sender.models import WebhookDelivery
-from ses_sender.runtime import Runtime
 from tests.clock import FakeClock
 from tests.delivery.conftest import wait_until
 from tests.ses_events.fakes import add_request, ses_message

@@ -1,0 +1,85 @@
+"""Everything that differs between PostgreSQL and SQLite, in one place, beside the engine
+settings it relies on (`engine.py`): upserts, id allocation, bulk inserts, the server's clock.
+Features write their SQL once and call these where the two databases part ways."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+# One round trip for all the ids. MATERIALIZED looks the sequence up once: inlined, the lookup
+# ran for every row (docs/decisions/0014-intake-ids-then-bulk-insert.md).
+_NEXT_IDS = (
+    "WITH sequence AS MATERIALIZED ("
+    "SELECT pg_get_serial_sequence(:table, 'id')::regclass AS name) "
+    "SELECT nextval(sequence.name) FROM sequence CROSS JOIN generate_series(1, :count)"
+)
+
+
+def insert_for(session: AsyncSession, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT on either database."""
+    return insert_for_dialect(session.get_bind().dialect.name, model)
+
+
+def insert_for_dialect(dialect: str, model: Any) -> postgresql.Insert | sqlite.Insert:
+    """`insert_for` by dialect name, for statements built once and kept."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+async def allocate_ids(connection: AsyncConnection, table: Table, count: int) -> list[int]:
+    """`count` new ids for `table`, ascending, before its rows are inserted in bulk."""
+    if connection.dialect.name == "postgresql":
+        parameters = {"table": table.name, "count": count}
+        return sorted((await connection.execute(text(_NEXT_IDS), parameters)).scalars())
+    # SQLite numbers a rowid the same way (the largest plus one). No other writer can take these
+    # ids before the insert: every SQLite transaction begins IMMEDIATE, holding the write lock
+    # from its start (engine.py). Were that lock missing, a clash would fail the primary key.
+    largest = await connection.scalar(select(func.max(table.c.id)))
+    first = (largest or 0) + 1
+    return list(range(first, first + count))
+
+
+def bound(dialect: Dialect, column: ColumnElement[Any], value: Any) -> Any:
+    """`value` as the driver takes it for `column` (UTC conversion, SQLite's datetime text): for
+    rows written below the ORM, where every row shares the value."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if process is None else process(value)
+
+
+async def bulk_insert(
+    connection: AsyncConnection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert many rows of driver-ready values (see `bound`) in the connection's transaction:
+    COPY on PostgreSQL, one driver-level executemany on SQLite: both skip the ORM's per-row
+    work, which was most of an ingest's time."""
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        # The SQLAlchemy adapter begins asyncpg's transaction with the first statement; outside
+        # it, COPY would commit on its own and break all-or-nothing.
+        if driver is None or not driver.is_in_transaction():
+            raise RuntimeError(f"COPY into {table.name} outside the session's transaction")
+        await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in columns)
+    marks = ", ".join("?" for _ in columns)  # sqlite3's paramstyle
+    statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+    await connection.exec_driver_sql(statement, list(rows))
+
+
+async def database_time(session: AsyncSession) -> float | None:
+    """The database server's clock in epoch seconds; None for SQLite, whose clock is ours."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return float(await session.scalar(text("SELECT extract(epoch FROM clock_timestamp())")))

@@ -1,0 +1,78 @@
+"""Claiming: due emails taken under a lease, screened by the gates, each given its content."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ses_sender.clock import Clock
+from ses_sender.delivery import repository
+from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Verdict
+from ses_sender.delivery.ports import ClaimGate
+
+CONTENT_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
+
+
+class Claimer:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        gates: Sequence[ClaimGate],
+        clock: Clock,
+        lease_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._gates = gates
+        self._clock = clock
+        self._lease = timedelta(seconds=lease_s)
+        self._contents: OrderedDict[int, ContentParts] = OrderedDict()
+
+    async def claim(self, limit: int) -> list[tuple[QueuedEmail, ContentParts]]:
+        """Up to `limit` emails to send now, each with its content, in one transaction."""
+        now = self._clock.now()
+        async with self._sessionmaker() as session, session.begin():
+            claimed = await repository.claim_due(
+                session, now=now, lease_until=now + self._lease, limit=limit
+            )
+            verdicts = await self._screen(session, claimed, now=now)
+            batch = [queued for queued in claimed if queued.request_id not in verdicts]
+            contents = await self._contents_of(session, batch)
+        return [(queued, contents[queued.content_id]) for queued in batch]
+
+    async def release(self, request_ids: Sequence[int]) -> None:
+        """Claimed but never tried (the worker is stopping, or could not pace them)."""
+        async with self._sessionmaker() as session, session.begin():
+            await repository.release(session, request_ids, now=self._clock.now())
+
+    async def _screen(
+        self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
+    ) -> dict[int, Verdict]:
+        """What the gates keep back: stopped or held at once, in the claim's transaction."""
+        verdicts: dict[int, Verdict] = {}
+        for gate in self._gates:
+            remaining = [queued for queued in claimed if queued.request_id not in verdicts]
+            if remaining:
+                verdicts.update(await gate.screen(session, remaining, now=now))
+        stops = {rid: verdict for rid, verdict in verdicts.items() if isinstance(verdict, Stop)}
+        holds = [rid for rid, verdict in verdicts.items() if isinstance(verdict, Hold)]
+        await repository.stop(session, stops, now=now)
+        await repository.release(session, holds, now=now, hold=True)
+        return verdicts
+
+    async def _contents_of(
+        self, session: AsyncSession, batch: Sequence[QueuedEmail]
+    ) -> dict[int, ContentParts]:
+        needed = {queued.content_id for queued in batch}
+        found = {i: self._contents[i] for i in needed if i in self._contents}
+        if missing := needed - found.keys():
+            found.update(await repository.contents(session, missing))
+        for content_id, parts in found.items():
+            self._contents[content_id] = parts
+            self._contents.move_to_end(content_id)
+        while len(self._contents) > CONTENT_CACHE_SIZE:
+            self._contents.popitem(last=False)
+        return found

@@ -1,0 +1,71 @@
+"""What the delivery engine needs from the features it serves. Declared here, implemented by
+them (ses_events, sending, control, suppression, the composer), wired by the composition root:
+the engine imports no feature.
+
+Each hook runs inside one of the engine's own transactions, so what it writes commits, or rolls
+back, with the engine's own change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ses_sender.delivery.emails import ContentParts, ProviderSend, QueuedEmail, Sent, Verdict
+from ses_sender.transports.base import OutgoingEmail
+
+
+class Composer(Protocol):
+    def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
+        """The email this recipient receives."""
+        ...
+
+
+class ClaimGate(Protocol):
+    async def screen(
+        self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
+    ) -> dict[int, Verdict]:
+        """Of rows just claimed, and before any is sent, those not to send now, by request id."""
+        ...
+
+
+class SentHook(Protocol):
+    async def after_sent(
+        self, session: AsyncSession, sent: Sequence[Sent], *, now: datetime
+    ) -> None:
+        """In the transaction that records these sends (attach what arrived before them)."""
+        ...
+
+
+class SendEvidence(Protocol):
+    async def provider_sends(
+        self, session: AsyncSession, request_ids: Sequence[int], *, now: datetime
+    ) -> dict[int, ProviderSend]:
+        """Which of these requests the provider reported as sent: a worker that died between
+        the send and its record left them claimed, and they must not be sent again."""
+        ...
+
+
+class HousekeepingJob(Protocol):
+    name: str
+
+    async def run(self, session: AsyncSession, *, now: datetime) -> None:
+        """A periodic chore in a transaction of its own (see `housekeeping.py`)."""
+        ...
+
+
+class PauseSource(Protocol):
+    """The pauses of all sending, shared by every worker (an operator's, the guardrail's, the
+    provider account's), and the one the engine sets itself when the provider refuses the
+    account."""
+
+    async def sending_paused(self, session: AsyncSession, *, now: datetime) -> bool: ...
+
+    async def pause_for_account(
+        self, session: AsyncSession, reason: str, *, now: datetime, until: datetime | None
+    ) -> None: ...
+
+    async def resume_for_account(self, session: AsyncSession) -> None: ...

@@ -1,0 +1,94 @@
+"""What `/health` reports: whether the database answers (the status, for anyone), and, for
+whoever has the API key, the transport, paused sending and the trusted SNS topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ses_sender.clock import Clock
+from ses_sender.sending import service as sending
+from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "aws-ses-sender"
+DATABASE_CHECK_TIMEOUT_S = 2.0
+UNKNOWN_SENDING_STATE: dict[str, object] = {"paused": None, "reasons": []}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    healthy: bool
+    body: dict[str, Any]
+
+
+class Health:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        transport: dict[str, str],
+        topics: TrustedTopics,
+    ) -> None:
+        self._engine = engine
+        self._sessionmaker = sessionmaker
+        self._clock = clock
+        self._transport = transport
+        self._topics = topics
+
+    async def report(self, *, details: bool) -> Report:
+        database = await self._database_state()
+        healthy = database == "ok"
+        body: dict[str, Any] = {
+            "status": "ok" if healthy else "degraded",
+            "service": SERVICE_NAME,
+            "time": self._clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if details:
+            body |= {
+                "database": database,
+                "transport": self._transport,
+                # Paused sending is reported, not unhealthy: the process is fine, and a restart
+                # would not help.
+                "sending": await self._sending_state() if healthy else UNKNOWN_SENDING_STATE,
+                "sns": await self._sns_state(),
+            }
+        return Report(healthy, body)
+
+    async def _database_state(self) -> str:
+        try:
+            async with (
+                asyncio.timeout(DATABASE_CHECK_TIMEOUT_S),
+                self._engine.connect() as connection,
+            ):
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            log.warning("health: database check failed: %s", error)
+            return f"unavailable: {type(error).__name__}"
+        return "ok"
+
+    async def _sending_state(self) -> dict[str, object]:
+        try:
+            async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S), self._sessionmaker() as session:
+                state = await sending.sending_state(session, now=self._clock.now())
+        except Exception as error:
+            log.warning("health: reading the sending pauses failed: %s", error)
+            return UNKNOWN_SENDING_STATE
+        return state.model_dump()
+
+    async def _sns_state(self) -> dict[str, object]:
+        """Which topics' messages count; with none, every SES event is refused."""
+        try:
+            trusted = self._topics.configured | await self._topics.recorded()
+        except TopicsUnavailable as error:
+            log.warning("health: reading the trusted SNS topics failed: %s", error)
+            return {"accepting": None, "trustedTopics": sorted(self._topics.configured)}
+        return {"accepting": bool(trusted), "trustedTopics": sorted(trusted)}

@@ -1,0 +1,76 @@
+"""What a process runs beside its request handlers and its delivery loop: side tasks, and the
+periodic job most of them are.
+
+A side task runs until it is asked to stop; `stop` only asks and returns at once, and `run`
+returns once the task has finished what it had under way. The process stops when any side task
+ends with an error, loudly, rather than running on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+# Failures that pass: the database or the network is away for a while.
+TRANSIENT_ERRORS = (DBAPIError, OSError)
+
+
+class SideTask(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def wait_any(*events: asyncio.Event, timeout_s: float, sleep: Sleep) -> None:
+    """Return once any of `events` is set, or after `timeout_s` (waited with `sleep`, so that
+    tests can run it in virtual time)."""
+    if any(event.is_set() for event in events):
+        return
+    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(event.wait()) for event in events}
+    waits.add(asyncio.ensure_future(sleep(timeout_s)))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
+class Periodic:
+    """Runs `job` at once, then every `interval_s`, until stopped.
+
+    A transient failure (database or network) is logged and the job runs again at the next
+    tick; any other error ends `run`, and so the process.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        job: Callable[[], Awaitable[object]],
+        interval_s: float,
+        *,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self._job = job
+        self._interval_s = interval_s
+        self._sleep = sleep
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._job()
+            except TRANSIENT_ERRORS:
+                log.exception("%s failed; trying again in %g s", self.name, self._interval_s)
+            await wait_any(self._stopping, timeout_s=self._interval_s, sleep=self._sleep)
