@@ -13,6 +13,11 @@ that, not the worker, sets emails/s) and the CPU of the PostgreSQL backends serv
 figures cover the window from the first sample with an email recorded to the first with all N
 recorded, so process start-up (imports, connecting) is left out.
 
+The bare client: after each worker run, `bench/bare_client.py` sends the same email to the same
+stub through the worker's own HTTP client (aiohttp + our SigV4 signer), 64 in flight, with no
+database, no pacing and no recording; the report gives the worker's emails/s as a share of it,
+measured in the same run, which is what holds on a shared machine whose speed varies.
+
 Memory: for each queue size (default 10,000 and 1,000,000), a fresh database with that many
 queued emails and a fresh worker that runs for a fixed time; its peak resident memory (VmHWM)
 is read just before SIGTERM. Flat means the worker holds a bounded claim, not the queue.
@@ -63,6 +68,7 @@ DEFAULT_EMAILS = 50_000
 # waiting for slots (docs/decisions/0010-in-flight-limit-and-recording.md).
 DEFAULT_CONCURRENCY = 1000
 DEFAULT_MEMORY_SIZES = (10_000, 1_000_000)
+BARE_EMAILS = 20_000  # enough for a steady rate, short next to a worker's run
 DEFAULT_MEMORY_SECONDS = 20.0
 # Far above what one process can send, and the most Settings accepts: the pacer never waits.
 EMAIL_RATE = 100_000
@@ -116,6 +122,11 @@ class ThroughputResult:
     stub_accepted: int
     stub_throttled: int
     worker_peak_rss_kib: int
+    # The bare client (bench/bare_client.py) in the same run: the same emails to the same stub
+    # through the worker's own HTTP client, no database; and the worker's share of it.
+    bare_emails_per_s: float
+    bare_cpu_ms_per_email: float
+    share_of_bare: float
 
 
 @dataclass(frozen=True)
@@ -403,7 +414,8 @@ def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> T
         result = asyncio.run(_throughput(args, stub, workdir, database_url))
     print(
         f"  {result.emails:,} emails: {result.emails_per_s:,.0f} emails/s, "
-        f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email",
+        f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email; the bare client "
+        f"{result.bare_emails_per_s:,.0f}/s: {result.share_of_bare:.0%}",
         file=sys.stderr,
         flush=True,
     )
@@ -442,6 +454,7 @@ async def _throughput(
     database_cpu_s = sum(
         seconds - first.database_cpu_s.get(pid, 0.0) for pid, seconds in last.database_cpu_s.items()
     )
+    bare = await _bare_client(stub, workdir, args.source, min(emails, BARE_EMAILS))
     return ThroughputResult(
         emails=emails,
         concurrency=args.concurrency,
@@ -456,7 +469,42 @@ async def _throughput(
         stub_accepted=counts["accepted"],
         stub_throttled=counts["throttled"],
         worker_peak_rss_kib=peak_rss,
+        bare_emails_per_s=bare.emails_per_s,
+        bare_cpu_ms_per_email=bare.cpu_ms_per_email,
+        share_of_bare=window_emails / seconds / bare.emails_per_s,
     )
+
+
+@dataclass(frozen=True)
+class BareResult:
+    emails_per_s: float
+    cpu_ms_per_email: float
+
+
+async def _bare_client(stub: Stub, workdir: Path, source: Path, emails: int) -> BareResult:
+    """Emails/s of the bare client against the stub, in a process of its own as the worker."""
+    await stub_call(stub, "POST", "/_stub/reset")
+    environment = {**_base_environment(workdir), "PYTHONPATH": str(source)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_client",
+        "--url",
+        stub.url,
+        "--emails",
+        str(emails),
+        "--html",
+        CONTENT_HTML,
+        env=environment,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise BenchError(f"the bare client failed: {err.decode(errors='replace')[-2000:]}")
+    figures = json.loads(out)
+    return BareResult(figures["emails_per_s"], figures["cpu_ms_per_email"])
 
 
 async def _sample_until_sent(
@@ -550,6 +598,9 @@ def format_report(
         "accepted",
         "throttled",
         "worker peak RSS",
+        "bare client/s",
+        "bare CPU ms/email",
+        "worker/bare",
     )
     rows: list[tuple[str, ...]] = [
         (
@@ -565,6 +616,9 @@ def format_report(
             f"{r.stub_accepted:,}",
             f"{r.stub_throttled:,}",
             f"{r.worker_peak_rss_kib / 1024:,.1f} MiB",
+            f"{r.bare_emails_per_s:,.0f}",
+            f"{r.bare_cpu_ms_per_email:.3f}",
+            f"{r.share_of_bare:.0%}",
         )
         for r in throughput
     ]

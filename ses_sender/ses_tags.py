@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 REQUEST_ID_TAG = "ses-sender-request-id"
@@ -12,9 +13,13 @@ _NOT_TAG_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def ses_tags(request_id: int, topic_id: str) -> tuple[tuple[str, str], ...]:
+    topic = _tag_value(topic_id)
+    if not topic:
+        return ((REQUEST_ID_TAG, str(request_id)),)
+    return ((REQUEST_ID_TAG, str(request_id)), (TOPIC_TAG, topic))
+
+
+@functools.lru_cache(maxsize=256)  # one per topic, for every email of a campaign
+def _tag_value(text: str) -> str:
     """SES tag values allow only letters, digits, '_' and '-'."""
-    tags = [(REQUEST_ID_TAG, str(request_id))]
-    topic = _NOT_TAG_SAFE.sub("_", topic_id)[:MAX_TAG_VALUE_LENGTH]
-    if topic:
-        tags.append((TOPIC_TAG, topic))
-    return tuple(tags)
+    return _NOT_TAG_SAFE.sub("_", text)[:MAX_TAG_VALUE_LENGTH]

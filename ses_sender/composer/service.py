@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from inscriptis import get_text
 
@@ -14,11 +15,21 @@ from ses_sender.ses_tags import ses_tags
 from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import OutgoingEmail
 
-TEXT_CACHE_SIZE = 256
+PREPARED_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
 # RFC 8058 one-click unsubscribe: mailbox providers POST this body to the List-Unsubscribe URL.
 ONE_CLICK_UNSUBSCRIBE = "List-Unsubscribe=One-Click"
 
 _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What every recipient of one content shares, worked out once: the text part, and the
+    HTML split where the pixel goes (before the last </body>, or at the end)."""
+
+    text: str
+    html_head: str
+    html_tail: str
 
 
 class EmailComposer:
@@ -27,19 +38,20 @@ class EmailComposer:
         self._pixel_base = f"{public_base_url}/v1/events/open?t="
         self._unsubscribe_base = f"{public_base_url}/v1/unsubscribe/"
         self._tokens = tokens
-        # Every recipient of a campaign shares one content: derive its text part once.
-        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._prepared: OrderedDict[int, _Prepared] = OrderedDict()
 
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
+        prepared = self._prepare(queued.content_id, content)
         pixel_url = self._pixel_base + self._tokens.for_open(queued.request_id)
+        pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
         return OutgoingEmail(
             request_id=queued.request_id,
             topic_id=queued.topic_id,
             sender=self._sender,
             to=queued.to,
             subject=content.subject,
-            html=with_pixel(content.html, pixel_url),
-            text=self._text(queued.content_id, content.html),
+            html=prepared.html_head + pixel + prepared.html_tail,
+            text=prepared.text,
             headers=self._unsubscribe_headers(queued.request_id),
             tags=ses_tags(queued.request_id, queued.topic_id),
         )
@@ -51,23 +63,15 @@ class EmailComposer:
             ("List-Unsubscribe-Post", ONE_CLICK_UNSUBSCRIBE),
         )
 
-    def _text(self, content_id: int, html: str) -> str:
-        text = self._texts.get(content_id)
-        if text is None:
-            text = get_text(html).strip()
-            self._texts[content_id] = text
-            if len(self._texts) > TEXT_CACHE_SIZE:
-                self._texts.popitem(last=False)
-        else:
-            self._texts.move_to_end(content_id)
-        return text
-
-
-def with_pixel(html: str, pixel_url: str) -> str:
-    """The open pixel goes just before the last </body>, or at the end without one."""
-    pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
-    closings = list(_CLOSING_BODY.finditer(html))
-    if not closings:
-        return html + pixel
-    at = closings[-1].start()
-    return html[:at] + pixel + html[at:]
+    def _prepare(self, content_id: int, content: ContentParts) -> _Prepared:
+        prepared = self._prepared.get(content_id)
+        if prepared is not None:
+            self._prepared.move_to_end(content_id)
+            return prepared
+        closings = list(_CLOSING_BODY.finditer(content.html))
+        at = closings[-1].start() if closings else len(content.html)
+        prepared = _Prepared(get_text(content.html).strip(), content.html[:at], content.html[at:])
+        self._prepared[content_id] = prepared
+        if len(self._prepared) > PREPARED_CACHE_SIZE:
+            self._prepared.popitem(last=False)
+        return prepared

@@ -140,14 +140,21 @@ def _insert_results_once(dialect: str) -> Any:
     )
 
 
+# Built once: it runs for every batch of sends a worker records.
+_WAITING_MESSAGE_IDS = (
+    select(_results.c.ses_message_id)
+    .where(
+        _results.c.ses_message_id.in_(bindparam("b_message_ids", expanding=True)),
+        _results.c.request_id.is_(None),
+    )
+    .distinct()
+)
+
+
 async def message_ids_with_waiting_results(
     session: AsyncSession, ses_message_ids: list[str]
 ) -> list[str]:
-    found = await session.scalars(
-        select(Result.ses_message_id)
-        .where(Result.ses_message_id.in_(ses_message_ids), Result.request_id.is_(None))
-        .distinct()
-    )
+    found = await session.scalars(_WAITING_MESSAGE_IDS, {"b_message_ids": ses_message_ids})
     return [message_id for message_id in found if message_id is not None]
 
 
