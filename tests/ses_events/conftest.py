@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.sns_vectors import VECTOR_CERT, VECTORS_DIR
+
 from .signing import KeyPair, self_signed
-from .vectors import VECTOR_CERT, VECTORS_DIR
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from ses_sender.ses_events.service import adopt_waiting_events, waiting_message_
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
 from tests.clock import FakeClock
 from tests.conftest import empty_tables, make_settings
+from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
 from .fakes import (
     RECIPIENT,
@@ -43,7 +44,6 @@ from .fakes import (
     stored_results,
 )
 from .signing import KeyPair, self_signed, sign, sns_timestamp
-from .vectors import VECTOR_FILES, load_vector
 
 PATH = "/v1/events/results"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"

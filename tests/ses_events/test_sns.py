@@ -22,11 +22,11 @@ from ses_sender.ses_events.sns import (
     is_trusted_sns_url,
     parse_envelope,
 )
+from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
 from .fakes import FakeFetch, ManualClock
 from .https_server import LocalHttpsServer, TlsFiles
 from .signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
-from .vectors import VECTOR_FILES, load_vector
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
@@ -260,7 +260,7 @@ class TestTrustedUrls:
 
 
 class TestVerifyRealVectors:
-    """Messages signed by AWS itself (shared/vectors/sns), with the certificate seeded."""
+    """Messages signed by AWS itself (tests/support/vectors/sns), with the certificate seeded."""
 
     @staticmethod
     def verifier_for(envelope: dict[str, Any], pem: bytes, fetch: FakeFetch) -> SnsVerifier:
