@@ -7,21 +7,17 @@ on 127.0.0.1:5432, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 
 from ses_sender.app import create_app
 from ses_sender.clock import SystemClock
 from ses_sender.config import Settings, TransportKind
-from ses_sender.db.base import Base
 from ses_sender.db.migrate import upgrade_to_head_async
 from ses_sender.delivery.compose import Composer
 from ses_sender.delivery.pacer import Pacer
@@ -29,45 +25,11 @@ from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
+from tests.support.databases import BACKENDS, empty_tables, postgres_database
+from tests.support.settings import API_KEY, make_settings
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
-
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "SES_SENDER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-API_KEY = "test-key-0123456789"
-BACKENDS = ["sqlite", "postgresql"]
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: explicit values, no .env file."""
-    values: dict[str, Any] = {
-        "DATABASE_URL": database_url,
-        "API_KEY": API_KEY,
-        "EMAIL_SENDER": "sender@example.com",
-        "SERVER_HOST": "https://mail.example.com",
-        "EMAIL_TRANSPORT": "outbox",
-        "TRACKING_SECRET": None,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-def skip_without_postgres() -> NoReturn:
-    """Skip a PostgreSQL test when no server answers; in CI that is a failure instead."""
-    if os.environ.get("SES_SENDER_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"PostgreSQL is required but {POSTGRES_ADMIN_DSN} does not answer")
-    pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
-
-
-async def _postgres_reachable() -> bool:
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -81,19 +43,9 @@ async def database_url(
         await upgrade_to_head_async(url)
         yield url
         return
-    if not await _postgres_reachable():
-        skip_without_postgres()
-    name = f"ses_sender_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
-        url = f"{base}/{name}"
+    async with postgres_database("ses_sender_test") as url:
         await upgrade_to_head_async(url)
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture
@@ -112,17 +64,6 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime
     async with open_runtime(settings, transport=choice, clock=clock) as runtime:
         yield runtime
         await empty_tables(runtime)
-
-
-async def empty_tables(runtime: Runtime) -> None:
-    """Each test starts from empty tables (faster than a database per test)."""
-    async with runtime.engine.begin() as connection:
-        names = [table.name for table in reversed(Base.metadata.sorted_tables)]
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in names:
-                await connection.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our names
 
 
 @pytest.fixture

@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.moto_server import subprocess_env
-
-SCRIPT = Path(sys.executable).with_name("ses-sender")
-
-
-def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = subprocess_env()
-    environment.update(env)
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate"])
 def test_every_command_explains_itself(tmp_path: Path, command: str) -> None:
-    result = run([command, "--help"], tmp_path)
+    result = run_cli([command, "--help"], tmp_path)
 
     assert result.returncode == 0
     assert f"usage: ses-sender {command}" in result.stdout
 
 
 def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
-    result = run(["--help"], tmp_path)
+    result = run_cli(["--help"], tmp_path)
 
     assert result.returncode == 0
     for command in ("serve", "api", "worker", "migrate"):
@@ -60,7 +43,7 @@ def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
 def test_a_bad_setting_stops_start_up_with_one_line(
     tmp_path: Path, env: dict[str, str], expected: str
 ) -> None:
-    result = run(["serve"], tmp_path, **env)
+    result = run_cli(["serve"], tmp_path, **env)
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -72,14 +55,14 @@ def test_a_bad_setting_stops_start_up_with_one_line(
 def test_settings_are_read_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("EMAIL_RATE=-3\n")
 
-    result = run(["serve"], tmp_path)
+    result = run_cli(["serve"], tmp_path)
 
     assert result.returncode == 2
     assert "EMAIL_RATE" in result.stderr
 
 
 def test_ses_without_a_sender_is_refused(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         ["serve"],
         tmp_path,
         AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
@@ -94,15 +77,15 @@ def test_ses_without_a_sender_is_refused(tmp_path: Path) -> None:
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'app.db'}"
 
-    first = run(["migrate"], tmp_path, DATABASE_URL=database)
-    second = run(["migrate"], tmp_path, DATABASE_URL=database)
+    first = run_cli(["migrate"], tmp_path, DATABASE_URL=database)
+    second = run_cli(["migrate"], tmp_path, DATABASE_URL=database)
 
     assert first.returncode == second.returncode == 0
     assert "database is at the latest migration" in second.stderr
 
 
 def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         ["api"],
         tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}",
@@ -114,7 +97,7 @@ def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
 
 
 def test_the_seed_sqlite_path_is_honoured(tmp_path: Path) -> None:
-    result = run(["migrate"], tmp_path, DB_PATH=str(tmp_path / "seed" / "app.db"))
+    result = run_cli(["migrate"], tmp_path, DB_PATH=str(tmp_path / "seed" / "app.db"))
 
     assert result.returncode == 0
     assert (tmp_path / "seed" / "app.db").exists()

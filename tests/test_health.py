@@ -5,7 +5,7 @@ import httpx
 from ses_sender.app import create_app
 from ses_sender.config import TransportKind
 from ses_sender.runtime import TransportChoice, open_runtime
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 async def test_health_reports_database_and_transport(

@@ -17,13 +17,9 @@ from ses_sender.config import Settings
 from ses_sender.observability import flush_sentry, init_sentry
 from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
+from tests.support.polling import wait_until
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 class SentryInbox:

@@ -14,17 +14,14 @@ from sqlalchemy import func, select
 
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
-from tests.acceptance.workers import (
+from tests.support.api import post_topic
+from tests.support.ses_stub import SesStub
+from tests.support.worker_processes import (
     WorkerProcess,
     accepted_per_request,
     roomy_account,
     worker_env,
 )
-from tests.control.conftest import post_topic
-from tests.support.fixtures import fake_aws_env, ses_stub
-from tests.support.ses_stub import SesStub
-
-__all__ = ["fake_aws_env", "ses_stub"]
 
 CAMPAIGN = 300
 

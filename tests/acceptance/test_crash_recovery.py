@@ -17,23 +17,19 @@ from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.sns import SnsMessage
-from tests.acceptance.workers import (
+from tests.support.api import post_topic
+from tests.support.rows import requests_by_id
+from tests.support.ses_events import SOFT_BOUNCES, ses_message
+from tests.support.ses_stub import SesStub
+from tests.support.worker_processes import (
     WorkerProcess,
     accepted_per_request,
     all_sent,
     roomy_account,
     settled,
-    start_worker,
     wait_for,
     worker_env,
 )
-from tests.control.conftest import post_topic, rows_by_id
-from tests.ses_events.fakes import ses_message
-from tests.ses_events.test_service import SOFT_BOUNCES
-from tests.support.fixtures import fake_aws_env, ses_stub
-from tests.support.ses_stub import SesStub
-
-__all__ = ["fake_aws_env", "ses_stub", "start_worker"]
 
 RECIPIENTS = 2_000
 MAX_CONCURRENT = 40
@@ -62,7 +58,7 @@ async def kill_mid_campaign(
     worker.kill()
     await settled(ses_stub)
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     in_flight = {i for i in ids if rows[i].status == RequestStatus.PROCESSING}
     unrecorded = {i for i in accepted_per_request(ses_stub) if rows[i].status != RequestStatus.SENT}
     # What makes the test worth running: the kill caught sends SES had taken.
@@ -148,7 +144,7 @@ async def test_sends_that_ses_reported_before_the_lease_expired_are_not_sent_aga
     accepted = accepted_per_request(ses_stub)
     assert set(accepted) == set(ids)
     assert set(accepted.values()) == {1}  # no duplicate at all
-    rows = await rows_by_id(live_runtime)
+    rows = await requests_by_id(live_runtime)
     assert {rows[i].message_id for i in unrecorded} == {message_ids[i] for i in unrecorded}
     # The rows claimed but never sent were sent once, after the lease expired.
     assert in_flight - unrecorded

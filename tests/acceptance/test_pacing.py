@@ -18,19 +18,17 @@ import pytest
 
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
-from tests.acceptance.workers import (
+from tests.support.api import post_topic
+from tests.support.rows import requests_by_id
+from tests.support.ses_stub_process import SesStubProcess, run_ses_stub_process
+from tests.support.worker_processes import (
     ROOMY_ACCOUNT,
     StartWorker,
     accepted_per_request_of,
     all_sent,
-    start_worker,
     wait_for,
     worker_env,
 )
-from tests.control.conftest import post_topic, rows_by_id
-from tests.support.ses_stub_process import SesStubProcess, run_ses_stub_process
-
-__all__ = ["start_worker"]
 
 RATE = 100
 RUN_S = 15  # seconds of sending at the rate: what start-up costs is a small share of it
@@ -196,7 +194,7 @@ async def test_a_storm_of_errors_fails_nothing(
         live_runtime, live_client, ses, start_worker, env, workers=2, count=300
     )
 
-    rows = await rows_by_id(live_runtime)
+    rows = await requests_by_id(live_runtime)
     assert {rows[i].status for i in campaign.ids} == {RequestStatus.SENT}
     assert sum(rows[i].attempts for i in campaign.ids) == 300 + attempts_it_costs
     # The scripted ones, and none from the window after them.

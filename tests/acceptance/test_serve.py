@@ -22,14 +22,11 @@ import httpx
 import pytest
 
 from ses_sender.runtime import Runtime
-from tests.acceptance.sns_host import CertificateHost, ConnectProxy
-from tests.messages.test_endpoints import SEED_EXAMPLE
-from tests.ses_events.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
-from tests.support.fixtures import fake_aws_env, ses_stub
+from tests.support.api import SEED_EXAMPLE
 from tests.support.moto_server import free_port, subprocess_env
 from tests.support.ses_stub import SesStub
-
-__all__ = ["fake_aws_env", "ses_stub"]
+from tests.support.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
+from tests.support.sns_host import CertificateHost, ConnectProxy
 
 API_KEY = "acceptance-key-0123456789"
 REGION = "us-east-1"

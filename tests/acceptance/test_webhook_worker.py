@@ -20,10 +20,10 @@ from ses_sender.models import DeliveryStatus, WebhookDelivery
 from ses_sender.runtime import Runtime
 from ses_sender.webhooks.schemas import WebhookIn
 from ses_sender.webhooks.service import create_webhook, enqueue_event
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import add_request
 from tests.support.moto_server import subprocess_env
-from tests.webhooks.receiver import Receiver
+from tests.support.polling import wait_until
+from tests.support.rows import add_request
+from tests.support.webhooks import Receiver
 
 EVENTS = 6
 CONCURRENCY = 2

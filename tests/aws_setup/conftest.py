@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 
+from tests.support.aws_setup import CONFIG_SET, PUBLIC_HOST, SENDER, Cli
+from tests.support.cli import run_cli
 from tests.support.fixtures import (
     fake_aws_env,
     moto,
@@ -19,17 +20,8 @@ from tests.support.fixtures import (
 )
 from tests.support.moto_complement import MotoComplement
 from tests.support.moto_server import REGION
-from tests.test_cli import run
 
 __all__ = ["fake_aws_env", "moto", "moto_complement", "moto_complement_server", "moto_server"]
-
-CONFIG_SET = "marketing"
-TOPIC_NAME = f"{CONFIG_SET}-ses-events"
-PUBLIC_HOST = "https://mail.example.com"
-ENDPOINT = f"{PUBLIC_HOST}/v1/events/results"
-SENDER = "Shop <sender@example.com>"
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def cli(cli_env: dict[str, str], tmp_path: Path) -> Cli:
     """`cli("setup-aws", "--dry-run", SES_CONFIG_SET="other")`: run the console script."""
 
     def invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return run(list(args), tmp_path, **{**cli_env, **env})
+        return run_cli(list(args), tmp_path, **{**cli_env, **env})
 
     return invoke
 

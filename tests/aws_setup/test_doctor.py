@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.aws_setup.conftest import ENDPOINT, Cli
+from tests.support.aws_setup import ENDPOINT, Cli
 from tests.support.moto_complement import MotoComplement
 from tests.support.moto_server import MotoServer
 

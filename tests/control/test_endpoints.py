@@ -13,9 +13,8 @@ from ses_sender.control.repository import CANCELLED, HELD_UNTIL_RESUMED
 from ses_sender.delivery import repository as delivery_repository
 from ses_sender.models import Request, RequestStatus
 from ses_sender.runtime import Runtime
-from tests.clock import FakeClock
-
-from .conftest import add_requests, rows_by_id
+from tests.support.clock import FakeClock
+from tests.support.rows import add_requests, requests_by_id
 
 C, P, S, F, X = (
     RequestStatus.CREATED,
@@ -55,7 +54,7 @@ async def test_every_control_route_needs_the_api_key(
     response = await anonymous_client.request(method, path.replace("/1", f"/{queued}"))
 
     assert response.status_code == 401
-    assert (await rows_by_id(runtime))[queued].status == C
+    assert (await requests_by_id(runtime))[queued].status == C
 
 
 # -- cancel a topic ---------------------------------------------------------------------------
@@ -78,7 +77,7 @@ async def test_cancelling_a_topic_stops_what_is_not_sent_and_says_what_was(
         "alreadyFailed": 1,
         "alreadyStopped": 1,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert [rows[i].status for i in ids] == [X, X, X, S, F, X]
     assert [rows[i].error for i in ids[:3]] == [CANCELLED] * 3
     assert rows[ids[4]].error == "MessageRejected"
@@ -123,7 +122,7 @@ async def test_topic_actions_take_the_last_segment_so_any_topic_id_works(
 
     assert cancelled.json()["topicId"] == "a/cancel"
     assert paused.json()["topicId"] == "spring sale/2024?"
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[plain].status, rows[named_like_an_action].status) == (C, X)
     assert rows[spaced].due_at == HELD_UNTIL_RESUMED
     # GET keeps meaning the stats of the whole path.
@@ -153,7 +152,7 @@ async def test_cancelling_a_queued_request_stops_it(
 
     assert response.status_code == 200
     assert response.json() == {"id": queued, "status": 4, "outcome": "cancelled"}
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[queued].status, rows[queued].error) == (X, CANCELLED)
     assert rows[neighbour].status == C
 
@@ -170,7 +169,7 @@ async def test_cancelling_a_request_in_flight_says_so(
     response = await client.post(f"/v1/requests/{claimed}/cancel")
 
     assert response.json() == {"id": claimed, "status": 4, "outcome": "cancelledInFlight"}
-    assert (await rows_by_id(runtime))[claimed].status == X
+    assert (await requests_by_id(runtime))[claimed].status == X
 
 
 @pytest.mark.parametrize(("status", "name"), [(S, "sent"), (F, "failed")])
@@ -186,7 +185,7 @@ async def test_cancelling_a_finished_request_is_a_conflict_that_names_its_status
     assert body["error"] == f"request {finished} is already {name}: it cannot be cancelled"
     assert (body["id"], body["status"]) == (finished, int(status))
     assert body["path"] == f"/v1/requests/{finished}/cancel"
-    assert (await rows_by_id(runtime))[finished].status == status
+    assert (await requests_by_id(runtime))[finished].status == status
 
 
 async def test_cancelling_an_unknown_request_is_not_found(client: httpx.AsyncClient) -> None:
@@ -273,7 +272,7 @@ async def test_a_paused_topic_is_not_claimed_until_resumed(
         "pausedAt": clock.now().isoformat().replace("+00:00", "Z"),
         "queued": 3,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[i].due_at for i in [*paused_ids[:2], *later]} == {HELD_UNTIL_RESUMED}
     assert await claimable(runtime, at=clock.now() + timedelta(hours=2)) == {other}
     details = (await client.get(f"/v1/requests/{paused_ids[0]}")).json()
@@ -283,7 +282,7 @@ async def test_a_paused_topic_is_not_claimed_until_resumed(
     resumed = await client.post("/v1/topics/t1/resume")
 
     assert resumed.json() == {"topicId": "t1", "paused": False, "pausedAt": None, "queued": 3}
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     # Due again at the scheduled time, or now when that has passed.
     assert [rows[i].due_at for i in paused_ids[:2]] == [clock.now()] * 2
     assert rows[later[0]].due_at == rows[later[0]].scheduled_at
@@ -324,7 +323,7 @@ async def test_requests_added_to_a_paused_topic_wait_too(
     assert await claimable(runtime, at=clock.now()) == set()
     async with runtime.sessionmaker() as session, session.begin():
         assert await service.hold_paused_topics(session, now=clock.now()) == 1
-    assert (await rows_by_id(runtime))[new].due_at == HELD_UNTIL_RESUMED
+    assert (await requests_by_id(runtime))[new].due_at == HELD_UNTIL_RESUMED
 
     await client.post("/v1/topics/t1/resume")
     assert await claimable(runtime, at=clock.now()) == {new}
@@ -345,7 +344,7 @@ async def test_the_sweep_holds_only_due_rows_of_paused_topics(
     async with runtime.sessionmaker() as session, session.begin():
         assert await service.hold_paused_topics(session, now=clock.now()) == 1
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert rows[due].due_at == HELD_UNTIL_RESUMED
     assert rows[not_yet].due_at == clock.now() + timedelta(seconds=600)
     assert rows[elsewhere].due_at == clock.now()
@@ -371,7 +370,7 @@ async def test_rescheduling_moves_the_queued_requests_only(
         "rescheduled": 2,
         "paused": False,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     at = datetime(2026, 1, 6, tzinfo=UTC)
     assert {(rows[i].scheduled_at, rows[i].due_at) for i in queued[:2]} == {(at, at)}
     assert rows[queued[2]].scheduled_at == clock.now()
@@ -399,7 +398,7 @@ async def test_rescheduling_keeps_a_later_retry_and_a_pause(
 
     await client.post("/v1/topics/t1/reschedule", json={"scheduledAt": "2026-01-05T10:05:00Z"})
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     five_minutes = clock.now() + timedelta(minutes=5)
     assert (rows[fresh].due_at, rows[retried].due_at) == (five_minutes, backoff)
 
@@ -408,11 +407,11 @@ async def test_rescheduling_keeps_a_later_retry_and_a_pause(
         "/v1/topics/t1/reschedule", json={"scheduledAt": "2026-01-05T11:00:00Z"}
     )
     assert rescheduled.json()["paused"] is True
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[fresh].due_at, rows[retried].due_at} == {HELD_UNTIL_RESUMED}
 
     await client.post("/v1/topics/t1/resume")
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[fresh].due_at, rows[retried].due_at} == {clock.now() + timedelta(hours=1)}
 
 
@@ -433,7 +432,7 @@ async def test_a_bad_reschedule_is_refused_naming_the_field(
     client: httpx.AsyncClient, runtime: Runtime, body: bytes, error: str
 ) -> None:
     [queued] = await add_requests(runtime, [C])
-    before = (await rows_by_id(runtime))[queued].due_at
+    before = (await requests_by_id(runtime))[queued].due_at
 
     response = await client.post(
         "/v1/topics/t1/reschedule", content=body, headers={"content-type": "application/json"}
@@ -441,7 +440,7 @@ async def test_a_bad_reschedule_is_refused_naming_the_field(
 
     assert response.status_code == 400
     assert response.json()["error"].startswith(error), response.json()
-    assert (await rows_by_id(runtime))[queued].due_at == before
+    assert (await requests_by_id(runtime))[queued].due_at == before
 
 
 async def test_an_oversized_reschedule_body_is_refused(client: httpx.AsyncClient) -> None:

@@ -14,8 +14,10 @@ from ses_sender.control.repository import CANCELLED
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
 from ses_sender.transports.base import OutgoingEmail, TransientError
-from tests.control.conftest import post_topic
-from tests.delivery.conftest import RecordingTransport, WorkerFactory, requests_by_id, wait_until
+from tests.support.api import post_topic
+from tests.support.polling import wait_until
+from tests.support.rows import requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 C, P, S, X = (
     RequestStatus.CREATED,

@@ -9,13 +9,9 @@ from ses_sender.delivery import repository
 from ses_sender.models import RequestStatus, SuppressionReason
 from ses_sender.runtime import Runtime
 from ses_sender.suppression.service import suppress
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
+from tests.support.polling import wait_until
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) -> None:

@@ -19,14 +19,10 @@ from ses_sender.transports.base import (
     ThrottledError,
     TransientError,
 )
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
-from tests.delivery.test_pacer import max_in_any_window
+from tests.support.pacing import max_in_any_window
+from tests.support.polling import wait_until
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 async def run_until_sent(

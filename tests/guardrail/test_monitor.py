@@ -19,10 +19,9 @@ from ses_sender.guardrail.service import PAUSE_NAME, Limits
 from ses_sender.models import SendingPause
 from ses_sender.runtime import Runtime
 from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-
-from .conftest import add_sends
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until
+from tests.support.rows import add_sends
 
 LIMITS = Limits(bounce_rate=0.05, complaint_rate=0.001, min_sends=200)
 HARD = "Permanent/General"

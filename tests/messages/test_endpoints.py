@@ -10,19 +10,8 @@ from sqlalchemy import func, select
 from ses_sender.messages.schemas import MAX_MESSAGES_PER_REQUEST
 from ses_sender.models import Content, IdempotencyKey, Request, RequestStatus
 from ses_sender.runtime import Runtime
-from tests.clock import FakeClock
-
-SEED_EXAMPLE: dict[str, Any] = {
-    "messages": [
-        {
-            "topicId": "promotion-event-2024",
-            "emails": ["recipient1@example.com", "recipient2@example.com"],
-            "subject": "Special promotion",
-            "content": "<h1>Hello!</h1><p>See our special promotion.</p>",
-            "scheduledAt": "2024-12-25T10:00:00+09:00",
-        }
-    ]
-}
+from tests.support.api import SEED_EXAMPLE
+from tests.support.clock import FakeClock
 
 
 def message(**overrides: Any) -> dict[str, Any]:

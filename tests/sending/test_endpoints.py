@@ -7,7 +7,7 @@ import pytest
 
 from ses_sender.runtime import Runtime
 from ses_sender.sending.service import pause_sending
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 async def pause(runtime: Runtime, clock: FakeClock, *names: str) -> None:

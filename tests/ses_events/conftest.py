@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.signing import KeyPair, self_signed
 from tests.support.sns_vectors import VECTOR_CERT, VECTORS_DIR
-
-from .signing import KeyPair, self_signed
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,11 @@ from ses_sender.ses_events.sns import (
     is_trusted_sns_url,
     parse_envelope,
 )
+from tests.support.clock import ManualClock
+from tests.support.fakes import FakeFetch
+from tests.support.https_server import LocalHttpsServer, TlsFiles
+from tests.support.signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
 from tests.support.sns_vectors import VECTOR_FILES, load_vector
-
-from .fakes import FakeFetch, ManualClock
-from .https_server import LocalHttpsServer, TlsFiles
-from .signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"

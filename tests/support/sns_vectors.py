@@ -1,4 +1,4 @@
-"""The real AWS-signed SNS messages kept in `vectors/sns/` (its README says where they come from)."""
+"""The real AWS-signed SNS messages kept in `vectors/sns/` (its README says where they are from)."""
 
 from __future__ import annotations
 

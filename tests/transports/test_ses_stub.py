@@ -16,10 +16,9 @@ import pytest
 
 from ses_sender.transports.base import ThrottledError
 from ses_sender.transports.ses import SesTransport
+from tests.support.emails import make_email
 from tests.support.moto_server import FAKE_AWS_ENV, REGION, subprocess_env
 from tests.support.ses_stub import RecipientWindow, SesStub
-
-from .emails import make_email
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,10 @@ from ses_sender.transports.base import (
     TransientError,
 )
 from ses_sender.transports.smtp import SmtpTransport
+from tests.support.emails import RECIPIENT, make_email
 from tests.support.moto_server import HOST, free_port
-
-from .emails import RECIPIENT, make_email
-from .smtp_server import PASSWORD, USERNAME, RecordingHandler, running_smtp_server
-from .tls import TlsPair, loopback_tls
+from tests.support.smtp_server import PASSWORD, USERNAME, RecordingHandler, running_smtp_server
+from tests.support.tls import TlsPair, loopback_tls
 
 MakeTransport = Callable[..., SmtpTransport]
 

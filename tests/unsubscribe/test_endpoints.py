@@ -11,9 +11,8 @@ from sqlalchemy import select
 from ses_sender.models import Request, Result, ResultSource, SuppressionReason
 from ses_sender.runtime import Runtime
 from ses_sender.suppression.service import suppress
-from tests.clock import FakeClock
-from tests.delivery.conftest import queue_emails
-from tests.suppression.test_feedback import suppressions
+from tests.support.clock import FakeClock
+from tests.support.rows import queue_emails, suppressions
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

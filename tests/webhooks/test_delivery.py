@@ -24,19 +24,18 @@ from ses_sender.ses_events.service import Ingested, Received, adopt_waiting_even
 from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
 from ses_sender.webhooks.worker import POLL_INTERVAL_S
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import (
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until
+from tests.support.rows import add_request, stored_results
+from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
-    add_request,
+    SOFT_BOUNCES,
+    ingest,
+    notification,
     ses_message,
-    stored_results,
 )
-from tests.ses_events.test_service import SOFT_BOUNCES, ingest, notification
-
-from .conftest import SenderFactory, create_webhook
-from .receiver import Receiver
+from tests.support.webhooks import Receiver, SenderFactory, create_webhook
 
 
 async def deliveries(runtime: Runtime) -> list[WebhookDelivery]:

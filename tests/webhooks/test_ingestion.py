@@ -12,14 +12,12 @@ from sqlalchemy import func, select
 from ses_sender.config import Settings
 from ses_sender.models import WebhookDelivery
 from ses_sender.runtime import Runtime
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import add_request, ses_message
-from tests.ses_events.test_endpoints import earlier, post
-from tests.support.signed_sns import publisher, signed_sns_runtime
-
-from .conftest import SenderFactory, create_webhook
-from .receiver import Receiver
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until
+from tests.support.rows import add_request
+from tests.support.ses_events import ses_message
+from tests.support.signed_sns import earlier, post, publisher, signed_sns_runtime
+from tests.support.webhooks import Receiver, SenderFactory, create_webhook
 
 NOTIFICATIONS = 6
 

@@ -1,4 +1,5 @@
-"""Real `ses-sender worker` processes against the SES stub, for tests about processes."""
+"""Real `ses-sender worker` processes against the SES stub, for tests about processes (the
+`start_worker` fixture starts them), and what the stub tells of their sends."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,21 +97,6 @@ async def settled(ses_stub: SesStub, *, quiet_s: float = 0.5) -> None:
 
 
 StartWorker = Callable[[dict[str, str]], WorkerProcess]
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    """Starts `ses-sender worker` processes (logs in tmp_path); kills any left at the end."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.ensure_gone()
 
 
 # An SES account whose quota does not bind: the rate is ours to set.
