@@ -18,6 +18,7 @@ from ses_sender.runtime import Runtime
 from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.sns import SnsMessage
 from tests.support.api import post_topic
+from tests.support.polling import wait_until
 from tests.support.rows import requests_by_id
 from tests.support.ses_events import SOFT_BOUNCES, ses_message
 from tests.support.ses_stub import SesStub
@@ -27,7 +28,6 @@ from tests.support.worker_processes import (
     all_sent,
     roomy_account,
     settled,
-    wait_for,
     worker_env,
 )
 
@@ -54,7 +54,7 @@ async def kill_mid_campaign(
     async def a_third_sent() -> bool:
         return len(ses_stub.accepted) >= RECIPIENTS // 3
 
-    await wait_for(a_third_sent, "a third of the campaign at SES", within_s=60)
+    await wait_until(a_third_sent, "a third of the campaign at SES", within_s=60)
     worker.kill()
     await settled(ses_stub)
 
@@ -100,7 +100,7 @@ async def test_a_killed_worker_loses_nobody_and_duplicates_only_what_was_in_flig
     async def campaign_sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_for(campaign_sent, "the whole campaign sent after the restart", within_s=90)
+    await wait_until(campaign_sent, "the whole campaign sent after the restart", within_s=90)
     assert await restarted.stop() == 0, restarted.output()
 
     accepted = accepted_per_request(ses_stub)
@@ -138,7 +138,7 @@ async def test_sends_that_ses_reported_before_the_lease_expired_are_not_sent_aga
     async def campaign_sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_for(campaign_sent, "the whole campaign sent after the restart", within_s=90)
+    await wait_until(campaign_sent, "the whole campaign sent after the restart", within_s=90)
     assert await restarted.stop() == 0, restarted.output()
 
     accepted = accepted_per_request(ses_stub)
@@ -194,7 +194,7 @@ async def test_four_workers_over_one_postgresql_send_every_email_once(
     async def campaign_sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_for(campaign_sent, "20,000 emails sent by four workers", within_s=240)
+    await wait_until(campaign_sent, "20,000 emails sent by four workers", within_s=240)
     for worker in workers:
         assert await worker.stop() == 0, worker.output()
 

@@ -19,6 +19,7 @@ import pytest
 from ses_sender.models import RequestStatus
 from ses_sender.runtime import Runtime
 from tests.support.api import post_topic
+from tests.support.polling import wait_until
 from tests.support.rows import requests_by_id
 from tests.support.ses_stub_process import SesStubProcess, run_ses_stub_process
 from tests.support.worker_processes import (
@@ -26,7 +27,6 @@ from tests.support.worker_processes import (
     StartWorker,
     accepted_per_request_of,
     all_sent,
-    wait_for,
     worker_env,
 )
 
@@ -80,13 +80,13 @@ async def send_campaign(
     async def all_started() -> bool:
         return all("sending through" in process.output() for process in processes)
 
-    await wait_for(all_started, f"{workers} workers started", within_s=60)
+    await wait_until(all_started, f"{workers} workers started", within_s=60)
     ids = await post_topic(client, "campaign", count)
 
     async def campaign_sent() -> bool:
         return await all_sent(runtime, ids)
 
-    await wait_for(campaign_sent, f"{count} emails sent", within_s=120)
+    await wait_until(campaign_sent, f"{count} emails sent", within_s=120)
     for process in processes:
         assert await process.stop() == 0, process.output()
     received = await ses.received()
@@ -238,7 +238,7 @@ async def test_sending_resumes_by_itself_when_ses_enables_the_account_again(
         health = (await live_client.get("/health")).json()
         return bool(health["sending"]["paused"])
 
-    await wait_for(paused_in_health, "the account pause in /health", within_s=30)
+    await wait_until(paused_in_health, "the account pause in /health", within_s=30)
     await asyncio.sleep(2)
     assert (await ses.counts())["received"] == 0  # GetAccount said so before the first send
 
@@ -247,7 +247,7 @@ async def test_sending_resumes_by_itself_when_ses_enables_the_account_again(
     async def campaign_sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_for(campaign_sent, "the campaign sent after the account came back", within_s=30)
+    await wait_until(campaign_sent, "the campaign sent after the account came back", within_s=30)
     assert await worker.stop() == 0, worker.output()
     assert not (await live_client.get("/health")).json()["sending"]["paused"]
     assert "sending paused (account)" in worker.output()

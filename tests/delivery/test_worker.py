@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from ses_sender.db.engine import create_engine, create_sessionmaker
@@ -20,8 +21,9 @@ from ses_sender.transports.base import (
     TransientError,
 )
 from tests.support.pacing import max_in_any_window
-from tests.support.polling import wait_until
+from tests.support.polling import wait_until, while_running
 from tests.support.rows import queue_emails, requests_by_id
+from tests.support.spies import spy
 from tests.support.workers import RecordingTransport, WorkerFactory
 
 
@@ -32,7 +34,7 @@ async def run_until_sent(
         rows = await requests_by_id(runtime)
         return all(rows[i].status == status for i in ids)
 
-    await wait_until(done, worker=worker_task)
+    await wait_until(while_running(worker_task, done), f"requests {ids} {status.name}")
     return await requests_by_id(runtime)
 
 
@@ -78,12 +80,17 @@ async def test_every_queued_email_is_sent_once_and_recorded(
 
 
 async def test_rows_that_become_due_are_picked_up_within_a_second(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transport = RecordingTransport()
     worker = make_worker(transport)
+    waits = spy(monkeypatch, worker, "_wait_for_work")
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.3)  # the worker is idle, waiting
+
+    async def idle() -> bool:
+        return bool(waits.started)
+
+    await wait_until(while_running(task, idle), "the worker idle, waiting for work")
 
     loop = asyncio.get_running_loop()
     queued_at = loop.time()
@@ -95,19 +102,26 @@ async def test_rows_that_become_due_are_picked_up_within_a_second(
 
 
 async def test_future_rows_wait_for_their_time(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transport = RecordingTransport()
     worker = make_worker(transport)
+    claims = spy(monkeypatch, worker, "_claim")
     later = datetime.now(UTC) + timedelta(hours=1)
     [future] = await queue_emails(live_runtime, ["future@example.com"], due_at=later)
     now_ids = await queue_emails(live_runtime, ["now@example.com"])
     task = asyncio.create_task(worker.run())
 
-    rows = await run_until_sent(live_runtime, task, now_ids, RequestStatus.SENT)
-    await asyncio.sleep(0.3)
+    await run_until_sent(live_runtime, task, now_ids, RequestStatus.SENT)
+
+    async def found_nothing_due() -> bool:
+        return [] in claims.returned
+
+    # The first claim took the email due now; one that comes back empty passed over the other.
+    await wait_until(while_running(task, found_nothing_due), "a claim that found nothing due")
     await stop(task, worker)
 
+    rows = await requests_by_id(live_runtime)
     assert rows[future].status == RequestStatus.CREATED
     assert [email.to for email in transport.sent] == ["now@example.com"]
 
@@ -163,7 +177,7 @@ async def test_transient_errors_are_retried_then_sent(
         row = (await requests_by_id(live_runtime))[flaky]
         return row.status == RequestStatus.CREATED and row.error == "HTTP 503"
 
-    await wait_until(requeued, worker=task)
+    await wait_until(while_running(task, requeued), "the failed send queued again")
     row = (await requests_by_id(live_runtime))[flaky]
     assert row.attempts == 1
     assert row.due_at > datetime.now(UTC)  # backing off
@@ -192,7 +206,7 @@ async def test_transient_errors_fail_after_the_last_attempt(
             )
         return (await requests_by_id(live_runtime))[down].status == RequestStatus.FAILED
 
-    await wait_until(failed, worker=task)
+    await wait_until(while_running(task, failed), "the request failed for good")
     await stop(task, worker)
     row = (await requests_by_id(live_runtime))[down]
     assert row.error == "HTTP 500 (after 3 attempts)"
@@ -231,7 +245,7 @@ async def test_an_unexpected_transport_error_is_retried_not_lost(
         row = (await requests_by_id(live_runtime))[row_id]
         return row.status == RequestStatus.CREATED and row.attempts == 1
 
-    await wait_until(requeued, worker=task)
+    await wait_until(while_running(task, requeued), "the request queued again")
     await stop(task, worker)
     assert (await requests_by_id(live_runtime))[row_id].error == "RuntimeError: bug in a transport"
 
@@ -273,7 +287,7 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
         return transport.begun >= 1
 
     # A send on the wire (0.5 s each), the rest claimed or queued.
-    await wait_until(a_send_in_flight, worker=task)
+    await wait_until(while_running(task, a_send_in_flight), "a send on the wire")
     await stop(task, worker)
 
     rows = await requests_by_id(live_runtime)
@@ -289,13 +303,17 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
 
 
 async def test_a_database_outage_pauses_the_worker_without_ending_it(
-    make_worker: WorkerFactory,
+    make_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     unreachable = create_sessionmaker(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x"))
     worker = make_worker(RecordingTransport(), sessionmaker=unreachable)
     task = asyncio.create_task(worker.run())
 
-    await asyncio.sleep(1.5)
+    async def tried_again() -> bool:
+        outages = [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
+        return len(outages) >= 2
+
+    await wait_until(while_running(task, tried_again), "a second try at the database")
     assert not task.done()
     await stop(task, worker)  # and it still stops cleanly
 
@@ -350,16 +368,20 @@ async def test_a_batch_with_more_contents_than_the_cache_holds(
 
 
 async def test_a_pause_of_all_sending_holds_every_email_until_resumed(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with live_runtime.sessionmaker() as session, session.begin():
         await pause_sending(session, "guardrail", "bounce rate 6%", now=datetime.now(UTC))
     transport = RecordingTransport()
     worker = make_worker(transport)
+    waits = spy(monkeypatch, worker, "_wait_for_work")
     ids = await queue_emails(live_runtime, ["a@example.com", "b@example.com"])
     task = asyncio.create_task(worker.run())
 
-    await asyncio.sleep(1.5)
+    async def held_twice() -> bool:
+        return len(waits.returned) >= 2  # it checks the pauses at most once a second
+
+    await wait_until(while_running(task, held_twice), "two rounds of the worker, held")
     assert transport.sent == []
     assert {row.status for row in (await requests_by_id(live_runtime)).values()} == {
         RequestStatus.CREATED
@@ -385,7 +407,7 @@ async def test_an_account_level_stop_pauses_all_sending_and_says_why(
         async with live_runtime.sessionmaker() as session, session.begin():
             return bool(await active_pauses(session, now=datetime.now(UTC)))
 
-    await wait_until(paused, worker=task)
+    await wait_until(while_running(task, paused), "sending paused")
     await stop(task, worker)
 
     async with live_runtime.sessionmaker() as session, session.begin():

@@ -20,8 +20,9 @@ from ses_sender.models import SendingPause
 from ses_sender.runtime import Runtime
 from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
 from tests.support.clock import FakeClock
-from tests.support.polling import wait_until
+from tests.support.polling import wait_until, while_running
 from tests.support.rows import add_sends
+from tests.support.spies import spy
 
 LIMITS = Limits(bounce_rate=0.05, complaint_rate=0.001, min_sends=200)
 HARD = "Permanent/General"
@@ -265,14 +266,24 @@ class TestResume:
 
 class TestLoop:
     async def test_checks_on_its_interval_until_stopped(
-        self, runtime: Runtime, clock: FakeClock, monitor: GuardrailMonitor
+        self,
+        runtime: Runtime,
+        clock: FakeClock,
+        monitor: GuardrailMonitor,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        checks = spy(monkeypatch, monitor, "check")
         loop = asyncio.create_task(monitor.run())
         try:
-            await asyncio.sleep(0.2)  # a few checks: nothing to find
+
+            async def a_few_checks() -> bool:
+                return len(checks.returned) >= 3
+
+            await wait_until(while_running(loop, a_few_checks), "three checks")
+            assert checks.returned[:3] == [None] * 3  # nothing to find
             assert await paused(runtime, clock) == []
             await add_sends(runtime, 200, sent_at=clock.now(), bounce_type=HARD)
-            await wait_until(lambda: _paused(runtime, clock), worker=loop)
+            await wait_until(while_running(loop, lambda: _paused(runtime, clock)), "the pause")
         finally:
             monitor.stop()
             await loop

@@ -25,6 +25,7 @@ from ses_sender.ses_events.sns import (
 from tests.support.clock import ManualClock
 from tests.support.fakes import FakeFetch
 from tests.support.https_server import LocalHttpsServer, TlsFiles
+from tests.support.polling import wait_until
 from tests.support.signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
 from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
@@ -629,7 +630,11 @@ class TestCertificateStore:
         store = CertificateStore(fetch)
         impatient = asyncio.create_task(store.public_key("https://a/1.pem"))
         patient = asyncio.create_task(store.public_key("https://a/1.pem"))
-        await asyncio.sleep(0.01)
+
+        async def fetching() -> bool:
+            return bool(fetch.calls)
+
+        await wait_until(fetching, "the certificate fetch under way")
         impatient.cancel()
         await patient
         assert impatient.cancelled()

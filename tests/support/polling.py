@@ -1,24 +1,56 @@
-"""Waiting for a condition."""
+"""Waiting for a condition: the one way the tests wait for something to happen.
+
+A test never sleeps a fixed time hoping that something has happened by then: it awaits the
+condition, up to a deadline, and the failure says what it was waiting for.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+FIRST_PAUSE_S = 0.01  # between the first checks: most conditions hold within milliseconds
+LONGEST_PAUSE_S = 0.2  # between later ones: a check may cost a query, and a long wait many
 
 
 async def wait_until(
-    predicate: Callable[[], Any],
-    *,
-    within_s: float = 10.0,
-    worker: asyncio.Task[None] | None = None,
-) -> None:
-    """Poll `predicate`; fail early (with its error) if the worker task stops meanwhile."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await predicate():
-        if worker is not None and worker.done():
-            worker.result()
-            raise AssertionError("the worker stopped before the condition was met")
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    condition: Callable[[], Awaitable[T]], what: str, *, within_s: float = 10.0
+) -> T:
+    """Await `condition` until it returns something truthy, and return that.
+
+    Fails the test, naming `what`, when `within_s` seconds pass first. The pauses between
+    checks grow from `FIRST_PAUSE_S` to `LONGEST_PAUSE_S`; the last check is made at the
+    deadline. An exception from `condition` ends the wait at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    pause = FIRST_PAUSE_S
+    while True:
+        result = await condition()
+        if result:
+            return result
+        left = deadline - loop.time()
+        if left <= 0:
+            pytest.fail(f"timed out after {within_s:g} s waiting for {what}")
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, LONGEST_PAUSE_S)
+
+
+def while_running(
+    task: asyncio.Task[Any], condition: Callable[[], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
+    """`condition`, but failing at once if `task` has ended, with the task's own error if it
+    raised one: a worker that stopped will never meet the condition."""
+
+    async def check() -> T:
+        if task.done():
+            task.result()
+            pytest.fail("the task ended before the condition was met")
+        return await condition()
+
+    return check

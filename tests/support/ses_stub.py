@@ -178,6 +178,11 @@ class SesStub:
         self.url = f"http://{host}:{bound_port}"
         return self.url
 
+    def idle(self) -> bool:
+        """No connection open or waiting: every request its clients sent has been recorded
+        (see `StampedServer.idle`). With the clients gone, what the stub holds is final."""
+        return self._server is None or self._server.idle()
+
     async def stop(self) -> None:
         """Stop at once: a send still in its latency sleep (its client gave up) is dropped."""
         if self._server is not None:

@@ -13,7 +13,7 @@ from ses_sender.config import Settings
 from ses_sender.models import WebhookDelivery
 from ses_sender.runtime import Runtime
 from tests.support.clock import FakeClock
-from tests.support.polling import wait_until
+from tests.support.polling import wait_until, while_running
 from tests.support.rows import add_request
 from tests.support.ses_events import ses_message
 from tests.support.signed_sns import earlier, post, publisher, signed_sns_runtime
@@ -62,7 +62,9 @@ async def test_notifications_are_taken_in_while_the_receiver_holds_every_deliver
             answers.append(await post(client, signing.notification(message)))
             if index == 1:
                 # From here on, both of the loop's slots are held by the receiver.
-                await wait_until(lambda: _holding(receiver, 2), worker=loop)
+                await wait_until(
+                    while_running(loop, lambda: _holding(receiver, 2)), "two deliveries held"
+                )
 
         # Every notification was stored and answered while the receiver still held two.
         assert [(a.status_code, a.json()) for a in answers] == [
@@ -73,7 +75,9 @@ async def test_notifications_are_taken_in_while_the_receiver_holds_every_deliver
         assert await queued(runtime) == NOTIFICATIONS
 
         receiver.gate.set()
-        await wait_until(lambda: _delivered(receiver, NOTIFICATIONS), worker=loop)
+        await wait_until(
+            while_running(loop, lambda: _delivered(receiver, NOTIFICATIONS)), "all delivered"
+        )
     finally:
         sender.stop()
         await loop
