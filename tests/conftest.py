@@ -1,7 +1,16 @@
-"""Shared fixtures: a migrated database per backend (SQLite and PostgreSQL), a Runtime, a client.
+"""Shared fixtures (a migrated database per backend, a Runtime, a client) and the suite's tiers.
 
-Every database test runs twice, once per backend. PostgreSQL tests skip when no server answers
-on 127.0.0.1:5432, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a failure.
+Every test gets one tier marker, from what it is, so nobody has to remember a decorator:
+
+- `acceptance`: under tests/acceptance/, it runs the real `ses-sender` console script or
+  processes;
+- `db`: it uses a database (the `backend` fixture, through `database_url` or directly), so it
+  runs once per backend, and the PostgreSQL run is also marked `postgres`;
+- `unit`: everything else: no database.
+
+Backends: both by default; `--backend sqlite` (or SES_SENDER_TEST_BACKENDS=sqlite) runs the
+database tests on SQLite only, and the PostgreSQL ones are deselected. A PostgreSQL test skips
+when no server answers, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a failure.
 """
 
 from __future__ import annotations
@@ -26,18 +35,84 @@ from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
 from tests.support.clock import FakeClock
-from tests.support.databases import BACKENDS, empty_tables, postgres_database
+from tests.support.databases import BACKENDS, BACKENDS_ENV, empty_tables, postgres_database
 from tests.support.settings import API_KEY, make_settings
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
 
+ACCEPTANCE_DIR = Path(__file__).resolve().parent / "acceptance"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        dest="backends",
+        help="run the database tests on this backend only; repeat for both "
+        f"(default: ${BACKENDS_ENV}, comma-separated, else all of {', '.join(BACKENDS)})",
+    )
+
+
+def selected_backends(config: pytest.Config) -> tuple[str, ...]:
+    chosen: list[str] | None = config.getoption("backends")
+    if not chosen:
+        chosen = [name.strip() for name in os.environ.get(BACKENDS_ENV, "").split(",")]
+        chosen = [name for name in chosen if name]
+        if unknown := set(chosen) - set(BACKENDS):
+            raise pytest.UsageError(
+                f"{BACKENDS_ENV}: unknown backend(s) {', '.join(sorted(unknown))}; "
+                f"choose from {', '.join(BACKENDS)}"
+            )
+    return tuple(chosen) or BACKENDS
+
+
+def tier_of(item: pytest.Item) -> str:
+    if ACCEPTANCE_DIR in item.path.parents:
+        return "acceptance"
+    if "backend" in getattr(item, "fixturenames", ()):
+        return "db"
+    return "unit"
+
+
+def backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    backend: str | None = callspec.params.get("backend") if callspec is not None else None
+    return backend
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backends = selected_backends(config)
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        backend = backend_of(item)
+        if backend is not None and backend not in backends:
+            deselected.append(item)
+            continue
+        item.add_marker(tier_of(item))
+        if backend == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
 
 @pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on: every test that uses it runs once per backend
+    (`postgresql_only` narrows a test to PostgreSQL)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
 async def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    """A fresh, migrated database for the whole session, one per backend."""
-    if request.param == "sqlite":
+    """A fresh, migrated database for the whole session (of this xdist worker), per backend."""
+    if backend == "sqlite":
         path = tmp_path_factory.mktemp("db") / "test.db"
         url = f"sqlite:///{path}"
         await upgrade_to_head_async(url)
@@ -80,13 +155,6 @@ def anonymous_client(client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The same app, without the API key header."""
     del client.headers["x-api-key"]
     return client
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("database_url") == "postgresql":
-            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
 from ses_sender.models import Content, Outcome, Request, Result
 from ses_sender.runtime import Runtime
-from tests.support.databases import BACKENDS, postgres_database
+from tests.support.databases import postgres_database
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -60,10 +60,10 @@ async def test_sqlite_connections_get_their_pragmas(runtime: Runtime) -> None:
     assert (journal, foreign_keys, busy) == ("wal", 1, 30_000)
 
 
-@pytest.fixture(params=BACKENDS)
-async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture
+async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of its own (the session's is already at head)."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
     async with postgres_database("ses_sender_migration") as url:

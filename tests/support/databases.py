@@ -24,6 +24,11 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 )
 REQUIRE_POSTGRES_ENV = "SES_SENDER_REQUIRE_POSTGRES"
 BACKENDS = ("sqlite", "postgresql")
+BACKENDS_ENV = "SES_SENDER_TEST_BACKENDS"  # e.g. "sqlite": which backends the db tests run on
+
+# A db test that is about what only PostgreSQL offers (several processes over one database):
+# it runs on PostgreSQL alone, and under --backend sqlite it is deselected.
+postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
 
 def skip_without_postgres() -> NoReturn:
