@@ -15,8 +15,9 @@ when no server answers, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.runtime import Runtime, TransportChoice, open_runtime
+from tests.support.built_once import (
+    BOTOCORE_MODULES,
+    TLS_MODULES,
+    SharedBotocoreData,
+    SharedTrustStores,
+)
 from tests.support.clock import FakeClock
 from tests.support.databases import BACKENDS, BACKENDS_ENV, empty_tables, postgres_database
 from tests.support.settings import API_KEY, make_settings
@@ -97,6 +104,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _built_once() -> Iterator[None]:
+    """TLS trust stores and botocore's data built once per test process, not once per
+    Runtime or transport (tests/support/built_once.py says why that changes nothing)."""
+    with pytest.MonkeyPatch.context() as patch:
+        trust = SharedTrustStores()
+        for module in TLS_MODULES:
+            patch.setattr(importlib.import_module(module), "ssl", trust)
+        botocore_data = SharedBotocoreData()
+        for module in BOTOCORE_MODULES:
+            patch.setattr(importlib.import_module(module), "get_session", botocore_data.get_session)
+        yield
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -7,6 +7,8 @@ import pytest
 from sqlalchemy import update
 
 from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.delivery import retry as retry_module
+from ses_sender.delivery import worker as worker_module
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import CONTENT_CACHE_SIZE, Worker
@@ -189,8 +191,11 @@ async def test_transient_errors_are_retried_then_sent(
 
 
 async def test_transient_errors_fail_after_the_last_attempt(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The worker looks for due rows every 50 ms instead of every second: the test is about
+    # what each attempt counts, not about how soon the worker looks.
+    monkeypatch.setattr(worker_module, "POLL_INTERVAL_S", 0.05)
     transport = RecordingTransport(failures={"down@example.com": [TransientError("HTTP 500")] * 5})
     worker = make_worker(transport)
     [down] = await queue_emails(live_runtime, ["down@example.com"])
@@ -215,8 +220,13 @@ async def test_transient_errors_fail_after_the_last_attempt(
 
 
 async def test_throttles_requeue_without_failing_or_counting(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A throttled email is due again 50 ms later and the worker looks every 50 ms, instead of
+    # a second each: the test is about what a throttle counts, not about when it is retried
+    # (tests/delivery/test_retry.py has that).
+    monkeypatch.setattr(retry_module, "THROTTLE_RETRY_S", 0.05)
+    monkeypatch.setattr(worker_module, "POLL_INTERVAL_S", 0.05)
     transport = RecordingTransport(
         failures={"busy@example.com": [ThrottledError("TooManyRequestsException")] * 4}
     )
@@ -379,7 +389,7 @@ async def test_a_pause_of_all_sending_holds_every_email_until_resumed(
     task = asyncio.create_task(worker.run())
 
     async def held_twice() -> bool:
-        return len(waits.returned) >= 2  # it checks the pauses at most once a second
+        return len(waits.started) >= 2  # held, waited, came round and held again
 
     await wait_until(while_running(task, held_twice), "two rounds of the worker, held")
     assert transport.sent == []
