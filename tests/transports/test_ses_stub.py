@@ -170,7 +170,13 @@ async def test_http_controls(ses_stub: SesStub) -> None:
     }
     assert [record["status"] for record in state["received"]] == [429, 400, 200]
     assert state["throttled"] == 1
-    assert counts == {"received": 3, "accepted": 1, "throttled": 1, "peak_in_flight": 1}
+    assert counts == {
+        "received": 3,
+        "accepted": 1,
+        "throttled": 1,
+        "peak_in_flight": 1,
+        "account_checks": 1,
+    }
 
     await post(f"{ses_stub.url}/_stub/reset", {})
 
