@@ -23,8 +23,9 @@ import pytest
 
 from ses_sender.runtime import Runtime
 from tests.support.api import SEED_EXAMPLE
-from tests.support.moto_server import free_port, subprocess_env
+from tests.support.moto_server import subprocess_env
 from tests.support.polling import wait_until
+from tests.support.ports import free_port
 from tests.support.ses_stub import SesStub
 from tests.support.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
 from tests.support.sns_host import CertificateHost, ConnectProxy
@@ -197,7 +198,7 @@ async def test_send_track_report_and_stop(
         async def both_sent() -> list[dict[str, Any]]:
             return ses_stub.accepted if len(ses_stub.accepted) >= 2 else []
 
-        sent = await wait_until(both_sent, "both emails at SES", within_s=15)
+        sent = await wait_until(both_sent, "both emails at SES")
         by_recipient = {record["to"][0]: record for record in sent}
         assert set(by_recipient) == {"recipient1@example.com", "recipient2@example.com"}
         first = by_recipient["recipient1@example.com"]
@@ -212,7 +213,7 @@ async def test_send_track_report_and_stop(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if stats["request"]["sent"] == 2 else {}
 
-        await wait_until(recorded, "both sends recorded", within_s=15)
+        await wait_until(recorded, "both sends recorded")
 
         # 3. SES reports a delivery through SNS: verified (certificate over HTTPS), stored.
         notification = delivery_notification(first["message_id"], request_ids[0], signing)
@@ -238,7 +239,7 @@ async def test_send_track_report_and_stop(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if "Open" in stats["result"]["statuses"] else {}
 
-        stats = await wait_until(open_counted, "the open counted", within_s=15)
+        stats = await wait_until(open_counted, "the open counted")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
@@ -278,7 +279,7 @@ async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
             done = stats["request"]["sent"] == 2
             return {record["to"][0]: record for record in ses_stub.accepted} if done else {}
 
-        sent = await wait_until(both_sent, "both emails sent and recorded", within_s=15)
+        sent = await wait_until(both_sent, "both emails sent and recorded")
 
         # 1. Every email carries RFC 8058 one-click unsubscribe headers.
         headers = dict(sent["recipient1@example.com"]["headers"])
@@ -320,7 +321,7 @@ async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if stats["request"]["stopped"] == 2 else {}
 
-        stats = await wait_until(stopped, "both new emails stopped", within_s=15)
+        stats = await wait_until(stopped, "both new emails stopped")
         # Stopped is final: a suppressed email is stopped instead of sent, never after it.
         assert len(ses_stub.received) == 2  # the first two only
         assert stats["request"] == {

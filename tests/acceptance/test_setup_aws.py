@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.aws_setup import CONFIG_SET, ENDPOINT, TOPIC_NAME, Cli
 from tests.support.moto_complement import EVENT_TYPES
-from tests.support.moto_server import free_port
+from tests.support.ports import free_port
 
 DESTINATION = "ses-sender-sns"
 

@@ -16,8 +16,8 @@ from ses_sender.transports.base import (
 )
 from ses_sender.transports.smtp import SmtpTransport
 from tests.support.emails import RECIPIENT, make_email
-from tests.support.moto_server import HOST, free_port
 from tests.support.polling import wait_until
+from tests.support.ports import HOST, free_port
 from tests.support.smtp_server import PASSWORD, USERNAME, RecordingHandler, running_smtp_server
 from tests.support.tls import TlsPair, loopback_tls
 
