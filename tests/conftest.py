@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,12 @@ def backend_of(item: pytest.Item) -> str | None:
     return backend
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """Before any other plugin (so `-m` selects by tier): mark each test's tier, and deselect
+    the backends not chosen. After them all: acceptance tests first."""
     backends = selected_backends(config)
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
@@ -104,6 +109,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    yield
+    # The acceptance tests take seconds to minutes each: started first, they run alongside the
+    # rest on every xdist worker instead of making one worker finish long after the others.
+    # Sorting is stable, so pytest's own order (by backend, for the database fixtures) stays.
+    items.sort(key=lambda item: ACCEPTANCE_DIR not in item.path.parents)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -129,19 +139,30 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-async def database_url(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """A fresh, migrated database for the whole session (of this xdist worker), per backend."""
-    if backend == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "test.db"
-        url = f"sqlite:///{path}"
-        await upgrade_to_head_async(url)
-        yield url
-        return
+async def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database for the whole session (of this xdist worker)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    await upgrade_to_head_async(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def postgresql_database() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database for the whole session (of this xdist worker), dropped
+    at its end."""
     async with postgres_database("ses_sender_test") as url:
         await upgrade_to_head_async(url)
         yield url
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The session's migrated database on this test's backend.
+
+    One per backend for the whole session, kept while tests of the other backend run: a
+    PostgreSQL database dropped and made again costs a checkpoint and a migration."""
+    url: str = request.getfixturevalue(f"{backend}_database")
+    return url
 
 
 @pytest.fixture
