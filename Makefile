@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 4
 # An empty PYTHONDONTWRITEBYTECODE lets pytest cache the test modules it rewrites for its
 # assertions (in __pycache__, ignored by git), instead of every worker rewriting them again.
-PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

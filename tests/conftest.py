@@ -93,7 +93,7 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Generator[None, None, None]:
     """Before any other plugin (so `-m` selects by tier): mark each test's tier, and deselect
-    the backends not chosen. After them all: acceptance tests first."""
+    the backends not chosen. After them all: the order to run in."""
     backends = selected_backends(config)
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
@@ -110,10 +110,36 @@ def pytest_collection_modifyitems(
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
     yield
-    # The acceptance tests take seconds to minutes each: started first, they run alongside the
-    # rest on every xdist worker instead of making one worker finish long after the others.
-    # Sorting is stable, so pytest's own order (by backend, for the database fixtures) stays.
-    items.sort(key=lambda item: ACCEPTANCE_DIR not in item.path.parents)
+    items[:] = acceptance_first_on_every_worker(items, xdist_workers(config))
+
+
+def xdist_workers(config: pytest.Config) -> int:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def acceptance_first_on_every_worker(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order to run in: the acceptance tests dealt out evenly, each worker's first.
+
+    They take seconds to minutes each, the rest milliseconds. pytest-xdist's work stealing
+    (--dist worksteal) first hands each worker a contiguous share of the order, the first
+    share to the first worker and so on, then lets idle workers take from the busiest one's
+    end. So each share here starts with its round of acceptance tests, then its share of the
+    rest in pytest's own order: every worker starts on long tests together, and the short
+    ones left at the ends even out the finish. Without xdist it is acceptance tests first.
+    """
+    acceptance = [item for item in items if ACCEPTANCE_DIR in item.path.parents]
+    rest = [item for item in items if ACCEPTANCE_DIR not in item.path.parents]
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)  # the size of the share xdist will hand out
+        left -= share
+        mine = acceptance[worker::workers]
+        taken = max(0, share - len(mine))
+        ordered += mine + rest[:taken]
+        rest = rest[taken:]
+    return ordered + rest
 
 
 @pytest.fixture(scope="session", autouse=True)
