@@ -5,7 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback lock clean
+
+# Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
+# than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
+TEST_WORKERS ?= 4
+# An empty PYTHONDONTWRITEBYTECODE lets pytest cache the test modules it rewrites for its
+# assertions (in __pycache__, ignored by git), instead of every worker rewriting them again.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +27,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: $(STAMP) .env
 	$(BIN)/ses-sender serve
 
+# Everything CI runs: lint, types, and every test on SQLite and PostgreSQL.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# While coding: the unit and db tiers on SQLite only (no PostgreSQL, no processes), in under a
+# minute.
+test-fast: $(STAMP)
+	$(PYTEST) -m "unit or db" --backend sqlite $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -57,8 +57,8 @@ from bench.ingest import (
     postgres_database,
     service_environment,
 )
-from tests.acceptance.sns_host import CertificateHost, ConnectProxy
-from tests.ses_events.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
+from tests.support.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
+from tests.support.sns_host import CertificateHost, ConnectProxy
 
 DEFAULT_REQUESTS = 10_000
 DEFAULT_ROUNDS = 3

@@ -1,23 +1,30 @@
-"""Shared fixtures: a migrated database per backend (SQLite and PostgreSQL), a Runtime, a client.
+"""Shared fixtures (a migrated database per backend, a Runtime, a client) and the suite's tiers.
 
-Every database test runs twice, once per backend. PostgreSQL tests skip when no server answers
-on 127.0.0.1:5432, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a failure.
+Every test gets one tier marker, from what it is, so nobody has to remember a decorator:
+
+- `acceptance`: under tests/acceptance/, it runs the real `ses-sender` console script or
+  processes;
+- `db`: it uses a database (the `backend` fixture, through `database_url` or directly), so it
+  runs once per backend, and the PostgreSQL run is also marked `postgres`;
+- `unit`: everything else: no database.
+
+Backends: both by default; `--backend sqlite` (or SES_SENDER_TEST_BACKENDS=sqlite) runs the
+database tests on SQLite only, and the PostgreSQL ones are deselected. A PostgreSQL test skips
+when no server answers, except in CI (SES_SENDER_REQUIRE_POSTGRES=1), where that is a failure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 
 from ses_sender.clock import SystemClock
 from ses_sender.composition import (
@@ -28,79 +35,164 @@ from ses_sender.composition import (
     open_runtime,
 )
 from ses_sender.config import Settings, TransportKind
-from ses_sender.db.base import Base
 from ses_sender.db.migrate import upgrade_to_head_async
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
-from tests.clock import FakeClock
+from tests.support.built_once import (
+    BOTOCORE_MODULES,
+    TLS_MODULES,
+    SharedBotocoreData,
+    SharedTrustStores,
+)
+from tests.support.clock import FakeClock
+from tests.support.databases import BACKENDS, BACKENDS_ENV, empty_tables, postgres_database
+from tests.support.settings import API_KEY, make_settings
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "SES_SENDER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-API_KEY = "test-key-0123456789"
-# The SNS topic the tests' signed notifications come from (tests/ses_events/test_endpoints.py).
-TRUSTED_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
-BACKENDS = ["sqlite", "postgresql"]
+ACCEPTANCE_DIR = Path(__file__).resolve().parent / "acceptance"
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: explicit values, no .env file."""
-    values: dict[str, Any] = {
-        "DATABASE_URL": database_url,
-        "API_KEY": API_KEY,
-        "EMAIL_SENDER": "sender@example.com",
-        "SERVER_HOST": "https://mail.example.com",
-        "EMAIL_TRANSPORT": "outbox",
-        "TRACKING_SECRET": None,
-        "SNS_TOPIC_ARNS": TRUSTED_TOPIC_ARN,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        dest="backends",
+        help="run the database tests on this backend only; repeat for both "
+        f"(default: ${BACKENDS_ENV}, comma-separated, else all of {', '.join(BACKENDS)})",
+    )
 
 
-def skip_without_postgres() -> NoReturn:
-    """Skip a PostgreSQL test when no server answers; in CI that is a failure instead."""
-    if os.environ.get("SES_SENDER_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"PostgreSQL is required but {POSTGRES_ADMIN_DSN} does not answer")
-    pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN_DSN}")
+def selected_backends(config: pytest.Config) -> tuple[str, ...]:
+    chosen: list[str] | None = config.getoption("backends")
+    if not chosen:
+        chosen = [name.strip() for name in os.environ.get(BACKENDS_ENV, "").split(",")]
+        chosen = [name for name in chosen if name]
+        if unknown := set(chosen) - set(BACKENDS):
+            raise pytest.UsageError(
+                f"{BACKENDS_ENV}: unknown backend(s) {', '.join(sorted(unknown))}; "
+                f"choose from {', '.join(BACKENDS)}"
+            )
+    return tuple(chosen) or BACKENDS
 
 
-async def _postgres_reachable() -> bool:
-    try:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
+def tier_of(item: pytest.Item) -> str:
+    if ACCEPTANCE_DIR in item.path.parents:
+        return "acceptance"
+    if "backend" in getattr(item, "fixturenames", ()):
+        return "db"
+    return "unit"
+
+
+def backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    backend: str | None = callspec.params.get("backend") if callspec is not None else None
+    return backend
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """Before any other plugin (so `-m` selects by tier): mark each test's tier, and deselect
+    the backends not chosen. After them all: the order to run in."""
+    backends = selected_backends(config)
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        backend = backend_of(item)
+        if backend is not None and backend not in backends:
+            deselected.append(item)
+            continue
+        item.add_marker(tier_of(item))
+        if backend == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+    yield
+    items[:] = acceptance_first_on_every_worker(items, xdist_workers(config))
+
+
+def xdist_workers(config: pytest.Config) -> int:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def acceptance_first_on_every_worker(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order to run in: the acceptance tests dealt out evenly, each worker's first.
+
+    They take seconds to minutes each, the rest milliseconds. pytest-xdist's work stealing
+    (--dist worksteal) first hands each worker a contiguous share of the order, the first
+    share to the first worker and so on, then lets idle workers take from the busiest one's
+    end. So each share here starts with its round of acceptance tests, then its share of the
+    rest in pytest's own order: every worker starts on long tests together, and the short
+    ones left at the ends even out the finish. Without xdist it is acceptance tests first.
+    """
+    acceptance = [item for item in items if ACCEPTANCE_DIR in item.path.parents]
+    rest = [item for item in items if ACCEPTANCE_DIR not in item.path.parents]
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)  # the size of the share xdist will hand out
+        left -= share
+        mine = acceptance[worker::workers]
+        taken = max(0, share - len(mine))
+        ordered += mine + rest[:taken]
+        rest = rest[taken:]
+    return ordered + rest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _built_once() -> Iterator[None]:
+    """TLS trust stores and botocore's data built once per test process, not once per
+    Runtime or transport (tests/support/built_once.py says why that changes nothing)."""
+    with pytest.MonkeyPatch.context() as patch:
+        trust = SharedTrustStores()
+        for module in TLS_MODULES:
+            patch.setattr(importlib.import_module(module), "ssl", trust)
+        botocore_data = SharedBotocoreData()
+        for module in BOTOCORE_MODULES:
+            patch.setattr(importlib.import_module(module), "get_session", botocore_data.get_session)
+        yield
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """A fresh, migrated database for the whole session, one per backend."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "test.db"
-        url = f"sqlite:///{path}"
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend a test runs on: every test that uses it runs once per backend
+    (`postgresql_only` narrows a test to PostgreSQL)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+async def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite database for the whole session (of this xdist worker)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    await upgrade_to_head_async(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def postgresql_database() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database for the whole session (of this xdist worker), dropped
+    at its end."""
+    async with postgres_database("ses_sender_test") as url:
         await upgrade_to_head_async(url)
         yield url
-        return
-    if not await _postgres_reachable():
-        skip_without_postgres()
-    name = f"ses_sender_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
-        url = f"{base}/{name}"
-        await upgrade_to_head_async(url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The session's migrated database on this test's backend.
+
+    One per backend for the whole session, kept while tests of the other backend run: a
+    PostgreSQL database dropped and made again costs a checkpoint and a migration."""
+    url: str = request.getfixturevalue(f"{backend}_database")
+    return url
 
 
 @pytest.fixture
@@ -121,17 +213,6 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime
         await empty_tables(runtime)
 
 
-async def empty_tables(runtime: Runtime) -> None:
-    """Each test starts from empty tables (faster than a database per test)."""
-    async with runtime.engine.begin() as connection:
-        names = [table.name for table in reversed(Base.metadata.sorted_tables)]
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in names:
-                await connection.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our names
-
-
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(runtime))
@@ -146,13 +227,6 @@ def anonymous_client(client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The same app, without the API key header."""
     del client.headers["x-api-key"]
     return client
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("database_url") == "postgresql":
-            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture

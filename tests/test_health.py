@@ -6,7 +6,7 @@ import httpx
 
 from ses_sender.composition import TransportChoice, create_app, open_runtime
 from ses_sender.config import TransportKind
-from tests.conftest import API_KEY, TRUSTED_TOPIC_ARN, make_settings
+from tests.support.settings import API_KEY, TRUSTED_TOPIC_ARN, make_settings
 
 
 async def test_anyone_sees_the_status_and_nothing_more(

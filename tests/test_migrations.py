@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -22,7 +20,7 @@ from ses_sender.db.base import Base, UtcDateTime
 from ses_sender.db.engine import create_engine
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
 from ses_sender.models import Content, Outcome, Request, RequestStatus, Result, StopReason
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_DSN, skip_without_postgres
+from tests.support.databases import postgres_database
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -63,23 +61,14 @@ async def test_sqlite_connections_get_their_pragmas(runtime: Runtime) -> None:
     assert (journal, foreign_keys, busy) == ("wal", 1, 30_000)
 
 
-@pytest.fixture(params=BACKENDS)
-async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture
+async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of its own (the session's is already at head)."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
-    try:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        skip_without_postgres()
-    name = f"ses_sender_migration_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{POSTGRES_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database("ses_sender_migration") as url:
+        yield url
 
 
 def _migrate(url: str, revision: str, *, down: bool = False) -> None:

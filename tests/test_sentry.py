@@ -16,13 +16,9 @@ from ses_sender.composition import Runtime, create_app
 from ses_sender.config import Settings
 from ses_sender.observability import flush_sentry, init_sentry
 from ses_sender.transports.base import OutgoingEmail
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 class SentryInbox:
@@ -90,7 +86,7 @@ async def test_an_unhandled_api_error_reaches_sentry(
         response = await client.get("/boom")
 
     assert response.status_code == 500
-    await wait_until(lambda: received(sentry_on))
+    await wait_until(lambda: received(sentry_on), "the event at Sentry")
     assert "RuntimeError" in sentry_on.exception_types()
     assert sentry_on.events[0]["environment"] == "test"
 
@@ -111,8 +107,8 @@ async def test_an_unexpected_worker_error_reaches_sentry(
     async def failed_once() -> bool:
         return "kaboom" in ((await requests_by_id(live_runtime))[request_id].error or "")
 
-    await wait_until(failed_once, worker=task)
+    await wait_until(while_running(task, failed_once), "the send failed once")
     worker.stop()
     await task
-    await wait_until(lambda: received(sentry_on))
+    await wait_until(lambda: received(sentry_on), "the event at Sentry")
     assert "ValueError" in sentry_on.exception_types()

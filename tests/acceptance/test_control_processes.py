@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,17 +13,15 @@ from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
-from tests.acceptance.workers import (
+from tests.support.api import post_topic
+from tests.support.polling import wait_until
+from tests.support.ses_stub import SesStub
+from tests.support.worker_processes import (
     WorkerProcess,
     accepted_per_request,
     roomy_account,
     worker_env,
 )
-from tests.control.conftest import post_topic
-from tests.support.fixtures import fake_aws_env, ses_stub
-from tests.support.ses_stub import SesStub
-
-__all__ = ["fake_aws_env", "ses_stub"]
 
 CAMPAIGN = 300
 
@@ -38,14 +35,6 @@ def worker(database_url: str, ses_stub: SesStub, tmp_path: Path) -> Iterator[Wor
     )
     yield process
     process.ensure_gone()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 30
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def count(runtime: Runtime, topic: str, status: RequestStatus) -> int:
@@ -68,7 +57,7 @@ async def fence(client: httpx.AsyncClient, ses_stub: SesStub, name: str) -> None
     async def at_ses() -> bool:
         return request_id in accepted_per_request(ses_stub)
 
-    await eventually(at_ses, f"the {name} email at SES")
+    await wait_until(at_ses, f"the {name} email at SES", within_s=30)
 
 
 @pytest.mark.timeout(180)
@@ -80,7 +69,7 @@ async def test_a_campaign_is_paused_rescheduled_resumed_and_cancelled_across_pro
     async def some_sent() -> bool:
         return sent_to(ses_stub, ids) >= 20
 
-    await eventually(some_sent, "the campaign under way")
+    await wait_until(some_sent, "the campaign under way", within_s=30)
 
     # Pause: what the worker had claimed goes out, then nothing.
     assert (await live_client.post("/v1/topics/campaign/pause")).json()["paused"] is True
@@ -88,7 +77,7 @@ async def test_a_campaign_is_paused_rescheduled_resumed_and_cancelled_across_pro
     async def drained() -> bool:
         return await count(live_runtime, "campaign", RequestStatus.PROCESSING) == 0
 
-    await eventually(drained, "the claimed emails sent")
+    await wait_until(drained, "the claimed emails sent", within_s=30)
     await fence(live_client, ses_stub, "fence-1")
     sent_while_pausing = sent_to(ses_stub, ids)
     assert sent_while_pausing < CAMPAIGN
@@ -108,7 +97,7 @@ async def test_a_campaign_is_paused_rescheduled_resumed_and_cancelled_across_pro
     async def half_the_rest_sent() -> bool:
         return sent_to(ses_stub, ids) >= halfway
 
-    await eventually(half_the_rest_sent, "the campaign under way again")
+    await wait_until(half_the_rest_sent, "the campaign under way again", within_s=30)
     cancelled = (await live_client.post("/v1/topics/campaign/cancel")).json()
     assert cancelled["cancelled"] > 0
     await fence(live_client, ses_stub, "fence-3")

@@ -1,14 +1,28 @@
-"""The global rate in real `ses-sender worker` processes, against the SES stub enforcing a
-strict per-second window as SES does (429 above it): 1, 2 and 4 workers together reach the
-rate and never trip it; SES's latency, throttle and 5xx storms, and the account's own limits.
+"""The global rate in real `ses-sender worker` processes over one PostgreSQL, against the SES
+stub enforcing a strict per-second window as SES does (429 above it): what must hold however
+busy the machine is.
 
-The stub runs in a process of its own here, so its answers are not held up by the test's own
-event loop (see tests/support/ses_stub_process.py).
+- Every email is accepted by SES exactly once, and none is lost, with 1, 2 and 4 workers,
+  through throttle and 5xx storms, and when the account's own MaxSendRate is below ours.
+- No one-second window holds more than the rate plus one request. The window is judged on
+  the stub's own record of every request it received, whatever it answered, stamped with the
+  time the kernel received it (tests/support/stamped_http.py), so a pause of the stub's
+  process cannot bunch them. The one request of slack: the schedule leaves a 4 ms margin in
+  each window for sends it cannot pay back (WINDOW_S in ses_sender/delivery/pacer.py), and a
+  send held up longer than that (a worker off the CPU on a shared machine) shifts only the
+  slots reserved after it, so one late request can meet the next second's first one.
+
+How close the workers come to the rate, and that they draw no throttle at all, are figures
+of a quiet machine, not properties: `make bench-pacing` (bench/pacing.py) measures both, with
+the most requests in any second and the most in flight, and docs/benchmarks.md keeps them.
+
+PostgreSQL only: several worker processes share the rate through the database, which SQLite
+is not for (see test_crash_recovery.py). The stub runs in a process of its own, so its answers
+are not held up by the test's own event loop (tests/support/ses_stub_process.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,27 +32,23 @@ import pytest
 
 from ses_sender.composition import Runtime
 from ses_sender.models import RequestStatus
-from tests.acceptance.workers import (
+from tests.support.api import post_topic
+from tests.support.databases import postgresql_only
+from tests.support.pacing import max_in_any_window
+from tests.support.polling import wait_until
+from tests.support.rows import requests_by_id
+from tests.support.ses_stub_process import SesStubProcess, run_ses_stub_process
+from tests.support.worker_processes import (
     ROOMY_ACCOUNT,
     StartWorker,
     accepted_per_request_of,
     all_sent,
-    start_worker,
-    wait_for,
     worker_env,
 )
-from tests.control.conftest import post_topic, rows_by_id
-from tests.support.ses_stub_process import SesStubProcess, run_ses_stub_process
-
-__all__ = ["start_worker"]
 
 RATE = 100
-RUN_S = 15  # seconds of sending at the rate: what start-up costs is a small share of it
-# The schedule offers 99.6% of the rate at most (⌊rate⌋ slots per 1.004 s); bench/pacing.py
-# measures what is reached. On a shared 2-CPU machine a busy spell makes a fifth of the sends
-# several milliseconds late, each paid back on the schedule, and a clean-clone run of the suite
-# reached 95.8%. This floor is what only a fault goes under: a halved rate costs a run 8%.
-MIN_SHARE = 0.95
+RUN_S = 3  # seconds of sending at the rate: enough windows to judge, nothing to measure
+LATENCY_S = 0.05  # SES's answer, as the bench has it: several sends in flight at once
 
 
 @pytest.fixture
@@ -48,17 +58,11 @@ async def ses() -> AsyncIterator[SesStubProcess]:
         await stub.close()
 
 
-def share_of_rate(accepted: list[dict[str, Any]], rate: float) -> float:
-    """Accepted sends per second from the first to the last, as a share of `rate`."""
-    times: list[float] = sorted(record["at"] for record in accepted)
-    return (len(times) - 1) / (times[-1] - times[0]) / rate
-
-
 @dataclass(frozen=True)
 class Campaign:
     ids: list[int]
-    accepted: list[dict[str, Any]]  # SES's records of the sends it took
-    pacing: list[str]  # what each worker logged of its pacing as it stopped
+    received: list[dict[str, Any]]  # SES's record of every request, whatever it answered
+    pacing: str  # what each worker logged of its pacing as it stopped, to show on a failure
 
 
 async def send_campaign(
@@ -72,56 +76,48 @@ async def send_campaign(
     count: int,
 ) -> Campaign:
     """Start `workers` processes, queue `count` emails once they are up, run until all are
-    sent, stop them cleanly; check SES took each email exactly once.
+    sent, stop them cleanly; check SES took each email exactly once and none was lost.
 
-    Queued after start-up: a Python process starting takes a CPU for a second, and on a small
-    machine that delays the stub's stamps of what the others send meanwhile.
+    Queued after start-up: a Python process starting takes a CPU for a second, and the
+    campaign should be paced by workers that are all running.
     """
     processes = [start_worker(env) for _ in range(workers)]
 
     async def all_started() -> bool:
         return all("sending through" in process.output() for process in processes)
 
-    await wait_for(all_started, f"{workers} workers started", within_s=60)
+    await wait_until(all_started, f"{workers} workers started", within_s=60)
     ids = await post_topic(client, "campaign", count)
 
     async def campaign_sent() -> bool:
         return await all_sent(runtime, ids)
 
-    await wait_for(campaign_sent, f"{count} emails sent", within_s=120)
+    await wait_until(campaign_sent, f"{count} emails sent", within_s=120)
     for process in processes:
         assert await process.stop() == 0, process.output()
     received = await ses.received()
-    accepted = [record for record in received if record["status"] == 200]
-    per_request = accepted_per_request_of(accepted)
-    assert set(per_request) == set(ids)
-    assert set(per_request.values()) == {1}
+    per_request = accepted_per_request_of([r for r in received if r["status"] == 200])
+    assert set(per_request) == set(ids)  # none lost
+    assert set(per_request.values()) == {1}  # none twice
     output = [line for process in processes for line in process.output().splitlines()]
-    pacing = [line for line in output if " pacing: " in line]
-    return Campaign(ids, accepted, pacing)
+    return Campaign(ids, received, "\n".join(line for line in output if " pacing: " in line))
 
 
-async def assert_paced(
-    ses: SesStubProcess, campaign: Campaign, rate: float = RATE
-) -> dict[str, int]:
-    """No throttle, and at least `MIN_SHARE` of `rate`; the stub's counts."""
-    counts = await ses.counts()
-    share = share_of_rate(campaign.accepted, rate)
-    pacing = "\n".join(
-        [f"{share:.2%} of the rate, {counts['throttled']} throttled", *campaign.pacing]
-    )
-    assert counts["throttled"] == 0, pacing
-    assert share >= MIN_SHARE, pacing
-    return counts
+def assert_within_the_rate(campaign: Campaign, rate: float) -> None:
+    """No one-second window holds more than `rate` requests plus one (see the module's
+    docstring), counting every request SES received, refused or not."""
+    most = max_in_any_window([record["at"] for record in campaign.received])
+    assert most <= rate + 1, f"{most} requests in one second at {rate}/s\n{campaign.pacing}"
 
 
 async def strict_window(ses: SesStubProcess, rate: float) -> None:
-    await ses.configure({**ROOMY_ACCOUNT, "max_per_second": rate})
+    await ses.configure({**ROOMY_ACCOUNT, "max_per_second": rate, "latency_s": LATENCY_S})
 
 
-@pytest.mark.timeout(180)
+@postgresql_only
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [1, 2, 4])
-async def test_workers_together_reach_the_rate_and_never_exceed_it(
+async def test_workers_together_send_each_email_once_within_the_rate(
     workers: int,
     database_url: str,
     live_runtime: Runtime,
@@ -136,74 +132,52 @@ async def test_workers_together_reach_the_rate_and_never_exceed_it(
         live_runtime, live_client, ses, start_worker, env, workers=workers, count=RATE * RUN_S
     )
 
-    # On two shared CPUs, 16 runs here reached 98.2-98.9% of the rate and one, in a busy
-    # spell, 95.8%; 3 of the 17 drew one throttle, where a send reached the stub more than the
-    # schedule's 10 ms margin after its slot (the email sent again a second later, the rate
-    # trimmed by a tenth for a second). The figures and why: docs/benchmarks.md, "Pacing".
-    await assert_paced(ses, campaign)
-
-
-@pytest.mark.timeout(180)
-async def test_in_flight_follows_ses_latency_to_reach_the_rate(
-    database_url: str,
-    live_runtime: Runtime,
-    live_client: httpx.AsyncClient,
-    ses: SesStubProcess,
-    start_worker: StartWorker,
-) -> None:
-    await strict_window(ses, RATE)
-    await ses.configure({"latency_s": 0.1})
-    env = worker_env(database_url, ses, EMAIL_RATE=str(RATE), MAX_CONCURRENT="1000")
-
-    campaign = await send_campaign(
-        live_runtime, live_client, ses, start_worker, env, workers=1, count=RATE * RUN_S
-    )
-
-    counts = await assert_paced(ses, campaign)
-    # 100/s at 100 ms is ~10 on the wire: what the worker keeps in flight follows that, not
-    # MAX_CONCURRENT (which is also what a kill -9 could duplicate).
-    assert 8 <= counts["peak_in_flight"] <= 40
+    assert_within_the_rate(campaign, RATE)
 
 
 STORM = 60
 
 
-@pytest.mark.timeout(180)
+@postgresql_only
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize(
-    ("storm", "attempts_it_costs", "throttles_seen"),
+    ("storm", "status", "attempts_it_costs"),
     [
         # A throttle is not the email's fault: it costs no attempt, and the rate backs off.
-        ("throttled", 0, STORM),
+        ("throttled", 429, 0),
         # A 5xx is retried with backoff, each retry an attempt, up to MAX_ATTEMPTS.
-        ("server_error", STORM, 0),
+        ("server_error", 500, STORM),
     ],
 )
 async def test_a_storm_of_errors_fails_nothing(
     storm: str,
+    status: int,
     attempts_it_costs: int,
-    throttles_seen: int,
     database_url: str,
     live_runtime: Runtime,
     live_client: httpx.AsyncClient,
     ses: SesStubProcess,
     start_worker: StartWorker,
 ) -> None:
+    count = 2 * RATE
     await strict_window(ses, RATE)
     await ses.fail_next(storm, times=STORM)
     env = worker_env(database_url, ses, EMAIL_RATE=str(RATE), MAX_ATTEMPTS="8")
 
     campaign = await send_campaign(
-        live_runtime, live_client, ses, start_worker, env, workers=2, count=300
+        live_runtime, live_client, ses, start_worker, env, workers=2, count=count
     )
 
-    rows = await rows_by_id(live_runtime)
+    rows = await requests_by_id(live_runtime)
     assert {rows[i].status for i in campaign.ids} == {RequestStatus.SENT}
-    assert sum(rows[i].attempts for i in campaign.ids) == 300 + attempts_it_costs
-    # The scripted ones, and none from the window after them.
-    assert (await ses.counts())["throttled"] == throttles_seen
+    # Throttles from the window, if a busy machine draws any, cost no attempt either.
+    assert sum(rows[i].attempts for i in campaign.ids) == count + attempts_it_costs
+    assert sum(record["status"] == status for record in campaign.received) >= STORM
+    assert_within_the_rate(campaign, RATE)
 
 
-@pytest.mark.timeout(180)
+@postgresql_only
+@pytest.mark.timeout(120)
 async def test_the_accounts_max_send_rate_caps_every_worker(
     database_url: str,
     live_runtime: Runtime,
@@ -220,10 +194,11 @@ async def test_the_accounts_max_send_rate_caps_every_worker(
         live_runtime, live_client, ses, start_worker, env, workers=2, count=max_send_rate * RUN_S
     )
 
-    await assert_paced(ses, campaign, max_send_rate)
+    # At the 1,000/s asked for, the campaign would have gone out within a tenth of a second.
+    assert_within_the_rate(campaign, max_send_rate)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 async def test_sending_resumes_by_itself_when_ses_enables_the_account_again(
     database_url: str,
     live_runtime: Runtime,
@@ -240,8 +215,14 @@ async def test_sending_resumes_by_itself_when_ses_enables_the_account_again(
         health = (await live_client.get("/health")).json()
         return bool(health["sending"]["paused"])
 
-    await wait_for(paused_in_health, "the account pause in /health", within_s=30)
-    await asyncio.sleep(2)
+    await wait_until(paused_in_health, "the account pause in /health", within_s=30)
+    checks = (await ses.counts())["account_checks"]
+
+    async def checked_twice_more() -> bool:
+        return (await ses.counts())["account_checks"] >= checks + 2
+
+    # Paused, the worker keeps asking SES about the account and sends nothing meanwhile.
+    await wait_until(checked_twice_more, "two more account checks while paused", within_s=30)
     assert (await ses.counts())["received"] == 0  # GetAccount said so before the first send
 
     await ses.configure({"sending_enabled": True})
@@ -249,7 +230,7 @@ async def test_sending_resumes_by_itself_when_ses_enables_the_account_again(
     async def campaign_sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_for(campaign_sent, "the campaign sent after the account came back", within_s=30)
+    await wait_until(campaign_sent, "the campaign sent after the account came back", within_s=30)
     assert await worker.stop() == 0, worker.output()
     assert not (await live_client.get("/health")).json()["sending"]["paused"]
     assert "sending paused (account)" in worker.output()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,13 @@ import httpx
 import pytest
 
 from ses_sender.composition import Runtime
-from tests.acceptance.sns_host import CertificateHost, ConnectProxy
-from tests.messages.test_endpoints import SEED_EXAMPLE
-from tests.ses_events.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
-from tests.support.fixtures import fake_aws_env, ses_stub
-from tests.support.moto_server import free_port, subprocess_env
+from tests.support.api import SEED_EXAMPLE
+from tests.support.moto_server import subprocess_env
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 from tests.support.ses_stub import SesStub
-
-__all__ = ["fake_aws_env", "ses_stub"]
+from tests.support.signing import KeyPair, self_signed, sign, sns_timestamp, tls_ca, tls_server
+from tests.support.sns_host import CertificateHost, ConnectProxy
 
 API_KEY = "acceptance-key-0123456789"
 REGION = "us-east-1"
@@ -128,27 +127,23 @@ async def service(
 
 async def _wait_for_health(service: Service) -> None:
     async with httpx.AsyncClient(base_url=service.base_url) as client:
-        for _ in range(200):
+
+        async def healthy() -> bool:
             if service.process.poll() is not None:
                 pytest.fail(f"ses-sender exited early:\n{service.output()}")
             try:
-                if (await client.get("/health")).status_code == 200:
-                    return
+                return (await client.get("/health")).status_code == 200
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail(f"ses-sender did not become healthy:\n{service.output()}")
+                return False
+
+        await wait_until(healthy, f"ses-sender to answer /health (its log: {service.log})")
 
 
-async def eventually(check: Callable[[], Any], what: str, within_s: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+def stub_idle(ses_stub: SesStub) -> Callable[[], Awaitable[bool]]:
+    async def idle() -> bool:
+        return ses_stub.idle()
+
+    return idle
 
 
 def delivery_notification(message_id: str, request_id: int, signing: KeyPair) -> dict[str, Any]:
@@ -190,7 +185,8 @@ async def test_send_track_report_and_stop(
     service: Service, ses_stub: SesStub, sns_signing: tuple[KeyPair, ConnectProxy, Path]
 ) -> None:
     signing, proxy, _ca = sns_signing
-    assert f"SES events are taken from the SNS topics {TOPIC_ARN}" in service.output()
+    [trusted] = [line for line in service.output().splitlines() if "SES events are taken" in line]
+    assert TOPIC_ARN in trusted.split("SNS topics ", 1)[1].split(", ")
     async with httpx.AsyncClient(
         base_url=service.base_url, headers={"x-api-key": API_KEY}
     ) as client:
@@ -200,13 +196,11 @@ async def test_send_track_report_and_stop(
         assert accepted.json()["count"] == 2
         request_ids = accepted.json()["messages"][0]["requestIds"]
 
-        # 2. Both emails reach SES, once each, with our tags and without internal ids.
+        # 2. Both emails reach SES (once each: see 6.), with our tags and without internal ids.
         async def both_sent() -> list[dict[str, Any]]:
             return ses_stub.accepted if len(ses_stub.accepted) >= 2 else []
 
-        sent = await eventually(both_sent, "both emails at SES")
-        await asyncio.sleep(0.5)
-        assert len(ses_stub.received) == 2
+        sent = await wait_until(both_sent, "both emails at SES")
         by_recipient = {record["to"][0]: record for record in sent}
         assert set(by_recipient) == {"recipient1@example.com", "recipient2@example.com"}
         first = by_recipient["recipient1@example.com"]
@@ -221,7 +215,7 @@ async def test_send_track_report_and_stop(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if stats["request"]["sent"] == 2 else {}
 
-        await eventually(recorded, "both sends recorded")
+        await wait_until(recorded, "both sends recorded")
 
         # 3. SES reports a delivery through SNS: verified (certificate over HTTPS), stored.
         notification = delivery_notification(first["message_id"], request_ids[0], signing)
@@ -247,7 +241,7 @@ async def test_send_track_report_and_stop(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if "Open" in stats["result"]["statuses"] else {}
 
-        stats = await eventually(open_counted, "the open counted")
+        stats = await wait_until(open_counted, "the open counted")
         assert stats["request"] == {
             "total": 2,
             "created": 0,
@@ -267,6 +261,10 @@ async def test_send_track_report_and_stop(
     assert code == 0, service.output()
     assert "Traceback" not in service.output()
 
+    # 6. The process is gone, so what SES received is final: each email exactly once.
+    await wait_until(stub_idle(ses_stub), "the SES stub to read all the service sent")
+    assert len(ses_stub.received) == 2
+
 
 async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
     service: Service, ses_stub: SesStub, sns_signing: tuple[KeyPair, ConnectProxy, Path]
@@ -283,7 +281,7 @@ async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
             done = stats["request"]["sent"] == 2
             return {record["to"][0]: record for record in ses_stub.accepted} if done else {}
 
-        sent = await eventually(both_sent, "both emails sent and recorded")
+        sent = await wait_until(both_sent, "both emails sent and recorded")
 
         # 1. Every email carries RFC 8058 one-click unsubscribe headers.
         headers = dict(sent["recipient1@example.com"]["headers"])
@@ -325,8 +323,8 @@ async def test_bounced_and_unsubscribed_addresses_are_never_mailed_again(
             stats = (await client.get(f"/v1/topics/{TOPIC}")).json()
             return stats if stats["request"]["stopped"] == 2 else {}
 
-        stats = await eventually(stopped, "both new emails stopped")
-        await asyncio.sleep(0.5)
+        stats = await wait_until(stopped, "both new emails stopped")
+        # Stopped is final: a suppressed email is stopped instead of sent, never after it.
         assert len(ses_stub.received) == 2  # the first two only
         assert stats["request"] == {
             "total": 4,

@@ -20,10 +20,10 @@ from ses_sender.composition import Runtime
 from ses_sender.models import DeliveryStatus, WebhookDelivery
 from ses_sender.webhooks.schemas import WebhookIn
 from ses_sender.webhooks.service import create_webhook, enqueue_event
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import add_request
 from tests.support.moto_server import subprocess_env
-from tests.webhooks.receiver import Receiver
+from tests.support.polling import wait_until
+from tests.support.rows import add_request
+from tests.support.webhooks import Receiver
 
 EVENTS = 6
 CONCURRENCY = 2
@@ -85,9 +85,9 @@ async def test_a_restarted_worker_delivers_the_rest_exactly_once(
 
         first_log = tmp_path / "first.log"
         with worker_process(database_url, tmp_path, first_log) as first:
-            await wait_until(lambda: _holding(receiver, CONCURRENCY), within_s=20)
+            await wait_until(lambda: _holding(receiver, CONCURRENCY), "two deliveries held")
             first.send_signal(signal.SIGTERM)
-            await wait_until(lambda: _said(first_log, "stopping"), within_s=20)
+            await wait_until(lambda: _said(first_log, "stopping"), "the first worker stopping")
             gate.set()  # the two in flight may finish now
             assert await asyncio.to_thread(first.wait, EXIT_TIMEOUT_S) == 0, first_log.read_text()
 
@@ -97,7 +97,7 @@ async def test_a_restarted_worker_delivers_the_rest_exactly_once(
 
         second_log = tmp_path / "second.log"
         with worker_process(database_url, tmp_path, second_log) as second:
-            await wait_until(lambda: _delivered(receiver, EVENTS), within_s=20)
+            await wait_until(lambda: _delivered(receiver, EVENTS), "every event delivered")
             assert await stop(second) == 0, second_log.read_text()
     finally:
         await receiver.stop()

@@ -14,9 +14,8 @@ from ses_sender.control.service import TopicHolds
 from ses_sender.delivery import repository as delivery_repository
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import Request, RequestStatus
-from tests.clock import FakeClock
-
-from .conftest import add_requests, rows_by_id
+from tests.support.clock import FakeClock
+from tests.support.rows import add_requests, requests_by_id
 
 C, P, S, F, X = (
     RequestStatus.CREATED,
@@ -62,7 +61,7 @@ async def test_every_control_route_needs_the_api_key(
     response = await anonymous_client.request(method, path.replace("/1", f"/{queued}"))
 
     assert response.status_code == 401
-    assert (await rows_by_id(runtime))[queued].status == C
+    assert (await requests_by_id(runtime))[queued].status == C
 
 
 # -- cancel a topic ---------------------------------------------------------------------------
@@ -85,7 +84,7 @@ async def test_cancelling_a_topic_stops_what_is_not_sent_and_says_what_was(
         "alreadyFailed": 1,
         "alreadyStopped": 1,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert [rows[i].status for i in ids] == [X, X, X, S, F, X]
     assert [rows[i].error for i in ids[:3]] == [CANCELLED] * 3
     assert rows[ids[4]].error == "MessageRejected"
@@ -130,7 +129,7 @@ async def test_topic_actions_take_the_last_segment_so_any_topic_id_works(
 
     assert cancelled.json()["topicId"] == "a/cancel"
     assert paused.json()["topicId"] == "spring sale/2024?"
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[plain].status, rows[named_like_an_action].status) == (C, X)
     assert rows[spaced].held
     # GET keeps meaning the stats of the whole path.
@@ -160,7 +159,7 @@ async def test_cancelling_a_queued_request_stops_it(
 
     assert response.status_code == 200
     assert response.json() == {"id": queued, "status": 4, "outcome": "cancelled"}
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[queued].status, rows[queued].error) == (X, CANCELLED)
     assert rows[neighbour].status == C
 
@@ -177,7 +176,7 @@ async def test_cancelling_a_request_in_flight_says_so(
     response = await client.post(f"/v1/requests/{claimed}/cancel")
 
     assert response.json() == {"id": claimed, "status": 4, "outcome": "cancelledInFlight"}
-    assert (await rows_by_id(runtime))[claimed].status == X
+    assert (await requests_by_id(runtime))[claimed].status == X
 
 
 @pytest.mark.parametrize(("status", "name"), [(S, "sent"), (F, "failed")])
@@ -193,7 +192,7 @@ async def test_cancelling_a_finished_request_is_a_conflict_that_names_its_status
     assert body["error"] == f"request {finished} is already {name}: it cannot be cancelled"
     assert (body["id"], body["status"]) == (finished, int(status))
     assert body["path"] == f"/v1/requests/{finished}/cancel"
-    assert (await rows_by_id(runtime))[finished].status == status
+    assert (await requests_by_id(runtime))[finished].status == status
 
 
 async def test_cancelling_an_unknown_request_is_not_found(client: httpx.AsyncClient) -> None:
@@ -280,7 +279,7 @@ async def test_a_paused_topic_is_not_claimed_until_resumed(
         "pausedAt": clock.now().isoformat().replace("+00:00", "Z"),
         "queued": 3,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[i].held for i in [*paused_ids[:2], *later]} == {True}
     assert await claimable(runtime, at=clock.now() + timedelta(hours=2)) == {other}
     details = (await client.get(f"/v1/requests/{paused_ids[0]}")).json()
@@ -290,7 +289,7 @@ async def test_a_paused_topic_is_not_claimed_until_resumed(
     resumed = await client.post("/v1/topics/t1/resume")
 
     assert resumed.json() == {"topicId": "t1", "paused": False, "pausedAt": None, "queued": 3}
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     # Due again when they were due: at once for those whose time has passed.
     assert {rows[i].held for i in [*paused_ids[:2], *later]} == {False}
     assert [rows[i].due_at for i in paused_ids[:2]] == [clock.now() - timedelta(seconds=60)] * 2
@@ -330,7 +329,7 @@ async def test_requests_added_to_a_paused_topic_wait_too(
 
     # The claim holds it at once, out of the claim's range: it is never sent meanwhile.
     assert await claim(runtime) == []
-    assert (await rows_by_id(runtime))[new].held
+    assert (await requests_by_id(runtime))[new].held
     assert await claimable(runtime, at=clock.now()) == set()
 
     await client.post("/v1/topics/t1/resume")
@@ -349,7 +348,7 @@ async def test_the_claim_holds_only_due_rows_of_paused_topics(
 
     assert await claim(runtime) == [elsewhere]
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[due].status, rows[due].held, rows[due].attempts) == (C, True, 0)
     assert (rows[not_yet].held, rows[not_yet].due_at) == (
         False,
@@ -377,7 +376,7 @@ async def test_rescheduling_moves_the_queued_requests_only(
         "rescheduled": 2,
         "paused": False,
     }
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     at = datetime(2026, 1, 6, tzinfo=UTC)
     assert {(rows[i].scheduled_at, rows[i].due_at) for i in queued[:2]} == {(at, at)}
     assert rows[queued[2]].scheduled_at == clock.now()
@@ -405,7 +404,7 @@ async def test_rescheduling_keeps_a_later_retry_and_a_pause(
 
     await client.post("/v1/topics/t1/reschedule", json={"scheduledAt": "2026-01-05T10:05:00Z"})
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     five_minutes = clock.now() + timedelta(minutes=5)
     assert (rows[fresh].due_at, rows[retried].due_at) == (five_minutes, backoff)
 
@@ -414,11 +413,11 @@ async def test_rescheduling_keeps_a_later_retry_and_a_pause(
         "/v1/topics/t1/reschedule", json={"scheduledAt": "2026-01-05T11:00:00Z"}
     )
     assert rescheduled.json()["paused"] is True
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[fresh].held, rows[retried].held} == {True}
 
     await client.post("/v1/topics/t1/resume")
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert {rows[fresh].due_at, rows[retried].due_at} == {clock.now() + timedelta(hours=1)}
 
 
@@ -439,7 +438,7 @@ async def test_a_bad_reschedule_is_refused_naming_the_field(
     client: httpx.AsyncClient, runtime: Runtime, body: bytes, error: str
 ) -> None:
     [queued] = await add_requests(runtime, [C])
-    before = (await rows_by_id(runtime))[queued].due_at
+    before = (await requests_by_id(runtime))[queued].due_at
 
     response = await client.post(
         "/v1/topics/t1/reschedule", content=body, headers={"content-type": "application/json"}
@@ -447,7 +446,7 @@ async def test_a_bad_reschedule_is_refused_naming_the_field(
 
     assert response.status_code == 400
     assert response.json()["error"].startswith(error), response.json()
-    assert (await rows_by_id(runtime))[queued].due_at == before
+    assert (await requests_by_id(runtime))[queued].due_at == before
 
 
 async def test_an_oversized_reschedule_body_is_refused(client: httpx.AsyncClient) -> None:

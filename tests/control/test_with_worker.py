@@ -14,8 +14,10 @@ from ses_sender.composition import Runtime
 from ses_sender.control.repository import CANCELLED
 from ses_sender.models import RequestStatus
 from ses_sender.transports.base import OutgoingEmail, TransientError
-from tests.control.conftest import post_topic
-from tests.delivery.conftest import RecordingTransport, WorkerFactory, requests_by_id, wait_until
+from tests.support.api import post_topic
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 C, P, S, X = (
     RequestStatus.CREATED,
@@ -46,7 +48,7 @@ async def fence(
     async def sent() -> bool:
         return await statuses(runtime, ids) == [S]
 
-    await wait_until(sent, worker=worker)
+    await wait_until(while_running(worker, sent), f"the {name} email sent")
 
 
 async def stop(worker_task: asyncio.Task[None], worker: object) -> None:
@@ -69,7 +71,7 @@ async def test_a_paused_topic_stops_sending_and_resumes_where_it_was(
     async def some_sent() -> bool:
         return len(transport.sent) >= 5
 
-    await wait_until(some_sent, worker=task)
+    await wait_until(while_running(task, some_sent), "the campaign under way")
     paused = await api.post("/v1/topics/campaign/pause")
     assert paused.json()["paused"] is True
 
@@ -77,7 +79,7 @@ async def test_a_paused_topic_stops_sending_and_resumes_where_it_was(
     async def drained() -> bool:
         return P not in await statuses(live_runtime, campaign)
 
-    await wait_until(drained, worker=task)
+    await wait_until(while_running(task, drained), "the claimed emails sent")
     sent_while_pausing = len(sent_to(transport, "campaign"))
     await fence(api, live_runtime, task, "fence1")
     await fence(api, live_runtime, task, "fence2")
@@ -97,7 +99,7 @@ async def test_a_paused_topic_stops_sending_and_resumes_where_it_was(
     async def all_sent() -> bool:
         return await statuses(live_runtime, campaign) == [S] * 80
 
-    await wait_until(all_sent, worker=task, within_s=15)
+    await wait_until(while_running(task, all_sent), "the whole campaign sent")
     await stop(task, worker)
     assert sorted(sent_to(transport, "campaign")) == campaign  # each once
 
@@ -113,7 +115,7 @@ async def test_cancelling_a_topic_mid_campaign_sends_nothing_more_than_it_says(
     async def some_sent() -> bool:
         return len(transport.sent) >= 5
 
-    await wait_until(some_sent, worker=task)
+    await wait_until(while_running(task, some_sent), "the campaign under way")
     answer = (await api.post("/v1/topics/campaign/cancel")).json()
     sent_before = answer["alreadySent"]
     assert answer["cancelled"] + answer["inFlight"] + sent_before == 80
@@ -198,6 +200,6 @@ async def test_a_rescheduled_topic_waits_for_its_new_time(
     async def all_sent() -> bool:
         return await statuses(live_runtime, campaign) == [S] * 5
 
-    await wait_until(all_sent, worker=task)
+    await wait_until(while_running(task, all_sent), "the whole campaign sent")
     await stop(task, worker)
     assert sorted(sent_to(transport, "campaign")) == campaign

@@ -14,7 +14,7 @@ from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.sending.service import ACCOUNT, SendingPauses, active_pauses, pause_sending
 from ses_sender.transports.ses import SesTransport
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.ses_stub import SesStub
 

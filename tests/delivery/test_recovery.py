@@ -14,10 +14,9 @@ from ses_sender.delivery.emails import Failed, Requeued, SendResult, Sent
 from ses_sender.delivery.housekeeping import Housekeeping
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
 from ses_sender.ses_events.hooks import SesEventHooks
-from tests.clock import FakeClock
-from tests.control.conftest import add_requests, rows_by_id
-from tests.ses_events.fakes import ses_message
-from tests.ses_events.test_service import ingest
+from tests.support.clock import FakeClock
+from tests.support.rows import add_requests, requests_by_id
+from tests.support.ses_events import ingest, ses_message
 
 C, P, S, F, X = (
     RequestStatus.CREATED,
@@ -91,7 +90,7 @@ async def test_an_expired_lease_that_ses_reported_is_recorded_sent_not_queued_ag
     recovered = await recover(runtime, clock.now() + LEASE)
 
     assert recovered == (1, 2)
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[reported].status, rows[reported].message_id) == (S, "m-1")
     assert rows[reported].sent_at == sent_at
     assert rows[reported].error is None
@@ -114,7 +113,7 @@ async def test_a_report_for_a_request_tried_but_not_recorded_records_it_sent(
             assert row is not None
             row.attempts = 1
 
-    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
+    to = {request_id: row.to for request_id, row in (await requests_by_id(runtime)).items()}
     for request_id in ids:
         event = ses_message(
             "Send",
@@ -125,7 +124,7 @@ async def test_a_report_for_a_request_tried_but_not_recorded_records_it_sent(
         )
         await ingest(runtime, event)
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     for request_id in ids:
         row = rows[request_id]
         # A Send event's time is the send's (mail.timestamp, 2 s before `at` here).
@@ -137,9 +136,9 @@ async def test_a_report_never_marks_an_untried_request_or_rewrites_a_recorded_se
     runtime: Runtime, clock: FakeClock
 ) -> None:
     [untried, sent] = await add_requests(runtime, [C, S])
-    before = (await rows_by_id(runtime))[sent]
+    before = (await requests_by_id(runtime))[sent]
 
-    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
+    to = {request_id: row.to for request_id, row in (await requests_by_id(runtime)).items()}
     for request_id in (untried, sent):
         await ingest(
             runtime,
@@ -152,7 +151,7 @@ async def test_a_report_never_marks_an_untried_request_or_rewrites_a_recorded_se
             ),
         )
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert (rows[untried].status, rows[untried].message_id) == (C, None)
     assert (rows[sent].message_id, rows[sent].sent_at) == (before.message_id, before.sent_at)
 
@@ -162,7 +161,7 @@ async def test_a_worker_outcome_after_the_report_changes_nothing(
 ) -> None:
     """SES reported the send before the worker recorded it (it timed out, say)."""
     [timed_out, slow] = await add_requests(runtime, [P, P])
-    to = {request_id: row.to for request_id, row in (await rows_by_id(runtime)).items()}
+    to = {request_id: row.to for request_id, row in (await requests_by_id(runtime)).items()}
     for request_id in (timed_out, slow):
         event = ses_message(
             "Send",
@@ -181,7 +180,7 @@ async def test_a_worker_outcome_after_the_report_changes_nothing(
         ],
     )
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert [rows[i].status for i in (timed_out, slow)] == [S, S]
     assert rows[slow].sent_at == clock.now() - timedelta(seconds=2)  # the report's, kept
 
@@ -206,7 +205,7 @@ async def test_a_request_cancelled_in_flight_is_never_queued_again_but_a_send_is
         ],
     )
 
-    rows = await rows_by_id(runtime)
+    rows = await requests_by_id(runtime)
     assert [(rows[i].status, rows[i].error) for i in (requeued, failed)] == [
         (X, control_repository.CANCELLED)
     ] * 2
@@ -222,5 +221,5 @@ async def test_a_late_outcome_for_a_released_lease_prevents_the_resend(
 
     await record(runtime, [Sent(stalled, "m-late", clock.now())])
 
-    row = (await rows_by_id(runtime))[stalled]
+    row = (await requests_by_id(runtime))[stalled]
     assert (row.status, row.message_id) == (S, "m-late")

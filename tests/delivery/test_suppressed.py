@@ -9,13 +9,9 @@ from ses_sender.composition import Runtime
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import RequestStatus, StopReason, SuppressionReason
 from ses_sender.suppression.service import SuppressedAddresses, suppress
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) -> None:
@@ -77,7 +73,7 @@ async def test_an_address_suppressed_after_queueing_is_not_sent(
         rows = await requests_by_id(live_runtime)
         return all(rows[i].status in (RequestStatus.SENT, RequestStatus.STOPPED) for i in ids)
 
-    await wait_until(settled, worker=task)
+    await wait_until(while_running(task, settled), "every email sent or stopped")
     worker.stop()
     await asyncio.wait_for(task, 10)
 

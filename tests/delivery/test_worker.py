@@ -3,10 +3,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from ses_sender.composition import Runtime, build_side_tasks
 from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.delivery import retry as retry_module
+from ses_sender.delivery import worker as worker_module
 from ses_sender.delivery.claimer import CONTENT_CACHE_SIZE
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.schedule import DatabaseSchedule
@@ -20,14 +23,11 @@ from ses_sender.transports.base import (
     ThrottledError,
     TransientError,
 )
-from tests.delivery.conftest import (
-    RecordingTransport,
-    WorkerFactory,
-    queue_emails,
-    requests_by_id,
-    wait_until,
-)
-from tests.delivery.test_pacer import max_in_any_window
+from tests.support.pacing import max_in_any_window
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import queue_emails, requests_by_id
+from tests.support.spies import spy
+from tests.support.workers import RecordingTransport, WorkerFactory
 
 
 async def run_until_sent(
@@ -37,7 +37,7 @@ async def run_until_sent(
         rows = await requests_by_id(runtime)
         return all(rows[i].status == status for i in ids)
 
-    await wait_until(done, worker=worker_task)
+    await wait_until(while_running(worker_task, done), f"requests {ids} {status.name}")
     return await requests_by_id(runtime)
 
 
@@ -83,12 +83,17 @@ async def test_every_queued_email_is_sent_once_and_recorded(
 
 
 async def test_rows_that_become_due_are_picked_up_within_a_second(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transport = RecordingTransport()
     worker = make_worker(transport)
+    waits = spy(monkeypatch, worker, "_wait_for_work")
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.3)  # the worker is idle, waiting
+
+    async def idle() -> bool:
+        return bool(waits.started)
+
+    await wait_until(while_running(task, idle), "the worker idle, waiting for work")
 
     loop = asyncio.get_running_loop()
     queued_at = loop.time()
@@ -100,19 +105,26 @@ async def test_rows_that_become_due_are_picked_up_within_a_second(
 
 
 async def test_future_rows_wait_for_their_time(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     transport = RecordingTransport()
     worker = make_worker(transport)
+    claims = spy(monkeypatch, worker._claimer, "claim")
     later = datetime.now(UTC) + timedelta(hours=1)
     [future] = await queue_emails(live_runtime, ["future@example.com"], due_at=later)
     now_ids = await queue_emails(live_runtime, ["now@example.com"])
     task = asyncio.create_task(worker.run())
 
-    rows = await run_until_sent(live_runtime, task, now_ids, RequestStatus.SENT)
-    await asyncio.sleep(0.3)
+    await run_until_sent(live_runtime, task, now_ids, RequestStatus.SENT)
+
+    async def found_nothing_due() -> bool:
+        return [] in claims.returned
+
+    # The first claim took the email due now; one that comes back empty passed over the other.
+    await wait_until(while_running(task, found_nothing_due), "a claim that found nothing due")
     await stop(task, worker)
 
+    rows = await requests_by_id(live_runtime)
     assert rows[future].status == RequestStatus.CREATED
     assert [email.to for email in transport.sent] == ["now@example.com"]
 
@@ -168,7 +180,7 @@ async def test_transient_errors_are_retried_then_sent(
         row = (await requests_by_id(live_runtime))[flaky]
         return row.status == RequestStatus.CREATED and row.error == "HTTP 503"
 
-    await wait_until(requeued, worker=task)
+    await wait_until(while_running(task, requeued), "the failed send queued again")
     row = (await requests_by_id(live_runtime))[flaky]
     assert row.attempts == 1
     assert row.due_at > datetime.now(UTC)  # backing off
@@ -180,8 +192,11 @@ async def test_transient_errors_are_retried_then_sent(
 
 
 async def test_transient_errors_fail_after_the_last_attempt(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The worker looks for due rows every 50 ms instead of every second: the test is about
+    # what each attempt counts, not about how soon the worker looks.
+    monkeypatch.setattr(worker_module, "POLL_INTERVAL_S", 0.05)
     transport = RecordingTransport(failures={"down@example.com": [TransientError("HTTP 500")] * 5})
     worker = make_worker(transport)
     [down] = await queue_emails(live_runtime, ["down@example.com"])
@@ -197,7 +212,7 @@ async def test_transient_errors_fail_after_the_last_attempt(
             )
         return (await requests_by_id(live_runtime))[down].status == RequestStatus.FAILED
 
-    await wait_until(failed, worker=task)
+    await wait_until(while_running(task, failed), "the request failed for good")
     await stop(task, worker)
     row = (await requests_by_id(live_runtime))[down]
     assert row.error == "HTTP 500 (after 3 attempts)"
@@ -206,8 +221,13 @@ async def test_transient_errors_fail_after_the_last_attempt(
 
 
 async def test_throttles_requeue_without_failing_or_counting(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A throttled email is due again 50 ms later and the worker looks every 50 ms, instead of
+    # a second each: the test is about what a throttle counts, not about when it is retried
+    # (tests/delivery/test_retry.py has that).
+    monkeypatch.setattr(retry_module, "THROTTLE_RETRY_S", 0.05)
+    monkeypatch.setattr(worker_module, "POLL_INTERVAL_S", 0.05)
     transport = RecordingTransport(
         failures={"busy@example.com": [ThrottledError("TooManyRequestsException")] * 4}
     )
@@ -236,7 +256,7 @@ async def test_an_unexpected_transport_error_is_retried_not_lost(
         row = (await requests_by_id(live_runtime))[row_id]
         return row.status == RequestStatus.CREATED and row.attempts == 1
 
-    await wait_until(requeued, worker=task)
+    await wait_until(while_running(task, requeued), "the request queued again")
     await stop(task, worker)
     assert (await requests_by_id(live_runtime))[row_id].error == "RuntimeError: bug in a transport"
 
@@ -282,7 +302,7 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
         return transport.begun >= 1
 
     # A send on the wire (0.5 s each), the rest claimed or queued.
-    await wait_until(a_send_in_flight, worker=task)
+    await wait_until(while_running(task, a_send_in_flight), "a send on the wire")
     await stop(task, worker)
 
     rows = await requests_by_id(live_runtime)
@@ -298,13 +318,17 @@ async def test_stop_drains_in_flight_sends_and_releases_the_rest(
 
 
 async def test_a_database_outage_pauses_the_worker_without_ending_it(
-    make_worker: WorkerFactory,
+    make_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     unreachable = create_sessionmaker(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x"))
     worker = make_worker(RecordingTransport(), sessionmaker=unreachable)
     task = asyncio.create_task(worker.run())
 
-    await asyncio.sleep(1.5)
+    async def tried_again() -> bool:
+        outages = [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
+        return len(outages) >= 2
+
+    await wait_until(while_running(task, tried_again), "a second try at the database")
     assert not task.done()
     await stop(task, worker)  # and it still stops cleanly
 
@@ -359,16 +383,20 @@ async def test_a_batch_with_more_contents_than_the_cache_holds(
 
 
 async def test_a_pause_of_all_sending_holds_every_email_until_resumed(
-    live_runtime: Runtime, make_worker: WorkerFactory
+    live_runtime: Runtime, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with live_runtime.sessionmaker() as session, session.begin():
         await pause_sending(session, "guardrail", "bounce rate 6%", now=datetime.now(UTC))
     transport = RecordingTransport()
     worker = make_worker(transport)
+    waits = spy(monkeypatch, worker, "_wait_for_work")
     ids = await queue_emails(live_runtime, ["a@example.com", "b@example.com"])
     task = asyncio.create_task(worker.run())
 
-    await asyncio.sleep(1.5)
+    async def held_twice() -> bool:
+        return len(waits.started) >= 2  # held, waited, came round and held again
+
+    await wait_until(while_running(task, held_twice), "two rounds of the worker, held")
     assert transport.sent == []
     assert {row.status for row in (await requests_by_id(live_runtime)).values()} == {
         RequestStatus.CREATED
@@ -394,7 +422,7 @@ async def test_an_account_level_stop_pauses_all_sending_and_says_why(
         async with live_runtime.sessionmaker() as session, session.begin():
             return bool(await active_pauses(session, now=datetime.now(UTC)))
 
-    await wait_until(paused, worker=task)
+    await wait_until(while_running(task, paused), "sending paused")
     await stop(task, worker)
 
     async with live_runtime.sessionmaker() as session, session.begin():

@@ -20,10 +20,10 @@ from ses_sender.guardrail.service import PAUSE_NAME, Limits
 from ses_sender.models import SendingPause
 from ses_sender.sending.service import active_pauses, pause_sending, resume_sending
 from ses_sender.tasks import Periodic
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-
-from .conftest import add_sends
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import add_sends
+from tests.support.spies import spy
 
 LIMITS = Limits(bounce_rate=0.05, complaint_rate=0.001, min_sends=200)
 HARD = "Permanent/General"
@@ -265,15 +265,25 @@ class TestResume:
 
 class TestPeriodically:
     async def test_checks_on_its_interval_until_stopped(
-        self, runtime: Runtime, clock: FakeClock, monitor: GuardrailMonitor
+        self,
+        runtime: Runtime,
+        clock: FakeClock,
+        monitor: GuardrailMonitor,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
+        checks = spy(monkeypatch, monitor, "check")
         periodic = Periodic("guardrail check", monitor.check, 0.05)
         loop = asyncio.create_task(periodic.run())
         try:
-            await asyncio.sleep(0.2)  # a few checks: nothing to find
+
+            async def a_few_checks() -> bool:
+                return len(checks.returned) >= 3
+
+            await wait_until(while_running(loop, a_few_checks), "three checks")
+            assert checks.returned[:3] == [None] * 3  # nothing to find
             assert await paused(runtime, clock) == []
             await add_sends(runtime, 200, sent_at=clock.now(), bounce_type=HARD)
-            await wait_until(lambda: _paused(runtime, clock), worker=loop)
+            await wait_until(while_running(loop, lambda: _paused(runtime, clock)), "the pause")
         finally:
             periodic.stop()
             await loop

@@ -13,12 +13,10 @@ from ses_sender.config import Settings
 from ses_sender.guardrail.monitor import GuardrailMonitor
 from ses_sender.guardrail.service import Limits
 from ses_sender.sending.service import active_pauses
-from tests.clock import FakeClock
-from tests.ses_events.fakes import ses_message
-from tests.ses_events.test_endpoints import post
-from tests.support.signed_sns import publisher, signed_sns_runtime
-
-from .conftest import add_sends
+from tests.support.clock import FakeClock
+from tests.support.rows import add_sends
+from tests.support.ses_events import ses_message
+from tests.support.signed_sns import post, publisher, signed_sns_runtime
 
 
 @pytest.fixture

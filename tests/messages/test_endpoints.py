@@ -11,20 +11,9 @@ from ses_sender.composition import Runtime, create_app
 from ses_sender.messages.dependencies import RECIPIENT_LIMIT
 from ses_sender.messages.schemas import MAX_MESSAGES_PER_REQUEST
 from ses_sender.models import Content, IdempotencyKey, Request, RequestStatus
-from tests.clock import FakeClock
-from tests.conftest import API_KEY
-
-SEED_EXAMPLE: dict[str, Any] = {
-    "messages": [
-        {
-            "topicId": "promotion-event-2024",
-            "emails": ["recipient1@example.com", "recipient2@example.com"],
-            "subject": "Special promotion",
-            "content": "<h1>Hello!</h1><p>See our special promotion.</p>",
-            "scheduledAt": "2024-12-25T10:00:00+09:00",
-        }
-    ]
-}
+from tests.support.api import SEED_EXAMPLE
+from tests.support.clock import FakeClock
+from tests.support.settings import API_KEY
 
 
 def message(**overrides: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import pytest
 
 from ses_sender.composition import Runtime
 from ses_sender.sending.service import pause_sending
-from tests.clock import FakeClock
-from tests.conftest import API_KEY
+from tests.support.clock import FakeClock
+from tests.support.settings import API_KEY
 
 WITH_KEY = {"x-api-key": API_KEY}  # /health shows the sending state only with the key
 

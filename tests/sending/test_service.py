@@ -14,7 +14,7 @@ from ses_sender.sending.service import (
     resume_sending,
     sending_state,
 )
-from tests.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 async def test_a_pause_is_in_force_until_resumed(runtime: Runtime, clock: FakeClock) -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from .signing import KeyPair, self_signed
-from .vectors import VECTOR_CERT, VECTORS_DIR
+from tests.support.signing import KeyPair, self_signed
+from tests.support.sns_vectors import VECTOR_CERT, VECTORS_DIR
 
 
 @pytest.fixture(scope="session")

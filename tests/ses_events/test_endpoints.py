@@ -11,18 +11,17 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
-from ses_sender.composition import Runtime, TransportChoice, create_app, open_runtime
-from ses_sender.config import Settings, TransportKind
+from ses_sender.composition import Runtime
+from ses_sender.config import Settings
 from ses_sender.cursor import encode_cursor
 from ses_sender.delivery.emails import Sent
 from ses_sender.delivery.repository import record_outcomes
@@ -30,37 +29,33 @@ from ses_sender.models import RequestStatus, ResultSource, Suppression
 from ses_sender.ses_events.endpoints import MAX_SNS_BODY_BYTES
 from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, waiting_message_ids
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
-from tests.clock import FakeClock
-from tests.conftest import empty_tables, make_settings
-
-from .fakes import (
+from tests.support.clock import FakeClock
+from tests.support.fakes import FakeFetch, RecordingFetcher
+from tests.support.rows import add_request, request_row, stored_results
+from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
-    FakeFetch,
-    RecordingFetcher,
-    add_request,
-    request_row,
+    TOPIC_ARN,
     ses_message,
     ses_occurred_at,
-    stored_results,
 )
-from .signing import KeyPair, self_signed, sign, sns_timestamp
-from .vectors import VECTOR_FILES, load_vector
+from tests.support.settings import make_settings
+from tests.support.signed_sns import (
+    CERT_URL,
+    PATH,
+    SUBSCRIBE_URL,
+    Publisher,
+    as_body,
+    earlier,
+    events_runtime,
+    post,
+    sns_client,
+)
+from tests.support.signing import KeyPair, self_signed
+from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
-PATH = "/v1/events/results"
 NOT_VERIFIED_YET = "SNS message not verified yet: try again later"
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
 OTHER_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:someone-elses-topic"
-CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
-SUBSCRIBE_URL = (
-    "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
-    f"&TopicArn={TOPIC_ARN}&Token=2336412f37fb687f5d51e6e2425c464de"
-)
-UNSUBSCRIBE_URL = (
-    "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
-    f"&SubscriptionArn={TOPIC_ARN}:0fe0bffc-6470-4502-9414-d5e3d9fdd71e"
-)
-EVENT_SUBJECT = "Amazon SES Email Event Notification"
 SUBSCRIPTION_SUCCEEDED = json.dumps(
     {
         "notificationType": "AmazonSnsSubscriptionSucceeded",
@@ -86,106 +81,7 @@ SUMMARY_FIELDS = (
 )
 
 
-# -- building and posting envelopes ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Publisher:
-    """Signs envelopes the way SNS does, stamped with the test clock's time."""
-
-    key: rsa.RSAPrivateKey
-    clock: FakeClock
-    topic_arn: str = TOPIC_ARN
-    cert_url: str = CERT_URL
-
-    def notification(
-        self,
-        message: str,
-        *,
-        version: str = "1",
-        sent_at: datetime | None = None,
-        subject: str | None = EVENT_SUBJECT,
-        **fields: str,
-    ) -> dict[str, Any]:
-        envelope = {
-            "Type": "Notification",
-            "MessageId": str(uuid.uuid4()),
-            "TopicArn": self.topic_arn,
-            "Message": message,
-            "Timestamp": sns_timestamp(sent_at or self.clock.now()),
-            "SigningCertURL": self.cert_url,
-            "UnsubscribeURL": UNSUBSCRIBE_URL,
-        }
-        if subject is not None:
-            envelope["Subject"] = subject
-        envelope.update(fields)
-        return sign(envelope, self.key, version)
-
-    def confirmation(
-        self,
-        message_type: str = "SubscriptionConfirmation",
-        *,
-        subscribe_url: str = SUBSCRIBE_URL,
-        version: str = "1",
-        **fields: str,
-    ) -> dict[str, Any]:
-        envelope = {
-            "Type": message_type,
-            "MessageId": str(uuid.uuid4()),
-            "Token": "2336412f37fb687f5d51e6e2425c464de",
-            "TopicArn": self.topic_arn,
-            "Message": f"You have chosen to subscribe to the topic {self.topic_arn}.",
-            "SubscribeURL": subscribe_url,
-            "Timestamp": sns_timestamp(self.clock.now()),
-            "SigningCertURL": self.cert_url,
-        }
-        envelope.update(fields)
-        return sign(envelope, self.key, version)
-
-
-def as_body(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope).encode("utf-8")
-
-
-async def post(client: httpx.AsyncClient, body: dict[str, Any] | bytes) -> httpx.Response:
-    """POST as SNS does: the JSON document as text/plain, no API key."""
-    return await client.post(
-        PATH,
-        content=as_body(body) if isinstance(body, dict) else body,
-        headers={
-            "content-type": "text/plain; charset=UTF-8",
-            "user-agent": "Amazon Simple Notification Service Agent",
-        },
-    )
-
-
-def earlier(clock: FakeClock, seconds: float = 2.0) -> datetime:
-    return clock.now() - timedelta(seconds=seconds)
-
-
 # -- fixtures -------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def events_runtime(
-    settings: Settings, clock: FakeClock, certificates: CertificateStore
-) -> AsyncIterator[Runtime]:
-    choice = TransportChoice(TransportKind.OUTBOX, "tests")
-    async with open_runtime(
-        settings, transport=choice, clock=clock, certificates=certificates
-    ) as runtime:
-        try:
-            yield runtime
-        finally:
-            await empty_tables(runtime)
-
-
-@asynccontextmanager
-async def sns_client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """A client without the API key: SNS has none, and the route needs none."""
-    transport = httpx.ASGITransport(app=create_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 @pytest.fixture

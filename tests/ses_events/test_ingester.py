@@ -13,10 +13,9 @@ from ses_sender.composition import Runtime
 from ses_sender.errors import InvalidInput
 from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.service import Ingested
-from tests.clock import FakeClock
-
-from .fakes import add_request, request_row, ses_message, stored_results
-from .test_service import SOFT_BOUNCES, notification
+from tests.support.clock import FakeClock
+from tests.support.rows import add_request, request_row, stored_results
+from tests.support.ses_events import SOFT_BOUNCES, notification, ses_message
 
 
 @contextmanager

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from ses_sender.ses_events.schemas import SesEvent, SesEventError, SesEventType, parse_ses_event
-
-from .vectors import load_vector
+from tests.support.sns_vectors import load_vector
 
 MESSAGE_ID = "0100018c-aaaa-bbbb-cccc-1234567890ab-000000"
 MAIL_TIME = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -42,7 +41,9 @@ def mail(*, tags: bool = True) -> dict[str, Any]:
     return document
 
 
-# Samples from shared/reference/ses-sns.md section 1b (AWS's example pages), "..." filled in.
+# Samples from AWS's example pages, "..." filled in:
+# https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html (identity notifications)
+# https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html (events)
 BOUNCE = {
     "bounceType": "Permanent",
     "bounceSubType": "General",
@@ -279,7 +280,7 @@ class TestIdentityNotifications:
 
 
 class TestRealVectors:
-    """The `Message` of the two AWS-signed SES vectors in shared/vectors/sns."""
+    """The `Message` of the two AWS-signed SES vectors in tests/support/vectors/sns."""
 
     def test_event_publishing_complaint(self, vectors_dir: Path) -> None:
         envelope = load_vector(vectors_dir, "ses-event-complaint-v1-with-subject.json")

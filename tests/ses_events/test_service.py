@@ -19,44 +19,17 @@ from ses_sender.ses_events.schemas import parse_ses_event
 from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
-from ses_sender.suppression.service import SoftBounceRule
 from ses_sender.tracking.repository import record_open
-from tests.clock import FakeClock
-
-from .fakes import (
+from tests.support.clock import FakeClock
+from tests.support.rows import add_request, request_row, stored_results
+from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
-    add_request,
-    request_row,
+    SOFT_BOUNCES,
+    ingest,
+    notification,
     ses_message,
-    stored_results,
 )
-
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
-SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
-
-
-def notification(message: str, *, sent_at: datetime, message_id: str | None = None) -> SnsMessage:
-    """A verified SNS Notification, as `SnsVerifier.verify` returns it."""
-    return SnsMessage(
-        type="Notification",
-        message_id=message_id or str(uuid.uuid4()),
-        topic_arn=TOPIC_ARN,
-        message=message,
-        timestamp=sent_at,
-    )
-
-
-async def ingest(runtime: Runtime, message: str, *, message_id: str | None = None) -> Ingested:
-    """One ingestion in its own transaction, as the endpoint does it."""
-    now = runtime.clock.now()
-    async with runtime.sessionmaker() as session, session.begin():
-        return await service.ingest_notification(
-            session,
-            notification(message, sent_at=now, message_id=message_id),
-            soft_bounces=SOFT_BOUNCES,
-            now=now,
-        )
 
 
 async def suppressed_addresses(runtime: Runtime) -> list[str]:

@@ -24,11 +24,12 @@ from ses_sender.ses_events.sns import (
     parse_envelope,
 )
 from ses_sender.ses_events.topics import TrustedTopics
-
-from .fakes import FakeFetch, ManualClock
-from .https_server import LocalHttpsServer, TlsFiles
-from .signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
-from .vectors import VECTOR_FILES, load_vector
+from tests.support.clock import ManualClock
+from tests.support.fakes import FakeFetch
+from tests.support.https_server import LocalHttpsServer, TlsFiles
+from tests.support.polling import wait_until
+from tests.support.signing import KeyPair, self_signed, self_signed_ec, sign, tls_ca, tls_server
+from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
@@ -282,7 +283,7 @@ class TestTrustedUrls:
 
 
 class TestVerifyRealVectors:
-    """Messages signed by AWS itself (shared/vectors/sns), with the certificate seeded."""
+    """Messages signed by AWS itself (tests/support/vectors/sns), with the certificate seeded."""
 
     @staticmethod
     def verifier_for(envelope: dict[str, Any], pem: bytes, fetch: FakeFetch) -> SnsVerifier:
@@ -726,7 +727,11 @@ class TestCertificateStore:
         store = CertificateStore(fetch)
         impatient = asyncio.create_task(store.public_key("https://a/1.pem"))
         patient = asyncio.create_task(store.public_key("https://a/1.pem"))
-        await asyncio.sleep(0.01)
+
+        async def fetching() -> bool:
+            return bool(fetch.calls)
+
+        await wait_until(fetching, "the certificate fetch under way")
         impatient.cancel()
         await patient
         assert impatient.cancelled()

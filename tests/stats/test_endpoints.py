@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
-from tests.delivery.conftest import queue_emails
+from tests.support.rows import queue_emails
 
 NO_OUTCOMES = {
     "complained": 0,

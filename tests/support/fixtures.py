@@ -1,21 +1,25 @@
-"""Reusable fixtures for the SES stand-ins. Import the ones you need into a conftest.py:
+"""Reusable fixtures for the SES stand-ins and worker processes. Import the ones you need into
+a conftest.py:
 
 from tests.support.fixtures import fake_aws_env, moto, moto_server, ses_stub
 
 __all__ = ["fake_aws_env", "moto", "moto_server", "ses_stub"]
 
-(and `moto_complement` with `moto_complement_server`, for moto plus what it lacks)
+(and `moto_complement` with `moto_complement_server`, for moto plus what it lacks, and
+`start_worker` for real `ses-sender worker` processes)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.moto_complement import MotoComplement, run_moto_complement
 from tests.support.moto_server import FAKE_AWS_ENV, MotoServer, run_moto_server
 from tests.support.ses_stub import SesStub
+from tests.support.worker_processes import StartWorker, WorkerProcess
 
 
 @pytest.fixture
@@ -68,3 +72,18 @@ def moto_complement(moto: MotoServer, moto_complement_server: MotoComplement) ->
     """moto, emptied, behind the complement (see moto_complement.py); `url` is the endpoint."""
     moto_complement_server.reset()
     return moto_complement_server
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    """Starts `ses-sender worker` processes (logs in tmp_path); kills any left at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.ensure_gone()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from typing import IO, Any
 
 import boto3  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError
+
+from tests.support.ports import free_port
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -51,13 +52,6 @@ def subprocess_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(FAKE_AWS_ENV)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class MotoServer:

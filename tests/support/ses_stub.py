@@ -12,8 +12,9 @@ port) prints the bound port number, alone on one line, once listening; SIGTERM s
 `/_stub/...` exposes the same controls over HTTP:
 
 * `GET /_stub/received` -> `{"received": [record, ...], "throttled": n}`
-* `GET /_stub/counts` -> `{"received": n, "accepted": n, "throttled": n, "peak_in_flight": n}`
-  (cheap at any volume; `peak_in_flight`: most SendEmail requests open at once)
+* `GET /_stub/counts` -> `{"received": n, "accepted": n, "throttled": n, "peak_in_flight": n,
+  "account_checks": n}` (cheap at any volume; `peak_in_flight`: most SendEmail requests open
+  at once; `account_checks`: GetAccount requests answered)
 * `POST /_stub/reset`
 * `POST /_stub/script` `{"failures": ["throttled", {"status": 400, "code": "C", "message": "M"}]}`
   queues failures for the next sends (preset names are the keys of `PRESETS`)
@@ -130,6 +131,7 @@ class SesStub:
         self.sent_recipients = 0  # accepted so far: SentLast24Hours, and the daily quota's count
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.account_checks = 0
         self._failures: deque[Failure] = deque()
         self._window = RecipientWindow()
         self._server: StampedServer | None = None
@@ -153,6 +155,7 @@ class SesStub:
         self.sending_enabled = True
         self.sent_recipients = 0
         self.peak_in_flight = self.in_flight
+        self.account_checks = 0
         self._failures.clear()
         self._window.clear()
 
@@ -177,6 +180,11 @@ class SesStub:
         self._server = server
         self.url = f"http://{host}:{bound_port}"
         return self.url
+
+    def idle(self) -> bool:
+        """No connection open or waiting: every request its clients sent has been recorded
+        (see `StampedServer.idle`). With the clients gone, what the stub holds is final."""
+        return self._server is None or self._server.idle()
 
     async def stop(self) -> None:
         """Stop at once: a send still in its latency sleep (its client gave up) is dropped."""
@@ -228,6 +236,7 @@ class SesStub:
         return json_response({"MessageId": record["message_id"]})
 
     async def _get_account(self, request: Request) -> Response:
+        self.account_checks += 1
         return json_response(
             {
                 "SendQuota": {
@@ -261,6 +270,7 @@ class SesStub:
                 "accepted": len(self.accepted),
                 "throttled": self.throttled,
                 "peak_in_flight": self.peak_in_flight,
+                "account_checks": self.account_checks,
             }
         )
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import select
 import socket
 import struct
 import time
@@ -82,6 +83,7 @@ class StampedServer:
         self._routes = dict(routes)
         self._listener: socket.socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = 0  # accepted and not yet closed
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 picks a free port); return the port bound."""
@@ -105,6 +107,17 @@ class StampedServer:
             self._listener.close()
             self._listener = None
 
+    def idle(self) -> bool:
+        """Whether every connection made so far has been read to its end and closed: none is
+        open, and none waits to be accepted. Once the clients are gone, that is when every
+        request they sent has been seen."""
+        if self._connections:
+            return False
+        if self._listener is None:
+            return True
+        waiting, _, _ = select.select([self._listener], [], [], 0)
+        return not waiting
+
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -116,9 +129,16 @@ class StampedServer:
             connection, _ = await loop.sock_accept(listener)
             connection.setblocking(False)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._connections += 1
             self._spawn(self._serve(connection))
 
     async def _serve(self, sock: socket.socket) -> None:
+        try:
+            await self._converse(sock)
+        finally:
+            self._connections -= 1
+
+    async def _converse(self, sock: socket.socket) -> None:
         with sock:
             reader = _StampedReader(sock)
             http = h11.Connection(h11.SERVER)

@@ -9,7 +9,7 @@ import pytest
 
 from ses_sender.composition import Runtime
 from ses_sender.suppression.schemas import MAX_EMAILS_PER_REQUEST
-from tests.suppression.test_feedback import suppressions
+from tests.support.rows import suppressions
 
 PATH = "/v1/suppressions"
 

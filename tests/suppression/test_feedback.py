@@ -8,16 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from ses_sender.composition import Runtime
-from ses_sender.models import Suppression
-from ses_sender.ses_events import service
 from ses_sender.ses_events.service import Ingested
 from ses_sender.suppression.service import SoftBounceRule
-from tests.clock import FakeClock
-from tests.ses_events.fakes import RECIPIENT, add_request, ses_message
-from tests.ses_events.test_service import notification
+from tests.support.clock import FakeClock
+from tests.support.rows import add_request, suppressions
+from tests.support.ses_events import RECIPIENT, ingest, ses_message
 
 FULL = "smtp; 552 5.2.2 mailbox full"
 SOFT = {
@@ -27,25 +24,6 @@ SOFT = {
 }
 RULE = SoftBounceRule(limit=3, window=timedelta(days=7))
 ONE_BOUNCE = SoftBounceRule(limit=1, window=timedelta(days=1))
-
-
-async def ingest(
-    runtime: Runtime, message: str, *, rule: SoftBounceRule = RULE, sns_id: str | None = None
-) -> Ingested:
-    now = runtime.clock.now()
-    async with runtime.sessionmaker() as session, session.begin():
-        return await service.ingest_notification(
-            session,
-            notification(message, sent_at=now, message_id=sns_id),
-            soft_bounces=rule,
-            now=now,
-        )
-
-
-async def suppressions(runtime: Runtime) -> dict[str, tuple[str, str | None]]:
-    async with runtime.sessionmaker() as session:
-        rows = (await session.scalars(select(Suppression))).all()
-    return {row.email: (row.reason, row.detail) for row in rows}
 
 
 async def soft_bounce(
@@ -148,9 +126,9 @@ async def test_a_redelivered_notification_counts_once(runtime: Runtime, clock: F
     sns_id = str(uuid.uuid4())
     await ingest(runtime, await soft_bounce(runtime, clock))
     second = await soft_bounce(runtime, clock)
-    await ingest(runtime, second, sns_id=sns_id)
+    await ingest(runtime, second, message_id=sns_id)
 
-    assert await ingest(runtime, second, sns_id=sns_id) is Ingested.DUPLICATE
+    assert await ingest(runtime, second, message_id=sns_id) is Ingested.DUPLICATE
 
     assert await suppressions(runtime) == {}
 
@@ -179,7 +157,7 @@ async def test_feedback_about_addresses_we_never_mailed_suppresses_nobody(
 ) -> None:
     await ingest(runtime, ses_message("Complaint", at=clock.now()))
     await ingest(runtime, ses_message("Bounce", at=clock.now(), identity=True))
-    await ingest(runtime, await soft_bounce(runtime, clock, ours=False), rule=ONE_BOUNCE)
+    await ingest(runtime, await soft_bounce(runtime, clock, ours=False), soft_bounces=ONE_BOUNCE)
 
     assert await suppressions(runtime) == {}
 
@@ -195,7 +173,7 @@ async def test_a_limit_of_one_suppresses_on_the_first_soft_bounce(
         bouncedRecipients=[{"emailAddress": RECIPIENT}],
     )
 
-    await ingest(runtime, undetermined, rule=ONE_BOUNCE)
+    await ingest(runtime, undetermined, soft_bounces=ONE_BOUNCE)
 
     assert await suppressions(runtime) == {
         RECIPIENT: ("bounce", "1 bounce within 1 day, the last Undetermined")

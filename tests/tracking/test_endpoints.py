@@ -10,7 +10,7 @@ from ses_sender.composition import Runtime, TransportChoice, open_runtime
 from ses_sender.config import Settings, TransportKind
 from ses_sender.models import Request, Result
 from ses_sender.tracking.endpoints import PIXEL_PNG
-from tests.delivery.conftest import queue_emails
+from tests.support.rows import queue_emails
 
 
 async def results(runtime: Runtime) -> list[Result]:

@@ -7,8 +7,7 @@ import pytest
 
 from ses_sender.transports.base import OutgoingEmail, PermanentError
 from ses_sender.transports.mime import build_message, new_message_id
-
-from .emails import make_email
+from tests.support.emails import make_email
 
 LONG_URL = "<https://mail.example.com/u/" + "t" * 120 + ">"
 

@@ -5,8 +5,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from ses_sender.transports.outbox import OutboxTransport
-
-from .emails import RECIPIENT, make_email
+from tests.support.emails import RECIPIENT, make_email
 
 
 async def test_writes_a_parsable_eml_per_email(tmp_path: Path) -> None:

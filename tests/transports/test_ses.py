@@ -23,11 +23,11 @@ from ses_sender.transports.base import (
 from ses_sender.transports.ses import MAX_HEADERS, SesTransport
 from ses_sender.transports.sigv4 import SigningCredentials
 from tests.support import ses_stub as stub_failures
-from tests.support.moto_server import FAKE_AWS_ENV, REGION, MotoServer, free_port
+from tests.support.emails import RECIPIENT, SENDER, make_email
+from tests.support.moto_server import FAKE_AWS_ENV, REGION, MotoServer
+from tests.support.ports import free_port
 from tests.support.ses_stub import SesStub
-
-from .emails import RECIPIENT, SENDER, make_email
-from .sigv4_reference import botocore_headers
+from tests.support.sigv4_reference import botocore_headers
 
 MakeTransport = Callable[..., SesTransport]
 

@@ -16,10 +16,9 @@ import pytest
 
 from ses_sender.transports.base import ThrottledError
 from ses_sender.transports.ses import SesTransport
+from tests.support.emails import make_email
 from tests.support.moto_server import FAKE_AWS_ENV, REGION, subprocess_env
 from tests.support.ses_stub import RecipientWindow, SesStub
-
-from .emails import make_email
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,7 +170,13 @@ async def test_http_controls(ses_stub: SesStub) -> None:
     }
     assert [record["status"] for record in state["received"]] == [429, 400, 200]
     assert state["throttled"] == 1
-    assert counts == {"received": 3, "accepted": 1, "throttled": 1, "peak_in_flight": 1}
+    assert counts == {
+        "received": 3,
+        "accepted": 1,
+        "throttled": 1,
+        "peak_in_flight": 1,
+        "account_checks": 1,
+    }
 
     await post(f"{ses_stub.url}/_stub/reset", {})
 

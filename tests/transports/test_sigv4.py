@@ -7,8 +7,7 @@ import json
 import pytest
 
 from ses_sender.transports.sigv4 import SigningCredentials, SigV4Signer
-
-from .sigv4_reference import botocore_headers
+from tests.support.sigv4_reference import botocore_headers
 
 # The AWS Signature Version 4 test suite's fixed inputs.
 SUITE_CREDENTIALS = SigningCredentials(

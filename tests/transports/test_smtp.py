@@ -15,11 +15,11 @@ from ses_sender.transports.base import (
     TransientError,
 )
 from ses_sender.transports.smtp import SmtpTransport
-from tests.support.moto_server import HOST, free_port
-
-from .emails import RECIPIENT, make_email
-from .smtp_server import PASSWORD, USERNAME, RecordingHandler, running_smtp_server
-from .tls import TlsPair, loopback_tls
+from tests.support.emails import RECIPIENT, make_email
+from tests.support.polling import wait_until
+from tests.support.ports import HOST, free_port
+from tests.support.smtp_server import PASSWORD, USERNAME, RecordingHandler, running_smtp_server
+from tests.support.tls import TlsPair, loopback_tls
 
 MakeTransport = Callable[..., SmtpTransport]
 
@@ -133,7 +133,12 @@ async def test_reconnects_after_the_server_closed_an_idle_connection(
     transport = make_transport(smtp_port)
     handler.drop_after_data = True
     await transport.send(make_email())
-    await asyncio.sleep(0.1)  # the client sees the close while the connection is idle
+
+    async def close_seen() -> bool:
+        return not any(smtp.is_connected for smtp in transport._idle)
+
+    # The client sees the close while the connection is idle, before the next send.
+    await wait_until(close_seen, "the client to see the server close the idle connection")
 
     await transport.send(make_email())
 

@@ -12,10 +12,9 @@ from sqlalchemy import select
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, Result, ResultSource, SuppressionReason, WebhookDelivery
 from ses_sender.suppression.service import suppress
-from tests.clock import FakeClock
-from tests.conftest import API_KEY
-from tests.delivery.conftest import queue_emails
-from tests.suppression.test_feedback import suppressions
+from tests.support.clock import FakeClock
+from tests.support.rows import queue_emails, suppressions
+from tests.support.settings import API_KEY
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

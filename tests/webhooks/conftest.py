@@ -1,19 +1,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from ses_sender.composition import Runtime
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
-
-from .receiver import Receiver
-
-SenderFactory = Callable[..., WebhookSender]
+from tests.support.webhooks import Receiver, SenderFactory
 
 
 @pytest.fixture
@@ -47,11 +43,3 @@ async def make_sender(runtime: Runtime) -> AsyncIterator[SenderFactory]:
     yield build
     for sender in made:
         await sender.close()
-
-
-async def create_webhook(client: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, Any]:
-    """Through the API, as a user does; the answer holds the secret."""
-    response = await client.post("/v1/webhooks", json={"url": url, **fields})
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created

@@ -24,20 +24,19 @@ from ses_sender.ses_events import service as ses_events
 from ses_sender.ses_events.service import Ingested, Received, adopt_waiting_events
 from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
-from ses_sender.webhooks.worker import POLL_INTERVAL_S
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import (
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import add_request, stored_results
+from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
-    add_request,
+    SOFT_BOUNCES,
+    ingest,
+    notification,
     ses_message,
-    stored_results,
 )
-from tests.ses_events.test_service import SOFT_BOUNCES, ingest, notification
-
-from .conftest import SenderFactory, create_webhook
-from .receiver import Receiver
+from tests.support.spies import spy
+from tests.support.webhooks import Receiver, SenderFactory, create_webhook
 
 
 async def deliveries(runtime: Runtime) -> list[WebhookDelivery]:
@@ -462,19 +461,29 @@ class TestLoop:
         runtime: Runtime,
         receiver: Receiver,
         make_sender: SenderFactory,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         await create_webhook(client, receiver.url)
         await queue_opens(runtime, 5)
         receiver.gate = asyncio.Event()
         sender = make_sender(concurrency=2)
+        claims = spy(monkeypatch, sender, "_record_and_claim")
         loop = asyncio.create_task(sender.run())
         try:
-            await wait_until(lambda: _at_least(receiver, 2), worker=loop)
-            # Long enough for the loop to claim again, were it not waiting for a free slot.
-            await asyncio.sleep(POLL_INTERVAL_S * 1.5)
+            await wait_until(
+                while_running(loop, lambda: _at_least(receiver, 2)), "two deliveries held"
+            )
+            held = len(claims.started)
+
+            async def went_round_full() -> bool:
+                # A round of the loop since, done, with no slot free: it claimed none.
+                done = range(held, len(claims.returned))
+                return any(claims.started[call][0] == (0,) for call in done)
+
+            await wait_until(while_running(loop, went_round_full), "a round with no slot free")
             assert len(receiver.received) == 2
             receiver.gate.set()
-            await wait_until(lambda: _delivered(receiver, 5), worker=loop)
+            await wait_until(while_running(loop, lambda: _delivered(receiver, 5)), "five delivered")
         finally:
             sender.stop()
             await loop
@@ -494,7 +503,9 @@ class TestLoop:
         receiver.gate = asyncio.Event()
         first = make_sender(concurrency=3)
         first_loop = asyncio.create_task(first.run())
-        await wait_until(lambda: _at_least(receiver, 3), worker=first_loop)
+        await wait_until(
+            while_running(first_loop, lambda: _at_least(receiver, 3)), "three deliveries held"
+        )
 
         first.stop()  # mid-way: three in flight, seven not started
         receiver.gate.set()
@@ -510,7 +521,9 @@ class TestLoop:
             second = make_sender(sessionmaker=restarted.sessionmaker, concurrency=3)
             second_loop = asyncio.create_task(second.run())
             try:
-                await wait_until(lambda: _delivered(receiver, 10), worker=second_loop)
+                await wait_until(
+                    while_running(second_loop, lambda: _delivered(receiver, 10)), "ten delivered"
+                )
             finally:
                 second.stop()
                 await second_loop

@@ -12,9 +12,8 @@ from ses_sender.composition import Runtime
 from ses_sender.models import Webhook, WebhookDelivery
 from ses_sender.webhooks.schemas import MAX_WEBHOOKS
 from ses_sender.webhooks.service import enqueue_event
-from tests.ses_events.fakes import add_request
-
-from .conftest import create_webhook
+from tests.support.rows import add_request
+from tests.support.webhooks import create_webhook
 
 URL = "https://hooks.example.com/ses"
 

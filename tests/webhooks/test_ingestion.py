@@ -12,14 +12,12 @@ from sqlalchemy import func, select
 from ses_sender.composition import Runtime
 from ses_sender.config import Settings
 from ses_sender.models import WebhookDelivery
-from tests.clock import FakeClock
-from tests.delivery.conftest import wait_until
-from tests.ses_events.fakes import add_request, ses_message
-from tests.ses_events.test_endpoints import earlier, post
-from tests.support.signed_sns import publisher, signed_sns_runtime
-
-from .conftest import SenderFactory, create_webhook
-from .receiver import Receiver
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import add_request
+from tests.support.ses_events import ses_message
+from tests.support.signed_sns import earlier, post, publisher, signed_sns_runtime
+from tests.support.webhooks import Receiver, SenderFactory, create_webhook
 
 NOTIFICATIONS = 6
 
@@ -64,7 +62,9 @@ async def test_notifications_are_taken_in_while_the_receiver_holds_every_deliver
             answers.append(await post(client, signing.notification(message)))
             if index == 1:
                 # From here on, both of the loop's slots are held by the receiver.
-                await wait_until(lambda: _holding(receiver, 2), worker=loop)
+                await wait_until(
+                    while_running(loop, lambda: _holding(receiver, 2)), "two deliveries held"
+                )
 
         # Every notification was stored and answered while the receiver still held two.
         assert [(a.status_code, a.json()) for a in answers] == [
@@ -75,7 +75,9 @@ async def test_notifications_are_taken_in_while_the_receiver_holds_every_deliver
         assert await queued(runtime) == NOTIFICATIONS
 
         receiver.gate.set()
-        await wait_until(lambda: _delivered(receiver, NOTIFICATIONS), worker=loop)
+        await wait_until(
+            while_running(loop, lambda: _delivered(receiver, NOTIFICATIONS)), "all delivered"
+        )
     finally:
         sender.stop()
         await loop

@@ -1,35 +1,39 @@
-"""`setup-aws` and `doctor` run as real processes against moto, through its complement."""
+"""Acceptance tests run the real `ses-sender` console script and processes: `serve`, `worker`,
+`migrate`, `setup-aws` and `doctor`, against stand-ins for SES (the stub) and AWS (moto,
+through its complement)."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 
+from tests.support.aws_setup import CONFIG_SET, PUBLIC_HOST, SENDER, Cli
+from tests.support.cli import run_cli
 from tests.support.fixtures import (
     fake_aws_env,
     moto,
     moto_complement,
     moto_complement_server,
     moto_server,
+    ses_stub,
+    start_worker,
 )
 from tests.support.moto_complement import MotoComplement
 from tests.support.moto_server import REGION
-from tests.test_cli import run
 
-__all__ = ["fake_aws_env", "moto", "moto_complement", "moto_complement_server", "moto_server"]
-
-CONFIG_SET = "marketing"
-TOPIC_NAME = f"{CONFIG_SET}-ses-events"
-PUBLIC_HOST = "https://mail.example.com"
-ENDPOINT = f"{PUBLIC_HOST}/v1/events/results"
-SENDER = "Shop <sender@example.com>"
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
+__all__ = [
+    "fake_aws_env",
+    "moto",
+    "moto_complement",
+    "moto_complement_server",
+    "moto_server",
+    "ses_stub",
+    "start_worker",
+]
 
 
 @pytest.fixture
@@ -50,7 +54,7 @@ def cli(cli_env: dict[str, str], tmp_path: Path) -> Cli:
     """`cli("setup-aws", "--dry-run", SES_CONFIG_SET="other")`: run the console script."""
 
     def invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return run(list(args), tmp_path, **{**cli_env, **env})
+        return run_cli(list(args), tmp_path, **{**cli_env, **env})
 
     return invoke
 

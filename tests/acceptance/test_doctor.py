@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.aws_setup.conftest import ENDPOINT, Cli
+from ses_sender.composition import Runtime
+from tests.support.aws_setup import ENDPOINT, Cli
 from tests.support.moto_complement import MotoComplement
 from tests.support.moto_server import MotoServer
 
@@ -45,8 +46,9 @@ def statuses(checks: dict[str, tuple[str, str]]) -> dict[str, str]:
 
 
 def test_a_wired_deployment_passes_every_check(
-    cli: Cli, moto: MotoServer, database_url: str
+    cli: Cli, moto: MotoServer, database_url: str, runtime: Runtime
 ) -> None:
+    """`runtime` empties the tables afterwards: the topic recorded here is this test's only."""
     moto.verify_identity("example.com")
     # The same database as the service's: setup-aws records the topic there.
     assert cli("setup-aws", DATABASE_URL=database_url).returncode == 0
@@ -119,7 +121,11 @@ def test_an_unreachable_database_and_no_credentials(cli: Cli) -> None:
 
 
 def test_warnings_alone_do_not_fail(
-    cli: Cli, moto: MotoServer, moto_complement: MotoComplement, database_url: str
+    cli: Cli,
+    moto: MotoServer,
+    moto_complement: MotoComplement,
+    database_url: str,
+    runtime: Runtime,
 ) -> None:
     moto.verify_identity("sender@example.com")
     assert cli("setup-aws", DATABASE_URL=database_url).returncode == 0

@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.moto_server import free_port, subprocess_env
-
-SCRIPT = Path(sys.executable).with_name("ses-sender")
-
-
-def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = subprocess_env()
-    environment.update(env)
-    return subprocess.run(
-        [str(SCRIPT), *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.cli import SCRIPT, run_cli
+from tests.support.moto_server import subprocess_env
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
 
 
 @pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate"])
 def test_every_command_explains_itself(tmp_path: Path, command: str) -> None:
-    result = run([command, "--help"], tmp_path)
+    result = run_cli([command, "--help"], tmp_path)
 
     assert result.returncode == 0
     assert f"usage: ses-sender {command}" in result.stdout
 
 
 def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
-    result = run(["--help"], tmp_path)
+    result = run_cli(["--help"], tmp_path)
 
     assert result.returncode == 0
     for command in ("serve", "api", "worker", "migrate"):
@@ -61,7 +47,7 @@ def test_top_level_help_lists_the_commands(tmp_path: Path) -> None:
 def test_a_bad_setting_stops_start_up_with_one_line(
     tmp_path: Path, env: dict[str, str], expected: str
 ) -> None:
-    result = run(["serve"], tmp_path, **env)
+    result = run_cli(["serve"], tmp_path, **env)
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -73,14 +59,14 @@ def test_a_bad_setting_stops_start_up_with_one_line(
 def test_settings_are_read_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("EMAIL_RATE=-3\n")
 
-    result = run(["serve"], tmp_path)
+    result = run_cli(["serve"], tmp_path)
 
     assert result.returncode == 2
     assert "EMAIL_RATE" in result.stderr
 
 
 def test_ses_without_a_sender_is_refused(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         ["serve"],
         tmp_path,
         AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
@@ -95,15 +81,15 @@ def test_ses_without_a_sender_is_refused(tmp_path: Path) -> None:
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'app.db'}"
 
-    first = run(["migrate"], tmp_path, DATABASE_URL=database)
-    second = run(["migrate"], tmp_path, DATABASE_URL=database)
+    first = run_cli(["migrate"], tmp_path, DATABASE_URL=database)
+    second = run_cli(["migrate"], tmp_path, DATABASE_URL=database)
 
     assert first.returncode == second.returncode == 0
     assert "database is at the latest migration" in second.stderr
 
 
 def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         ["api"],
         tmp_path,
         DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}",
@@ -115,7 +101,7 @@ def test_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
 
 
 def test_the_seed_sqlite_path_is_honoured(tmp_path: Path) -> None:
-    result = run(["migrate"], tmp_path, DB_PATH=str(tmp_path / "seed" / "app.db"))
+    result = run_cli(["migrate"], tmp_path, DB_PATH=str(tmp_path / "seed" / "app.db"))
 
     assert result.returncode == 0
     assert (tmp_path / "seed" / "app.db").exists()
@@ -127,31 +113,35 @@ def test_no_environment_leaks_into_subprocesses() -> None:
 
 
 def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    result = run(["api"], tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing")
+    result = run_cli(["api"], tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing")
 
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("ses-sender: the database is unreachable: ")
 
 
-def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: Path) -> None:
+async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "SERVER_PORT": str(free_port())}
-    assert run(["migrate"], tmp_path, **env).returncode == 0
+    assert run_cli(["migrate"], tmp_path, **env).returncode == 0
     log = tmp_path / "api.log"
-    environment = subprocess_env() | env
     with log.open("w") as output:
-        api = subprocess.Popen(
-            [str(SCRIPT), "api"], cwd=tmp_path, env=environment, stdout=output, stderr=output
+        api = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped below
+            [str(SCRIPT), "api"],
+            cwd=tmp_path,
+            env=subprocess_env() | env,
+            stdout=output,
+            stderr=output,
         )
+
+    async def warned() -> bool:
+        assert api.poll() is None, log.read_text()
+        return "no SNS topic is trusted" in log.read_text()
+
     try:
-        deadline = time.monotonic() + 30
-        while "no SNS topic is trusted" not in log.read_text():
-            assert api.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        await wait_until(warned, "the start-up warning")
     finally:
         api.terminate()
-        api.wait(timeout=30)
+        await asyncio.to_thread(api.wait, 30)
     assert (
         "no SNS topic is trusted, so every SES event and subscription confirmation is refused: "
         "run `ses-sender setup-aws` (it records the topic it wires) or set SNS_TOPIC_ARNS"

@@ -1,4 +1,4 @@
-"""The real AWS-signed SNS messages, read from shared/vectors/sns beside the project."""
+"""The real AWS-signed SNS messages kept in `vectors/sns/` (its README says where they are from)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# CI checks the shared data out beside the project; it is never copied into it.
-VECTORS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "sns"
+VECTORS_DIR = Path(__file__).resolve().parent / "vectors" / "sns"
 VECTOR_CERT = "SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
 VECTOR_FILES = (
     "ses-event-complaint-v1-with-subject.json",

@@ -1,4 +1,5 @@
-"""A user's webhook endpoint, on a loopback port: records what it is sent, answers as scripted."""
+"""Webhooks from both ends: a user's endpoint on a loopback port (`Receiver`: records what it
+is sent, answers as scripted), and the service's side (creating one, building senders)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from aiohttp import web
+
+from ses_sender.webhooks.worker import WebhookSender
+
+# A sender factory: make_sender(**WebhookSender overrides) -> WebhookSender.
+SenderFactory = Callable[..., WebhookSender]
+
+
+async def create_webhook(client: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, Any]:
+    """Through the API, as a user does; the answer holds the secret."""
+    response = await client.post("/v1/webhooks", json={"url": url, **fields})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
 
 
 @dataclass(frozen=True)

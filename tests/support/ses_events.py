@@ -1,72 +1,25 @@
-"""In-memory stand-ins for the network, the clocks and SES, and the rows the tests start from."""
+"""What SES publishes through SNS, as its documentation shows it, and its taking in as the
+endpoint does it (verified already: no signature here, see `signed_sns` for that)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from ses_sender.composition import Runtime
-from ses_sender.messages.addresses import recipient_key
-from ses_sender.models import Content, Request, RequestStatus, Result
+from ses_sender.ses_events import service
+from ses_sender.ses_events.service import Ingested
+from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
-
-from .signing import sns_timestamp
+from ses_sender.suppression.service import SoftBounceRule
+from tests.support.signing import sns_timestamp
 
 SES_MESSAGE_ID = "0100018c-aaaa-bbbb-cccc-1234567890ab-000000"
 RECIPIENT = "jane@example.net"
-
-
-class FakeFetch:
-    """An async `fetch(url) -> bytes` that records every call and never touches the network."""
-
-    def __init__(self, body: bytes = b"", *, delay: float = 0.0) -> None:
-        self.body = body
-        self.delay = delay
-        self.error: Exception | None = None
-        self.calls: list[str] = []
-
-    async def __call__(self, url: str) -> bytes:
-        self.calls.append(url)
-        await asyncio.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        return self.body
-
-
-class ManualClock:
-    """A monotonic clock (seconds) that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class RecordingFetcher:
-    """Stands in for `HttpsFetcher` (`get`, `close`): records GETs, never uses the network."""
-
-    def __init__(self, body: bytes = b"<ConfirmSubscriptionResponse/>") -> None:
-        self.body = body
-        self.error: Exception | None = None
-        self.calls: list[str] = []
-        self.closed = False
-
-    async def get(self, url: str) -> bytes:
-        self.calls.append(url)
-        if self.error is not None:
-            raise self.error
-        return self.body
-
-    async def close(self) -> None:
-        self.closed = True
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
+SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 
 
 # SES's spelling of each event type -> the key of its inner object.
@@ -184,48 +137,30 @@ def ses_occurred_at(message: str) -> datetime:
     return datetime.fromisoformat(inner.get("timestamp", document["mail"]["timestamp"]))
 
 
-# -- database rows --------------------------------------------------------------------------
+def notification(message: str, *, sent_at: datetime, message_id: str | None = None) -> SnsMessage:
+    """A verified SNS Notification, as `SnsVerifier.verify` returns it."""
+    return SnsMessage(
+        type="Notification",
+        message_id=message_id or str(uuid.uuid4()),
+        topic_arn=TOPIC_ARN,
+        message=message,
+        timestamp=sent_at,
+    )
 
 
-async def add_request(
+async def ingest(
     runtime: Runtime,
+    message: str,
     *,
-    message_id: str | None = SES_MESSAGE_ID,
-    status: RequestStatus = RequestStatus.SENT,
-    to: str = RECIPIENT,
-) -> int:
-    """One email request (with its content), as the API and the worker would have left it."""
+    message_id: str | None = None,
+    soft_bounces: SoftBounceRule = SOFT_BOUNCES,
+) -> Ingested:
+    """One ingestion in its own transaction, as the endpoint does it, at the runtime's time."""
     now = runtime.clock.now()
     async with runtime.sessionmaker() as session, session.begin():
-        content = Content(topic_id="t1", subject="Hello", content="<p>Hi</p>", created_at=now)
-        session.add(content)
-        await session.flush()
-        request = Request(
-            topic_id="t1",
-            to=to,
-            recipient_key=recipient_key(to),
-            content_id=content.id,
-            scheduled_at=now,
-            status=status,
-            due_at=now,
-            attempts=0 if status == RequestStatus.CREATED else 1,
-            message_id=message_id,
-            sent_at=now if status == RequestStatus.SENT else None,
-            created_at=now,
-            updated_at=now,
+        return await service.ingest_notification(
+            session,
+            notification(message, sent_at=now, message_id=message_id),
+            soft_bounces=soft_bounces,
+            now=now,
         )
-        session.add(request)
-        await session.flush()
-        return request.id
-
-
-async def stored_results(runtime: Runtime) -> list[Result]:
-    async with runtime.sessionmaker() as session:
-        return list((await session.scalars(select(Result).order_by(Result.id))).all())
-
-
-async def request_row(runtime: Runtime, request_id: int) -> Request:
-    async with runtime.sessionmaker() as session:
-        row = await session.get(Request, request_id)
-    assert row is not None
-    return row

@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ses_events.signing import tls_ca, tls_server
+from tests.support.signing import tls_ca, tls_server
 
 
 @dataclass(frozen=True, slots=True)

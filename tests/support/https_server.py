@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .signing import KeyPair
+from tests.support.signing import KeyPair
 
 OVER_LIMIT = 64 * 1024 + 1  # bytes; one more than HttpsFetcher accepts
 

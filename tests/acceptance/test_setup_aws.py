@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.aws_setup.conftest import CONFIG_SET, ENDPOINT, TOPIC_NAME, Cli
+from tests.support.aws_setup import CONFIG_SET, ENDPOINT, TOPIC_NAME, Cli
 from tests.support.moto_complement import EVENT_TYPES
-from tests.support.moto_server import free_port
+from tests.support.ports import free_port
 
 DESTINATION = "ses-sender-sns"
 

@@ -1,3 +1,5 @@
+"""Clocks that move only when a test says so."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -19,3 +21,16 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
         self._monotonic += seconds
+
+
+class ManualClock:
+    """A monotonic clock (seconds) that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

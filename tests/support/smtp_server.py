@@ -15,7 +15,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.support.moto_server import HOST, free_port
+from tests.support.ports import HOST, free_port
 
 USERNAME = "smtp-user"
 PASSWORD = "smtp-password"

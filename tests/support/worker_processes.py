@@ -1,4 +1,5 @@
-"""Real `ses-sender worker` processes against the SES stub, for tests about processes."""
+"""Real `ses-sender worker` processes against the SES stub, for tests about processes (the
+`start_worker` fixture starts them), and what the stub tells of their sends."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from tests.support.moto_server import subprocess_env
+from tests.support.polling import wait_until
 from tests.support.ses_stub import SesStub
 from tests.support.ses_stub_process import SesStubProcess
 
@@ -85,32 +86,17 @@ def accepted_per_request_of(records: list[dict[str, Any]]) -> Counter[int]:
     return Counter(int(record["tags"][REQUEST_ID_TAG]) for record in records)
 
 
-async def settled(ses_stub: SesStub, *, quiet_s: float = 0.5) -> None:
-    """Wait until the stub has taken no request for `quiet_s`: a killed process's last
-    requests may still be in the stub's socket buffers."""
-    while True:
-        count = len(ses_stub.received)
-        await asyncio.sleep(quiet_s)
-        if len(ses_stub.received) == count:
-            return
+async def settled(ses_stub: SesStub) -> None:
+    """Wait until the stub has read every request of processes that are gone (a killed
+    worker's last requests may still be in the stub's socket buffers)."""
+
+    async def idle() -> bool:
+        return ses_stub.idle()
+
+    await wait_until(idle, "the SES stub to read what the stopped workers sent")
 
 
 StartWorker = Callable[[dict[str, str]], WorkerProcess]
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    """Starts `ses-sender worker` processes (logs in tmp_path); kills any left at the end."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.ensure_gone()
 
 
 # An SES account whose quota does not bind: the rate is ours to set.
@@ -119,14 +105,6 @@ ROOMY_ACCOUNT = {"max_send_rate": 100_000, "max_24_hour_send": 10_000_000}
 
 def roomy_account(ses_stub: SesStub) -> None:
     ses_stub.configure(ROOMY_ACCOUNT)
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], what: str, *, within_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def all_sent(runtime: Runtime, ids: list[int]) -> bool:

@@ -1,0 +1,42 @@
+"""In-process workers: a transport that records what it is given, and the type of the
+`make_worker` fixture that builds workers on the real clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ses_sender.delivery.worker import Worker
+from ses_sender.transports.base import OutgoingEmail, SendError
+
+# A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
+WorkerFactory = Callable[..., Worker]
+
+
+@dataclass
+class RecordingTransport:
+    """Accepts every email (or raises what a test scripted for an address); remembers them."""
+
+    name: str = "recording"
+    sent: list[OutgoingEmail] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
+    failures: dict[str, list[SendError]] = field(default_factory=dict)
+    latency_s: float = 0.0
+    begun: int = 0  # sends begun, whether or not they have returned
+
+    async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
+        self.begun += 1
+        if on_sent is not None:
+            on_sent()
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        scripted = self.failures.get(email.to)
+        if scripted:
+            raise scripted.pop(0)
+        self.sent.append(email)
+        self.sent_at.append(asyncio.get_running_loop().time())
+        return f"ses-{email.request_id}"
+
+    async def close(self) -> None:
+        return None
