@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
+from ses_sender.stats import service as stats
 from tests.support.rows import queue_emails
 
 NO_OUTCOMES = {
@@ -34,7 +35,7 @@ EMPTY = {
 
 
 async def set_status(runtime: Runtime, ids: list[int], status: RequestStatus) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
+    async with runtime.sessionmaker() as session, session.begin(), stats.counting(session, ids):
         values: dict[str, object] = {"status": status}
         if status == RequestStatus.SENT:
             values["sent_at"] = runtime.clock.now()
@@ -42,7 +43,11 @@ async def set_status(runtime: Runtime, ids: list[int], status: RequestStatus) ->
 
 
 async def log_event(runtime: Runtime, request_id: int, status: str) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
+    async with (
+        runtime.sessionmaker() as session,
+        session.begin(),
+        stats.counting(session, [request_id]),
+    ):
         session.add(
             Result(
                 request_id=request_id,
@@ -101,7 +106,7 @@ async def test_topic_counts_every_status_and_event(
 async def test_sent_count_uses_the_sent_time(client: httpx.AsyncClient, runtime: Runtime) -> None:
     ids = await queue_emails(runtime, ["a@example.com", "b@example.com", "c@example.com"])
     await set_status(runtime, ids, RequestStatus.SENT)
-    async with runtime.sessionmaker() as session, session.begin():
+    async with runtime.sessionmaker() as session, session.begin(), stats.counting(session, ids):
         await session.execute(
             update(Request)
             .where(Request.id == ids[0])
