@@ -24,6 +24,7 @@ from ses_sender.models import Request, RequestStatus
 from ses_sender.ses_events.hooks import SesEventHooks
 from ses_sender.stats import commands, service
 from ses_sender.stats.hooks import StatsHooks
+from ses_sender.stats.schemas import VerifyReport
 from ses_sender.suppression.service import SuppressedAddresses
 from ses_sender.unsubscribe import service as unsubscribe
 from tests.support.clock import FakeClock
@@ -99,15 +100,13 @@ class RandomRun:
         )
         now = self.clock.now()
         for queued in self._take_claimed():
-            result: SendResult = self.random.choice(
-                [
-                    Sent(queued.request_id, _message_id(queued.request_id), now),
-                    Sent(queued.request_id, _message_id(queued.request_id), now),
-                    Failed(queued.request_id, "MessageRejected"),
-                    Requeued(queued.request_id, now + timedelta(seconds=5), "throttled", False),
-                ]
-            )
-            recorder.add(result)
+            choices: list[SendResult] = [
+                Sent(queued.request_id, _message_id(queued.request_id), now),
+                Sent(queued.request_id, _message_id(queued.request_id), now),
+                Failed(queued.request_id, "MessageRejected"),
+                Requeued(queued.request_id, now + timedelta(seconds=5), "throttled", False),
+            ]
+            recorder.add(self.random.choice(choices))
         assert await recorder.flush_before_exit() == 0
 
     async def release(self) -> None:
@@ -200,7 +199,7 @@ def _message_id(request_id: int) -> str:
     return f"0100018c-run-{request_id:08d}-000000"
 
 
-async def verify(runtime: Runtime, topic_id: str | None = None) -> service.VerifyReport:
+async def verify(runtime: Runtime, topic_id: str | None = None) -> VerifyReport:
     async with runtime.sessionmaker() as session, session.begin():
         return await service.verify(session, topic_id)
 
