@@ -79,7 +79,8 @@ _REQUESTS = {
             scheduled_at, status, due_at, attempts, message_id, sent_at, delivered_at,
             bounced_at, bounce_type, outcome, stop_reason, error, held, open_count,
             click_count, created_at, updated_at)
-        SELECT i, topic, address, address, 1, :now, status, :now, 1,
+        SELECT i, topic, address, address, 1, CAST(:now AS timestamptz), status,
+            CAST(:now AS timestamptz), 1,
             CASE WHEN status = 2 THEN 'm-' || i END,
             CASE WHEN status = 2 THEN sent END,
             CASE WHEN status = 2 AND i % 100 < 85 THEN sent + interval '5 seconds' END,
@@ -88,7 +89,8 @@ _REQUESTS = {
             CASE WHEN status = 2 AND i % 100 < 85 THEN 20 WHEN status = 2 THEN 50 END,
             CASE WHEN status = 4 THEN 1 END,
             CASE WHEN status = 3 THEN 'MessageRejected' END,
-            false, 0, 0, :now - interval '8 days', COALESCE(sent, :now)
+            false, 0, 0, CAST(:now AS timestamptz) - interval '8 days',
+            COALESCE(sent, CAST(:now AS timestamptz))
         FROM (
             SELECT i,
                 CASE WHEN i % 10 = 0 THEN 't' || (i / 10 % 1000) ELSE 'big' END AS topic,
@@ -97,7 +99,7 @@ _REQUESTS = {
                     AS address,
                 CASE WHEN i % 100 < 90 THEN 2 WHEN i % 100 < 93 THEN 3
                     WHEN i % 100 < 98 THEN 0 ELSE 4 END AS status,
-                :now - (i % 604800) * interval '1 second' AS sent
+                CAST(:now AS timestamptz) - (i % 604800) * interval '1 second' AS sent
             FROM generate_series(1, :count) AS i
         ) AS generated
     """,
