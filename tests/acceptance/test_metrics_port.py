@@ -59,6 +59,7 @@ async def test_a_worker_serves_its_metrics_on_metrics_port(
             return parse(response.text)
 
         metrics = await wait_until(scraped, "the worker's metrics port to answer")
+        assert metrics is not None
         assert (await prometheus.get("/metrics")).status_code == 401
         assert (await prometheus.get("/v1/topics/metrics")).status_code == 404
 
