@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     )
 
     # Operations
+    # A port on which the process serves /metrics alone (a worker has no other HTTP server).
+    metrics_port: int | None = Field(None, alias="METRICS_PORT", ge=1, le=65535)
+    metrics_api_key_required: bool = Field(True, alias="METRICS_API_KEY_REQUIRED")
     sentry_dsn: str | None = Field(None, alias="SENTRY_DSN")
     env: str = Field("dev", alias="ENV")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
@@ -150,6 +153,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 f"EMAIL_SENDER is required when EMAIL_TRANSPORT={self.email_transport}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> Settings:
+        if self.metrics_port == self.server_port:
+            raise ValueError(
+                "METRICS_PORT must differ from SERVER_PORT (which serves /metrics too)"
             )
         return self
 
