@@ -52,6 +52,11 @@ def parse_hours(raw: str | None) -> int:
     return int(text)
 
 
+async def sent_since(session: AsyncSession, since: datetime) -> int:
+    """Emails sent at or after `since`."""
+    return await repository.sent_since(session, since)
+
+
 async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
     since = (now - timedelta(hours=hours)).replace(microsecond=0)
     return SentCount(
