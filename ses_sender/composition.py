@@ -21,6 +21,11 @@ from ses_sender.composer.service import EmailComposer
 from ses_sender.config import Settings, SettingsError, TransportKind
 from ses_sender.control.endpoints import router as control_router
 from ses_sender.control.service import TopicHolds
+from ses_sender.dashboard.dependencies import ACCOUNT, SESSIONS, CsrfRefused, SignInRequired
+from ses_sender.dashboard.endpoints import redirect_to_sign_in, refuse_without_csrf
+from ses_sender.dashboard.endpoints import router as dashboard_router
+from ses_sender.dashboard.service import Account
+from ses_sender.dashboard.sessions import DashboardSessions
 from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.claimer import Claimer
@@ -66,6 +71,7 @@ from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
 from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.unsubscribe.dependencies import SENDER
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
@@ -102,6 +108,7 @@ class Runtime:
     ses_events: Ingester
     soft_bounces: SoftBounceRule
     metrics: DatabaseGauges
+    dashboard: DashboardSessions
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -129,6 +136,7 @@ async def open_runtime(
             return await ses_events_service.trusted_topics(session)
 
     topics = TrustedTopics(settings.sns_topic_arns, recorded_topics)
+    secret = await _tracking_secret(settings, sessionmaker, clock)
     try:
         yield Runtime(
             settings=settings,
@@ -136,7 +144,7 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             clock=clock,
             api_keys=ApiKeys(settings.api_keys),
-            tokens=TrackingTokens(await _tracking_secret(settings, sessionmaker, clock)),
+            tokens=TrackingTokens(secret),
             transport=transport,
             sns=SnsVerifier(
                 certificates or CertificateStore(fetcher.get), clock=clock.now, topics=topics
@@ -146,6 +154,7 @@ async def open_runtime(
             ses_events=ingester,
             soft_bounces=soft_bounces,
             metrics=DatabaseGauges(sessionmaker, clock=clock),
+            dashboard=DashboardSessions(secret, settings.api_keys),
         )
     finally:
         await ingester.close()
@@ -188,8 +197,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         unsubscribe_router,
         webhooks_router,
         sending_router,
+        dashboard_router,
     ):
         app.include_router(router)
+    app.add_exception_handler(SignInRequired, redirect_to_sign_in)
+    app.add_exception_handler(CsrfRefused, refuse_without_csrf)
     CLOCK.provide(app, runtime.clock)
     SESSIONMAKER.provide(app, runtime.sessionmaker)
     API_KEYS.provide(app, runtime.api_keys)
@@ -200,6 +212,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
+    SENDER.provide(app, runtime.settings.sender_address)
+    SESSIONS.provide(app, runtime.dashboard)
+    ACCOUNT.provide(
+        app, Account(email_rate=runtime.settings.email_rate, limits=guardrail_limits(runtime))
+    )
     HEALTH.provide(
         app,
         Health(
@@ -294,6 +311,15 @@ def build_account_watch(runtime: Runtime, ses: SesTransport, pacer: Pacer) -> Ac
     )
 
 
+def guardrail_limits(runtime: Runtime) -> Limits:
+    settings = runtime.settings
+    return Limits(
+        bounce_rate=settings.guardrail_bounce_rate,
+        complaint_rate=settings.guardrail_complaint_rate,
+        min_sends=settings.guardrail_min_sends,
+    )
+
+
 def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     """What runs beside the email worker: its housekeeping, the reputation guardrail and
     webhook delivery."""
@@ -308,13 +334,7 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
         clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(
-        sessionmaker=runtime.sessionmaker,
-        limits=Limits(
-            bounce_rate=settings.guardrail_bounce_rate,
-            complaint_rate=settings.guardrail_complaint_rate,
-            min_sends=settings.guardrail_min_sends,
-        ),
-        clock=runtime.clock,
+        sessionmaker=runtime.sessionmaker, limits=guardrail_limits(runtime), clock=runtime.clock
     )
     return {
         "housekeeping": Periodic("housekeeping", housekeeping.sweep, SWEEP_INTERVAL_S),

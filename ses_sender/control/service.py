@@ -100,6 +100,11 @@ async def resume_topic(session: AsyncSession, topic_id: str, *, now: datetime) -
     return await _pause_state(session, topic_id, None)
 
 
+async def topic_paused_at(session: AsyncSession, topic_id: str) -> datetime | None:
+    """When the topic was paused; None while it is not."""
+    return await repository.paused_at(session, topic_id)
+
+
 async def _pause_state(
     session: AsyncSession, topic_id: str, paused_at: datetime | None
 ) -> TopicPauseOut:

@@ -405,6 +405,11 @@ def parse_hours(raw: str | None) -> int:
     return int(text)
 
 
+async def sent_since(session: AsyncSession, since: datetime) -> int:
+    """Emails sent at or after `since`."""
+    return await repository.sent_since(session, since)
+
+
 async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
     """Requests sent since `hours` ago (to the second): whole hours and minutes from the
     counters, the seconds before the first whole minute from the rows."""
