@@ -220,7 +220,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     HEALTH.provide(
         app,
         Health(
-            engine=runtime.engine,
             sessionmaker=runtime.sessionmaker,
             clock=runtime.clock,
             transport={"kind": runtime.transport.kind, "detail": runtime.transport.why},
