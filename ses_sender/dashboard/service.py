@@ -88,8 +88,8 @@ async def overview(session: AsyncSession, account: Account, *, now: datetime) ->
     return Overview(
         pauses=state.reasons,
         email_rate=account.email_rate,
-        sent_last_minute=await stats.sent_since(session, now - timedelta(minutes=1)),
-        sent_last_day=await stats.sent_since(session, last_day),
+        sent_last_minute=await stats.sent_in_last_minute(session, now=now),
+        sent_last_day=(await stats.sent_count(session, 24, now=now)).count,
         last_day_since=last_day,
         reputation=await reputation(session, now=now),
         limits=account.limits,

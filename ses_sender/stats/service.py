@@ -405,9 +405,12 @@ def parse_hours(raw: str | None) -> int:
     return int(text)
 
 
-async def sent_since(session: AsyncSession, since: datetime) -> int:
-    """Emails sent at or after `since`."""
-    return await repository.sent_since(session, since)
+async def sent_in_last_minute(session: AsyncSession, *, now: datetime) -> int:
+    """Emails sent in the minute up to and including `now`, from the rows: a minute's sends are
+    few."""
+    return await repository.sent_between(
+        session, now - timedelta(minutes=1), now + timedelta(microseconds=1)
+    )
 
 
 async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
