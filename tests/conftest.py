@@ -202,7 +202,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, OUTBOX_DIR=str(tmp_path / "outbox"))
+    return make_settings(
+        database_url,
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        OUTCOME_JOURNAL_DIR=str(tmp_path / "journal"),
+    )
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ class Housekeeping:
         async with self._sessionmaker() as session, session.begin():
             expired = await repository.expired_leases(session, now=now)
             sent = await self._evidence.provider_sends(session, expired, now=now) if expired else {}
-            await repository.record_sends(session, sent, tried_only=True)
+            await repository.record_provider_sends(session, sent)
             requeued = [request_id for request_id in expired if request_id not in sent]
             await repository.requeue(session, requeued, now=now)
         if sent:

@@ -12,10 +12,10 @@ from ses_sender.composition import Runtime
 from ses_sender.control.repository import CANCELLED
 from ses_sender.control.service import TopicHolds
 from ses_sender.delivery import repository as delivery_repository
-from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import Request, RequestStatus
 from tests.support.clock import FakeClock
 from tests.support.rows import add_requests, requests_by_id
+from tests.support.workers import claimer_for
 
 C, P, S, F, X = (
     RequestStatus.CREATED,
@@ -28,7 +28,7 @@ C, P, S, F, X = (
 
 async def claim(runtime: Runtime) -> list[int]:
     """What a worker's claim hands it to send now, the topic pauses screening it."""
-    claimer = Claimer(runtime.sessionmaker, gates=[TopicHolds()], clock=runtime.clock, lease_s=60)
+    claimer = claimer_for(runtime, [TopicHolds()])
     return [queued.request_id for queued, _content in await claimer.claim(1_000)]
 
 
@@ -36,7 +36,7 @@ async def claimable(runtime: Runtime, *, at: datetime) -> set[int]:
     """What a worker would claim at `at` (rolled back: nothing is claimed for real)."""
     async with runtime.sessionmaker() as session, session.begin():
         batch = await delivery_repository.claim_due(
-            session, now=at, lease_until=at + timedelta(minutes=2), limit=1_000
+            session, now=at, lease_until=at + timedelta(minutes=2), lease_token=1, limit=1_000
         )
         await session.rollback()
     return {queued.request_id for queued in batch}
