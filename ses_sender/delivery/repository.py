@@ -179,7 +179,9 @@ async def record_outcomes(
             update(_requests)
             .where(
                 _our_claim,
-                _requests.c.status.in_([RequestStatus.PROCESSING, RequestStatus.CREATED]),
+                # Claimed, or put back in the queue by a sweep (executemany takes no IN list).
+                (_requests.c.status == RequestStatus.PROCESSING)
+                | (_requests.c.status == RequestStatus.CREATED),
             )
             .values(
                 status=RequestStatus.SENT,

@@ -18,10 +18,16 @@ from ses_sender.transports.base import OutgoingEmail, SendError
 WorkerFactory = Callable[..., Worker]
 
 
-def claimer_for(runtime: Runtime, gates: Sequence[ClaimGate], *, lease_s: float = 60.0) -> Claimer:
-    """A claimer as a worker's, with its own leases."""
+def claimer_with_leases(
+    runtime: Runtime, gates: Sequence[ClaimGate], *, lease_s: float = 60.0
+) -> tuple[Claimer, Leases]:
+    """A claimer as a worker's, and the leases it takes (sends may last 5 s)."""
     leases = Leases(runtime.sessionmaker, clock=runtime.clock, lease_s=lease_s, send_timeout_s=5.0)
-    return Claimer(runtime.sessionmaker, gates=gates, clock=runtime.clock, leases=leases)
+    return Claimer(runtime.sessionmaker, gates=gates, clock=runtime.clock, leases=leases), leases
+
+
+def claimer_for(runtime: Runtime, gates: Sequence[ClaimGate]) -> Claimer:
+    return claimer_with_leases(runtime, gates)[0]
 
 
 @dataclass
