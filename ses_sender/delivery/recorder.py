@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 RECORD_INTERVAL_S = 0.1
 RECORD_BATCH = 500
 RETRY_S = 1.0
-# At exit, after the results are journaled: the database may be back within seconds.
-FINAL_TRIES = 3
+# At exit, with every result journaled first, the database is tried for this long (a locked
+# SQLite file holds each try for its busy timeout): an orchestrator's kill comes soon after.
+FINAL_WRITE_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +112,15 @@ class Recorder:
                 await wait_any(self._finished, timeout_s=RETRY_S, sleep=self._sleep)
 
     async def flush_before_exit(self) -> Unrecorded:
-        """Try a few times, with everything journaled after the first failure."""
-        for _ in range(FINAL_TRIES):
-            if await self._flush():
-                break
-            await self._sleep(RETRY_S)
+        """Journal what is left, then try the database for `FINAL_WRITE_S`."""
+        if self._journaled:
+            self._journal_pending()  # the database failed already: a kill must not lose these
+        try:
+            async with asyncio.timeout(FINAL_WRITE_S):
+                while not await self._flush():
+                    await self._sleep(RETRY_S)
+        except TimeoutError:
+            self._journal_pending()
         return Unrecorded(journaled=len(self._journaled), lost=len(self._results))
 
     async def replay_journals(self) -> int:

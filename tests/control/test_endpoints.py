@@ -49,8 +49,10 @@ async def claimable(runtime: Runtime, *, at: datetime) -> set[int]:
         ("POST", "/v1/topics/t1/pause"),
         ("POST", "/v1/topics/t1/resume"),
         ("POST", "/v1/topics/t1/reschedule"),
+        ("POST", "/v1/topics/t1/retry"),
         ("GET", "/v1/requests/1"),
         ("POST", "/v1/requests/1/cancel"),
+        ("POST", "/v1/requests/1/retry"),
     ],
 )
 async def test_every_control_route_needs_the_api_key(
@@ -208,6 +210,7 @@ async def test_a_request_id_that_cannot_exist_is_refused_naming_the_field(
 ) -> None:
     for response in (
         await client.post(f"/v1/requests/{request_id}/cancel"),
+        await client.post(f"/v1/requests/{request_id}/retry"),
         await client.get(f"/v1/requests/{request_id}"),
     ):
         assert response.status_code == 400
@@ -468,6 +471,8 @@ async def test_the_control_routes_are_in_the_openapi_document(client: httpx.Asyn
         "/v1/topics/{topic_id}/reschedule",
         "/v1/requests/{request_id}",
         "/v1/requests/{request_id}/cancel",
+        "/v1/topics/{topic_id}/retry",
+        "/v1/requests/{request_id}/retry",
     ):
         assert path in paths, sorted(paths)
     reschedule = paths["/v1/topics/{topic_id}/reschedule"]["post"]
