@@ -139,3 +139,33 @@ async def reschedule(session: AsyncSession, topic_id: str, at: datetime, *, now:
     )
     assert isinstance(rescheduled, CursorResult)
     return rescheduled.rowcount
+
+
+async def requeue_failed(
+    session: AsyncSession, *, topic_id: str | None, request_id: int | None, now: datetime
+) -> list[tuple[int, str]]:
+    """Failed rows of the topic, or the one request, back in the queue, due now, their
+    attempts counted afresh; (id, topic) of each."""
+    statement = update(Request).where(Request.status == RequestStatus.FAILED)
+    if topic_id is not None:
+        statement = statement.where(Request.topic_id == topic_id)
+    if request_id is not None:
+        statement = statement.where(Request.id == request_id)
+    requeued = await session.execute(
+        statement.values(
+            status=RequestStatus.CREATED,
+            due_at=now,
+            attempts=0,
+            error=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(Request.id, Request.topic_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [(row_id, topic) for row_id, topic in requeued]
+
+
+async def topic_exists(session: AsyncSession, topic_id: str) -> bool:
+    found = await session.scalar(select(Request.id).where(Request.topic_id == topic_id).limit(1))
+    return found is not None
