@@ -95,11 +95,11 @@ async def requeue_failed(
 ) -> dict[str, int]:
     """Every Failed request of the topic, or the one request if it is Failed, queued again
     (attempts counted afresh); how many per topic. The one place Failed becomes Created."""
+    failed = await repository.failed_ids(session, topic_id=topic_id, request_id=request_id)
     requeued: dict[str, int] = {}
-    for _request_id, topic in await repository.requeue_failed(
-        session, topic_id=topic_id, request_id=request_id, now=now
-    ):
-        requeued[topic] = requeued.get(topic, 0) + 1
+    async with stats.counting(session, failed):
+        for _request_id, topic in await repository.requeue_failed(session, failed, now=now):
+            requeued[topic] = requeued.get(topic, 0) + 1
     return requeued
 
 
