@@ -14,26 +14,18 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from ses_sender.aws_setup import commands as aws_commands
 from ses_sender.client import commands as client_commands
 from ses_sender.client.recipients import InputProblem
 from ses_sender.client.sending import Campaign
 from ses_sender.client.service_api import ServiceApi, ServiceProblem
-from ses_sender.composition import credentials_source
 from ses_sender.config import Settings, SettingsError
-from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
-from ses_sender.observability import configure_logging
-from ses_sender.process import Role, run_process
 
 log = logging.getLogger("ses_sender")
 
 COMMANDS = {
-    "serve": (
-        Role.API | Role.WORKER,
-        "Run the HTTP API and a delivery worker in one process (migrates an SQLite database).",
-    ),
-    "api": (Role.API, "Run the HTTP API only (scale out behind a load balancer)."),
-    "worker": (Role.WORKER, "Run a delivery worker only (claims and sends queued email)."),
+    "serve": "Run the HTTP API and a delivery worker in one process (migrates an SQLite database).",
+    "api": "Run the HTTP API only (scale out behind a load balancer).",
+    "worker": "Run a delivery worker only (claims and sends queued email).",
 }
 
 
@@ -49,6 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("send", "status"):
         return _client(args)
+    return _service(args)
+
+
+def _service(args: argparse.Namespace) -> int:
+    """The service's own commands. Their modules (the web app, the engine, the AWS SDK) take
+    seconds of CPU to import, which `send` and `status`, a person's client, do without."""
+    from ses_sender.aws_setup import commands as aws_commands
+    from ses_sender.composition import credentials_source
+    from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
+    from ses_sender.observability import configure_logging
+    from ses_sender.process import Role, run_process
+
+    roles = {"serve": Role.API | Role.WORKER, "api": Role.API, "worker": Role.WORKER}
     try:
         settings = Settings()
     except ValidationError as error:
@@ -72,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(
                 aws_commands.doctor(settings, credentials_source=credentials_source(settings))
             )
-        role = COMMANDS[args.command][0]
+        role = roles[args.command]
         # asyncio's own loop, not uvloop: its millisecond timers wake sends late for the pacer
         # (docs/decisions/0009-asyncio-loop-not-uvloop.md).
         return asyncio.run(run_process(settings, role))
@@ -90,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from the environment and .env (see the README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_role, summary) in COMMANDS.items():
+    for name, summary in COMMANDS.items():
         commands.add_parser(name, help=summary, description=summary)
     migrate = "Bring the database schema to the latest version (safe to run again)."
     commands.add_parser("migrate", help=migrate, description=migrate)
