@@ -23,7 +23,7 @@ ADDRESSES = 250
 CHUNK = "100"
 
 # A service and up to three runs of the command each: seconds apiece on a busy machine.
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture

@@ -88,4 +88,7 @@ async def _healthy(service: RunningService) -> None:
             except httpx.TransportError:
                 return False
 
-        await wait_until(answers, f"ses-sender serve to answer /health (its log: {service.log})")
+        # Start-up imports the whole service: tens of seconds on a loaded 2-CPU machine.
+        await wait_until(
+            answers, f"ses-sender serve to answer /health (its log: {service.log})", within_s=120
+        )
