@@ -56,8 +56,9 @@ def people(count: int) -> list[str]:
 
 
 async def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """In a thread: the proxy serving the command runs in this loop."""
-    return await asyncio.to_thread(run_cli, list(args), cwd, **env)
+    """In a thread: the proxy serving the command runs in this loop. `status --watch` waits for
+    the service to send, which on a loaded machine takes a while."""
+    return await asyncio.to_thread(run_cli, list(args), cwd, timeout_s=180, **env)
 
 
 def send_args(topic: str, mail: Path, recipients: Path, *more: str) -> list[str]:

@@ -11,7 +11,9 @@ from tests.support.moto_server import subprocess_env
 SCRIPT = Path(sys.executable).with_name("ses-sender")
 
 
-def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], cwd: Path, *, timeout_s: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`ses-sender *args` in `cwd`, its environment this one's with fake AWS and `env`."""
     environment = subprocess_env()
     environment.update(env)
@@ -21,6 +23,6 @@ def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
         env=environment,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
         check=False,
     )
