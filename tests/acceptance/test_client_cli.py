@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli_within
 from tests.support.cutting_proxy import CuttingProxy
 from tests.support.ports import free_port
 from tests.support.service_process import SERVICE_KEY, RunningService, running_service
@@ -58,7 +58,7 @@ def people(count: int) -> list[str]:
 async def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """In a thread: the proxy serving the command runs in this loop. `status --watch` waits for
     the service to send, which on a loaded machine takes a while."""
-    return await asyncio.to_thread(run_cli, list(args), cwd, timeout_s=180, **env)
+    return await asyncio.to_thread(run_cli_within, 180, list(args), cwd, **env)
 
 
 def send_args(topic: str, mail: Path, recipients: Path, *more: str) -> list[str]:

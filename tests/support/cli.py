@@ -11,10 +11,15 @@ from tests.support.moto_server import subprocess_env
 SCRIPT = Path(sys.executable).with_name("ses-sender")
 
 
-def run_cli(
-    args: list[str], cwd: Path, *, timeout_s: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
+def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`ses-sender *args` in `cwd`, its environment this one's with fake AWS and `env`."""
+    return run_cli_within(60, args, cwd, **env)
+
+
+def run_cli_within(
+    timeout_s: float, args: list[str], cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli`, for a command that may take longer than a minute."""
     environment = subprocess_env()
     environment.update(env)
     return subprocess.run(
