@@ -55,6 +55,7 @@ from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.sns import CertificateStore, HttpsFetcher, SnsVerifier
 from ses_sender.ses_events.topics import TrustedTopics
 from ses_sender.stats.endpoints import router as stats_router
+from ses_sender.stats.hooks import StatsHooks
 from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.suppression.service import SoftBounceRule, SuppressedAddresses
 from ses_sender.tasks import Periodic, SideTask
@@ -232,6 +233,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
     recorder = Recorder(
         runtime.sessionmaker,
         hooks=[SesEventHooks(runtime.soft_bounces)],
+        counter=StatsHooks(),
         clock=runtime.clock,
         batch_size=settings.concurrency // 2,
         recorded=in_flight.release,
@@ -241,6 +243,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         claimer=Claimer(
             runtime.sessionmaker,
             gates=[SuppressedAddresses(), TopicHolds()],
+            counter=StatsHooks(),
             clock=runtime.clock,
             lease_s=settings.lease_s,
         ),
@@ -291,8 +294,13 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     webhook delivery."""
     settings = runtime.settings
     hooks = SesEventHooks(runtime.soft_bounces)
+    stats = StatsHooks()
     housekeeping = Housekeeping(
-        runtime.sessionmaker, evidence=hooks, jobs=[hooks], clock=runtime.clock
+        runtime.sessionmaker,
+        evidence=hooks,
+        counter=stats,
+        jobs=[hooks, stats],
+        clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(
         sessionmaker=runtime.sessionmaker, limits=guardrail_limits(runtime), clock=runtime.clock

@@ -26,6 +26,7 @@ from ses_sender.messages.schemas import (
     MessagesAcceptedOut,
     MessagesIn,
 )
+from ses_sender.stats import service as stats
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
@@ -175,6 +176,12 @@ async def accept_messages(
             content_id=content_id,
             scheduled_at=message.scheduled_at,
             recipients=message.recipients,
+            now=now,
+        )
+        await stats.count_queued(
+            session,
+            message.topic_id,
+            [recipient.key for recipient in message.recipients],
             now=now,
         )
         accepted.append(

@@ -7,12 +7,14 @@ from ses_sender.models.result import EventType, Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
 from ses_sender.models.sns_topic import TrustedTopic
+from ses_sender.models.stats import CounterScope, StatCounter, StatDelta, StatTopic
 from ses_sender.models.suppression import Suppression, SuppressionReason
 from ses_sender.models.webhook import DeliveryStatus, Webhook, WebhookDelivery
 
 __all__ = [
     "AppSecret",
     "Content",
+    "CounterScope",
     "DeliveryStatus",
     "EventType",
     "IdempotencyKey",
@@ -23,6 +25,9 @@ __all__ = [
     "Result",
     "ResultSource",
     "SendingPause",
+    "StatCounter",
+    "StatDelta",
+    "StatTopic",
     "StopReason",
     "Suppression",
     "SuppressionReason",

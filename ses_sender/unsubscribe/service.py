@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.models import EventType, SuppressionReason
+from ses_sender.stats import service as stats
 from ses_sender.suppression import service as suppression
 from ses_sender.unsubscribe import repository
 from ses_sender.webhooks.service import enqueue_event
@@ -24,11 +25,13 @@ async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) 
     Safe to repeat (mailbox providers may POST twice): the event is logged once, and the
     address is suppressed again if it was taken off the list since.
     """
-    unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
-    if unsubscribed is None:
-        return None
+    async with stats.counting(session, [request_id]):
+        unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
+        if unsubscribed is None:
+            return None
+        if unsubscribed.first_time:
+            repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
     if unsubscribed.first_time:
-        repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
         await enqueue_event(
             session,
             event_type=EventType.UNSUBSCRIBE,
