@@ -15,6 +15,7 @@ import botocore.session
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ses_sender import instruments
 from ses_sender.clock import Clock, SystemClock
 from ses_sender.composer.service import EmailComposer
 from ses_sender.config import Settings, SettingsError, TransportKind
@@ -45,6 +46,9 @@ from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
 from ses_sender.messages.dependencies import RECIPIENT_LIMIT
 from ses_sender.messages.endpoints import router as messages_router
+from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
+from ses_sender.metrics.endpoints import router as metrics_router
+from ses_sender.metrics.service import DatabaseGauges
 from ses_sender.sending.endpoints import router as sending_router
 from ses_sender.sending.service import SendingPauses
 from ses_sender.ses_events import service as ses_events_service
@@ -73,6 +77,7 @@ from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
+from ses_sender.web.timing import RequestTiming
 from ses_sender.webhooks.endpoints import router as webhooks_router
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
@@ -102,6 +107,7 @@ class Runtime:
     fetcher: HttpsFetcher
     ses_events: Ingester
     soft_bounces: SoftBounceRule
+    metrics: DatabaseGauges
     dashboard: DashboardSessions
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     wakeup: Wakeup = field(default_factory=Wakeup)
@@ -147,6 +153,7 @@ async def open_runtime(
             fetcher=fetcher,
             ses_events=ingester,
             soft_bounces=soft_bounces,
+            metrics=DatabaseGauges(sessionmaker, clock=clock),
             dashboard=DashboardSessions(secret, settings.api_keys),
         )
     finally:
@@ -177,8 +184,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(RequestTiming)
     for router in (
         health_router,
+        metrics_router,
         messages_router,
         stats_router,
         control_router,
@@ -199,6 +208,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     TOKENS.provide(app, runtime.tokens)
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
+    _provide_metrics(app, runtime)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
@@ -210,7 +220,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     HEALTH.provide(
         app,
         Health(
-            engine=runtime.engine,
             sessionmaker=runtime.sessionmaker,
             clock=runtime.clock,
             transport={"kind": runtime.transport.kind, "detail": runtime.transport.why},
@@ -218,6 +227,21 @@ def create_app(runtime: Runtime) -> FastAPI:
         ),
     )
     return app
+
+
+def create_metrics_app(runtime: Runtime) -> FastAPI:
+    """`/metrics` alone, on METRICS_PORT: what a worker process serves."""
+    app = FastAPI(title="ses-sender metrics", openapi_url=None, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(metrics_router)
+    API_KEYS.provide(app, runtime.api_keys)
+    _provide_metrics(app, runtime)
+    return app
+
+
+def _provide_metrics(app: FastAPI, runtime: Runtime) -> None:
+    DATABASE_GAUGES.provide(app, runtime.metrics)
+    METRICS_KEY_REQUIRED.provide(app, runtime.settings.metrics_api_key_required)
 
 
 # -- the delivery engine ----------------------------------------------------------------------
@@ -238,6 +262,12 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         batch_size=settings.concurrency // 2,
         recorded=in_flight.release,
         every_interval=pacer.settle,
+    )
+    instruments.watch_engine(
+        in_flight=lambda: in_flight.held,
+        in_flight_limit=lambda: in_flight.limit,
+        paced_rate=lambda: pacer.rate,
+        target_rate=lambda: pacer.target,
     )
     return Worker(
         claimer=Claimer(

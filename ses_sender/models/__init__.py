@@ -1,6 +1,7 @@
 """Every table, on one metadata (what Alembic compares against)."""
 
 from ses_sender.models.content import Content
+from ses_sender.models.health import HealthCheck
 from ses_sender.models.idempotency import IdempotencyKey
 from ses_sender.models.request import Outcome, Request, RequestStatus, StopReason
 from ses_sender.models.result import EventType, Result, ResultSource
@@ -17,6 +18,7 @@ __all__ = [
     "CounterScope",
     "DeliveryStatus",
     "EventType",
+    "HealthCheck",
     "IdempotencyKey",
     "Outcome",
     "RateLimit",
