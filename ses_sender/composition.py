@@ -44,8 +44,9 @@ from ses_sender.guardrail.service import Limits
 from ses_sender.health.dependencies import HEALTH
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
-from ses_sender.messages.dependencies import RECIPIENT_LIMIT
+from ses_sender.messages.dependencies import PUBLIC_BASE_URL, RECIPIENT_LIMIT, SENDER_POLICY
 from ses_sender.messages.endpoints import router as messages_router
+from ses_sender.messages.envelope import SenderPolicy
 from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
 from ses_sender.metrics.endpoints import router as metrics_router
 from ses_sender.metrics.service import DatabaseGauges
@@ -63,6 +64,7 @@ from ses_sender.stats.hooks import StatsHooks
 from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.suppression.service import SoftBounceRule, SuppressedAddresses
 from ses_sender.tasks import Periodic, SideTask
+from ses_sender.templates.endpoints import router as templates_router
 from ses_sender.tracking import repository as tracking_repository
 from ses_sender.tracking.dependencies import TOKENS
 from ses_sender.tracking.endpoints import router as tracking_router
@@ -189,6 +191,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         health_router,
         metrics_router,
         messages_router,
+        templates_router,
         stats_router,
         control_router,
         tracking_router,
@@ -209,6 +212,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
     _provide_metrics(app, runtime)
+    SENDER_POLICY.provide(
+        app,
+        SenderPolicy.of(runtime.settings.sender_address, runtime.settings.allowed_senders),
+    )
+    PUBLIC_BASE_URL.provide(app, runtime.settings.server_host)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Sending
     email_transport: TransportKind | None = Field(None, alias="EMAIL_TRANSPORT")
     email_sender: str | None = Field(None, alias="EMAIL_SENDER")
+    # What a message's `from` may name besides EMAIL_SENDER: addresses, or whole domains.
+    allowed_senders: CsvList = Field(default_factory=list, alias="ALLOWED_SENDERS")
     email_rate: float = Field(14.0, alias="EMAIL_RATE", gt=0, le=100_000)
     max_concurrent: int | None = Field(None, alias="MAX_CONCURRENT", ge=1, le=10_000)
     rate_headroom: float = Field(0.0, alias="RATE_HEADROOM", ge=0, lt=1)
@@ -129,7 +131,9 @@ class Settings(BaseSettings):
     env: str = Field("dev", alias="ENV")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
-    _split_lists = field_validator("api_keys", "sns_topic_arns", mode="before")(_split_csv)
+    _split_lists = field_validator("api_keys", "sns_topic_arns", "allowed_senders", mode="before")(
+        _split_csv
+    )
 
     @field_validator("server_host")
     @classmethod

@@ -14,6 +14,7 @@ from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Ve
 from ses_sender.delivery.ports import ChangeCounter, ClaimGate
 
 CONTENT_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
+CONTENT_CACHE_BYTES = 64 * 1024 * 1024  # and no more than this, attachments included
 
 
 class Claimer:
@@ -81,6 +82,9 @@ class Claimer:
         for content_id, parts in found.items():
             self._contents[content_id] = parts
             self._contents.move_to_end(content_id)
-        while len(self._contents) > CONTENT_CACHE_SIZE:
-            self._contents.popitem(last=False)
+        cached_size = sum(parts.size for parts in self._contents.values())
+        while len(self._contents) > CONTENT_CACHE_SIZE or (
+            cached_size > CONTENT_CACHE_BYTES and len(self._contents) > 1
+        ):
+            cached_size -= self._contents.popitem(last=False)[1].size
         return found

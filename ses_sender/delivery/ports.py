@@ -21,7 +21,8 @@ from ses_sender.transports.base import OutgoingEmail
 
 class Composer(Protocol):
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
-        """The email this recipient receives."""
+        """The email this recipient receives; raises a `SendError` (a `PermanentError` for a
+        template that cannot be rendered for this recipient)."""
         ...
 
 
