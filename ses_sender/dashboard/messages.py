@@ -52,6 +52,10 @@ _EN = {
     "topic.pause": "Pause",
     "topic.resume": "Resume",
     "topic.cancel": "Cancel unsent",
+    "topic.cancel_warning": (
+        "Every email of this topic not sent yet is stopped. This cannot be undone."
+    ),
+    "topic.cancel_confirm": "Stop them",
     "topic.funnel": "Funnel",
     "topic.outcomes": "What happened after sending",
     "topic.timeline": "Over time",
@@ -160,6 +164,10 @@ _KO = {
     "topic.pause": "일시 중지",
     "topic.resume": "재개",
     "topic.cancel": "미발송 취소",
+    "topic.cancel_warning": (
+        "이 토픽에서 아직 발송되지 않은 모든 메일이 중단됩니다. 되돌릴 수 없습니다."
+    ),
+    "topic.cancel_confirm": "중단하기",
     "topic.funnel": "단계별 현황",
     "topic.outcomes": "발송 이후 결과",
     "topic.timeline": "시간대별",

@@ -384,6 +384,8 @@ async def test_a_topic_is_paused_resumed_and_cancelled(
     assert "Paused since" in page
     assert "The topic is paused" in page
     assert 'action="/dashboard/topic/resume"' in page
+    # Cancelling cannot be undone: its button is behind a disclosure.
+    assert re.search(r'<details class="confirm">\s*<summary>Cancel unsent</summary>', page)
 
     resumed = await browser.post("/dashboard/topic/resume", data={"csrf": token, "topic": "news"})
     page = (await browser.get(resumed.headers["location"])).text
