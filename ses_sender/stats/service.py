@@ -405,14 +405,6 @@ def parse_hours(raw: str | None) -> int:
     return int(text)
 
 
-async def sent_in_last_minute(session: AsyncSession, *, now: datetime) -> int:
-    """Emails sent in the minute up to and including `now`, from the rows: a minute's sends are
-    few."""
-    return await repository.sent_between(
-        session, now - timedelta(minutes=1), now + timedelta(microseconds=1)
-    )
-
-
 async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
     """Requests sent since `hours` ago (to the second): whole hours and minutes from the
     counters, the seconds before the first whole minute from the rows."""
