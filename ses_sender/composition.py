@@ -20,7 +20,8 @@ from ses_sender.composer.service import EmailComposer
 from ses_sender.config import Settings, SettingsError, TransportKind
 from ses_sender.control.endpoints import router as control_router
 from ses_sender.control.service import TopicHolds
-from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.db.engine import create_engine, create_sessionmaker, is_sqlite
+from ses_sender.db.turns import WriterTurns
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit
@@ -38,7 +39,7 @@ from ses_sender.guardrail.service import Limits
 from ses_sender.health.dependencies import HEALTH
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
-from ses_sender.messages.dependencies import RECIPIENT_LIMIT
+from ses_sender.messages.dependencies import INGEST_TURNS, RECIPIENT_LIMIT
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.sending.endpoints import router as sending_router
 from ses_sender.sending.service import SendingPauses
@@ -186,6 +187,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     TOKENS.provide(app, runtime.tokens)
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
+    INGEST_TURNS.provide(app, WriterTurns(enabled=is_sqlite(runtime.engine)))
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.messages import service
-from ses_sender.messages.dependencies import RecipientLimitDep
+from ses_sender.messages.dependencies import IngestTurnDep, RecipientLimitDep
 from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
 from ses_sender.web.auth import require_api_key
 from ses_sender.web.body import JsonBody, JsonDocument
@@ -22,6 +22,7 @@ MessagesBody = Annotated[
 
 @router.post("/messages", response_model=MessagesAcceptedOut)
 async def create_messages(
+    _turn: IngestTurnDep,
     body: MessagesBody,
     session: SessionDep,
     clock: ClockDep,
