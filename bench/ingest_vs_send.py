@@ -9,8 +9,9 @@ gets a backlog that outlasts the run. Then:
 1. **alone**: for `--seconds`, nothing else happens; the emails sent are counted (the sends
    the stub accepted, so the bench never takes SQLite's lock itself);
 2. **with ingest**: for `--seconds`, `--clients` clients each post `--recipients` recipients
-   one request after another (each client the same body every time, built once), and the emails sent are counted the
-   same way, with every POST's time from sending the request to reading the whole response.
+   one request after another (each client the same body every time, built once), and the
+   emails sent are counted the same way, with every POST's time from sending the request to
+   reading the whole response.
 
 It prints both send rates, their ratio (the figure to compare: it is taken within one run), the
 recipients accepted per second and the POST latency (median, p99, maximum). Only loopback
@@ -66,6 +67,7 @@ BACKLOG_SECONDS_OF_SENDING = 2.5
 BACKLOG_CHUNK = 50_000  # recipients per backlog request
 SETTLE_S = 5.0  # sending at full rate before the first phase starts
 REQUEST_TIMEOUT_S = 120.0
+SERVE_READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def serve_process(environment: dict[str, str], workdir: Path) -> Iterator[Server
         )
         try:
             server = Server(process, f"http://127.0.0.1:{port}")
-            wait_until_ready(server, log_path)
+            # `serve` migrates first, and on a busy shared machine starting takes a while.
+            wait_until_ready(server, log_path, timeout_s=SERVE_READY_TIMEOUT_S)
             yield server
         finally:
             stop(process)
