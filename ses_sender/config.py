@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Sending
     email_transport: TransportKind | None = Field(None, alias="EMAIL_TRANSPORT")
     email_sender: str | None = Field(None, alias="EMAIL_SENDER")
+    # What a message's `from` may name besides EMAIL_SENDER: addresses, or whole domains.
+    allowed_senders: CsvList = Field(default_factory=list, alias="ALLOWED_SENDERS")
     email_rate: float = Field(14.0, alias="EMAIL_RATE", gt=0, le=100_000)
     max_concurrent: int | None = Field(None, alias="MAX_CONCURRENT", ge=1, le=10_000)
     rate_headroom: float = Field(0.0, alias="RATE_HEADROOM", ge=0, lt=1)
@@ -122,11 +124,16 @@ class Settings(BaseSettings):
     )
 
     # Operations
+    # A port on which the process serves /metrics alone (a worker has no other HTTP server).
+    metrics_port: int | None = Field(None, alias="METRICS_PORT", ge=1, le=65535)
+    metrics_api_key_required: bool = Field(True, alias="METRICS_API_KEY_REQUIRED")
     sentry_dsn: str | None = Field(None, alias="SENTRY_DSN")
     env: str = Field("dev", alias="ENV")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
-    _split_lists = field_validator("api_keys", "sns_topic_arns", mode="before")(_split_csv)
+    _split_lists = field_validator("api_keys", "sns_topic_arns", "allowed_senders", mode="before")(
+        _split_csv
+    )
 
     @field_validator("server_host")
     @classmethod
@@ -159,6 +166,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 f"EMAIL_SENDER is required when EMAIL_TRANSPORT={self.email_transport}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> Settings:
+        if self.metrics_port == self.server_port:
+            raise ValueError(
+                "METRICS_PORT must differ from SERVER_PORT (which serves /metrics too)"
             )
         return self
 

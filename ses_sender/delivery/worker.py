@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Sequence
 from functools import partial
 from typing import TypeVar
 
+from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
@@ -28,6 +29,7 @@ from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, wait_any
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
+    PermanentError,
     SendError,
     ThrottledError,
     TransientError,
@@ -162,12 +164,17 @@ class Worker:
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         handed_over = False
         try:
-            email = self._composer.compose(queued, content)
-            slot = await self._wait_for_slot(queued)
-            if slot is None:
-                result: SendResult = Requeued(queued.request_id, self._clock.now(), None, False)
+            result: SendResult
+            try:
+                email = self._composer.compose(queued, content)
+            except SendError as error:
+                result = self._after_failure(queued, error)
             else:
-                result = await self._attempt(queued, email, slot)
+                slot = await self._wait_for_slot(queued)
+                if slot is None:
+                    result = Requeued(queued.request_id, self._clock.now(), None, False)
+                else:
+                    result = await self._attempt(queued, email, slot)
             self._recorder.add(result)
             handed_over = True  # the recorder frees the place once it is written
         finally:
@@ -209,8 +216,11 @@ class Worker:
             log.exception("unexpected error sending request %s", queued.request_id)
             return self._after_failure(queued, TransientError(f"{type(error).__name__}: {error}"))
         finally:
-            self._latency.observe(self._clock.monotonic() - started)
+            took_s = self._clock.monotonic() - started
+            self._latency.observe(took_s)
+            instruments.SEND_DURATION.observe(took_s)
             self._in_flight_limit.resize(self._in_flight_wanted())
+        instruments.EMAILS_SENT.inc()
         return Sent(queued.request_id, message_id, self._clock.now())
 
     def _in_flight_wanted(self) -> int:
@@ -218,11 +228,21 @@ class Worker:
 
     def _after_failure(self, queued: QueuedEmail, error: SendError) -> SendResult:
         if isinstance(error, ThrottledError):
+            instruments.THROTTLES.inc()
             self._pacer.throttled()
-        if isinstance(error, AccountPausedError):
+        elif isinstance(error, AccountPausedError):
+            instruments.SEND_FAILURES.labels("account_paused").inc()
             self._pauses.account_refused(error.reason)
+        elif isinstance(error, PermanentError):
+            instruments.SEND_FAILURES.labels("permanent").inc()
+        else:
+            instruments.SEND_FAILURES.labels("transient").inc()
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
+            if isinstance(error, PermanentError):
+                instruments.EMAILS_FAILED_PERMANENT.inc()
+            else:
+                instruments.EMAILS_FAILED_ATTEMPTS.inc()
             return Failed(queued.request_id, decision.reason)
         return Requeued(
             queued.request_id, decision.due_at, error.reason, decision.counts_as_attempt

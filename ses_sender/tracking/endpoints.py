@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
 from ses_sender.models import EventType
+from ses_sender.stats import service as stats
 from ses_sender.tracking import repository
 from ses_sender.tracking.dependencies import TokensDep
 from ses_sender.web.dependencies import ClockDep, SessionmakerDep
@@ -47,9 +48,10 @@ async def _record_open(
     try:
         async with sessionmaker() as session, session.begin():
             now = clock.now()
-            if not await repository.record_open(session, request_id, now=now):
-                log.info("open for unknown request %s ignored", request_id)
-                return
+            async with stats.counting(session, [request_id]):
+                if not await repository.record_open(session, request_id, now=now):
+                    log.info("open for unknown request %s ignored", request_id)
+                    return
             await enqueue_event(
                 session,
                 event_type=EventType.OPEN,

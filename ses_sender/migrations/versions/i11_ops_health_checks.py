@@ -2,7 +2,7 @@
 (full disk, read-only) is reported unhealthy
 
 Revision ID: i11_ops
-Revises: 0007
+Revises: i10_counters
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from ses_sender.db.base import UtcDateTime
 
 revision: str = "i11_ops"
-down_revision: str | None = "0007"
+down_revision: str | None = "i10_counters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
