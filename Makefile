@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats bench-ingest-vs-send lock clean
 
 # Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
 # than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
@@ -67,6 +67,9 @@ bench-feedback: $(STAMP)
 
 bench-stats: $(STAMP)
 	$(BIN)/python -m bench.stats
+
+bench-ingest-vs-send: $(STAMP)
+	$(BIN)/python -m bench.ingest_vs_send
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -314,8 +314,8 @@ def free_port() -> int:
         return port
 
 
-def wait_until_ready(server: Server, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_until_ready(server: Server, log_path: Path, *, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=server.base_url, timeout=2.0, trust_env=False) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -326,7 +326,7 @@ def wait_until_ready(server: Server, log_path: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise BenchError(f"ses-sender api not ready after {READY_TIMEOUT_S:.0f}s: {_tail(log_path)}")
+    raise BenchError(f"ses-sender not ready after {timeout_s:.0f}s: {_tail(log_path)}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

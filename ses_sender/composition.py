@@ -26,7 +26,8 @@ from ses_sender.dashboard.endpoints import redirect_to_sign_in, refuse_without_c
 from ses_sender.dashboard.endpoints import router as dashboard_router
 from ses_sender.dashboard.service import Account
 from ses_sender.dashboard.sessions import DashboardSessions
-from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.db.engine import create_engine, create_sessionmaker, is_sqlite
+from ses_sender.db.turns import WriterTurns
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit
@@ -46,7 +47,12 @@ from ses_sender.guardrail.service import Limits
 from ses_sender.health.dependencies import HEALTH
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
-from ses_sender.messages.dependencies import PUBLIC_BASE_URL, RECIPIENT_LIMIT, SENDER_POLICY
+from ses_sender.messages.dependencies import (
+    INGEST_TURNS,
+    PUBLIC_BASE_URL,
+    RECIPIENT_LIMIT,
+    SENDER_POLICY,
+)
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.messages.envelope import SenderPolicy
 from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
@@ -213,6 +219,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     TOKENS.provide(app, runtime.tokens)
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
+    INGEST_TURNS.provide(app, WriterTurns(enabled=is_sqlite(runtime.engine)))
     _provide_metrics(app, runtime)
     SENDER_POLICY.provide(
         app,

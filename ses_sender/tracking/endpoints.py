@@ -7,6 +7,7 @@ from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
 from ses_sender.models import EventType
@@ -65,5 +66,6 @@ async def _record_open(
         if database.is_outage(error):
             reason = database.describe(error)
             log.warning("an open was not recorded: database unavailable: %s", reason)
+            instruments.DATABASE_UNAVAILABLE.labels("open").inc()
         else:
             log.exception("recording an open for request %s failed", request_id)
