@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime, create_app
-from ses_sender.messages.dependencies import SENDER_POLICY
 from ses_sender.errors import InvalidInput
+from ses_sender.messages.dependencies import SENDER_POLICY
 from ses_sender.messages.envelope import SenderPolicy, check_sender
 from ses_sender.messages.schemas import MAX_ATTACHMENT_BYTES
 from ses_sender.models import Attachment, Content, Request
