@@ -58,13 +58,17 @@ async def api(live_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def personal_message(recipients: int = RECIPIENTS, **overrides: Any) -> dict[str, Any]:
+def people(count: int) -> list[dict[str, Any]]:
+    return [
+        {"email": f"user{i}@example.com", "data": {"name": f"User <{i}>", "order": i}}
+        for i in range(count)
+    ]
+
+
+def personal_message(**overrides: Any) -> dict[str, Any]:
     message: dict[str, Any] = {
         "topicId": "orders",
-        "recipients": [
-            {"email": f"user{i}@example.com", "data": {"name": f"User <{i}>", "order": i}}
-            for i in range(recipients)
-        ],
+        "recipients": people(RECIPIENTS),
         "data": {"shop": "Corner Shop", "name": "customer"},
         "subject": "{{ shop }}: order {{ order }} for {{ name }}",
         "content": "<html><body><p>Hello {{ name }}, order {{ order }}.</p>"
@@ -187,7 +191,7 @@ async def test_the_outbox_gets_each_rendered_email_with_its_parts(
     ids = await accept(
         api,
         personal_message(
-            OUTBOX_RECIPIENTS,
+            recipients=people(OUTBOX_RECIPIENTS),
             content='<html><body><img src="cid:logo">Hi {{ name }}</body></html>',
             text="Dear {{ name }}, see order {{ order }}.",
             replyTo="help@example.org",
