@@ -49,7 +49,7 @@ DEFAULT_REPEAT = 3
 API_KEY = "bench-key-0123456789"
 # The console script installed next to this interpreter (.venv/bin/ses-sender).
 SES_SENDER = Path(sys.executable).parent / "ses-sender"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0  # a loaded machine can take a minute to import and start the API
 REQUEST_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 15.0
 
