@@ -41,7 +41,7 @@ def test_a_block_tag_lost_with_its_markup_falls_back_to_each_rendered_html() -> 
     html = '<p class="{% if name %}named{% endif %}">Hi {{ name }}</p>'
 
     assert text_template_from_html(html) is None
-    subject, rendered, text = render_parts(compile_parts("Hi", html, None), CONTEXT)
+    _, rendered, text = render_parts(compile_parts("Hi", html, None), CONTEXT)
     assert text == "Hi Jane & Joe"
     assert rendered == '<p class="named">Hi Jane &amp; Joe</p>'
 
