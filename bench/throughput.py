@@ -93,6 +93,15 @@ CONTENT_HTML = (
 )
 
 
+# The same newsletter as a template: a subject and a greeting from each recipient's data.
+TEMPLATED_SUBJECT = "{{ shop }}: this month for {{ name }}"
+TEMPLATED_HTML = CONTENT_HTML.replace(
+    "<h1>This month at Example</h1>",
+    "<h1>This month at Example</h1><p>Hello {{ name }}: your {{ plan }} plan in {{ city }} "
+    "has {{ points }} points (member {{ order }}).</p>",
+)
+
+
 @dataclass(frozen=True)
 class Sample:
     at: float  # monotonic seconds
@@ -105,6 +114,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class ThroughputResult:
+    templated: bool  # one content rendered per recipient from its own data, or sent as given
     emails: int
     concurrency: int
     seconds: float  # first sample with an email recorded -> all recorded
@@ -153,7 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
             workdir = Path(directory)
             with stub_process(workdir) as stub:
-                throughput = [measure_throughput(args, stub, workdir) for _ in range(args.repeat)]
+                modes = (False, True) if args.templated else (False,)
+                throughput = [
+                    measure_throughput(args, stub, workdir, templated=templated)
+                    for _ in range(args.repeat)
+                    for templated in modes
+                ]
                 memory = [
                     measure_memory(args, stub, workdir, queued) for queued in args.memory_sizes
                 ]
@@ -189,6 +204,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeat", type=positive, default=1, help="throughput runs, each on a fresh database"
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up a run after this long (default: a run slower than "
+        f"{SLOWEST_EXPECTED_RATE:.0f} emails/s, at least {MIN_RUN_TIMEOUT_S:.0f} s)",
+    )
+    parser.add_argument(
+        "--templated",
+        action="store_true",
+        help="each run twice, plain then templated (five data fields per recipient, rendered "
+        "per recipient), and the ratio of the two",
     )
     parser.add_argument(
         "--memory-sizes",
@@ -284,26 +313,34 @@ def migrate(database_url: str, workdir: Path, source: Path) -> None:
         raise BenchError(f"ses-sender migrate failed: {done.stderr.decode()[-2000:]}")
 
 
-async def queue_emails(database_url: str, count: int) -> None:
-    """`count` emails due now, to distinct addresses, sharing one content."""
+async def queue_emails(database_url: str, count: int, *, templated: bool = False) -> None:
+    """`count` emails due now, to distinct addresses, sharing one content; templated: each
+    with five data fields of its own, which the content's subject and HTML read."""
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         async with connection.transaction():
             content_id = await connection.fetchval(
-                "INSERT INTO email_contents (topic_id, subject, content, created_at) "
-                "VALUES ($1, 'This month at Example', $2, now()) RETURNING id",
+                "INSERT INTO email_contents (topic_id, subject, content, created_at, templated, "
+                "data) VALUES ($1, $2, $3, now(), $4, $5) RETURNING id",
                 TOPIC,
-                CONTENT_HTML,
+                TEMPLATED_SUBJECT if templated else "This month at Example",
+                TEMPLATED_HTML if templated else CONTENT_HTML,
+                templated,
+                '{"shop": "Example"}' if templated else None,
             )
             await connection.execute(
                 'INSERT INTO email_requests (topic_id, "to", recipient_key, content_id, '
                 "scheduled_at, status, due_at, attempts, open_count, click_count, created_at, "
-                "updated_at) "
+                "updated_at, data) "
                 "SELECT $1, 'user' || n || '@example.com', 'user' || n || '@example.com', $2, "
-                "now(), 0, now(), 0, 0, 0, now(), now() FROM generate_series(1, $3::int) AS n",
+                "now(), 0, now(), 0, 0, 0, now(), now(), "
+                "CASE WHEN $4 THEN json_build_object('name', 'User ' || n, 'order', n, "
+                "'city', 'Seoul', 'plan', 'pro', 'points', n % 1000)::text END "
+                "FROM generate_series(1, $3::int) AS n",
                 TOPIC,
                 content_id,
                 count,
+                templated,
             )
         await connection.execute("ANALYZE email_requests")
     finally:
@@ -408,12 +445,15 @@ async def sent_count(connection: asyncpg.Connection) -> int:
 # -- the runs ----------------------------------------------------------------------------------
 
 
-def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> ThroughputResult:
+def measure_throughput(
+    args: argparse.Namespace, stub: Stub, workdir: Path, *, templated: bool = False
+) -> ThroughputResult:
     with postgres_database(args.postgres) as database_url:
         migrate(database_url, workdir, args.source)
-        result = asyncio.run(_throughput(args, stub, workdir, database_url))
+        result = asyncio.run(_throughput(args, stub, workdir, database_url, templated))
     print(
-        f"  {result.emails:,} emails: {result.emails_per_s:,.0f} emails/s, "
+        f"  {result.emails:,} emails{' templated' if templated else ''}: "
+        f"{result.emails_per_s:,.0f} emails/s, "
         f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email; the bare client "
         f"{result.bare_emails_per_s:,.0f}/s: {result.share_of_bare:.0%}",
         file=sys.stderr,
@@ -423,15 +463,15 @@ def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> T
 
 
 async def _throughput(
-    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str
+    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str, templated: bool
 ) -> ThroughputResult:
     emails: int = args.emails
-    await queue_emails(database_url, emails)
+    await queue_emails(database_url, emails, templated=templated)
     await stub_call(stub, "POST", "/_stub/reset")
     # An account whose MaxSendRate does not bind: the worker caps its rate at the account's.
     await stub_configure(stub, ROOMY_ACCOUNT)
     stub_cpu_before = cpu_seconds(stub.process.pid)
-    timeout_s = max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
+    timeout_s = args.run_timeout or max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         environment = worker_environment(
@@ -456,6 +496,7 @@ async def _throughput(
     )
     bare = await _bare_client(stub, workdir, args.source, min(emails, BARE_EMAILS))
     return ThroughputResult(
+        templated=templated,
         emails=emails,
         concurrency=args.concurrency,
         seconds=seconds,
@@ -586,6 +627,7 @@ def format_report(
         "",
     ]
     header = (
+        "mode",
         "emails",
         "seconds",
         "emails/s",
@@ -604,6 +646,7 @@ def format_report(
     )
     rows: list[tuple[str, ...]] = [
         (
+            "templated" if r.templated else "plain",
             f"{r.emails:,}",
             f"{r.seconds:.1f}",
             f"{r.emails_per_s:,.0f}",
@@ -623,6 +666,15 @@ def format_report(
         for r in throughput
     ]
     lines += _table(header, rows)
+    pairs = list(zip(throughput[::2], throughput[1::2], strict=False))
+    if args.templated and pairs:
+        lines.append("")
+        lines += [
+            f"templated/plain: {templated.emails_per_s / plain.emails_per_s:.0%} of the emails/s, "
+            f"{templated.worker_cpu_ms_per_email / plain.worker_cpu_ms_per_email:.2f}x the "
+            "worker CPU per email"
+            for plain, templated in pairs
+        ]
     if memory:
         lines += [
             "",

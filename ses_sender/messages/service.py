@@ -31,6 +31,7 @@ from ses_sender.messages.personalisation import (
 )
 from ses_sender.messages.schemas import (
     MAX_CONTENT_BYTES,
+    MAX_DATA_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_MESSAGES_PER_REQUEST,
     MAX_SUBJECT_LENGTH,
@@ -161,7 +162,9 @@ async def validate_message(
     recipient_data = None
     if templated:
         shared = message.data or {}
-        shared_data = encode_data(shared, f"{where}.data")
+        shared_data = encode_data(shared)
+        if len(shared_data) > MAX_DATA_BYTES:
+            raise PayloadTooLarge(f"{where}.data: at most {MAX_DATA_BYTES} bytes as JSON")
         needs = template_needs(
             {TemplateKind.SUBJECT: subject, TemplateKind.HTML: content, TemplateKind.TEXT: text},
             where,
@@ -214,14 +217,14 @@ def _dedupe_recipients(
 ) -> tuple[list[Recipient], list[int], list[Mapping[str, Any]]]:
     """The recipients without repeats, in first-seen order (`emails`, then `recipients`); for
     each address submitted, its index among them, and its own data (empty for `emails`)."""
-    entries = [(raw, _NO_DATA) for raw in message.emails]
-    entries += [(entry.email, entry.data) for entry in message.recipients or ()]
-    if not entries:
+    given = message.recipients or ()
+    addresses = [*message.emails, *(entry["email"] for entry in given)]
+    if not addresses:
         raise InvalidInput(f"{where}.emails: emails array cannot be empty")
     recipients: list[Recipient] = []
     index_of: dict[str, int] = {}
     positions: list[int] = []
-    for submitted, (raw, _) in enumerate(entries):
+    for submitted, raw in enumerate(addresses):
         recipient = parse_recipient(raw)
         if recipient is None:
             field = _place(message, where, submitted, "email")
@@ -231,7 +234,9 @@ def _dedupe_recipients(
             index = index_of[recipient.key] = len(recipients)
             recipients.append(recipient)
         positions.append(index)
-    return recipients, positions, [data for _, data in entries]
+    own_data: list[Mapping[str, Any]] = [_NO_DATA] * len(message.emails)
+    own_data += [entry.get("data", _NO_DATA) for entry in given]
+    return recipients, positions, own_data
 
 
 def _place(message: MessageIn, where: str, submitted: int, field: str) -> str:
@@ -251,8 +256,11 @@ def _first_seen_data(
     for submitted, index in enumerate(positions):
         if index == len(chosen):
             data = own_data[submitted]
-            place = _place(message, where, submitted, "data")
-            chosen.append(encode_data(data, place) if data else None)
+            encoded = encode_data(data) if data else None
+            if encoded is not None and len(encoded) > MAX_DATA_BYTES:
+                place = _place(message, where, submitted, "data")
+                raise PayloadTooLarge(f"{place}: at most {MAX_DATA_BYTES} bytes as JSON")
+            chosen.append(encoded)
     return chosen
 
 
