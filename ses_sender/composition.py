@@ -64,6 +64,7 @@ from ses_sender.transports.smtp import SmtpTransport
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
+from ses_sender.web.edge import EdgeGuard
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
 from ses_sender.webhooks.endpoints import router as webhooks_router
@@ -167,6 +168,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(EdgeGuard)
     for router in (
         health_router,
         messages_router,

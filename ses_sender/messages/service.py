@@ -26,6 +26,7 @@ from ses_sender.messages.schemas import (
     MessagesAcceptedOut,
     MessagesIn,
 )
+from ses_sender.text import has_line_break
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
@@ -81,12 +82,14 @@ def validate_batch(batch: MessagesIn, *, now: datetime, max_recipients: int) -> 
 
 def _validate_message(message: MessageIn, where: str, now: datetime) -> ValidMessage:
     topic_id = message.topic_id.strip()
-    if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
-        raise InvalidInput(f"{where}.topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
+    if not topic_id or len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
+        raise InvalidInput(
+            f"{where}.topicId: 1 to {MAX_TOPIC_ID_LENGTH} printable characters, not all spaces"
+        )
     subject = message.subject.strip()
     if not subject:
         raise InvalidInput(f"{where}.subject: subject cannot be empty")
-    if "\r" in subject or "\n" in subject:
+    if has_line_break(subject):
         raise InvalidInput(f"{where}.subject: must not contain line breaks")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidInput(f"{where}.subject: at most {MAX_SUBJECT_LENGTH} characters")
@@ -138,7 +141,11 @@ def parse_scheduled_time(value: str | None, where: str, now: datetime) -> dateti
         parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as error:
         raise InvalidInput(f"{where}: invalid scheduledAt format: {error}") from None
-    return max(parsed.astimezone(UTC), now)
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{where}: out of range once converted to UTC") from None
+    return max(in_utc, now)
 
 
 async def accept_messages(
