@@ -67,6 +67,7 @@ from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
 from ses_sender.web.edge import EdgeGuard
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
+from ses_sender.webhooks.dependencies import ALLOW_PRIVATE
 from ses_sender.webhooks.endpoints import router as webhooks_router
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
@@ -188,6 +189,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     TOKENS.provide(app, runtime.tokens)
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
+    ALLOW_PRIVATE.provide(app, runtime.settings.webhook_allow_private)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
@@ -288,6 +290,7 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
             retry=WebhookRetryPolicy(),
             concurrency=settings.webhook_concurrency,
             timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
             ssl_cert_file=settings.ssl_cert_file,
         ),
     }

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ses_sender.cli import describe_settings_error
 from ses_sender.config import Settings, TransportKind
 
 
@@ -71,3 +72,21 @@ def test_server_host_loses_its_trailing_slash() -> None:
 def test_sending_transports_need_a_sender(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="EMAIL_SENDER is required"):
         settings(**values)
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [
+        ({"TRACKING_SECRET": "hunter2-short"}, "hunter2"),
+        ({"DATABASE_URL": "mysql://mail:hunter2@db.internal/ses"}, "hunter2"),
+        ({"SERVER_HOST": "mail:hunter2@example.com"}, "hunter2"),
+        ({"API_KEY": "hunter2", "EMAIL_RATE": "hunter2"}, "hunter2"),
+    ],
+)
+def test_a_bad_setting_is_named_without_its_value(values: dict[str, Any], secret: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(**values)
+
+    described = describe_settings_error(refused.value)
+    assert described.split(":")[0] in values
+    assert secret not in described
