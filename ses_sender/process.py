@@ -32,6 +32,7 @@ from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 from ses_sender.tasks import Periodic, SideTask
 from ses_sender.transports.base import Transport
 from ses_sender.transports.ses import SesTransport
+from ses_sender.web.server import server_config
 
 log = logging.getLogger("ses_sender")
 
@@ -72,12 +73,10 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
         if Role.API in role:
             await _announce_trusted_topics(runtime.topics)
             server = _Server(
-                uvicorn.Config(
+                server_config(
                     create_app(runtime),
                     host=runtime.settings.server_bind,
                     port=runtime.settings.server_port,
-                    log_config=None,
-                    lifespan="off",
                 )
             )
             tasks["api"] = asyncio.create_task(server.serve(), name="api")
