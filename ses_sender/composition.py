@@ -85,9 +85,11 @@ from ses_sender.unsubscribe.dependencies import SENDER
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
+from ses_sender.web.edge import EdgeGuard
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
 from ses_sender.web.timing import RequestTiming
+from ses_sender.webhooks.dependencies import ALLOW_PRIVATE
 from ses_sender.webhooks.endpoints import router as webhooks_router
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
@@ -195,6 +197,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestTiming)
+    app.add_middleware(EdgeGuard)
     for router in (
         health_router,
         metrics_router,
@@ -226,6 +229,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         SenderPolicy.of(runtime.settings.sender_address, runtime.settings.allowed_senders),
     )
     PUBLIC_BASE_URL.provide(app, runtime.settings.server_host)
+    ALLOW_PRIVATE.provide(app, runtime.settings.webhook_allow_private)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
@@ -370,6 +374,7 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
             retry=WebhookRetryPolicy(),
             concurrency=settings.webhook_concurrency,
             timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
             ssl_cert_file=settings.ssl_cert_file,
         ),
     }

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     # Outbound webhooks
     webhook_timeout_s: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
     webhook_concurrency: int = Field(8, alias="WEBHOOK_CONCURRENCY", ge=1, le=1_000)
+    # Off: webhooks reach only globally routable addresses (README "Security").
+    webhook_allow_private: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE")
 
     # Requests
     max_recipients_per_request: int = Field(

@@ -35,6 +35,7 @@ from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 from ses_sender.tasks import Periodic, SideTask
 from ses_sender.transports.base import Transport
 from ses_sender.transports.ses import SesTransport
+from ses_sender.web.server import server_config
 
 log = logging.getLogger("ses_sender")
 
@@ -158,15 +159,7 @@ async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
 
 
 def _server(app: FastAPI, port: int, runtime: Runtime) -> _Server:
-    return _Server(
-        uvicorn.Config(
-            app,
-            host=runtime.settings.server_bind,
-            port=port,
-            log_config=None,
-            lifespan="off",
-        )
-    )
+    return _Server(server_config(app, host=runtime.settings.server_bind, port=port))
 
 
 class _Server(uvicorn.Server):

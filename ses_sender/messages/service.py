@@ -53,6 +53,7 @@ from ses_sender.templating import (
     render_parts,
     text_of_html,
 )
+from ses_sender.text import has_line_break
 from ses_sender.transports.base import Attachment
 
 _NO_DATA: Mapping[str, Any] = {}
@@ -138,8 +139,10 @@ async def validate_message(
     senders: SenderPolicy,
 ) -> ValidMessage:
     topic_id = message.topic_id.strip()
-    if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
-        raise InvalidInput(f"{where}.topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
+    if not topic_id or len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
+        raise InvalidInput(
+            f"{where}.topicId: 1 to {MAX_TOPIC_ID_LENGTH} printable characters, not all spaces"
+        )
     template = None
     if message.template_id is not None:
         for name, value in (("subject", message.subject), ("content", message.content)):
@@ -200,7 +203,7 @@ async def validate_message(
 def _check_parts(subject: str, content: str, text: str | None, where: str) -> None:
     if not subject:
         raise InvalidInput(f"{where}.subject: subject cannot be empty")
-    if "\r" in subject or "\n" in subject:
+    if has_line_break(subject):
         raise InvalidInput(f"{where}.subject: must not contain line breaks")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidInput(f"{where}.subject: at most {MAX_SUBJECT_LENGTH} characters")
@@ -278,7 +281,11 @@ def parse_scheduled_time(value: str | None, where: str, now: datetime) -> dateti
         parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as error:
         raise InvalidInput(f"{where}: invalid scheduledAt format: {error}") from None
-    return max(parsed.astimezone(UTC), now)
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{where}: out of range once converted to UTC") from None
+    return max(in_utc, now)
 
 
 async def accept_messages(

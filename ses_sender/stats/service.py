@@ -398,8 +398,10 @@ async def topic_domains(
 
 def parse_hours(raw: str | None) -> int:
     text = "24" if raw is None else raw
-    if not (text.isascii() and text.isdigit() and len(text) <= 3) or not (
-        MIN_HOURS <= int(text) <= MAX_HOURS
+    # ASCII digits, and few: int() takes other digits ("²") and refuses thousands of them.
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_HOURS)))
+        or not MIN_HOURS <= int(text) <= MAX_HOURS
     ):
         raise InvalidInput(f"hours must be between {MIN_HOURS} and {MAX_HOURS}")
     return int(text)

@@ -479,7 +479,10 @@ async def test_webhooks_are_shown_with_their_recent_failures(
     now = clock.now()
     async with runtime.sessionmaker() as session, session.begin():
         hook = await create_webhook(
-            session, WebhookIn(url="https://hooks.example.com/ses", events=["Bounce"]), now=now
+            session,
+            WebhookIn(url="https://hooks.example.com/ses", events=["Bounce"]),
+            now=now,
+            allow_private=True,  # no lookup of the receiver's address: not what this tests
         )
         for status, error in [
             (DeliveryStatus.FAILED, "HTTP 500 from the receiver"),

@@ -121,7 +121,9 @@ async def test_sent_count_uses_the_sent_time(client: httpx.AsyncClient, runtime:
     assert week.json()["count"] == 3
 
 
-@pytest.mark.parametrize("hours", ["0", "-5", "169", "200", "invalid", "1.5", ""])
+@pytest.mark.parametrize(
+    "hours", ["0", "-5", "169", "200", "invalid", "1.5", "", "²", "1" * 5_000, "٣", "0024"]
+)
 async def test_sent_count_hours_must_be_1_to_168(client: httpx.AsyncClient, hours: str) -> None:
     response = await client.get("/v1/events/counts/sent", params={"hours": hours})
 
