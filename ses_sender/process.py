@@ -78,6 +78,8 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
                     port=runtime.settings.server_port,
                     log_config=None,
                     lifespan="off",
+                    # The client's address is the app's to work out (FORWARDED_ALLOW_IPS).
+                    proxy_headers=False,
                 )
             )
             tasks["api"] = asyncio.create_task(server.serve(), name="api")

@@ -27,6 +27,7 @@ class ContentParts:
 
     subject: str
     html: str
+    track_clicks: bool | None = None  # None: as the composer does by default
 
 
 @dataclass(frozen=True, slots=True)

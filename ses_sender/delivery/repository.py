@@ -68,9 +68,14 @@ async def claim_due(
 
 async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[int, ContentParts]:
     rows = await session.execute(
-        select(Content.id, Content.subject, Content.content).where(Content.id.in_(set(content_ids)))
+        select(Content.id, Content.subject, Content.content, Content.track_clicks).where(
+            Content.id.in_(set(content_ids))
+        )
     )
-    return {content_id: ContentParts(subject, html) for content_id, subject, html in rows}
+    return {
+        content_id: ContentParts(subject, html, track_clicks)
+        for content_id, subject, html, track_clicks in rows
+    }
 
 
 async def stop(session: AsyncSession, stops: Mapping[int, Stop], *, now: datetime) -> None:

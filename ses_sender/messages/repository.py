@@ -25,11 +25,23 @@ class StoredReply:
 
 
 async def insert_content(
-    session: AsyncSession, *, topic_id: str, subject: str, content: str, now: datetime
+    session: AsyncSession,
+    *,
+    topic_id: str,
+    subject: str,
+    content: str,
+    track_clicks: bool | None,
+    now: datetime,
 ) -> int:
     content_id = await session.scalar(
         insert(Content)
-        .values(topic_id=topic_id, subject=subject, content=content, created_at=now)
+        .values(
+            topic_id=topic_id,
+            subject=subject,
+            content=content,
+            track_clicks=track_clicks,
+            created_at=now,
+        )
         .returning(Content.id)
     )
     assert isinstance(content_id, int)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 # Documented in the README ("Limits"); each answers a 4xx naming the field when exceeded.
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -21,6 +21,8 @@ class MessageIn(BaseModel):
     subject: str = ""
     content: str = ""
     scheduled_at: str | None = Field(None, alias="scheduledAt")
+    # Whether its links are rewritten to count clicks; absent: TRACK_CLICKS decides.
+    track_clicks: StrictBool | None = Field(None, alias="trackClicks")
 
 
 class MessagesIn(BaseModel):

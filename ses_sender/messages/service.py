@@ -40,6 +40,7 @@ class ValidMessage:
     scheduled_at: datetime
     recipients: list[Recipient]  # de-duplicated, in first-seen order
     positions: list[int]  # for each submitted address, its index in `recipients`
+    track_clicks: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ def _validate_message(message: MessageIn, where: str, now: datetime) -> ValidMes
         scheduled_at=parse_scheduled_time(message.scheduled_at, f"{where}.scheduledAt", now),
         recipients=recipients,
         positions=positions,
+        track_clicks=message.track_clicks,
     )
 
 
@@ -167,6 +169,7 @@ async def accept_messages(
             topic_id=message.topic_id,
             subject=message.subject,
             content=message.content,
+            track_clicks=message.track_clicks,
             now=now,
         )
         ids = await repository.insert_requests(

@@ -36,6 +36,7 @@ from tests.support.ses_events import (
     ses_message,
 )
 from tests.support.spies import spy
+from tests.support.tracking import DESKTOP_BROWSER
 from tests.support.webhooks import Receiver, SenderFactory, create_webhook
 
 
@@ -228,8 +229,11 @@ class TestQueueing:
         request_id = await add_request(runtime)
 
         token = runtime.tokens.for_open(request_id)
-        pixel = await client.get("/v1/events/open", params={"t": token})
+        pixel = await client.get(
+            "/v1/events/open", params={"t": token}, headers={"user-agent": DESKTOP_BROWSER}
+        )
         assert pixel.status_code == 200
+        await runtime.hits.settle()
 
         assert await make_sender().deliver_due() == 1
         (received,) = receiver.received
@@ -240,7 +244,7 @@ class TestQueueing:
             "topicId": "t1",
             "email": RECIPIENT,
             "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "details": {},
+            "details": {"machine": False, "reason": "direct"},
         }
 
     async def test_no_webhook_no_delivery(self, runtime: Runtime, clock: FakeClock) -> None:
