@@ -9,9 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from selectolax.lexbor import LexborHTMLParser
 
+from ses_sender.composer.service import EmailComposer
+from ses_sender.composition import Runtime
+from ses_sender.delivery.emails import ContentParts, QueuedEmail
+from ses_sender.models import Content, Request
 from ses_sender.tracking.classify import RequestShape, Signatures
 from ses_sender.tracking.service import Judge
+from ses_sender.transports.base import OutgoingEmail
 
 JUDGE = Judge(Signatures.packaged(), timedelta(seconds=10))
 _SHAPES = Path(__file__).parent / "vectors" / "request_shapes.json"
@@ -60,3 +66,33 @@ DESKTOP_BROWSER = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36"
 )
+
+
+async def composed(runtime: Runtime, request_id: int) -> OutgoingEmail:
+    """The email the worker would send for `request_id`, composed as the worker composes it."""
+    async with runtime.sessionmaker() as session:
+        row = await session.get(Request, request_id)
+        assert row is not None
+        content = await session.get(Content, row.content_id)
+        assert content is not None
+    composer = EmailComposer(
+        sender="sender@example.com",
+        public_base_url=runtime.settings.server_host,
+        tokens=runtime.tokens,
+        track_clicks=runtime.settings.track_clicks,
+    )
+    queued = QueuedEmail(
+        row.id, row.topic_id, row.to, row.recipient_key, row.content_id, row.attempts + 1
+    )
+    return composer.compose(
+        queued, ContentParts(content.subject, content.content, content.track_clicks)
+    )
+
+
+def tracked_links(html: str) -> list[str]:
+    """The tracked links of an email, in order; the hidden honeypot last."""
+    return [
+        anchor.attrs["href"] or ""
+        for anchor in LexborHTMLParser(html).css("a[href]")
+        if "/v1/c/" in (anchor.attrs["href"] or "")
+    ]
