@@ -18,6 +18,10 @@ stub through the worker's own HTTP client (aiohttp + our SigV4 signer), 64 in fl
 database, no pacing and no recording; the report gives the worker's emails/s as a share of it,
 measured in the same run, which is what holds on a shared machine whose speed varies.
 
+Click rewriting: with `--clicks`, each repetition runs the worker twice on fresh databases,
+links sent as they are (TRACK_CLICKS=false) and rewritten to tracked links (TRACK_CLICKS=true),
+and the report gives the tracked run's emails/s as a share of the plain one's.
+
 Memory: for each queue size (default 10,000 and 1,000,000), a fresh database with that many
 queued emails and a fresh worker that runs for a fixed time; its peak resident memory (VmHWM)
 is read just before SIGTERM. Flat means the worker holds a bounded claim, not the queue.
@@ -105,6 +109,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class ThroughputResult:
+    track_clicks: bool  # links rewritten to tracked links
     emails: int
     concurrency: int
     seconds: float  # first sample with an email recorded -> all recorded
@@ -153,7 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
             workdir = Path(directory)
             with stub_process(workdir) as stub:
-                throughput = [measure_throughput(args, stub, workdir) for _ in range(args.repeat)]
+                modes = (False, True) if args.clicks else (False,)
+                throughput = [
+                    measure_throughput(args, stub, workdir, track_clicks=track_clicks)
+                    for _ in range(args.repeat)
+                    for track_clicks in modes
+                ]
                 memory = [
                     measure_memory(args, stub, workdir, queued) for queued in args.memory_sizes
                 ]
@@ -215,6 +225,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DSN",
         help="an admin connection on a loopback server; the bench creates and drops its own "
         f"databases there (default: ${POSTGRES_ENV} or {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument(
+        "--clicks",
+        action="store_true",
+        help="also run each repetition with click rewriting (TRACK_CLICKS=true) and compare",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
     return parser
@@ -332,6 +347,7 @@ def worker_environment(
     concurrency: int,
     rate: float = EMAIL_RATE,
     log_level: str = "WARNING",
+    track_clicks: bool = False,
 ) -> dict[str, str]:
     """Only what the worker needs: nothing from the caller's environment or .env leaks in."""
     return {
@@ -344,6 +360,7 @@ def worker_environment(
         "MAX_CONCURRENT": str(concurrency),
         "SERVER_HOST": "https://mail.example.com",
         "TRACKING_SECRET": "bench-tracking-secret-0123456789",
+        "TRACK_CLICKS": "true" if track_clicks else "false",
         "AWS_ENDPOINT_URL_SESV2": stub_url,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
@@ -408,12 +425,15 @@ async def sent_count(connection: asyncpg.Connection) -> int:
 # -- the runs ----------------------------------------------------------------------------------
 
 
-def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> ThroughputResult:
+def measure_throughput(
+    args: argparse.Namespace, stub: Stub, workdir: Path, *, track_clicks: bool
+) -> ThroughputResult:
     with postgres_database(args.postgres) as database_url:
         migrate(database_url, workdir, args.source)
-        result = asyncio.run(_throughput(args, stub, workdir, database_url))
+        result = asyncio.run(_throughput(args, stub, workdir, database_url, track_clicks))
     print(
-        f"  {result.emails:,} emails: {result.emails_per_s:,.0f} emails/s, "
+        f"  {result.emails:,} emails{' (tracked links)' if track_clicks else ''}: "
+        f"{result.emails_per_s:,.0f} emails/s, "
         f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email; the bare client "
         f"{result.bare_emails_per_s:,.0f}/s: {result.share_of_bare:.0%}",
         file=sys.stderr,
@@ -423,7 +443,7 @@ def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> T
 
 
 async def _throughput(
-    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str
+    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str, track_clicks: bool
 ) -> ThroughputResult:
     emails: int = args.emails
     await queue_emails(database_url, emails)
@@ -435,7 +455,12 @@ async def _throughput(
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         environment = worker_environment(
-            database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
+            database_url,
+            workdir,
+            args.source,
+            stub_url=stub.url,
+            concurrency=args.concurrency,
+            track_clicks=track_clicks,
         )
         with worker_process(environment, workdir) as worker:
             samples = await _sample_until_sent(connection, worker, emails, timeout_s)
@@ -456,6 +481,7 @@ async def _throughput(
     )
     bare = await _bare_client(stub, workdir, args.source, min(emails, BARE_EMAILS))
     return ThroughputResult(
+        track_clicks=track_clicks,
         emails=emails,
         concurrency=args.concurrency,
         seconds=seconds,
@@ -586,6 +612,7 @@ def format_report(
         "",
     ]
     header = (
+        "links",
         "emails",
         "seconds",
         "emails/s",
@@ -604,6 +631,7 @@ def format_report(
     )
     rows: list[tuple[str, ...]] = [
         (
+            "tracked" if r.track_clicks else "plain",
             f"{r.emails:,}",
             f"{r.seconds:.1f}",
             f"{r.emails_per_s:,.0f}",
@@ -623,6 +651,14 @@ def format_report(
         for r in throughput
     ]
     lines += _table(header, rows)
+    plain = [r for r in throughput if not r.track_clicks]
+    tracked = [r for r in throughput if r.track_clicks]
+    for before, after in zip(plain, tracked, strict=False):
+        lines.append(
+            f"tracked links: {after.emails_per_s:,.0f} emails/s, "
+            f"{after.emails_per_s / before.emails_per_s:.0%} of plain "
+            f"({before.emails_per_s:,.0f}/s) in the same run"
+        )
     if memory:
         lines += [
             "",

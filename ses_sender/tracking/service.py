@@ -3,7 +3,6 @@ each event judged a person's or a machine's."""
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from ses_sender.tracking.links import ClickLinks, Target
 from ses_sender.tracking.repository import RecentClick, RequestFacts
 from ses_sender.tracking.tokens import ClickToken
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
-
-log = logging.getLogger(__name__)
 
 LINK_CACHE_SIZE = 1_024  # contents; a campaign's clicks all land on one
 # Clicks of one recipient this close together are one burst: a scanner follows every link of
