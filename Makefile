@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-personal-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats bench-ingest-vs-send lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-personal-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats bench-ingest-vs-send bench-redirect lock clean
 
 # Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
 # than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
@@ -73,6 +73,9 @@ bench-stats: $(STAMP)
 
 bench-ingest-vs-send: $(STAMP)
 	$(BIN)/python -m bench.ingest_vs_send
+
+bench-redirect: $(STAMP)
+	$(BIN)/python -m bench.redirect
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -18,6 +18,10 @@ stub through the worker's own HTTP client (aiohttp + our SigV4 signer), 64 in fl
 database, no pacing and no recording; the report gives the worker's emails/s as a share of it,
 measured in the same run, which is what holds on a shared machine whose speed varies.
 
+Click rewriting: with `--clicks`, each repetition runs the worker twice on fresh databases,
+links sent as they are (TRACK_CLICKS=false) and rewritten to tracked links (TRACK_CLICKS=true),
+and the report gives the tracked run's emails/s as a share of the plain one's.
+
 Memory: for each queue size (default 10,000 and 1,000,000), a fresh database with that many
 queued emails and a fresh worker that runs for a fixed time; its peak resident memory (VmHWM)
 is read just before SIGTERM. Flat means the worker holds a bounded claim, not the queue.
@@ -114,7 +118,9 @@ class Sample:
 
 @dataclass(frozen=True)
 class ThroughputResult:
-    templated: bool  # one content rendered per recipient from its own data, or sent as given
+    mode: (
+        str  # plain; templated: rendered per recipient from its own data; tracked: links rewritten
+    )
     emails: int
     concurrency: int
     seconds: float  # first sample with an email recorded -> all recorded
@@ -163,11 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
             workdir = Path(directory)
             with stub_process(workdir) as stub:
-                modes = (False, True) if args.templated else (False,)
+                modes = ["plain"]
+                modes += ["templated"] if args.templated else []
+                modes += ["tracked"] if args.clicks else []
                 throughput = [
-                    measure_throughput(args, stub, workdir, templated=templated)
+                    measure_throughput(args, stub, workdir, mode=mode)
                     for _ in range(args.repeat)
-                    for templated in modes
+                    for mode in modes
                 ]
                 memory = [
                     measure_memory(args, stub, workdir, queued) for queued in args.memory_sizes
@@ -244,6 +252,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DSN",
         help="an admin connection on a loopback server; the bench creates and drops its own "
         f"databases there (default: ${POSTGRES_ENV} or {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument(
+        "--clicks",
+        action="store_true",
+        help="also run each repetition with click rewriting (TRACK_CLICKS=true) and compare",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
     return parser
@@ -369,6 +382,7 @@ def worker_environment(
     concurrency: int,
     rate: float = EMAIL_RATE,
     log_level: str = "WARNING",
+    track_clicks: bool = False,
 ) -> dict[str, str]:
     """Only what the worker needs: nothing from the caller's environment or .env leaks in."""
     return {
@@ -381,6 +395,7 @@ def worker_environment(
         "MAX_CONCURRENT": str(concurrency),
         "SERVER_HOST": "https://mail.example.com",
         "TRACKING_SECRET": "bench-tracking-secret-0123456789",
+        "TRACK_CLICKS": "true" if track_clicks else "false",
         "AWS_ENDPOINT_URL_SESV2": stub_url,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
@@ -446,13 +461,13 @@ async def sent_count(connection: asyncpg.Connection) -> int:
 
 
 def measure_throughput(
-    args: argparse.Namespace, stub: Stub, workdir: Path, *, templated: bool = False
+    args: argparse.Namespace, stub: Stub, workdir: Path, *, mode: str = "plain"
 ) -> ThroughputResult:
     with postgres_database(args.postgres) as database_url:
         migrate(database_url, workdir, args.source)
-        result = asyncio.run(_throughput(args, stub, workdir, database_url, templated))
+        result = asyncio.run(_throughput(args, stub, workdir, database_url, mode))
     print(
-        f"  {result.emails:,} emails{' templated' if templated else ''}: "
+        f"  {result.emails:,} emails ({mode}): "
         f"{result.emails_per_s:,.0f} emails/s, "
         f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email; the bare client "
         f"{result.bare_emails_per_s:,.0f}/s: {result.share_of_bare:.0%}",
@@ -463,10 +478,10 @@ def measure_throughput(
 
 
 async def _throughput(
-    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str, templated: bool
+    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str, mode: str
 ) -> ThroughputResult:
     emails: int = args.emails
-    await queue_emails(database_url, emails, templated=templated)
+    await queue_emails(database_url, emails, templated=mode == "templated")
     await stub_call(stub, "POST", "/_stub/reset")
     # An account whose MaxSendRate does not bind: the worker caps its rate at the account's.
     await stub_configure(stub, ROOMY_ACCOUNT)
@@ -475,7 +490,12 @@ async def _throughput(
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         environment = worker_environment(
-            database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
+            database_url,
+            workdir,
+            args.source,
+            stub_url=stub.url,
+            concurrency=args.concurrency,
+            track_clicks=mode == "tracked",
         )
         with worker_process(environment, workdir) as worker:
             samples = await _sample_until_sent(connection, worker, emails, timeout_s)
@@ -496,7 +516,7 @@ async def _throughput(
     )
     bare = await _bare_client(stub, workdir, args.source, min(emails, BARE_EMAILS))
     return ThroughputResult(
-        templated=templated,
+        mode=mode,
         emails=emails,
         concurrency=args.concurrency,
         seconds=seconds,
@@ -646,7 +666,7 @@ def format_report(
     )
     rows: list[tuple[str, ...]] = [
         (
-            "templated" if r.templated else "plain",
+            r.mode,
             f"{r.emails:,}",
             f"{r.seconds:.1f}",
             f"{r.emails_per_s:,.0f}",
@@ -666,15 +686,16 @@ def format_report(
         for r in throughput
     ]
     lines += _table(header, rows)
-    pairs = list(zip(throughput[::2], throughput[1::2], strict=False))
-    if args.templated and pairs:
-        lines.append("")
-        lines += [
-            f"templated/plain: {templated.emails_per_s / plain.emails_per_s:.0%} of the emails/s, "
-            f"{templated.worker_cpu_ms_per_email / plain.worker_cpu_ms_per_email:.2f}x the "
-            "worker CPU per email"
-            for plain, templated in pairs
-        ]
+    plain = [r for r in throughput if r.mode == "plain"]
+    for other in ("templated", "tracked"):
+        for before, after in zip(plain, [r for r in throughput if r.mode == other], strict=False):
+            lines.append(
+                f"{other}: {after.emails_per_s:,.0f} emails/s, "
+                f"{after.emails_per_s / before.emails_per_s:.0%} of plain "
+                f"({before.emails_per_s:,.0f}/s) in the same run, "
+                f"{after.worker_cpu_ms_per_email / before.worker_cpu_ms_per_email:.2f}x the "
+                "worker CPU per email"
+            )
     if memory:
         lines += [
             "",

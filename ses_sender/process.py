@@ -159,7 +159,10 @@ async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
 
 
 def _server(app: FastAPI, port: int, runtime: Runtime) -> _Server:
-    return _Server(server_config(app, host=runtime.settings.server_bind, port=port))
+    # The client's address is the app's to work out (FORWARDED_ALLOW_IPS), not uvicorn's.
+    return _Server(
+        server_config(app, host=runtime.settings.server_bind, port=port, proxy_headers=False)
+    )
 
 
 class _Server(uvicorn.Server):

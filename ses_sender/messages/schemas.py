@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from typing_extensions import TypedDict
 
 # Documented in the README ("Limits"); each answers a 4xx naming the field when exceeded.
@@ -62,6 +62,8 @@ class MessageIn(BaseModel):
     headers: dict[str, str] | None = None
     tags: dict[str, str] | None = None
     attachments: list[AttachmentIn] | None = None
+    # Whether its links are rewritten to count clicks; absent: TRACK_CLICKS decides.
+    track_clicks: StrictBool | None = Field(None, alias="trackClicks")
 
 
 class MessagesIn(BaseModel):

@@ -83,6 +83,7 @@ class ValidMessage:
     tags: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
     template: TemplateParts | None = None
+    track_clicks: bool | None = None  # None: TRACK_CLICKS decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ async def validate_message(
         tags=check_tags(message.tags, f"{where}.tags"),
         attachments=check_attachments(message.attachments, f"{where}.attachments"),
         template=template,
+        track_clicks=message.track_clicks,
     )
 
 
@@ -326,6 +328,7 @@ async def accept_messages(
             tags=message.tags,
             template_id=None if message.template is None else message.template.template_id,
             template_version=None if message.template is None else message.template.version,
+            track_clicks=message.track_clicks,
             now=now,
         )
         await repository.insert_attachments(session, content_id, message.attachments)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     and_,
     bindparam,
+    case,
+    distinct,
+    false,
     func,
     literal,
     or_,
@@ -28,8 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ses_sender.db.dialect import insert_for, insert_for_dialect
 from ses_sender.models import (
     CounterScope,
+    EventType,
     Request,
     Result,
+    ResultSource,
     StatCounter,
     StatDelta,
     StatTopic,
@@ -56,6 +63,57 @@ _FACT_COLUMNS = (
     Request.complained_at,
     Request.unsubscribed_at,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """Our own opens or clicks of a topic (or of one link), people's and machines'."""
+
+    total: int
+    machine: int
+    unique: int  # requests with any
+    unique_human: int  # requests with one a person made
+    unique_machine: int  # requests with one a machine made
+
+
+def _tracked_in_topic(topic_id: str, kind: EventType) -> Select[Any]:
+    machine = func.coalesce(Result.machine, false())
+    return (
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((machine, 1), else_=0)), 0),
+            func.count(distinct(Result.request_id)),
+            func.count(distinct(case((~machine, Result.request_id)))),
+            func.count(distinct(case((machine, Result.request_id)))),
+        )
+        .select_from(Result)
+        .join(Request, Request.id == Result.request_id)
+        .where(
+            Request.topic_id == topic_id,
+            Result.status == kind,
+            Result.source == ResultSource.TRACKING,
+        )
+    )
+
+
+async def engagement(session: AsyncSession, topic_id: str, kind: EventType) -> Engagement:
+    row = (await session.execute(_tracked_in_topic(topic_id, kind))).one()
+    return Engagement(*(int(value) for value in row))
+
+
+async def link_engagement(
+    session: AsyncSession, topic_id: str, *, limit: int
+) -> list[tuple[str, Engagement]]:
+    """Clicks by link URL, the most clicked first (the honeypot, which has none, left out)."""
+    rows = await session.execute(
+        _tracked_in_topic(topic_id, EventType.CLICK)
+        .add_columns(Result.url)
+        .where(Result.url.is_not(None))
+        .group_by(Result.url)
+        .order_by(func.count().desc(), Result.url)
+        .limit(limit)
+    )
+    return [(row[-1], Engagement(*(int(value) for value in row[:-1]))) for row in rows]
 
 
 # -- the facts the counters count -------------------------------------------------------------

@@ -26,7 +26,7 @@ from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
 from tests.support.clock import FakeClock
 from tests.support.polling import wait_until, while_running
-from tests.support.rows import CLAIM_TOKEN, add_request, stored_results
+from tests.support.rows import CLAIM_TOKEN, add_request, queue_emails, stored_results
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -36,6 +36,7 @@ from tests.support.ses_events import (
     ses_message,
 )
 from tests.support.spies import spy
+from tests.support.tracking import DESKTOP_BROWSER, click_path, composed, tracked_links
 from tests.support.webhooks import (
     Receiver,
     SenderFactory,
@@ -208,8 +209,11 @@ class TestQueueing:
         request_id = await add_request(runtime)
 
         token = runtime.tokens.for_open(request_id)
-        pixel = await client.get("/v1/events/open", params={"t": token})
+        pixel = await client.get(
+            "/v1/events/open", params={"t": token}, headers={"user-agent": DESKTOP_BROWSER}
+        )
         assert pixel.status_code == 200
+        await runtime.hits.settle()
 
         assert await make_sender().deliver_due() == 1
         (received,) = receiver.received
@@ -220,7 +224,37 @@ class TestQueueing:
             "topicId": "t1",
             "email": RECIPIENT,
             "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "details": {},
+            "details": {"machine": False, "reason": "direct"},
+        }
+
+    async def test_a_click_on_a_tracked_link_is_posted_as_click(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        clock: FakeClock,
+        receiver: Receiver,
+        make_sender: SenderFactory,
+    ) -> None:
+        hook = await create_webhook(client, receiver.url, events=["Click"])
+        [request_id] = await queue_emails(
+            runtime, [RECIPIENT], html='<p><a href="https://shop.example/sale">sale</a></p>'
+        )
+        [link, _honeypot] = tracked_links((await composed(runtime, request_id)).html)
+
+        click = await client.get(click_path(link), headers={"user-agent": DESKTOP_BROWSER})
+        assert click.status_code == 302
+        await runtime.hits.settle()
+
+        assert await make_sender().deliver_due() == 1
+        (received,) = receiver.received
+        assert received.signed_by(hook["secret"])
+        assert received.document() == {
+            "type": "Click",
+            "requestId": request_id,
+            "topicId": "t1",
+            "email": RECIPIENT,
+            "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "details": {"machine": False, "reason": "direct", "url": "https://shop.example/sale"},
         }
 
     async def test_no_webhook_no_delivery(self, runtime: Runtime, clock: FakeClock) -> None:
