@@ -152,7 +152,9 @@ async def _click(
             chooser.choice(request_ids), content_id, position, targets[position].fingerprint
         )
         plan.append((f"/v1/c/{tokens.for_click(click)}", targets[position].location))
-    connector = aiohttp.TCPConnector(limit=256)
+    # Idle connections let go before the server's keep-alive (uvicorn: 5 s) ends them, so a
+    # slow rate never reuses one the server is closing.
+    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=2)
     async with aiohttp.ClientSession(
         base_url, connector=connector, headers={"user-agent": USER_AGENT}
     ) as session:
