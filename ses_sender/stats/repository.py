@@ -431,13 +431,6 @@ async def topics_page(
     return [(topic_id, created_at) for topic_id, created_at in await session.execute(query)]
 
 
-async def topic_created_at(session: AsyncSession, topic_id: str) -> datetime | None:
-    found: datetime | None = await session.scalar(
-        select(StatTopic.created_at).where(StatTopic.topic_id == topic_id)
-    )
-    return found
-
-
 async def sent_between(session: AsyncSession, since: datetime, until: datetime) -> int:
     """Requests sent from `since` to before `until`, counted row by row (ix on sent_at): for the
     part of a range no bucket covers."""

@@ -146,3 +146,15 @@ async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: P
         "no SNS topic is trusted, so every SES event and subscription confirmation is refused: "
         "run `ses-sender setup-aws` (it records the topic it wires) or set SNS_TOPIC_ARNS"
     ) in log.read_text()
+
+
+def test_stats_verify_recounts_the_counters(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/verify.db"
+    assert run_cli(["migrate"], tmp_path, DATABASE_URL=database).returncode == 0
+
+    every = run_cli(["stats", "verify"], tmp_path, DATABASE_URL=database)
+    one = run_cli(["stats", "verify", "spring/sale"], tmp_path, DATABASE_URL=database)
+
+    assert (every.returncode, one.returncode) == (0, 0)
+    assert "every topic: 0 requests recounted; every counter matches" in every.stdout
+    assert "topic 'spring/sale': 0 requests recounted" in one.stdout
