@@ -102,10 +102,6 @@ async def resume_sending(session: AsyncSession) -> list[str]:
 
 async def progress(session: AsyncSession, topic_id: str) -> Progress:
     counts = await stats.request_counts(session, topic_id)
-    return _progress(topic_id, counts)
-
-
-def _progress(topic_id: str, counts: dict[int, int]) -> Progress:
     return Progress(
         topic_id=topic_id,
         total=sum(counts.values()),
