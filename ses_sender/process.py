@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import sentry_sdk
 import uvicorn
+from fastapi import FastAPI
 
 from ses_sender.composition import (
     Runtime,
@@ -22,6 +23,7 @@ from ses_sender.composition import (
     build_worker,
     choose_transport,
     create_app,
+    create_metrics_app,
     open_runtime,
     start_transport,
 )
@@ -64,7 +66,7 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks: dict[str, asyncio.Task[None]] = {}
     parts: list[SideTask] = []
-    server: _Server | None = None
+    servers: list[_Server] = []
     transport: Transport | None = None
     try:
         if Role.WORKER in role:
@@ -72,22 +74,19 @@ async def _run_roles(runtime: Runtime, role: Role) -> int:
             parts = await _start_worker(runtime, transport, tasks)
         if Role.API in role:
             await _announce_trusted_topics(runtime.topics)
-            server = _Server(
-                uvicorn.Config(
-                    create_app(runtime),
-                    host=runtime.settings.server_bind,
-                    port=runtime.settings.server_port,
-                    log_config=None,
-                    lifespan="off",
-                )
-            )
-            tasks["api"] = asyncio.create_task(server.serve(), name="api")
+            servers.append(_server(create_app(runtime), runtime.settings.server_port, runtime))
+            tasks["api"] = asyncio.create_task(servers[-1].serve(), name="api")
+        if runtime.settings.metrics_port is not None:
+            port = runtime.settings.metrics_port
+            servers.append(_server(create_metrics_app(runtime), port, runtime))
+            tasks["metrics"] = asyncio.create_task(servers[-1].serve(), name="metrics")
+            log.info("serving /metrics on port %d", port)
         _spare_the_collector_start_up()
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         log.info("stopping")
-        if server is not None:
+        for server in servers:
             server.should_exit = True
         for part in parts:
             part.stop()
@@ -156,6 +155,18 @@ async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
             sentry_sdk.capture_exception(error)
             code = 1
     return code
+
+
+def _server(app: FastAPI, port: int, runtime: Runtime) -> _Server:
+    return _Server(
+        uvicorn.Config(
+            app,
+            host=runtime.settings.server_bind,
+            port=port,
+            log_config=None,
+            lifespan="off",
+        )
+    )
 
 
 class _Server(uvicorn.Server):

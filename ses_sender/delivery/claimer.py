@@ -13,11 +13,12 @@ from ses_sender.clock import Clock
 from ses_sender.delivery import repository
 from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Verdict
 from ses_sender.delivery.leases import Leases
-from ses_sender.delivery.ports import ClaimGate
+from ses_sender.delivery.ports import ChangeCounter, ClaimGate
 
 LEASE_TOKEN_BITS = 63  # a positive BIGINT
 
 CONTENT_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
+CONTENT_CACHE_BYTES = 64 * 1024 * 1024  # and no more than this, attachments included
 
 
 class Claimer:
@@ -26,11 +27,13 @@ class Claimer:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         gates: Sequence[ClaimGate],
+        counter: ChangeCounter,
         clock: Clock,
         leases: Leases,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._gates = gates
+        self._counter = counter
         self._clock = clock
         self._leases = leases
         self._lease = timedelta(seconds=leases.lease_s)
@@ -46,6 +49,7 @@ class Claimer:
             claimed = await repository.claim_due(
                 session, now=now, lease_until=now + self._lease, lease_token=token, limit=limit
             )
+            await self._counter.claimed(session, claimed)
             verdicts = await self._screen(session, claimed, lease_token=token, now=now)
             batch = [queued for queued in claimed if queued.request_id not in verdicts]
             contents = await self._contents_of(session, batch)
@@ -57,7 +61,11 @@ class Claimer:
         by_token: dict[int, list[int]] = defaultdict(list)
         for queued in emails:
             by_token[queued.lease_token].append(queued.request_id)
-        async with self._sessionmaker() as session, session.begin():
+        async with (
+            self._sessionmaker() as session,
+            session.begin(),
+            self._counter.counting(session, [queued.request_id for queued in emails]),
+        ):
             for token, request_ids in by_token.items():
                 await repository.release(
                     session, request_ids, lease_token=token, now=self._clock.now()
@@ -80,8 +88,9 @@ class Claimer:
                 verdicts.update(await gate.screen(session, remaining, now=now))
         stops = {rid: verdict for rid, verdict in verdicts.items() if isinstance(verdict, Stop)}
         holds = [rid for rid, verdict in verdicts.items() if isinstance(verdict, Hold)]
-        await repository.stop(session, stops, lease_token=lease_token, now=now)
-        await repository.release(session, holds, lease_token=lease_token, now=now, hold=True)
+        async with self._counter.counting(session, verdicts):
+            await repository.stop(session, stops, lease_token=lease_token, now=now)
+            await repository.release(session, holds, lease_token=lease_token, now=now, hold=True)
         return verdicts
 
     async def _contents_of(
@@ -94,6 +103,9 @@ class Claimer:
         for content_id, parts in found.items():
             self._contents[content_id] = parts
             self._contents.move_to_end(content_id)
-        while len(self._contents) > CONTENT_CACHE_SIZE:
-            self._contents.popitem(last=False)
+        cached_size = sum(parts.size for parts in self._contents.values())
+        while len(self._contents) > CONTENT_CACHE_SIZE or (
+            cached_size > CONTENT_CACHE_BYTES and len(self._contents) > 1
+        ):
+            cached_size -= self._contents.popitem(last=False)[1].size
         return found

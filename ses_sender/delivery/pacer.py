@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from ses_sender import instruments
+
 log = logging.getLogger(__name__)
 
 # The window the rate is counted in, plus room for jitter we cannot pay back: the lateness we
@@ -280,6 +282,7 @@ class Pacer:
         backed_off = self._backoff.after_throttle(now, floor=floor)
         if backed_off is None:
             return
+        instruments.RATE_BACKOFFS.inc()
         seen = self._unshared_backoff[0] if self._unshared_backoff else self._backoff
         self._unshared_backoff = (seen, backed_off)
         self._backoff = backed_off

@@ -23,7 +23,7 @@ from ses_sender.delivery import repository
 from ses_sender.delivery.emails import SendResult, Sent
 from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
-from ses_sender.delivery.ports import SentHook
+from ses_sender.delivery.ports import ChangeCounter, SentHook
 from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, wait_any
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Recorder:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         hooks: Sequence[SentHook],
+        counter: ChangeCounter,
         clock: Clock,
         journal: OutcomeJournal,
         leases: Leases,
@@ -67,6 +68,7 @@ class Recorder:
         pacer shares what it learned); a transient failure there is retried like a flush."""
         self._sessionmaker = sessionmaker
         self._hooks = hooks
+        self._counter = counter
         self._clock = clock
         self._journal = journal
         self._leases = leases
@@ -166,7 +168,11 @@ class Recorder:
 
     async def _write(self, results: Sequence[SendResult]) -> None:
         now = self._clock.now()
-        async with self._sessionmaker() as session, session.begin():
+        async with (
+            self._sessionmaker() as session,
+            session.begin(),
+            self._counter.counting(session, {result.request_id for result in results}),
+        ):
             await repository.record_outcomes(session, results, now=now)
             sent = [result for result in results if isinstance(result, Sent)]
             if sent:

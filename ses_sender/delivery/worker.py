@@ -18,6 +18,7 @@ import math
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
+from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
@@ -41,6 +42,7 @@ from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, wait_any
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
+    PermanentError,
     SendError,
     ThrottledError,
     TransientError,
@@ -228,27 +230,34 @@ class Worker:
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         handed_over = False
         try:
-            email = self._composer.compose(queued, content)
-            slot = await self._wait_for_slot(queued)
-            if slot is None:
-                result: SendResult = self._not_tried(queued)
-            elif not self._leases.may_send(queued.request_id):
-                self._lease_unsure += 1
-                result = self._not_tried(queued)
+            result: SendResult
+            try:
+                email = self._composer.compose(queued, content)
+            except SendError as error:
+                result = self._after_failure(queued, error)
             else:
-                handover = _Handover(self._pacer, slot)
-                try:
-                    result = await self._attempt(queued, email, handover)
-                except asyncio.CancelledError:
-                    if handover.done:  # on the wire, its answer never heard: at most once
-                        self._cut_off += 1
-                        self._recorder.add(
-                            Unconfirmed(queued.request_id, self._clock.now(), queued.lease_token)
-                        )
-                        handed_over = True
-                    else:
-                        self._never_tried.append(queued)
-                    raise
+                slot = await self._wait_for_slot(queued)
+                if slot is None:
+                    result = self._not_tried(queued)
+                elif not self._leases.may_send(queued.request_id):
+                    self._lease_unsure += 1
+                    result = self._not_tried(queued)
+                else:
+                    handover = _Handover(self._pacer, slot)
+                    try:
+                        result = await self._attempt(queued, email, handover)
+                    except asyncio.CancelledError:
+                        if handover.done:  # on the wire, its answer never heard: at most once
+                            self._cut_off += 1
+                            self._recorder.add(
+                                Unconfirmed(
+                                    queued.request_id, self._clock.now(), queued.lease_token
+                                )
+                            )
+                            handed_over = True
+                        else:
+                            self._never_tried.append(queued)
+                        raise
             self._recorder.add(result)
             handed_over = True  # the recorder frees the place once it is written
         finally:
@@ -293,8 +302,11 @@ class Worker:
             log.exception("unexpected error sending request %s", queued.request_id)
             return self._after_failure(queued, TransientError(f"{type(error).__name__}: {error}"))
         finally:
-            self._latency.observe(self._clock.monotonic() - started)
+            took_s = self._clock.monotonic() - started
+            self._latency.observe(took_s)
+            instruments.SEND_DURATION.observe(took_s)
             self._in_flight_limit.resize(self._in_flight_wanted())
+        instruments.EMAILS_SENT.inc()
         return Sent(queued.request_id, message_id, self._clock.now(), queued.lease_token)
 
     def _in_flight_wanted(self) -> int:
@@ -302,11 +314,21 @@ class Worker:
 
     def _after_failure(self, queued: QueuedEmail, error: SendError) -> SendResult:
         if isinstance(error, ThrottledError):
+            instruments.THROTTLES.inc()
             self._pacer.throttled()
-        if isinstance(error, AccountPausedError):
+        elif isinstance(error, AccountPausedError):
+            instruments.SEND_FAILURES.labels("account_paused").inc()
             self._pauses.account_refused(error.reason)
+        elif isinstance(error, PermanentError):
+            instruments.SEND_FAILURES.labels("permanent").inc()
+        else:
+            instruments.SEND_FAILURES.labels("transient").inc()
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
+            if isinstance(error, PermanentError):
+                instruments.EMAILS_FAILED_PERMANENT.inc()
+            else:
+                instruments.EMAILS_FAILED_ATTEMPTS.inc()
             return Failed(queued.request_id, decision.reason, queued.lease_token)
         return Requeued(
             queued.request_id,

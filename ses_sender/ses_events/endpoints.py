@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from ses_sender import instruments
 from ses_sender.errors import InvalidInput, ServiceError
 from ses_sender.ses_events import service
 from ses_sender.ses_events.dependencies import FetcherDep, IngesterDep, SnsVerifierDep
@@ -47,19 +48,24 @@ async def receive_sns(
         if message.type == "SubscriptionConfirmation":
             await confirm_subscription(message, fetcher.get)
             log.info("confirmed the SNS subscription to %s", message.topic_arn)
+            instruments.SNS_MESSAGES.labels(message.type, "confirmed").inc()
             return JSONResponse({"message": "subscription confirmed"})
     except SnsVerificationError as error:
+        instruments.SNS_VERIFICATION_FAILURES.labels("rejected").inc()
         raise InvalidInput(f"SNS message rejected: {error.reason}") from None
     except SnsTransientError as error:
         # The reason stays in our log: it can name hosts and proxies of our network.
         log.warning("SNS message not verified yet: %s", error.reason)
+        instruments.SNS_VERIFICATION_FAILURES.labels("retry").inc()
         raise ServiceError(
             "SNS message not verified yet: try again later", status_code=503
         ) from None
     if message.type == "UnsubscribeConfirmation":
         log.warning("SNS says %s unsubscribed this endpoint", message.topic_arn)
+        instruments.SNS_MESSAGES.labels(message.type, "noted").inc()
         return JSONResponse({"message": "unsubscribe noted"})
     outcome = await ingester.ingest(message, now=now)
+    instruments.SNS_MESSAGES.labels(message.type, outcome.value).inc()
     return JSONResponse({"message": outcome.value})
 
 

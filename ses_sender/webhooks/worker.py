@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.tasks import TRANSIENT_ERRORS, wait_any
 from ses_sender.webhooks import service
@@ -232,7 +233,10 @@ def _log_outcomes(
     finished: list[tuple[ClaimedDelivery, Attempt | None]], disabled: list[str | None]
 ) -> None:
     for (delivery, attempt), reason in zip(finished, disabled, strict=True):
+        if isinstance(attempt, Delivered):
+            instruments.WEBHOOK_DELIVERED.inc()
         if isinstance(attempt, NotDelivered):
+            instruments.WEBHOOK_FAILED.inc()
             log.info(
                 "webhook delivery %s (attempt %d) failed: %s",
                 delivery.id,
@@ -240,6 +244,7 @@ def _log_outcomes(
                 attempt.error,
             )
         if reason is not None:
+            instruments.WEBHOOKS_DISABLED.inc()
             log.error("webhook %s disabled: %s", delivery.webhook_id, reason)
 
 

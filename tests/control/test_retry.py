@@ -10,6 +10,7 @@ import httpx
 
 from ses_sender.composition import Runtime
 from ses_sender.models import RequestStatus
+from ses_sender.stats import service as stats
 from tests.support.clock import FakeClock
 from tests.support.rows import add_requests, requests_by_id
 
@@ -39,6 +40,9 @@ async def test_retrying_a_topic_queues_its_failed_requests_only(
         row = rows[request_id]
         assert (row.attempts, row.error, row.due_at) == (0, None, clock.now())
     assert rows[other].status == F
+    async with runtime.sessionmaker() as session:
+        assert (await stats.verify(session, None)).differences == []  # the counters followed
+    assert (await client.get("/v1/topics/t1")).json()["request"]["failed"] == 0
 
 
 async def test_retrying_a_topic_twice_requeues_nothing_more(

@@ -20,9 +20,9 @@ from ses_sender.delivery.emails import Failed, Requeued, SendResult, Sent, Uncon
 from ses_sender.delivery.journal import OutcomeJournal, read
 from ses_sender.delivery.recorder import OutcomesNotRecorded
 from ses_sender.models import RequestStatus
-from tests.support.outages import SwitchableSessionmaker
 from tests.support.polling import wait_until, while_running
 from tests.support.rows import queue_emails, requests_by_id
+from tests.support.switchable_database import SwitchableSessionmaker
 from tests.support.workers import RecordingTransport, WorkerFactory
 
 AT = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)

@@ -23,6 +23,7 @@ from ses_sender.delivery.emails import (
 from ses_sender.delivery.housekeeping import Housekeeping
 from ses_sender.models import RequestStatus
 from ses_sender.ses_events.hooks import SesEventHooks
+from ses_sender.stats.hooks import StatsHooks
 from tests.support.clock import FakeClock
 from tests.support.rows import CLAIM_TOKEN, add_requests, requests_by_id
 from tests.support.workers import claimer_with_leases
@@ -36,7 +37,9 @@ NEW_TOKEN = 777
 async def sweep(runtime: Runtime) -> tuple[int, int]:
     """What any worker's housekeeping does with expired leases now: (recorded sent, requeued)."""
     hooks = SesEventHooks(runtime.soft_bounces)
-    housekeeping = Housekeeping(runtime.sessionmaker, evidence=hooks, jobs=[], clock=runtime.clock)
+    housekeeping = Housekeeping(
+        runtime.sessionmaker, evidence=hooks, counter=StatsHooks(), jobs=[], clock=runtime.clock
+    )
     return await housekeeping.recover_expired_leases()
 
 

@@ -13,10 +13,10 @@ from ses_sender.composition import Runtime
 from ses_sender.models import RequestStatus
 from tests.support.api import post_topic
 from tests.support.databases import postgresql_only
-from tests.support.outages import database_outage
 from tests.support.polling import wait_until
 from tests.support.rows import requests_by_id
 from tests.support.ses_stub import SesStub
+from tests.support.worker_outage import worker_database_outage
 from tests.support.worker_processes import (
     StartWorker,
     accepted_per_request,
@@ -68,14 +68,14 @@ async def test_a_worker_cut_off_for_longer_than_its_lease_sends_nothing_twice(
     roomy_account(ses_stub)
     ses_stub.configure({"latency_s": 0.2})
     ids = await post_topic(live_client, "outage", RECIPIENTS)
-    async with database_outage(database_url) as outage:
+    async with worker_database_outage(database_url) as outage:
         worker = start_worker(worker_env(outage.url, ses_stub, **ENV))
         await stub_accepted(ses_stub, 20)
 
-        outage.begin()
+        await outage.begin()
         began = time.monotonic()
         await outage_lasted(began)
-        outage.end()
+        await outage.end()
 
         async def campaign_sent() -> bool:
             return await all_sent(live_runtime, ids)
@@ -99,10 +99,10 @@ async def test_rows_another_worker_took_over_are_not_sent_by_the_worker_cut_off(
     roomy_account(ses_stub)
     ses_stub.configure({"latency_s": 0.2})
     ids = await post_topic(live_client, "takeover", RECIPIENTS)
-    async with database_outage(database_url) as outage:
+    async with worker_database_outage(database_url) as outage:
         cut_off = start_worker(worker_env(outage.url, ses_stub, **ENV))
         await stub_accepted(ses_stub, 20)
-        outage.begin()
+        await outage.begin()
         rows = await requests_by_id(live_runtime)
         held = {i for i in ids if rows[i].status == RequestStatus.PROCESSING}
         other = start_worker(worker_env(database_url, ses_stub, **ENV))
@@ -112,7 +112,7 @@ async def test_rows_another_worker_took_over_are_not_sent_by_the_worker_cut_off(
 
         # The other worker sends the rest, and, once their lease ran out, the cut-off worker's.
         await wait_until(campaign_sent, "the campaign sent by the other worker", within_s=150)
-        outage.end()
+        await outage.end()
 
         async def cut_off_worker_back() -> bool:
             return "no longer this worker's" in cut_off.output() or not held
@@ -146,11 +146,11 @@ async def test_a_worker_stopped_while_the_database_is_away_journals_what_it_sent
     roomy_account(ses_stub)
     ses_stub.configure({"latency_s": 1.0})  # sends on the wire when the database goes
     ids = await post_topic(live_client, "journal", RECIPIENTS)
-    async with database_outage(database_url) as outage:
+    async with worker_database_outage(database_url) as outage:
         env = worker_env(outage.url, ses_stub, **ENV)
         worker = start_worker(env)
         await stub_accepted(ses_stub, 20)
-        outage.begin()
+        await outage.begin()
 
         async def unrecorded_outcomes() -> bool:
             return "journal" in worker.output() or "outcomes failed" in worker.output()
@@ -160,7 +160,7 @@ async def test_a_worker_stopped_while_the_database_is_away_journals_what_it_sent
         stopped = [line for line in worker.output().splitlines() if "the worker stopped" in line]
         assert len(stopped) == 1, worker.output()
         assert "kept in the outcome journal" in stopped[0]
-        outage.end()
+        await outage.end()
 
         restarted = start_worker(env)
 

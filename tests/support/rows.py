@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ses_sender.composition import Runtime
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus, Result, StopReason, Suppression
+from ses_sender.stats import service as stats
 from tests.support.ses_events import RECIPIENT, SES_MESSAGE_ID
 
 # The lease token of the rows these helpers leave claimed (PROCESSING), as a worker's claim would.
@@ -49,6 +50,7 @@ async def add_request(
         )
         session.add(request)
         await session.flush()
+        await stats.count_added(session, [request.id])
         return request.id
 
 
@@ -72,6 +74,7 @@ async def add_requests(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 
@@ -141,6 +144,7 @@ async def queue_emails(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 
@@ -181,6 +185,7 @@ async def add_sends(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 

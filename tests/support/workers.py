@@ -12,7 +12,11 @@ from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.ports import ClaimGate
 from ses_sender.delivery.worker import Worker
+from ses_sender.models import Request, RequestStatus
+from ses_sender.stats.hooks import StatsHooks
 from ses_sender.transports.base import OutgoingEmail, SendError
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import requests_by_id
 
 # A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
 WorkerFactory = Callable[..., Worker]
@@ -23,7 +27,10 @@ def claimer_with_leases(
 ) -> tuple[Claimer, Leases]:
     """A claimer as a worker's, and the leases it takes (sends may last 5 s)."""
     leases = Leases(runtime.sessionmaker, clock=runtime.clock, lease_s=lease_s, send_timeout_s=5.0)
-    return Claimer(runtime.sessionmaker, gates=gates, clock=runtime.clock, leases=leases), leases
+    claimer = Claimer(
+        runtime.sessionmaker, gates=gates, counter=StatsHooks(), clock=runtime.clock, leases=leases
+    )
+    return claimer, leases
 
 
 def claimer_for(runtime: Runtime, gates: Sequence[ClaimGate]) -> Claimer:
@@ -56,3 +63,21 @@ class RecordingTransport:
 
     async def close(self) -> None:
         return None
+
+
+async def send_with_worker(
+    runtime: Runtime, worker: Worker, ids: list[int], status: RequestStatus = RequestStatus.SENT
+) -> dict[int, Request]:
+    """Run `worker` until every request of `ids` has `status`, stop it; the rows then."""
+    task = asyncio.create_task(worker.run())
+
+    async def done() -> bool:
+        rows = await requests_by_id(runtime)
+        return all(rows[i].status == status for i in ids)
+
+    try:
+        await wait_until(while_running(task, done), f"requests {ids} {status.name}")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    return await requests_by_id(runtime)

@@ -6,7 +6,7 @@ that lost it. Rows claimed before this change have none: their worker's lease ru
 they are recovered as before.
 
 Revision ID: i11_lease_token
-Revises: 0007
+Revises: i13_personal
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i11_lease_token"
-down_revision: str | None = "0007"
+down_revision: str | None = "i13_personal"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
