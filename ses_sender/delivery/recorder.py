@@ -78,12 +78,18 @@ class Recorder:
         self._sleep = sleep
         self._results: list[SendResult] = []
         self._journaled: list[SendResult] = []  # in the journal, not yet in the database
+        self._failing = False
         self._batch_ready = asyncio.Event()
         self._finished = asyncio.Event()
 
     @property
     def unrecorded(self) -> int:
         return len(self._results) + len(self._journaled)
+
+    @property
+    def behind(self) -> bool:
+        """Whether the last write failed: results wait that the database has not taken."""
+        return self._failing
 
     @property
     def journal_path(self) -> Path | None:
@@ -151,6 +157,7 @@ class Recorder:
             await self._write(results)
         except TRANSIENT_ERRORS:
             self._results[:0] = fresh
+            self._failing = True
             log.exception("recording %d outcomes failed; retrying", len(results))
             self._journal_pending()
             return False
@@ -159,6 +166,7 @@ class Recorder:
             # `repository.record_outcomes`).
             self._results[:0] = fresh
             raise
+        self._failing = False
         if self._journaled:
             self._journaled = []
             self._journal.clear()

@@ -187,6 +187,11 @@ class Worker:
                 self._lease_unsure,
             )
             self._lease_unsure = 0
+        if self._recorder.behind:
+            # After an outage the sweep may have put back rows whose sends this worker has not
+            # recorded yet: claimed again before that, they would be sent twice.
+            await wait_any(self._stopping, timeout_s=POLL_INTERVAL_S, sleep=self._sleep)
+            return
         held = await self._pauses.holding()
         batch = [] if held else await self._claimer.claim(self._claim_size())
         if batch:
