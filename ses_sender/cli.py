@@ -6,33 +6,55 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
+from rich.console import Console
 
-from ses_sender.aws_setup import commands as aws_commands
-from ses_sender.composition import credentials_source
+from ses_sender.client import commands as client_commands
+from ses_sender.client.recipients import InputProblem
+from ses_sender.client.sending import Campaign
+from ses_sender.client.service_api import ServiceApi, ServiceProblem
 from ses_sender.config import Settings, SettingsError
-from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
-from ses_sender.observability import configure_logging
-from ses_sender.process import Role, run_process
-from ses_sender.stats import commands as stats_commands
 
 log = logging.getLogger("ses_sender")
 
 COMMANDS = {
-    "serve": (
-        Role.API | Role.WORKER,
-        "Run the HTTP API and a delivery worker in one process (migrates an SQLite database).",
-    ),
-    "api": (Role.API, "Run the HTTP API only (scale out behind a load balancer)."),
-    "worker": (Role.WORKER, "Run a delivery worker only (claims and sends queued email)."),
+    "serve": "Run the HTTP API and a delivery worker in one process (migrates an SQLite database).",
+    "api": "Run the HTTP API only (scale out behind a load balancer).",
+    "worker": "Run a delivery worker only (claims and sends queued email).",
 }
+
+
+# Where `send` and `status` find the service when --url and --api-key are not given; without
+# them either, the local service this directory's settings describe.
+URL_ENV = "SES_SENDER_URL"
+API_KEY_ENV = "SES_SENDER_API_KEY"
+DEFAULT_CHUNK_SIZE = 10_000
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("send", "status"):
+        return _client(args)
+    return _service(args)
+
+
+def _service(args: argparse.Namespace) -> int:
+    """The service's own commands. Their modules (the web app, the engine, the AWS SDK) take
+    seconds of CPU to import, which `send` and `status`, a person's client, do without."""
+    from ses_sender.aws_setup import commands as aws_commands
+    from ses_sender.composition import credentials_source
+    from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
+    from ses_sender.observability import configure_logging
+    from ses_sender.process import Role, run_process
+    from ses_sender.stats import commands as stats_commands
+
+    roles = {"serve": Role.API | Role.WORKER, "api": Role.API, "worker": Role.WORKER}
     try:
         settings = Settings()
     except ValidationError as error:
@@ -60,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(
                 aws_commands.doctor(settings, credentials_source=credentials_source(settings))
             )
-        role = COMMANDS[args.command][0]
+        role = roles[args.command]
         # asyncio's own loop, not uvloop: its millisecond timers wake sends late for the pacer
         # (docs/decisions/0009-asyncio-loop-not-uvloop.md).
         return asyncio.run(run_process(settings, role))
@@ -78,12 +100,13 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from the environment and .env (see the README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_role, summary) in COMMANDS.items():
+    for name, summary in COMMANDS.items():
         commands.add_parser(name, help=summary, description=summary)
     migrate = "Bring the database schema to the latest version (safe to run again)."
     commands.add_parser("migrate", help=migrate, description=migrate)
     _add_aws_parsers(commands)
     _add_stats_parsers(commands)
+    _add_client_parsers(commands)
     return parser
 
 
@@ -126,19 +149,132 @@ def _add_aws_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParse
     commands.add_parser("doctor", help=doctor, description=doctor)
 
 
+def _add_client_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send",
+        help="Queue one email to every address of a CSV file, in chunks, resumably.",
+        description="Queue one email to every address in a column of a CSV file (of any "
+        "size), through the service's API, in chunks. The whole file is checked first: a bad "
+        "line stops the run before anything is sent. Interrupted, run the same command again: "
+        "each chunk carries an idempotency key, so what is queued already is not queued twice.",
+    )
+    send.add_argument("--topic", required=True, help="the topic id")
+    send.add_argument("--subject", required=True, help="the subject line")
+    send.add_argument("--html", required=True, type=Path, metavar="FILE", help="the HTML body")
+    send.add_argument(
+        "--to-csv", required=True, type=Path, metavar="FILE", help="UTF-8 CSV, first row names"
+    )
+    send.add_argument("--column", default="email", help="the column of addresses (default: email)")
+    send.add_argument(
+        "--scheduled-at",
+        metavar="TIME",
+        help="RFC 3339 with an offset, e.g. 2030-12-25T10:00:00+09:00 (default: now)",
+    )
+    send.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_SIZE,
+        help=f"addresses per request (default: {DEFAULT_CHUNK_SIZE:,}; at most the service's "
+        "MAX_RECIPIENTS_PER_REQUEST). Keep it the same when resuming",
+    )
+    _add_service_options(send)
+    status = commands.add_parser(
+        "status",
+        help="Show a topic's progress and funnel.",
+        description="Show a topic's progress (queued, sent, failed, stopped) and its funnel "
+        "(delivered, opened, clicked, bounced, complained, unsubscribed).",
+    )
+    status.add_argument("topic", help="the topic id")
+    status.add_argument("--watch", action="store_true", help="redraw until nothing is left to send")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="--watch redraws this often"
+    )
+    _add_service_options(status)
+
+
+def _add_service_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        help=f"the service's base URL (default: ${URL_ENV}, else this machine's SERVER_PORT)",
+    )
+    parser.add_argument(
+        "--api-key", help=f"an API key (default: ${API_KEY_ENV}, else the first of API_KEY)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _client(args: argparse.Namespace) -> int:
+    """`send` and `status`: 0 done, 1 the service failed or refused, 2 bad input, 130
+    interrupted."""
+    try:
+        url, api_key = _service_address(args.url, args.api_key)
+    except ValidationError as error:
+        return _refuse(describe_settings_error(error))
+    console = Console(stderr=False)
+    api = ServiceApi(url, api_key)
+    try:
+        if args.command == "send":
+            client_commands.send_campaign(_campaign(args), api, console)
+        else:
+            client_commands.show_status(
+                api, args.topic, console, watch=args.watch, interval_s=args.interval
+            )
+    except InputProblem as error:
+        return _refuse(str(error))
+    except ServiceProblem as error:
+        print(f"ses-sender: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0 if args.command == "status" else EXIT_INTERRUPTED
+    finally:
+        api.close()
+    return 0
+
+
+def _service_address(url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """--url and --api-key, else their variables, else the local service's settings (read
+    only when needed: a remote service does not need this machine's settings to be valid)."""
+    url = url or os.environ.get(URL_ENV) or None
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
+    if url is None or api_key is None:
+        local = Settings()
+        url = url or f"http://127.0.0.1:{local.server_port}"
+        api_key = api_key or next(iter(local.api_keys), None)
+    return url, api_key
+
+
+def _campaign(args: argparse.Namespace) -> Campaign:
+    try:
+        html = args.html.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputProblem(
+            f"--html {args.html}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    return Campaign(
+        topic_id=args.topic,
+        subject=args.subject,
+        html=html,
+        scheduled_at=args.scheduled_at,
+        recipients=args.to_csv,
+        column=args.column,
+        chunk_size=args.chunk_size,
+    )
+
+
 def _refuse(message: str) -> int:
     print(f"ses-sender: {message}", file=sys.stderr)
     return 2
 
 
 def describe_settings_error(error: ValidationError) -> str:
+    """The variable and what is wrong with it, never its value: a bad TRACKING_SECRET or a
+    DATABASE_URL with its password would end up in the logs."""
     first = error.errors()[0]
     variable = ".".join(str(part) for part in first["loc"]) or "settings"
-    message = first["msg"].removeprefix("Value error, ")
-    given = first.get("input")
-    shown = (
-        f" (got {given!r})"
-        if isinstance(given, str | int | float) and variable != "settings"
-        else ""
-    )
-    return f"{variable}: {message}{shown}"
+    return f"{variable}: {first['msg'].removeprefix('Value error, ')}"

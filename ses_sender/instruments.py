@@ -110,7 +110,8 @@ WEBHOOKS_DISABLED = Counter(
 
 DATABASE_UNAVAILABLE = Counter(
     "ses_sender_database_unavailable",
-    "Database outages met by the API: requests answered 503, health checks failed, opens lost.",
+    "Database outages met by the API: requests answered 503, health checks failed, opens and "
+    "clicks lost.",
     ["at"],
 )
 

@@ -18,7 +18,7 @@ METRICS_KEY = "metrics-key-0123456789"
 EMAILS = 30
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 async def test_a_worker_serves_its_metrics_on_metrics_port(
     database_url: str,
     live_runtime: Runtime,
@@ -42,7 +42,7 @@ async def test_a_worker_serves_its_metrics_on_metrics_port(
     async def sent() -> bool:
         return await all_sent(live_runtime, ids)
 
-    await wait_until(sent, "every email sent by the worker process", within_s=60)
+    await wait_until(sent, "every email sent by the worker process", within_s=120)
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as prometheus:
 

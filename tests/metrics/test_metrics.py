@@ -212,7 +212,7 @@ async def test_sends_throttles_and_failures_through_ses_are_counted(
         return all(rows[request_id].status in finished for request_id in ids)
 
     try:
-        await wait_until(all_final, "every email sent or failed")
+        await wait_until(all_final, "every email sent or failed", within_s=90)
     finally:
         worker.stop()
         await task

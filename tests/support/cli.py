@@ -13,6 +13,13 @@ SCRIPT = Path(sys.executable).with_name("ses-sender")
 
 def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`ses-sender *args` in `cwd`, its environment this one's with fake AWS and `env`."""
+    return run_cli_within(60, args, cwd, **env)
+
+
+def run_cli_within(
+    timeout_s: float, args: list[str], cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli`, for a command that may take longer than a minute."""
     environment = subprocess_env()
     environment.update(env)
     return subprocess.run(
@@ -21,6 +28,6 @@ def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
         env=environment,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout_s,
         check=False,
     )
