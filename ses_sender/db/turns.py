@@ -8,8 +8,8 @@ claims and records, asleep in the handler, seldom got it: it sent 1 % of its rat
 (docs/decisions/sqlite-ingest-yields-to-sending.md).
 
 So bulk writes take turns, one at a time, and a turn that held the database for t seconds
-leaves it free for t seconds before the next one begins: bulk writes hold the database at most
-half the time, and the worker's transactions find it free in between.
+leaves it free for 2t before the next one begins: bulk writes hold the database at most a third
+of the time, and the worker's transactions find it free in between.
 """
 
 from __future__ import annotations

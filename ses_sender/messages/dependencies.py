@@ -26,6 +26,7 @@ async def _ingest_turn(
         yield
 
 
-# Taken before the session (`SessionDep`), so that the turn ends after the commit: both are
-# function-scoped, and FastAPI closes them in the reverse order.
+# Taken after the body is read and parsed (a slow client must not hold the turn while it
+# uploads) and before the session (`SessionDep`), so that the turn ends after the commit: both
+# are function-scoped, and FastAPI closes them in the reverse order.
 IngestTurnDep = Annotated[None, Depends(_ingest_turn, scope="function")]

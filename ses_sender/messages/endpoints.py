@@ -33,8 +33,8 @@ MessagesBody = Annotated[
 
 @router.post("/messages", response_model=MessagesAcceptedOut)
 async def create_messages(
-    _turn: IngestTurnDep,
     body: MessagesBody,
+    _turn: IngestTurnDep,
     session: SessionDep,
     clock: ClockDep,
     max_recipients: RecipientLimitDep,

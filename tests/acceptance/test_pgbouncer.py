@@ -105,7 +105,10 @@ async def api(
                 except httpx.TransportError:
                     return False
 
-            await wait_until(healthy, f"ses-sender api to answer /health (its log: {log})")
+            # Start-up (imports, the SDK's models) takes most of a minute on a busy shared box.
+            await wait_until(
+                healthy, f"ses-sender api to answer /health (its log: {log})", within_s=120
+            )
             yield client
     finally:
         process.terminate()
