@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats lock clean
 
 # Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
 # than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
@@ -64,6 +64,9 @@ bench-pacing: $(STAMP)
 
 bench-feedback: $(STAMP)
 	$(BIN)/python -m bench.feedback
+
+bench-stats: $(STAMP)
+	$(BIN)/python -m bench.stats
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -52,6 +52,7 @@ def _service(args: argparse.Namespace) -> int:
     from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
     from ses_sender.observability import configure_logging
     from ses_sender.process import Role, run_process
+    from ses_sender.stats import commands as stats_commands
 
     roles = {"serve": Role.API | Role.WORKER, "api": Role.API, "worker": Role.WORKER}
     try:
@@ -72,6 +73,10 @@ def _service(args: argparse.Namespace) -> int:
                     dry_run=args.dry_run,
                     credentials_source=credentials_source(settings),
                 )
+            )
+        if args.command == "stats":
+            return asyncio.run(
+                stats_commands.verify(settings.sqlalchemy_url, args.topic, out=sys.stdout)
             )
         if args.command == "doctor":
             return asyncio.run(
@@ -100,8 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     migrate = "Bring the database schema to the latest version (safe to run again)."
     commands.add_parser("migrate", help=migrate, description=migrate)
     _add_aws_parsers(commands)
+    _add_stats_parsers(commands)
     _add_client_parsers(commands)
     return parser
+
+
+def _add_stats_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = commands.add_parser(
+        "stats", help="Check the counters behind the stats.", description="Stats commands."
+    )
+    actions = stats.add_subparsers(dest="stats_command", required=True, metavar="ACTION")
+    verify = (
+        "Recount every counter (of one topic, or all) from the requests and events, and print "
+        "each that differs from the one kept; exit 1 if any does."
+    )
+    parser = actions.add_parser("verify", help=verify, description=verify)
+    parser.add_argument("topic", nargs="?", default=None, help="a topic id (default: every one)")
 
 
 def _add_aws_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -21,6 +21,11 @@ from ses_sender.composer.service import EmailComposer
 from ses_sender.config import Settings, SettingsError, TransportKind
 from ses_sender.control.endpoints import router as control_router
 from ses_sender.control.service import TopicHolds
+from ses_sender.dashboard.dependencies import ACCOUNT, SESSIONS, CsrfRefused, SignInRequired
+from ses_sender.dashboard.endpoints import redirect_to_sign_in, refuse_without_csrf
+from ses_sender.dashboard.endpoints import router as dashboard_router
+from ses_sender.dashboard.service import Account
+from ses_sender.dashboard.sessions import DashboardSessions
 from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.claimer import Claimer
@@ -39,8 +44,9 @@ from ses_sender.guardrail.service import Limits
 from ses_sender.health.dependencies import HEALTH
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
-from ses_sender.messages.dependencies import RECIPIENT_LIMIT
+from ses_sender.messages.dependencies import PUBLIC_BASE_URL, RECIPIENT_LIMIT, SENDER_POLICY
 from ses_sender.messages.endpoints import router as messages_router
+from ses_sender.messages.envelope import SenderPolicy
 from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
 from ses_sender.metrics.endpoints import router as metrics_router
 from ses_sender.metrics.service import DatabaseGauges
@@ -54,9 +60,11 @@ from ses_sender.ses_events.ingester import Ingester
 from ses_sender.ses_events.sns import CertificateStore, HttpsFetcher, SnsVerifier
 from ses_sender.ses_events.topics import TrustedTopics
 from ses_sender.stats.endpoints import router as stats_router
+from ses_sender.stats.hooks import StatsHooks
 from ses_sender.suppression.endpoints import router as suppression_router
 from ses_sender.suppression.service import SoftBounceRule, SuppressedAddresses
 from ses_sender.tasks import Periodic, SideTask
+from ses_sender.templates.endpoints import router as templates_router
 from ses_sender.tracking import repository as tracking_repository
 from ses_sender.tracking.dependencies import TOKENS
 from ses_sender.tracking.endpoints import router as tracking_router
@@ -65,6 +73,7 @@ from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
 from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.unsubscribe.dependencies import SENDER
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
@@ -101,6 +110,7 @@ class Runtime:
     ses_events: Ingester
     soft_bounces: SoftBounceRule
     metrics: DatabaseGauges
+    dashboard: DashboardSessions
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -128,6 +138,7 @@ async def open_runtime(
             return await ses_events_service.trusted_topics(session)
 
     topics = TrustedTopics(settings.sns_topic_arns, recorded_topics)
+    secret = await _tracking_secret(settings, sessionmaker, clock)
     try:
         yield Runtime(
             settings=settings,
@@ -135,7 +146,7 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             clock=clock,
             api_keys=ApiKeys(settings.api_keys),
-            tokens=TrackingTokens(await _tracking_secret(settings, sessionmaker, clock)),
+            tokens=TrackingTokens(secret),
             transport=transport,
             sns=SnsVerifier(
                 certificates or CertificateStore(fetcher.get), clock=clock.now, topics=topics
@@ -145,6 +156,7 @@ async def open_runtime(
             ses_events=ingester,
             soft_bounces=soft_bounces,
             metrics=DatabaseGauges(sessionmaker, clock=clock),
+            dashboard=DashboardSessions(secret, settings.api_keys),
         )
     finally:
         await ingester.close()
@@ -179,6 +191,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         health_router,
         metrics_router,
         messages_router,
+        templates_router,
         stats_router,
         control_router,
         tracking_router,
@@ -187,8 +200,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         unsubscribe_router,
         webhooks_router,
         sending_router,
+        dashboard_router,
     ):
         app.include_router(router)
+    app.add_exception_handler(SignInRequired, redirect_to_sign_in)
+    app.add_exception_handler(CsrfRefused, refuse_without_csrf)
     CLOCK.provide(app, runtime.clock)
     SESSIONMAKER.provide(app, runtime.sessionmaker)
     API_KEYS.provide(app, runtime.api_keys)
@@ -196,13 +212,22 @@ def create_app(runtime: Runtime) -> FastAPI:
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
     _provide_metrics(app, runtime)
+    SENDER_POLICY.provide(
+        app,
+        SenderPolicy.of(runtime.settings.sender_address, runtime.settings.allowed_senders),
+    )
+    PUBLIC_BASE_URL.provide(app, runtime.settings.server_host)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
+    SENDER.provide(app, runtime.settings.sender_address)
+    SESSIONS.provide(app, runtime.dashboard)
+    ACCOUNT.provide(
+        app, Account(email_rate=runtime.settings.email_rate, limits=guardrail_limits(runtime))
+    )
     HEALTH.provide(
         app,
         Health(
-            engine=runtime.engine,
             sessionmaker=runtime.sessionmaker,
             clock=runtime.clock,
             transport={"kind": runtime.transport.kind, "detail": runtime.transport.why},
@@ -240,6 +265,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
     recorder = Recorder(
         runtime.sessionmaker,
         hooks=[SesEventHooks(runtime.soft_bounces)],
+        counter=StatsHooks(),
         clock=runtime.clock,
         batch_size=settings.concurrency // 2,
         recorded=in_flight.release,
@@ -255,6 +281,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         claimer=Claimer(
             runtime.sessionmaker,
             gates=[SuppressedAddresses(), TopicHolds()],
+            counter=StatsHooks(),
             clock=runtime.clock,
             lease_s=settings.lease_s,
         ),
@@ -291,22 +318,30 @@ def build_account_watch(runtime: Runtime, ses: SesTransport, pacer: Pacer) -> Ac
     )
 
 
+def guardrail_limits(runtime: Runtime) -> Limits:
+    settings = runtime.settings
+    return Limits(
+        bounce_rate=settings.guardrail_bounce_rate,
+        complaint_rate=settings.guardrail_complaint_rate,
+        min_sends=settings.guardrail_min_sends,
+    )
+
+
 def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     """What runs beside the email worker: its housekeeping, the reputation guardrail and
     webhook delivery."""
     settings = runtime.settings
     hooks = SesEventHooks(runtime.soft_bounces)
+    stats = StatsHooks()
     housekeeping = Housekeeping(
-        runtime.sessionmaker, evidence=hooks, jobs=[hooks], clock=runtime.clock
+        runtime.sessionmaker,
+        evidence=hooks,
+        counter=stats,
+        jobs=[hooks, stats],
+        clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(
-        sessionmaker=runtime.sessionmaker,
-        limits=Limits(
-            bounce_rate=settings.guardrail_bounce_rate,
-            complaint_rate=settings.guardrail_complaint_rate,
-            min_sends=settings.guardrail_min_sends,
-        ),
-        clock=runtime.clock,
+        sessionmaker=runtime.sessionmaker, limits=guardrail_limits(runtime), clock=runtime.clock
     )
     return {
         "housekeeping": Periodic("housekeeping", housekeeping.sweep, SWEEP_INTERVAL_S),

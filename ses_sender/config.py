@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_SQLITE_PATH = "./data/app.db"
 
@@ -21,6 +22,13 @@ class TransportKind(enum.StrEnum):
     SES = "ses"
     SMTP = "smtp"
     OUTBOX = "outbox"
+
+
+class DatabasePooler(enum.StrEnum):
+    NONE = "none"
+    # Transaction pooling: a server connection serves one transaction of one client, then
+    # another's, so nothing may be prepared for a later transaction.
+    PGBOUNCER = "pgbouncer"
 
 
 class SmtpSecurity(enum.StrEnum):
@@ -63,10 +71,13 @@ class Settings(BaseSettings):
     db_name: str = Field("postgres", alias="DB_NAME")
     db_path: str = Field(DEFAULT_SQLITE_PATH, alias="DB_PATH")
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE", ge=1, le=1000)
+    database_pooler: DatabasePooler = Field(DatabasePooler.NONE, alias="DATABASE_POOLER")
 
     # Sending
     email_transport: TransportKind | None = Field(None, alias="EMAIL_TRANSPORT")
     email_sender: str | None = Field(None, alias="EMAIL_SENDER")
+    # What a message's `from` may name besides EMAIL_SENDER: addresses, or whole domains.
+    allowed_senders: CsvList = Field(default_factory=list, alias="ALLOWED_SENDERS")
     email_rate: float = Field(14.0, alias="EMAIL_RATE", gt=0, le=100_000)
     max_concurrent: int | None = Field(None, alias="MAX_CONCURRENT", ge=1, le=10_000)
     rate_headroom: float = Field(0.0, alias="RATE_HEADROOM", ge=0, lt=1)
@@ -120,7 +131,9 @@ class Settings(BaseSettings):
     env: str = Field("dev", alias="ENV")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
-    _split_lists = field_validator("api_keys", "sns_topic_arns", mode="before")(_split_csv)
+    _split_lists = field_validator("api_keys", "sns_topic_arns", "allowed_senders", mode="before")(
+        _split_csv
+    )
 
     @field_validator("server_host")
     @classmethod
@@ -164,18 +177,31 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _pooler_needs_postgresql(self) -> Settings:
+        if self.database_pooler is DatabasePooler.PGBOUNCER and not self.sqlalchemy_url.startswith(
+            "postgresql"
+        ):
+            raise ValueError("DATABASE_POOLER=pgbouncer needs a PostgreSQL database")
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
-        """The async driver URL, whichever way the database was given."""
+        """The async driver URL, whichever way the database was given; behind PgBouncer, with
+        the driver's prepared-statement caches off (see `without_statement_caches`)."""
         if self.database_url:
-            return to_async_url(self.database_url)
-        if self.db_host:
-            return (
+            url = to_async_url(self.database_url)
+        elif self.db_host:
+            url = (
                 f"postgresql+asyncpg://{quote(self.db_user, safe='')}:"
                 f"{quote(self.db_password, safe='')}@{self.db_host}:{self.db_port}/"
                 f"{quote(self.db_name, safe='')}"
             )
-        return f"sqlite+aiosqlite:///{self.db_path}"
+        else:
+            return f"sqlite+aiosqlite:///{self.db_path}"
+        if self.database_pooler is DatabasePooler.PGBOUNCER:
+            return without_statement_caches(url)
+        return url
 
     @property
     def concurrency(self) -> int:
@@ -184,6 +210,21 @@ class Settings(BaseSettings):
     @property
     def sender_address(self) -> str:
         return self.email_sender or "ses-sender@localhost"
+
+
+# Query parameters of a PostgreSQL URL that turn off the statement caches of SQLAlchemy's
+# asyncpg adapter and of asyncpg: every statement is then parsed unnamed in the transaction
+# that runs it, which transaction pooling allows (PgBouncer before 1.21 keeps no prepared
+# statements across server connections).
+STATEMENT_CACHES_OFF = {"prepared_statement_cache_size": "0", "statement_cache_size": "0"}
+
+
+def without_statement_caches(url: str) -> str:
+    """`url` (PostgreSQL) with `STATEMENT_CACHES_OFF` among its query parameters; every engine
+    made from it, the migrations' included, then prepares nothing to keep."""
+    return (
+        make_url(url).update_query_dict(STATEMENT_CACHES_OFF).render_as_string(hide_password=False)
+    )
 
 
 def to_async_url(url: str) -> str:

@@ -71,3 +71,23 @@ def test_server_host_loses_its_trailing_slash() -> None:
 def test_sending_transports_need_a_sender(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="EMAIL_SENDER is required"):
         settings(**values)
+
+
+def test_behind_pgbouncer_the_url_turns_the_statement_caches_off() -> None:
+    url = settings(
+        DATABASE_URL="postgresql://mail:p%40ss@bouncer:6432/ses?ssl=require",
+        DATABASE_POOLER="pgbouncer",
+    ).sqlalchemy_url
+
+    assert url == (
+        "postgresql+asyncpg://mail:p%40ss@bouncer:6432/ses"
+        "?prepared_statement_cache_size=0&ssl=require&statement_cache_size=0"
+    )
+    parts = settings(DB_HOST="bouncer", DB_PORT=6432, DATABASE_POOLER="pgbouncer").sqlalchemy_url
+    assert parts.endswith("/postgres?prepared_statement_cache_size=0&statement_cache_size=0")
+    assert "cache" not in settings(DATABASE_URL="postgresql://bouncer/ses").sqlalchemy_url
+
+
+def test_pgbouncer_needs_postgresql() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_POOLER=pgbouncer needs a PostgreSQL"):
+        settings(DATABASE_POOLER="pgbouncer")

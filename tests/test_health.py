@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
 from ses_sender.composition import TransportChoice, create_app, open_runtime
 from ses_sender.config import TransportKind
+from ses_sender.db.migrate import upgrade_to_head_async
+from tests.support.clock import FakeClock
+from tests.support.databases import POSTGRES_ADMIN_DSN, postgres_database, postgresql_only
+from tests.support.outages import Outage, database_outage
 from tests.support.settings import API_KEY, TRUSTED_TOPIC_ARN, make_settings
 
 
@@ -71,3 +79,59 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
     assert detailed.json()["sending"] == {"paused": None, "reasons": []}
     # The configured topics are known without the database; recorded ones are not.
     assert detailed.json()["sns"] == {"accepting": None, "trustedTopics": [TRUSTED_TOPIC_ARN]}
+
+
+@pytest.fixture
+async def outage(
+    backend: str, database_url: str, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Outage]:
+    async with database_outage(backend, database_url, tmp_path, clock) as outage:
+        yield outage
+
+
+async def test_health_is_503_when_the_database_cannot_write(outage: Outage) -> None:
+    """On SQLite the disk is full and reads still work; on PostgreSQL the server is gone."""
+    transport = httpx.ASGITransport(app=create_app(outage.runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        before = await client.get("/health")
+        await outage.start()
+        anonymous = await client.get("/health")
+        detailed = await client.get("/health", headers={"x-api-key": API_KEY})
+        await outage.end()
+        after = await client.get("/health")
+
+    assert before.status_code == 200
+    assert anonymous.status_code == 503
+    assert anonymous.json()["status"] == "degraded"
+    assert detailed.status_code == 503
+    assert detailed.json()["database"] in (
+        "unavailable: OperationalError: database or disk is full",
+        "unavailable: ConnectionRefusedError: [Errno 111] Connect call failed "
+        f"('127.0.0.1', {make_url(outage.runtime.settings.sqlalchemy_url).port})",
+    )
+    assert after.status_code == 200
+
+
+@postgresql_only
+async def test_health_is_503_when_the_database_is_read_only(backend: str, tmp_path: Path) -> None:
+    async with postgres_database("ses_sender_read_only") as url:
+        await upgrade_to_head_async(url)
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            name = make_url(url).database
+            await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            settings = make_settings(url, OUTBOX_DIR=str(tmp_path), TRACKING_SECRET="s" * 32)
+            choice = TransportChoice(TransportKind.OUTBOX, "tests")
+            async with open_runtime(settings, transport=choice) as runtime:
+                transport = httpx.ASGITransport(app=create_app(runtime))
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://t", headers={"x-api-key": API_KEY}
+                ) as client:
+                    response = await client.get("/health")
+        finally:
+            await admin.close()
+
+    assert response.status_code == 503
+    assert response.json()["database"] == (
+        "unavailable: ReadOnlySQLTransactionError: cannot execute INSERT in a read-only transaction"
+    )

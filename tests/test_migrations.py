@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ses_sender.composition import Runtime
 from ses_sender.config import to_async_url
 from ses_sender.db.base import Base, UtcDateTime
-from ses_sender.db.engine import create_engine
+from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
 from ses_sender.models import Content, Outcome, Request, RequestStatus, Result, StopReason
+from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
 
 
@@ -257,3 +258,73 @@ async def test_0007_gives_the_lease_the_hold_and_the_stop_reason_columns_of_thei
 
 async def _count(connection: AsyncConnection, model: Any) -> int:
     return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_i10_counters_builds_the_counters_of_the_requests_and_events_there_are(
+    fresh_database_url: str,
+) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0007")
+    engine = create_engine(to_async_url(fresh_database_url))
+    at = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    rows = [  # (topic, address, status, outcome, delivered)
+        ("sale", "a@gmail.com", RequestStatus.SENT, Outcome.DELIVERED, True),
+        ("sale", "b@gmail.com", RequestStatus.SENT, None, False),
+        ("sale", "c@naver.com", RequestStatus.FAILED, None, False),
+        ("sale", "d@naver.com", RequestStatus.CREATED, None, False),
+        ("news", "e@gmail.com", RequestStatus.STOPPED, None, False),
+    ]
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Content).values(id=1, subject="s", content="c", created_at=at)
+            )
+            for number, (topic, address, status, outcome, delivered) in enumerate(rows, 1):
+                await connection.execute(
+                    insert(Request).values(
+                        id=number,
+                        topic_id=topic,
+                        to=address,
+                        recipient_key=address,
+                        content_id=1,
+                        scheduled_at=at,
+                        due_at=at,
+                        status=status,
+                        outcome=outcome,
+                        sent_at=at if status == RequestStatus.SENT else None,
+                        delivered_at=at if delivered else None,
+                        stop_reason=StopReason.CANCELLED
+                        if status == RequestStatus.STOPPED
+                        else None,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+            for sns_id, event in (("sns-1", "Delivery"), ("sns-2", "Open"), ("sns-3", "Open")):
+                await connection.execute(
+                    insert(Result).values(
+                        request_id=1,
+                        status=event,
+                        source="ses",
+                        sns_message_id=sns_id,
+                        recipient="a@gmail.com",
+                        occurred_at=at,
+                        created_at=at,
+                    )
+                )
+        await asyncio.to_thread(_migrate, fresh_database_url, "head")
+
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            report = await stats.verify(session, None)
+            sale = await stats.topic_stats(session, "sale")
+            topics = await stats.list_topics(session, cursor=None, limit=10)
+    finally:
+        await engine.dispose()
+
+    assert report.requests == 5
+    assert report.differences == []
+    assert (sale.request.total, sale.request.sent, sale.request.failed) == (4, 2, 1)
+    assert sale.result.statuses == {"Delivery": 1, "Open": 1}
+    assert (sale.result.outcomes.delivered, sale.result.outcomes.sent) == (1, 1)
+    assert sorted(topic.topic_id for topic in topics.topics) == ["news", "sale"]
+    await asyncio.to_thread(_migrate, fresh_database_url, "0007", down=True)

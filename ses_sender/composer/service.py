@@ -1,19 +1,36 @@
-"""Turning a claimed email and its content into the email its recipient receives: the open
-pixel, the one-click unsubscribe headers, our SES tags, the text part. The delivery engine asks
-for it through its `Composer` port."""
+"""Turning a claimed email and its content into the email its recipient receives: the message's
+templates rendered for the recipient, the open pixel, the one-click unsubscribe headers, our SES
+tags, the text part. The delivery engine asks for it through its `Composer` port.
+
+What every recipient of one content shares is worked out once (`_prepare`): the text part and
+the pixel's place for a content sent as given; the compiled templates for a templated one.
+A further step on the HTML (rewriting links for click tracking, say) goes in `compose`, between
+the HTML's rendering and the pixel.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from inscriptis import get_text
+import orjson
+from jinja2 import TemplateError
 
 from ses_sender.delivery.emails import ContentParts, QueuedEmail
 from ses_sender.ses_tags import ses_tags
+from ses_sender.templating import (
+    CompiledParts,
+    RenderError,
+    builtins,
+    compile_parts,
+    describe_template_error,
+    render_parts,
+    text_of_html,
+)
 from ses_sender.tracking.tokens import TrackingTokens
-from ses_sender.transports.base import OutgoingEmail
+from ses_sender.transports.base import OutgoingEmail, PermanentError
 
 PREPARED_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
 # RFC 8058 one-click unsubscribe: mailbox providers POST this body to the List-Unsubscribe URL.
@@ -23,13 +40,23 @@ _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
+class _Templates:
+    """A templated content compiled once, and the data all its recipients share."""
+
+    parts: CompiledParts
+    shared: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class _Prepared:
-    """What every recipient of one content shares, worked out once: the text part, and the
-    HTML split where the pixel goes (before the last </body>, or at the end)."""
+    """What every recipient of one content shares. Sent as given: the text part, and the HTML
+    split where the pixel goes (before the last </body>, or at the end). Templated: the
+    compiled templates."""
 
     text: str
     html_head: str
     html_tail: str
+    templates: _Templates | None
 
 
 class EmailComposer:
@@ -42,25 +69,31 @@ class EmailComposer:
 
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
         prepared = self._prepare(queued.content_id, content)
+        unsubscribe_url = self._unsubscribe_base + self._tokens.for_unsubscribe(queued.request_id)
+        if prepared.templates is None:
+            subject, text = content.subject, prepared.text
+            html_head, html_tail = prepared.html_head, prepared.html_tail
+        else:
+            subject, html, text = _render(prepared.templates, queued, unsubscribe_url)
+            html_head, html_tail = _split_for_pixel(html)
         pixel_url = self._pixel_base + self._tokens.for_open(queued.request_id)
         pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
         return OutgoingEmail(
             request_id=queued.request_id,
             topic_id=queued.topic_id,
-            sender=self._sender,
+            sender=content.sender or self._sender,
             to=queued.to,
-            subject=content.subject,
-            html=prepared.html_head + pixel + prepared.html_tail,
-            text=prepared.text,
-            headers=self._unsubscribe_headers(queued.request_id),
-            tags=ses_tags(queued.request_id, queued.topic_id),
-        )
-
-    def _unsubscribe_headers(self, request_id: int) -> tuple[tuple[str, str], ...]:
-        link = self._unsubscribe_base + self._tokens.for_unsubscribe(request_id)
-        return (
-            ("List-Unsubscribe", f"<{link}>"),
-            ("List-Unsubscribe-Post", ONE_CLICK_UNSUBSCRIBE),
+            subject=subject,
+            html=html_head + pixel + html_tail,
+            text=text,
+            headers=(
+                *content.headers,
+                ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+                ("List-Unsubscribe-Post", ONE_CLICK_UNSUBSCRIBE),
+            ),
+            tags=(*ses_tags(queued.request_id, queued.topic_id), *content.tags),
+            reply_to=content.reply_to,
+            attachments=content.attachments,
         )
 
     def _prepare(self, content_id: int, content: ContentParts) -> _Prepared:
@@ -68,10 +101,45 @@ class EmailComposer:
         if prepared is not None:
             self._prepared.move_to_end(content_id)
             return prepared
-        closings = list(_CLOSING_BODY.finditer(content.html))
-        at = closings[-1].start() if closings else len(content.html)
-        prepared = _Prepared(get_text(content.html).strip(), content.html[:at], content.html[at:])
+        if content.templated:
+            prepared = _Prepared("", "", "", _compile(content_id, content))
+        else:
+            head, tail = _split_for_pixel(content.html)
+            text = content.text if content.text is not None else text_of_html(content.html)
+            prepared = _Prepared(text, head, tail, None)
         self._prepared[content_id] = prepared
         if len(self._prepared) > PREPARED_CACHE_SIZE:
             self._prepared.popitem(last=False)
         return prepared
+
+
+def _compile(content_id: int, content: ContentParts) -> _Templates:
+    """Checked when the message was accepted, so a failure here is a stored content that no
+    longer compiles: every one of its emails fails, each with the reason."""
+    try:
+        parts = compile_parts(content.subject, content.html, content.text)
+    except TemplateError as error:
+        raise PermanentError(
+            f"RenderingFailed: content {content_id}: {describe_template_error(error)}"
+        ) from error
+    return _Templates(parts, orjson.loads(content.data) if content.data else {})
+
+
+def _render(
+    templates: _Templates, queued: QueuedEmail, unsubscribe_url: str
+) -> tuple[str, str, str]:
+    context = {
+        **templates.shared,
+        **(orjson.loads(queued.data) if queued.data else {}),
+        **builtins(queued.recipient_key, unsubscribe_url, queued.request_id),
+    }
+    try:
+        return render_parts(templates.parts, context)
+    except RenderError as error:
+        raise PermanentError(f"RenderingFailed: {error}") from error
+
+
+def _split_for_pixel(html: str) -> tuple[str, str]:
+    closings = list(_CLOSING_BODY.finditer(html))
+    at = closings[-1].start() if closings else len(html)
+    return html[:at], html[at:]

@@ -24,16 +24,16 @@ _CANCEL_VALUES: dict[str, Any] = {
 
 async def stop_requests(
     session: AsyncSession, topic_id: str, status: RequestStatus, *, now: datetime
-) -> int:
-    """Every request of the topic in `status` becomes Stopped; how many."""
-    stopped = await session.execute(
+) -> list[str]:
+    """Every request of the topic in `status` becomes Stopped; the recipient key of each."""
+    stopped = await session.scalars(
         update(Request)
         .where(Request.topic_id == topic_id, Request.status == status)
         .values({**_CANCEL_VALUES, "updated_at": now})
+        .returning(Request.recipient_key)
         .execution_options(synchronize_session=False)
     )
-    assert isinstance(stopped, CursorResult)
-    return stopped.rowcount
+    return list(stopped)
 
 
 async def status_for_update(session: AsyncSession, request_id: int) -> int | None:

@@ -36,10 +36,10 @@ def check_topic_id(topic_id: str) -> str:
 
 
 async def cancel_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicCancelledOut:
-    cancelled = await repository.stop_requests(session, topic_id, RequestStatus.CREATED, now=now)
+    cancelled = await _stop_requests(session, topic_id, RequestStatus.CREATED, now=now)
     # Claimed rows may be at SES already: stopped here, and the worker records a send that went
     # through as Sent but never queues a failed one again (delivery/repository.record_outcomes).
-    in_flight = await repository.stop_requests(session, topic_id, RequestStatus.PROCESSING, now=now)
+    in_flight = await _stop_requests(session, topic_id, RequestStatus.PROCESSING, now=now)
     counts = await stats.request_counts(session, topic_id)
     return TopicCancelledOut(
         topic_id=topic_id,
@@ -49,6 +49,20 @@ async def cancel_topic(session: AsyncSession, topic_id: str, *, now: datetime) -
         already_failed=counts.get(RequestStatus.FAILED, 0),
         already_stopped=counts.get(RequestStatus.STOPPED, 0) - cancelled - in_flight,
     )
+
+
+async def _stop_requests(
+    session: AsyncSession, topic_id: str, status: RequestStatus, *, now: datetime
+) -> int:
+    """`repository.stop_requests`, counted; how many were stopped."""
+    stopped = await repository.stop_requests(session, topic_id, status, now=now)
+    await stats.count_moves(
+        session,
+        [stats.Moved(topic_id, recipient_key) for recipient_key in stopped],
+        before=status,
+        after=RequestStatus.STOPPED,
+    )
+    return len(stopped)
 
 
 async def cancel_request(
@@ -65,7 +79,8 @@ async def cancel_request(
         )
     if status == RequestStatus.STOPPED:
         return RequestCancelledOut(id=request_id, status=status, outcome="alreadyStopped")
-    await repository.stop_request(session, request_id, now=now)
+    async with stats.counting(session, [request_id]):
+        await repository.stop_request(session, request_id, now=now)
     return RequestCancelledOut(
         id=request_id,
         status=RequestStatus.STOPPED,
@@ -83,6 +98,11 @@ async def resume_topic(session: AsyncSession, topic_id: str, *, now: datetime) -
     await repository.unpause(session, topic_id)
     await repository.release_held(session, topic_id, now=now)
     return await _pause_state(session, topic_id, None)
+
+
+async def topic_paused_at(session: AsyncSession, topic_id: str) -> datetime | None:
+    """When the topic was paused; None while it is not."""
+    return await repository.paused_at(session, topic_id)
 
 
 async def _pause_state(

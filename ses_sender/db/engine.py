@@ -44,7 +44,19 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if "statement_cache_size" in parsed.query:
+        # asyncpg's own cache size (config.STATEMENT_CACHES_OFF): SQLAlchemy would hand it over
+        # as text, and asyncpg wants a number.
+        connect_args["statement_cache_size"] = int(str(parsed.query["statement_cache_size"]))
+        parsed = parsed.difference_update_query(["statement_cache_size"])
+    return create_async_engine(
+        parsed,
+        connect_args=connect_args,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

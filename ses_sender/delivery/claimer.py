@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender.clock import Clock
 from ses_sender.delivery import repository
 from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Verdict
-from ses_sender.delivery.ports import ClaimGate
+from ses_sender.delivery.ports import ChangeCounter, ClaimGate
 
 CONTENT_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
+CONTENT_CACHE_BYTES = 64 * 1024 * 1024  # and no more than this, attachments included
 
 
 class Claimer:
@@ -22,11 +23,13 @@ class Claimer:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         gates: Sequence[ClaimGate],
+        counter: ChangeCounter,
         clock: Clock,
         lease_s: float,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._gates = gates
+        self._counter = counter
         self._clock = clock
         self._lease = timedelta(seconds=lease_s)
         self._contents: OrderedDict[int, ContentParts] = OrderedDict()
@@ -38,6 +41,7 @@ class Claimer:
             claimed = await repository.claim_due(
                 session, now=now, lease_until=now + self._lease, limit=limit
             )
+            await self._counter.claimed(session, claimed)
             verdicts = await self._screen(session, claimed, now=now)
             batch = [queued for queued in claimed if queued.request_id not in verdicts]
             contents = await self._contents_of(session, batch)
@@ -45,7 +49,11 @@ class Claimer:
 
     async def release(self, request_ids: Sequence[int]) -> None:
         """Claimed but never tried (the worker is stopping, or could not pace them)."""
-        async with self._sessionmaker() as session, session.begin():
+        async with (
+            self._sessionmaker() as session,
+            session.begin(),
+            self._counter.counting(session, request_ids),
+        ):
             await repository.release(session, request_ids, now=self._clock.now())
 
     async def _screen(
@@ -59,8 +67,9 @@ class Claimer:
                 verdicts.update(await gate.screen(session, remaining, now=now))
         stops = {rid: verdict for rid, verdict in verdicts.items() if isinstance(verdict, Stop)}
         holds = [rid for rid, verdict in verdicts.items() if isinstance(verdict, Hold)]
-        await repository.stop(session, stops, now=now)
-        await repository.release(session, holds, now=now, hold=True)
+        async with self._counter.counting(session, verdicts):
+            await repository.stop(session, stops, now=now)
+            await repository.release(session, holds, now=now, hold=True)
         return verdicts
 
     async def _contents_of(
@@ -73,6 +82,9 @@ class Claimer:
         for content_id, parts in found.items():
             self._contents[content_id] = parts
             self._contents.move_to_end(content_id)
-        while len(self._contents) > CONTENT_CACHE_SIZE:
-            self._contents.popitem(last=False)
+        cached_size = sum(parts.size for parts in self._contents.values())
+        while len(self._contents) > CONTENT_CACHE_SIZE or (
+            cached_size > CONTENT_CACHE_BYTES and len(self._contents) > 1
+        ):
+            cached_size -= self._contents.popitem(last=False)[1].size
         return found

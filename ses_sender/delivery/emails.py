@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ses_sender.models import StopReason
+from ses_sender.transports.base import Attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +20,33 @@ class QueuedEmail:
     recipient_key: str  # the bare address, domain lower-cased: what suppression keys on
     content_id: int
     attempts: int  # counting this one
+    data: str | None = None  # this recipient's own template data, JSON, as stored
 
 
 @dataclass(frozen=True, slots=True)
 class ContentParts:
-    """What every recipient of one message gets."""
+    """What every recipient of one message gets, or the templates of it when `templated`."""
 
     subject: str
     html: str
+    text: str | None = None  # None: derived from the HTML
+    templated: bool = False
+    data: str | None = None  # the data all recipients share, JSON, as stored
+    sender: str | None = None  # None: the default sender
+    reply_to: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Roughly what it holds in memory, in characters and bytes."""
+        return (
+            len(self.subject)
+            + len(self.html)
+            + len(self.text or "")
+            + sum(len(attachment.data) for attachment in self.attachments)
+        )
 
 
 @dataclass(frozen=True, slots=True)

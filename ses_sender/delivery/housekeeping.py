@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
 from ses_sender.delivery import repository
-from ses_sender.delivery.ports import HousekeepingJob, SendEvidence
+from ses_sender.delivery.ports import ChangeCounter, HousekeepingJob, SendEvidence
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,13 @@ class Housekeeping:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         evidence: SendEvidence,
+        counter: ChangeCounter,
         jobs: Sequence[HousekeepingJob],
         clock: Clock,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._evidence = evidence
+        self._counter = counter
         self._jobs = jobs
         self._clock = clock
 
@@ -50,9 +52,10 @@ class Housekeeping:
         async with self._sessionmaker() as session, session.begin():
             expired = await repository.expired_leases(session, now=now)
             sent = await self._evidence.provider_sends(session, expired, now=now) if expired else {}
-            await repository.record_sends(session, sent, tried_only=True)
             requeued = [request_id for request_id in expired if request_id not in sent]
-            await repository.requeue(session, requeued, now=now)
+            async with self._counter.counting(session, expired):
+                await repository.record_sends(session, sent, tried_only=True)
+                await repository.requeue(session, requeued, now=now)
         if sent:
             log.warning(
                 "%d emails whose worker stopped mid-send were reported by SES: recorded as sent",

@@ -1,6 +1,6 @@
 """What the delivery engine needs from the features it serves. Declared here, implemented by
-them (ses_events, sending, control, suppression, the composer), wired by the composition root:
-the engine imports no feature.
+them (ses_events, sending, control, suppression, stats, the composer), wired by the composition
+root: the engine imports no feature.
 
 Each hook runs inside one of the engine's own transactions, so what it writes commits, or rolls
 back, with the engine's own change.
@@ -8,7 +8,8 @@ back, with the engine's own change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -20,7 +21,8 @@ from ses_sender.transports.base import OutgoingEmail
 
 class Composer(Protocol):
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
-        """The email this recipient receives."""
+        """The email this recipient receives; raises a `SendError` (a `PermanentError` for a
+        template that cannot be rendered for this recipient)."""
         ...
 
 
@@ -29,6 +31,20 @@ class ClaimGate(Protocol):
         self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
     ) -> dict[int, Verdict]:
         """Of rows just claimed, and before any is sent, those not to send now, by request id."""
+        ...
+
+
+class ChangeCounter(Protocol):
+    """The read model's counters, which follow every change the engine makes to requests."""
+
+    def counting(
+        self, session: AsyncSession, request_ids: Collection[int]
+    ) -> AbstractAsyncContextManager[None]:
+        """Around a change to these requests in the session's transaction."""
+        ...
+
+    async def claimed(self, session: AsyncSession, claimed: Sequence[QueuedEmail]) -> None:
+        """These rows just went from queued to claimed, in this transaction."""
         ...
 
 

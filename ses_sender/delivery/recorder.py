@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender.clock import Clock
 from ses_sender.delivery import repository
 from ses_sender.delivery.emails import SendResult, Sent
-from ses_sender.delivery.ports import SentHook
+from ses_sender.delivery.ports import ChangeCounter, SentHook
 from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, wait_any
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class Recorder:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         hooks: Sequence[SentHook],
+        counter: ChangeCounter,
         clock: Clock,
         batch_size: int,
         recorded: Callable[[int], None],
@@ -45,6 +46,7 @@ class Recorder:
         pacer shares what it learned); a transient failure there is retried like a flush."""
         self._sessionmaker = sessionmaker
         self._hooks = hooks
+        self._counter = counter
         self._clock = clock
         self._batch_size = max(1, min(RECORD_BATCH, batch_size))
         self._recorded = recorded
@@ -91,7 +93,11 @@ class Recorder:
         results, self._results = self._results, []
         now = self._clock.now()
         try:
-            async with self._sessionmaker() as session, session.begin():
+            async with (
+                self._sessionmaker() as session,
+                session.begin(),
+                self._counter.counting(session, {result.request_id for result in results}),
+            ):
                 await repository.record_outcomes(session, results, now=now)
                 sent = [result for result in results if isinstance(result, Sent)]
                 if sent:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Double, Table, bindparam, case, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +26,9 @@ from ses_sender.delivery.emails import (
     Sent,
     Stop,
 )
+from ses_sender.models import Attachment as AttachmentRow
 from ses_sender.models import Content, RateLimit, Request, RequestStatus
+from ses_sender.transports.base import Attachment
 
 # Core table for executemany updates keyed by id: the ORM form cannot add the status guards.
 _requests = cast(Table, Request.__table__)
@@ -60,6 +63,7 @@ async def claim_due(
                 Request.recipient_key,
                 Request.content_id,
                 Request.attempts,
+                Request.data,
             ),
         )
     )
@@ -67,10 +71,58 @@ async def claim_due(
 
 
 async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[int, ContentParts]:
-    rows = await session.execute(
-        select(Content.id, Content.subject, Content.content).where(Content.id.in_(set(content_ids)))
-    )
-    return {content_id: ContentParts(subject, html) for content_id, subject, html in rows}
+    wanted = set(content_ids)
+    rows = (
+        await session.execute(
+            select(
+                Content.id,
+                Content.subject,
+                Content.content,
+                Content.text,
+                Content.templated,
+                Content.data,
+                Content.sender,
+                Content.reply_to,
+                Content.headers,
+                Content.tags,
+            ).where(Content.id.in_(wanted))
+        )
+    ).all()
+    attachments: dict[int, list[Attachment]] = {}
+    if rows:
+        for content_id, filename, content_type, inline_id, data in await session.execute(
+            select(
+                AttachmentRow.content_id,
+                AttachmentRow.filename,
+                AttachmentRow.content_type,
+                AttachmentRow.inline_id,
+                AttachmentRow.data,
+            )
+            .where(AttachmentRow.content_id.in_(wanted))
+            .order_by(AttachmentRow.content_id, AttachmentRow.position)
+        ):
+            attachments.setdefault(content_id, []).append(
+                Attachment(filename, content_type, bytes(data), inline_id)
+            )
+    return {
+        row.id: ContentParts(
+            subject=row.subject,
+            html=row.content,
+            text=row.text,
+            templated=row.templated,
+            data=row.data,
+            sender=row.sender,
+            reply_to=tuple(orjson.loads(row.reply_to)) if row.reply_to else (),
+            headers=_pairs(row.headers),
+            tags=_pairs(row.tags),
+            attachments=tuple(attachments.get(row.id, ())),
+        )
+        for row in rows
+    }
+
+
+def _pairs(stored: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((name, value) for name, value in orjson.loads(stored)) if stored else ()
 
 
 async def stop(session: AsyncSession, stops: Mapping[int, Stop], *, now: datetime) -> None:

@@ -164,12 +164,17 @@ class Worker:
     async def _send(self, queued: QueuedEmail, content: ContentParts) -> None:
         handed_over = False
         try:
-            email = self._composer.compose(queued, content)
-            slot = await self._wait_for_slot(queued)
-            if slot is None:
-                result: SendResult = Requeued(queued.request_id, self._clock.now(), None, False)
+            result: SendResult
+            try:
+                email = self._composer.compose(queued, content)
+            except SendError as error:
+                result = self._after_failure(queued, error)
             else:
-                result = await self._attempt(queued, email, slot)
+                slot = await self._wait_for_slot(queued)
+                if slot is None:
+                    result = Requeued(queued.request_id, self._clock.now(), None, False)
+                else:
+                    result = await self._attempt(queued, email, slot)
             self._recorder.add(result)
             handed_over = True  # the recorder frees the place once it is written
         finally:

@@ -87,6 +87,32 @@ async def check_reputation(
     return Check(Memory(paused_since=now, resumed_at=resumed_at), tripped=reason)
 
 
+@dataclass(frozen=True, slots=True)
+class Reputation:
+    """The rates the guardrail judges, over the window it judges them on."""
+
+    since: datetime
+    counts: WindowCounts
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.counts.hard_bounced / self.counts.sent if self.counts.sent else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.counts.complained / self.counts.sent if self.counts.sent else 0.0
+
+
+async def reputation(session: AsyncSession, *, now: datetime) -> Reputation:
+    """The last day's rates, counted from the guardrail's last resume if that is later (as far
+    as the checks have recorded it)."""
+    since = now - WINDOW
+    record = await repository.pause_row(session, PAUSE_NAME)
+    if record is not None and record.until is not None and since < record.until <= now:
+        since = record.until
+    return Reputation(since, await repository.window_counts(session, since=since, now=now))
+
+
 def over_limits(counts: WindowCounts, limits: Limits, *, since: datetime) -> str | None:
     """Why the rates are too high, or None when they are not (or too few emails to judge)."""
     if counts.sent < limits.min_sends or counts.sent == 0:

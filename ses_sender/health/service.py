@@ -1,5 +1,10 @@
-"""What `/health` reports: whether the database answers (the status, for anyone), and, for
-whoever has the API key, the transport, paused sending and the trusted SNS topics."""
+"""What `/health` reports: whether the database takes a write (the status, for anyone), and,
+for whoever has the API key, the transport, paused sending and the trusted SNS topics.
+
+The check commits a write, not only a read: a full disk or a read-only database still answers
+`SELECT 1`, and fails only when something must be written. A write rolled back would not do:
+SQLite keeps an uncommitted change in memory, so a full disk goes unseen until the commit.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
+from ses_sender.health import repository
 from ses_sender.sending import service as sending
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "aws-ses-sender"
+CHECK_NAME = "health"
 DATABASE_CHECK_TIMEOUT_S = 2.0
 UNKNOWN_SENDING_STATE: dict[str, object] = {"paused": None, "reasons": []}
 
@@ -32,13 +39,11 @@ class Health:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         transport: dict[str, str],
         topics: TrustedTopics,
     ) -> None:
-        self._engine = engine
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._transport = transport
@@ -67,12 +72,14 @@ class Health:
         try:
             async with (
                 asyncio.timeout(DATABASE_CHECK_TIMEOUT_S),
-                self._engine.connect() as connection,
+                self._sessionmaker() as session,
+                session.begin(),
             ):
-                await connection.execute(text("SELECT 1"))
+                await repository.record_check(session, CHECK_NAME, now=self._clock.now())
         except Exception as error:
-            log.warning("health: database check failed: %s", error)
-            return f"unavailable: {type(error).__name__}"
+            reason = database.describe(error)
+            log.warning("health: the database does not take writes: %s", reason)
+            return f"unavailable: {reason}"
         return "ok"
 
     async def _sending_state(self) -> dict[str, object]:
@@ -80,7 +87,7 @@ class Health:
             async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S), self._sessionmaker() as session:
                 state = await sending.sending_state(session, now=self._clock.now())
         except Exception as error:
-            log.warning("health: reading the sending pauses failed: %s", error)
+            log.warning("health: reading the sending pauses failed: %s", database.describe(error))
             return UNKNOWN_SENDING_STATE
         return state.model_dump()
 

@@ -7,8 +7,18 @@ from fastapi.responses import JSONResponse
 
 from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.messages import service
-from ses_sender.messages.dependencies import RecipientLimitDep
-from ses_sender.messages.schemas import MAX_BODY_BYTES, MessagesAcceptedOut, MessagesIn
+from ses_sender.messages.dependencies import (
+    PublicBaseUrlDep,
+    RecipientLimitDep,
+    SenderPolicyDep,
+)
+from ses_sender.messages.schemas import (
+    MAX_BODY_BYTES,
+    MessageIn,
+    MessagesAcceptedOut,
+    MessagesIn,
+    PreviewOut,
+)
 from ses_sender.web.auth import require_api_key
 from ses_sender.web.body import JsonBody, JsonDocument
 from ses_sender.web.dependencies import ClockDep, SessionDep
@@ -26,6 +36,7 @@ async def create_messages(
     session: SessionDep,
     clock: ClockDep,
     max_recipients: RecipientLimitDep,
+    senders: SenderPolicyDep,
     wakeup: WakeupDep,
     background: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
@@ -40,8 +51,27 @@ async def create_messages(
         idempotency_key=key,
         now=clock.now(),
         max_recipients=max_recipients,
+        senders=senders,
         elapsed=lambda: clock.monotonic() - started,
     )
     # After the response, so after the commit: an in-process worker looks at once.
     background.add_task(wakeup.notify)
     return JSONResponse(reply.body, status_code=reply.status_code)
+
+
+MessageBody = Annotated[MessageIn, Depends(JsonBody(MessageIn, max_bytes=MAX_BODY_BYTES))]
+
+
+@router.post("/messages/preview", response_model=PreviewOut)
+async def preview_message(
+    body: MessageBody,
+    session: SessionDep,
+    clock: ClockDep,
+    senders: SenderPolicyDep,
+    public_base_url: PublicBaseUrlDep,
+) -> PreviewOut:
+    """One message, as `POST /v1/messages` takes one, for one recipient: the subject, HTML and
+    text that recipient would get. Nothing is queued."""
+    return await service.preview_message(
+        session, body, now=clock.now(), senders=senders, public_base_url=public_base_url
+    )

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.dialect import allocate_ids, bound, bulk_insert, insert_for
 from ses_sender.messages.addresses import Recipient
+from ses_sender.models import Attachment as AttachmentRow
 from ses_sender.models import Content, IdempotencyKey, Request, RequestStatus
+from ses_sender.transports.base import Attachment
 
 _requests = cast(Table, Request.__table__)
 
@@ -25,15 +28,67 @@ class StoredReply:
 
 
 async def insert_content(
-    session: AsyncSession, *, topic_id: str, subject: str, content: str, now: datetime
+    session: AsyncSession,
+    *,
+    topic_id: str,
+    subject: str,
+    content: str,
+    text: str | None,
+    templated: bool,
+    data: str | None,
+    sender: str | None,
+    reply_to: Sequence[str],
+    headers: Sequence[tuple[str, str]],
+    tags: Sequence[tuple[str, str]],
+    template_id: int | None,
+    template_version: int | None,
+    now: datetime,
 ) -> int:
     content_id = await session.scalar(
         insert(Content)
-        .values(topic_id=topic_id, subject=subject, content=content, created_at=now)
+        .values(
+            topic_id=topic_id,
+            subject=subject,
+            content=content,
+            text=text,
+            templated=templated,
+            data=data,
+            sender=sender,
+            reply_to=_json_or_null(reply_to),
+            headers=_json_or_null(headers),
+            tags=_json_or_null(tags),
+            template_id=template_id,
+            template_version=template_version,
+            created_at=now,
+        )
         .returning(Content.id)
     )
     assert isinstance(content_id, int)
     return content_id
+
+
+async def insert_attachments(
+    session: AsyncSession, content_id: int, attachments: Sequence[Attachment]
+) -> None:
+    if attachments:
+        await session.execute(
+            insert(AttachmentRow),
+            [
+                {
+                    "content_id": content_id,
+                    "position": position,
+                    "filename": attachment.filename,
+                    "content_type": attachment.content_type,
+                    "inline_id": attachment.inline_id,
+                    "data": attachment.data,
+                }
+                for position, attachment in enumerate(attachments)
+            ],
+        )
+
+
+def _json_or_null(values: Sequence[Any]) -> str | None:
+    return orjson.dumps(values).decode() if values else None
 
 
 async def insert_requests(
@@ -43,6 +98,7 @@ async def insert_requests(
     content_id: int,
     scheduled_at: datetime,
     recipients: Sequence[Recipient],
+    data: Sequence[str | None] | None = None,
     now: datetime,
 ) -> list[int]:
     """Insert one row per recipient; the ids come back in the recipients' order.
@@ -55,7 +111,8 @@ async def insert_requests(
         return []
     connection = await session.connection()
     ids = await allocate_ids(connection, _requests, len(recipients))
-    # Every value but the id and the address is the same on each row: bound once. The other
+    # Every value but the id, the address and the recipient's data is the same on each row:
+    # bound once. The other
     # columns (message_id, sent_at, delivered_at, ...) stay NULL.
     shared = {
         "topic_id": topic_id,
@@ -72,11 +129,12 @@ async def insert_requests(
     values = tuple(
         bound(connection.dialect, _requests.c[name], value) for name, value in shared.items()
     )
+    own_data = data if data is not None else [None] * len(recipients)
     rows = [
-        (request_id, recipient.address, recipient.key, *values)
-        for request_id, recipient in zip(ids, recipients, strict=True)
+        (request_id, recipient.address, recipient.key, own, *values)
+        for request_id, recipient, own in zip(ids, recipients, own_data, strict=True)
     ]
-    await bulk_insert(connection, _requests, ("id", "to", "recipient_key", *shared), rows)
+    await bulk_insert(connection, _requests, ("id", "to", "recipient_key", "data", *shared), rows)
     return ids
 
 

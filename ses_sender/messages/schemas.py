@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,34 @@ MAX_CONTENT_BYTES = 10 * 1024 * 1024
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
+MAX_TEXT_BYTES = MAX_CONTENT_BYTES
+MAX_REPLY_TO = 50
+MAX_CUSTOM_HEADERS = 10  # with List-Unsubscribe and List-Unsubscribe-Post: SES's 15 at most
+MAX_HEADER_VALUE_LENGTH = 998
+MAX_TAGS = 10  # with our two: SES's 50 at most
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # all of a message's attachments, decoded
+MAX_FILENAME_LENGTH = 255
+MAX_DATA_BYTES = 64 * 1024  # one recipient's data, or the message's shared data, as JSON
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    email: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    filename: str
+    content_type: str = Field(alias="contentType")
+    content: str  # base64
+    # Set for an image the HTML shows inline with `cid:<contentId>`.
+    content_id: str | None = Field(None, alias="contentId")
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -21,6 +50,17 @@ class MessageIn(BaseModel):
     subject: str = ""
     content: str = ""
     scheduled_at: str | None = Field(None, alias="scheduledAt")
+    # Added to the seed's fields; any of the next four makes the message templated.
+    recipients: list[RecipientIn] | None = None
+    data: dict[str, Any] | None = None
+    template_id: int | None = Field(None, alias="templateId")
+    template_version: int | None = Field(None, alias="templateVersion")
+    text: str | None = None
+    sender: str | None = Field(None, alias="from")
+    reply_to: str | list[str] | None = Field(None, alias="replyTo")
+    headers: dict[str, str] | None = None
+    tags: dict[str, str] | None = None
+    attachments: list[AttachmentIn] | None = None
 
 
 class MessagesIn(BaseModel):
@@ -38,6 +78,12 @@ class AcceptedMessageOut(BaseModel):
     # requestIds[i] is the request for emails[i] as sent; a repeated address repeats its id.
     request_ids: list[int] = Field(alias="requestIds")
     duplicates: int
+
+
+class PreviewOut(BaseModel):
+    subject: str
+    content: str
+    text: str
 
 
 class MessagesAcceptedOut(BaseModel):

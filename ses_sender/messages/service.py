@@ -5,27 +5,58 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import Conflict, InvalidInput, PayloadTooLarge
 from ses_sender.messages import repository
 from ses_sender.messages.addresses import Recipient, parse_recipient
+from ses_sender.messages.envelope import (
+    SenderPolicy,
+    check_attachments,
+    check_headers,
+    check_reply_to,
+    check_sender,
+    check_tags,
+)
+from ses_sender.messages.personalisation import (
+    check_recipients_have,
+    encode_data,
+    template_needs,
+)
 from ses_sender.messages.schemas import (
     MAX_CONTENT_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_MESSAGES_PER_REQUEST,
     MAX_SUBJECT_LENGTH,
+    MAX_TEXT_BYTES,
     MAX_TOPIC_ID_LENGTH,
     AcceptedMessageOut,
     MessageIn,
     MessagesAcceptedOut,
     MessagesIn,
+    PreviewOut,
 )
+from ses_sender.stats import service as stats
+from ses_sender.templates.service import TemplateParts, template_parts
+from ses_sender.templating import (
+    RenderError,
+    TemplateKind,
+    builtins,
+    compile_parts,
+    render_parts,
+    text_of_html,
+)
+from ses_sender.transports.base import Attachment
+
+_NO_DATA: Mapping[str, Any] = {}
+# A preview has no request, so no unsubscribe token: its link shows where one would go.
+PREVIEW_UNSUBSCRIBE_PATH = "/v1/unsubscribe/preview"
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
@@ -40,6 +71,16 @@ class ValidMessage:
     scheduled_at: datetime
     recipients: list[Recipient]  # de-duplicated, in first-seen order
     positions: list[int]  # for each submitted address, its index in `recipients`
+    text: str | None = None
+    templated: bool = False
+    shared_data: str | None = None  # JSON
+    recipient_data: list[str | None] | None = None  # JSON, for each of `recipients`
+    sender: str | None = None
+    reply_to: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    template: TemplateParts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,40 +103,77 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def validate_batch(batch: MessagesIn, *, now: datetime, max_recipients: int) -> list[ValidMessage]:
+async def validate_batch(
+    session: AsyncSession,
+    batch: MessagesIn,
+    *,
+    now: datetime,
+    max_recipients: int,
+    senders: SenderPolicy,
+) -> list[ValidMessage]:
     """Every message checked before anything is written; the first problem names its field."""
     if not batch.messages:
         raise InvalidInput("messages array cannot be empty")
     if len(batch.messages) > MAX_MESSAGES_PER_REQUEST:
         raise PayloadTooLarge(f"messages: at most {MAX_MESSAGES_PER_REQUEST} messages per request")
-    submitted = sum(len(message.emails) for message in batch.messages)
+    submitted = sum(
+        len(message.emails) + len(message.recipients or ()) for message in batch.messages
+    )
     if submitted > max_recipients:
         raise PayloadTooLarge(
             f"messages: {submitted} recipients in one request, at most {max_recipients}"
         )
     return [
-        _validate_message(message, f"messages[{index}]", now)
+        await validate_message(session, message, f"messages[{index}]", now, senders)
         for index, message in enumerate(batch.messages)
     ]
 
 
-def _validate_message(message: MessageIn, where: str, now: datetime) -> ValidMessage:
+async def validate_message(
+    session: AsyncSession,
+    message: MessageIn,
+    where: str,
+    now: datetime,
+    senders: SenderPolicy,
+) -> ValidMessage:
     topic_id = message.topic_id.strip()
     if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
         raise InvalidInput(f"{where}.topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
-    subject = message.subject.strip()
-    if not subject:
-        raise InvalidInput(f"{where}.subject: subject cannot be empty")
-    if "\r" in subject or "\n" in subject:
-        raise InvalidInput(f"{where}.subject: must not contain line breaks")
-    if len(subject) > MAX_SUBJECT_LENGTH:
-        raise InvalidInput(f"{where}.subject: at most {MAX_SUBJECT_LENGTH} characters")
-    content = message.content.strip()
-    if not content:
-        raise InvalidInput(f"{where}.content: content cannot be empty")
-    if len(content.encode()) > MAX_CONTENT_BYTES:
-        raise PayloadTooLarge(f"{where}.content: at most {MAX_CONTENT_BYTES} bytes")
-    recipients, positions = _dedupe_recipients(message.emails, where)
+    template = None
+    if message.template_id is not None:
+        for name, value in (("subject", message.subject), ("content", message.content)):
+            if value.strip():
+                raise InvalidInput(f"{where}.{name}: give templateId or {name}, not both")
+        if message.text is not None:
+            raise InvalidInput(f"{where}.text: give templateId or text, not both")
+        template = await template_parts(
+            session, message.template_id, message.template_version, where
+        )
+        subject, content, text = template.subject, template.content, template.text
+    else:
+        if message.template_version is not None:
+            raise InvalidInput(f"{where}.templateVersion: only with templateId")
+        subject, content, text = message.subject.strip(), message.content.strip(), message.text
+    _check_parts(subject, content, text, where)
+    templated = message.recipients is not None or message.data is not None or template is not None
+    recipients, positions, own_data = _dedupe_recipients(message, where)
+    shared_data = None
+    recipient_data = None
+    if templated:
+        shared = message.data or {}
+        shared_data = encode_data(shared, f"{where}.data")
+        needs = template_needs(
+            {TemplateKind.SUBJECT: subject, TemplateKind.HTML: content, TemplateKind.TEXT: text},
+            where,
+        )
+        check_recipients_have(
+            needs,
+            shared,
+            own_data,
+            lambda submitted: _place(message, where, submitted, "data"),
+            where,
+        )
+        recipient_data = _first_seen_data(message, where, positions, own_data)
     return ValidMessage(
         topic_id=topic_id,
         subject=subject,
@@ -103,25 +181,79 @@ def _validate_message(message: MessageIn, where: str, now: datetime) -> ValidMes
         scheduled_at=parse_scheduled_time(message.scheduled_at, f"{where}.scheduledAt", now),
         recipients=recipients,
         positions=positions,
+        text=text,
+        templated=templated,
+        shared_data=shared_data,
+        recipient_data=recipient_data,
+        sender=check_sender(message.sender, senders, f"{where}.from"),
+        reply_to=check_reply_to(message.reply_to, f"{where}.replyTo"),
+        headers=check_headers(message.headers, f"{where}.headers"),
+        tags=check_tags(message.tags, f"{where}.tags"),
+        attachments=check_attachments(message.attachments, f"{where}.attachments"),
+        template=template,
     )
 
 
-def _dedupe_recipients(emails: list[str], where: str) -> tuple[list[Recipient], list[int]]:
-    if not emails:
+def _check_parts(subject: str, content: str, text: str | None, where: str) -> None:
+    if not subject:
+        raise InvalidInput(f"{where}.subject: subject cannot be empty")
+    if "\r" in subject or "\n" in subject:
+        raise InvalidInput(f"{where}.subject: must not contain line breaks")
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        raise InvalidInput(f"{where}.subject: at most {MAX_SUBJECT_LENGTH} characters")
+    if not content:
+        raise InvalidInput(f"{where}.content: content cannot be empty")
+    if len(content.encode()) > MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(f"{where}.content: at most {MAX_CONTENT_BYTES} bytes")
+    if text is not None and len(text.encode()) > MAX_TEXT_BYTES:
+        raise PayloadTooLarge(f"{where}.text: at most {MAX_TEXT_BYTES} bytes")
+
+
+def _dedupe_recipients(
+    message: MessageIn, where: str
+) -> tuple[list[Recipient], list[int], list[Mapping[str, Any]]]:
+    """The recipients without repeats, in first-seen order (`emails`, then `recipients`); for
+    each address submitted, its index among them, and its own data (empty for `emails`)."""
+    entries = [(raw, _NO_DATA) for raw in message.emails]
+    entries += [(entry.email, entry.data) for entry in message.recipients or ()]
+    if not entries:
         raise InvalidInput(f"{where}.emails: emails array cannot be empty")
     recipients: list[Recipient] = []
     index_of: dict[str, int] = {}
     positions: list[int] = []
-    for position, raw in enumerate(emails):
+    for submitted, (raw, _) in enumerate(entries):
         recipient = parse_recipient(raw)
         if recipient is None:
-            raise InvalidInput(f"{where}.emails[{position}]: invalid email address: {raw.strip()}")
+            field = _place(message, where, submitted, "email")
+            raise InvalidInput(f"{field}: invalid email address: {raw.strip()}")
         index = index_of.get(recipient.key)
         if index is None:
             index = index_of[recipient.key] = len(recipients)
             recipients.append(recipient)
         positions.append(index)
-    return recipients, positions
+    return recipients, positions, [data for _, data in entries]
+
+
+def _place(message: MessageIn, where: str, submitted: int, field: str) -> str:
+    """Where the `submitted`th address of a message was given: an entry of `emails`, or
+    `field` of an entry of `recipients`."""
+    plain = len(message.emails)
+    if submitted < plain:
+        return f"{where}.emails[{submitted}]"
+    return f"{where}.recipients[{submitted - plain}].{field}"
+
+
+def _first_seen_data(
+    message: MessageIn, where: str, positions: list[int], own_data: list[Mapping[str, Any]]
+) -> list[str | None]:
+    """Each de-duplicated recipient's data as JSON: that of its first entry (None: none)."""
+    chosen: list[str | None] = []
+    for submitted, index in enumerate(positions):
+        if index == len(chosen):
+            data = own_data[submitted]
+            place = _place(message, where, submitted, "data")
+            chosen.append(encode_data(data, place) if data else None)
+    return chosen
 
 
 def parse_scheduled_time(value: str | None, where: str, now: datetime) -> datetime:
@@ -149,6 +281,7 @@ async def accept_messages(
     idempotency_key: str | None,
     now: datetime,
     max_recipients: int,
+    senders: SenderPolicy,
     elapsed: Callable[[], float],
 ) -> Reply:
     if idempotency_key is not None:
@@ -159,7 +292,9 @@ async def accept_messages(
         )
         if not claimed:
             return await _replay(session, idempotency_key, body_hash)
-    messages = validate_batch(batch, now=now, max_recipients=max_recipients)
+    messages = await validate_batch(
+        session, batch, now=now, max_recipients=max_recipients, senders=senders
+    )
     accepted: list[AcceptedMessageOut] = []
     for message in messages:
         content_id = await repository.insert_content(
@@ -167,14 +302,31 @@ async def accept_messages(
             topic_id=message.topic_id,
             subject=message.subject,
             content=message.content,
+            text=message.text,
+            templated=message.templated,
+            data=message.shared_data,
+            sender=message.sender,
+            reply_to=message.reply_to,
+            headers=message.headers,
+            tags=message.tags,
+            template_id=None if message.template is None else message.template.template_id,
+            template_version=None if message.template is None else message.template.version,
             now=now,
         )
+        await repository.insert_attachments(session, content_id, message.attachments)
         ids = await repository.insert_requests(
             session,
             topic_id=message.topic_id,
             content_id=content_id,
             scheduled_at=message.scheduled_at,
             recipients=message.recipients,
+            data=message.recipient_data,
+            now=now,
+        )
+        await stats.count_queued(
+            session,
+            message.topic_id,
+            [recipient.key for recipient in message.recipients],
             now=now,
         )
         accepted.append(
@@ -194,6 +346,36 @@ async def accept_messages(
     if idempotency_key is not None:
         await repository.record_idempotent_reply(session, idempotency_key, 200, json.dumps(body))
     return Reply(200, body)
+
+
+async def preview_message(
+    session: AsyncSession,
+    message: MessageIn,
+    *,
+    now: datetime,
+    senders: SenderPolicy,
+    public_base_url: str,
+) -> PreviewOut:
+    """What the message's one recipient would get (without the open pixel), queuing nothing."""
+    valid = await validate_message(session, message, "message", now, senders)
+    if len(valid.recipients) != 1:
+        raise InvalidInput("message.recipients: a preview is for exactly one recipient")
+    if not valid.templated:
+        text = valid.text if valid.text is not None else text_of_html(valid.content)
+        return PreviewOut(subject=valid.subject, content=valid.content, text=text)
+    own = (valid.recipient_data or [None])[0]
+    context = {
+        **orjson.loads(valid.shared_data or "{}"),
+        **orjson.loads(own or "{}"),
+        **builtins(valid.recipients[0].key, f"{public_base_url}{PREVIEW_UNSUBSCRIBE_PATH}", 0),
+    }
+    try:
+        subject, html, text = render_parts(
+            compile_parts(valid.subject, valid.content, valid.text), context
+        )
+    except RenderError as error:
+        raise InvalidInput(f"message: {error}") from None
+    return PreviewOut(subject=subject, content=html, text=text)
 
 
 async def _replay(session: AsyncSession, key: str, body_hash: str) -> Reply:

@@ -89,6 +89,8 @@ class Request(Base):
     # because `bounce_type` follows the earliest bounce, so a permanent bounce after a
     # transient one would not show in them.
     outcome: Mapped[int | None] = mapped_column(SmallInteger)
+    # This recipient's own template data, a JSON object (its content is templated).
+    data: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_email_requests_claim", "status", "held", "due_at", "id"),

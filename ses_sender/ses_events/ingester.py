@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender.db import errors as database
 from ses_sender.ses_events import service
 from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
@@ -101,7 +102,9 @@ class Ingester:
                 _settle(batch[0], error=error)
                 return
             log.info(
-                "a batch of %d SES events failed (%r); writing them one by one", len(batch), error
+                "a batch of %d SES events failed (%s); writing them one by one",
+                len(batch),
+                database.describe(error),
             )
             for item in batch:
                 await self._write([item])

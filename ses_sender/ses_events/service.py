@@ -28,6 +28,7 @@ from ses_sender.ses_events.schemas import (
 )
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.stats import service as stats
 from ses_sender.suppression import service as suppression
 from ses_sender.suppression.service import Feedback, FeedbackKind, SoftBounceRule
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
@@ -145,8 +146,11 @@ async def ingest_notifications(
     for event in events:
         if event is not None:
             firsts.setdefault(event.sns_message_id, event)
-    stored = await _store(session, list(firsts.values()))
-    await _act_on(session, stored, soft_bounces=soft_bounces)
+    firsts_found = await _find_requests(session, list(firsts.values()))
+    request_ids = {request.id for found in firsts_found for request in found.values()}
+    async with stats.counting(session, request_ids):
+        stored = await _store(session, list(firsts.values()), firsts_found)
+        await _act_on(session, stored, soft_bounces=soft_bounces)
     unanswered = {item.event.sns_message_id for item in stored}
     outcomes = []
     for event in events:
@@ -173,9 +177,11 @@ def _mail_event(received: Received) -> _MailEvent | None:
     )
 
 
-async def _store(session: AsyncSession, events: Sequence[_MailEvent]) -> list[_Stored]:
-    """Store each event once per recipient key; those stored now, for the recipients that were."""
-    found = await _find_requests(session, events)
+async def _store(
+    session: AsyncSession, events: Sequence[_MailEvent], found: Sequence[dict[str, RequestRef]]
+) -> list[_Stored]:
+    """Store each event once per recipient key (`found`: the requests each is about); those
+    stored now, for the recipients that were."""
     stored = await repository.insert_results_once(
         session,
         [
@@ -253,15 +259,16 @@ async def adopt_waiting_events(
     soft_bounces: SoftBounceRule,
     now: datetime,
 ) -> None:
-    adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
-    if not adopted:
-        return
-    request = (await repository.requests_by_ids(session, [request_id]))[request_id]
-    await _apply(
-        session,
-        [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted],
-        soft_bounces=soft_bounces,
-    )
+    async with stats.counting(session, [request_id]):
+        adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
+        if not adopted:
+            return
+        request = (await repository.requests_by_ids(session, [request_id]))[request_id]
+        await _apply(
+            session,
+            [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted],
+            soft_bounces=soft_bounces,
+        )
 
 
 async def adopt_stranded_events(

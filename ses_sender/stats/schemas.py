@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -42,3 +44,103 @@ class SentCount(BaseModel):
     count: int
     hours: int
     since: str
+
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class _CamelModel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class TopicProgress(BaseModel):
+    total: int = 0
+    queued: int = 0
+    processing: int = 0
+    sent: int = 0
+    failed: int = 0
+    stopped: int = 0
+
+
+class TopicRates(BaseModel):
+    """Shares of the sent emails (0 when none is sent): requests with a delivery, a bounce (of
+    any kind), a complaint, an open (our pixel or SES's), a click."""
+
+    delivered: float = 0.0
+    bounced: float = 0.0
+    complained: float = 0.0
+    opened: float = 0.0
+    clicked: float = 0.0
+
+
+class TopicSummary(_CamelModel):
+    topic_id: str = Field(alias="topicId")
+    created_at: datetime = Field(alias="createdAt")  # when it was first queued to
+    progress: TopicProgress
+    rates: TopicRates
+
+
+class TopicPage(_CamelModel):
+    topics: list[TopicSummary]
+    # Pass as `cursor` for the next page; null on the last page.
+    next_cursor: str | None = Field(alias="nextCursor")
+
+
+class UniqueAndTotal(BaseModel):
+    unique: int = 0  # requests, counted at their first
+    total: int = 0  # every one
+
+
+class TimelineBucket(BaseModel):
+    start: datetime
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    opened: UniqueAndTotal = UniqueAndTotal()
+    clicked: UniqueAndTotal = UniqueAndTotal()
+    unsubscribed: int = 0
+    failed: int = 0
+
+
+class Timeline(_CamelModel):
+    topic_id: str | None = Field(alias="topicId")  # None: the whole account
+    bucket: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    buckets: list[TimelineBucket]
+
+
+class DomainCounts(BaseModel):
+    domain: str
+    total: int = 0
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    stopped: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
+
+
+class TopicDomains(_CamelModel):
+    topic_id: str = Field(alias="topicId")
+    domains: list[DomainCounts]  # largest first
+    # Domains beyond the `limit` largest, not listed.
+    more: int = 0
+
+
+class CounterDifference(BaseModel):
+    counter: str
+    kept: int
+    recounted: int
+
+
+class VerifyReport(BaseModel):
+    topic_id: str | None
+    requests: int
+    differences: list[CounterDifference]

@@ -1,61 +1,504 @@
+"""The read model: counters kept where the facts change, and the reads they answer.
+
+Writers call one of these in the transaction that changes requests:
+- `counting(session, request_ids)`, around any change to existing requests (a send, an event, a
+  requeue, a cancel): the counters follow whatever the change did;
+- `count_queued` for requests the API queues, `count_added` for rows written in any state;
+- `count_moves` for many requests moved between the statuses that carry nothing else (queued,
+  claimed, cancelled), without reading them.
+"""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.cursor import decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Outcome, RequestStatus, StopReason
-from ses_sender.stats import repository
+from ses_sender.models import CounterScope, Outcome, RequestStatus
+from ses_sender.stats import counters, repository
+from ses_sender.stats.counters import (
+    DAY_S,
+    HOUR_S,
+    MINUTE_S,
+    CounterKey,
+    changes,
+    contribution,
+    domain_of,
+    spread_over_grains,
+)
 from ses_sender.stats.schemas import (
+    CounterDifference,
+    DomainCounts,
     OutcomeCounts,
     RequestCounts,
     ResultCounts,
     SentCount,
+    Timeline,
+    TimelineBucket,
+    TopicDomains,
+    TopicPage,
+    TopicProgress,
+    TopicRates,
     TopicStats,
+    TopicSummary,
+    UniqueAndTotal,
+    VerifyReport,
 )
 
 MIN_HOURS = 1
 MAX_HOURS = 168
+# A timeline answers at most this many buckets (a day of minutes, two months of hours).
+MAX_BUCKETS = 1_440
+GRAINS_S: Final = {"minute": MINUTE_S, "hour": HOUR_S, "day": DAY_S}
+# Buckets a timeline shows when `from` is not given.
+DEFAULT_BUCKETS: Final = {"minute": 60, "hour": 24, "day": 30}
+MAX_DOMAINS = 1_000
+DEFAULT_DOMAINS = 100
+# Deltas one fold moves into the counters, in one transaction.
+FOLD_BATCH = 20_000
+_COUNTED = "stats.counting"  # session.info: the requests a `counting` block covers
+
+
+# -- keeping the counters ---------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def counting(session: AsyncSession, request_ids: Collection[int]) -> AsyncIterator[None]:
+    """Around a change to these requests in the session's transaction: the counters change by
+    what the change did to them. The rows are locked first, so concurrent changes to the same
+    requests count one after the other; a block inside another for the same requests leaves
+    them to the outer one."""
+    covered: set[int] = session.info.setdefault(_COUNTED, set())
+    ours = set(request_ids) - covered
+    if not ours:
+        yield
+        return
+    before = await repository.request_facts(session, ours, lock=True)
+    covered |= ours
+    try:
+        yield
+        await session.flush()  # rows added through the session (an event logged) count too
+        after = await repository.request_facts(session, ours, lock=False)
+        await repository.insert_deltas(session, changes(before, after))
+    finally:
+        covered -= ours
+
+
+async def count_added(session: AsyncSession, request_ids: Collection[int]) -> None:
+    """Requests inserted in this transaction, in whatever state they were written."""
+    await repository.insert_deltas(
+        session, changes([], await repository.request_facts(session, request_ids, lock=False))
+    )
+
+
+async def count_queued(
+    session: AsyncSession, topic_id: str, recipient_keys: Sequence[str], *, now: datetime
+) -> None:
+    """New requests, queued to `topic_id`. A new request counts only as queued, in its topic
+    and its domain (`counters.contribution` of such a row), so the deltas are summed here
+    without building each row's facts: intake takes 100,000 recipients a request."""
+    await repository.register_topic(session, topic_id, now=now)
+    queued = RequestStatus.CREATED.name.lower()
+    deltas: dict[CounterKey, int] = {
+        (CounterScope.TOPIC, topic_id, "", 0, queued): len(recipient_keys)
+    }
+    for domain, count in Counter(domain_of(key) for key in recipient_keys).items():
+        deltas[CounterScope.DOMAIN, topic_id, domain, 0, queued] = count
+    await repository.insert_deltas(session, deltas if recipient_keys else {})
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    topic_id: str
+    recipient_key: str
+
+
+async def count_moves(
+    session: AsyncSession,
+    moved: Iterable[Moved],
+    *,
+    before: RequestStatus,
+    after: RequestStatus,
+) -> None:
+    """Requests moved from `before` to `after`, two of queued, claimed and cancelled (Stopped):
+    the statuses whose count is all they change."""
+    plain = {RequestStatus.CREATED, RequestStatus.PROCESSING, RequestStatus.STOPPED}
+    if before not in plain or after not in plain:
+        raise ValueError(f"{before.name} to {after.name} changes more than a status count")
+    old, new = before.name.lower(), after.name.lower()
+    deltas: dict[CounterKey, int] = {}
+    for request in moved:
+        for scope, domain in (
+            (CounterScope.TOPIC, ""),
+            (CounterScope.DOMAIN, domain_of(request.recipient_key)),
+        ):
+            for metric, step in ((old, -1), (new, 1)):
+                key = (scope, request.topic_id, domain, 0, metric)
+                deltas[key] = deltas.get(key, 0) + step
+    await repository.insert_deltas(session, deltas)
+
+
+async def fold(session: AsyncSession, *, limit: int = FOLD_BATCH) -> int:
+    """Move up to `limit` deltas into the counters; how many were moved."""
+    taken = await repository.take_deltas(session, limit)
+    summed: dict[CounterKey, int] = {}
+    for key, value in taken:
+        summed[key] = summed.get(key, 0) + value
+    await repository.add_to_counters(
+        session, {key: value for key, value in spread_over_grains(summed).items() if value}
+    )
+    return len(taken)
+
+
+# -- reads --------------------------------------------------------------------------------------
 
 
 async def request_counts(session: AsyncSession, topic_id: str) -> dict[int, int]:
     """The topic's requests by status (a `RequestStatus` absent: none)."""
-    return await repository.request_counts_by_status(session, topic_id)
+    found = (await repository.totals(session, CounterScope.TOPIC, [topic_id])).get(
+        (topic_id, ""), {}
+    )
+    return {
+        status: found[status.name.lower()]
+        for status in RequestStatus
+        if found.get(status.name.lower())
+    }
 
 
 async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
-    by_status = await request_counts(session, topic_id)
-    with_events, statuses = await repository.result_counts(session, topic_id)
-    by_outcome = await repository.outcome_counts(session, topic_id)
+    """The seed's topic stats (zeros for an unknown topic)."""
+    found = (await repository.totals(session, CounterScope.TOPIC, [topic_id])).get(
+        (topic_id, ""), {}
+    )
+    statuses = {status.name.lower(): found.get(status.name.lower(), 0) for status in RequestStatus}
     return TopicStats(
         request=RequestCounts(
-            total=sum(by_status.values()),
-            suppressed=await repository.stopped_count(session, topic_id, StopReason.SUPPRESSED),
-            **{status.name.lower(): by_status.get(status, 0) for status in RequestStatus},
+            total=sum(statuses.values()), suppressed=found.get(counters.SUPPRESSED, 0), **statuses
         ),
         result=ResultCounts(
-            total=with_events,
-            statuses=statuses,
+            total=found.get(counters.EVENTS, 0),
+            statuses={
+                metric.removeprefix(counters.EVENT_PREFIX): value
+                for metric, value in sorted(found.items())
+                if metric.startswith(counters.EVENT_PREFIX)
+            },
             outcomes=OutcomeCounts(
-                sent=by_outcome.get(None, 0),
-                **{outcome.name.lower(): by_outcome.get(outcome, 0) for outcome in Outcome},
+                sent=found.get(counters.outcome_metric(None), 0),
+                **{
+                    outcome.name.lower(): found.get(counters.outcome_metric(outcome), 0)
+                    for outcome in Outcome
+                },
             ),
         ),
     )
 
 
+async def list_topics(session: AsyncSession, *, cursor: str | None, limit: int) -> TopicPage:
+    """Topics newest first (by when they were first queued to), with progress and rates."""
+    before = None
+    if cursor is not None:
+        created_at, topic_id = decode_cursor(cursor, parts=2)
+        before = (_cursor_time(created_at), topic_id)
+    found = await repository.topics_page(session, before=before, limit=limit + 1)
+    shown = found[:limit]
+    totals = await repository.totals(
+        session, CounterScope.TOPIC, [topic_id for topic_id, _at in shown]
+    )
+    return TopicPage(
+        topics=[
+            _summary(topic_id, created_at, totals.get((topic_id, ""), {}))
+            for topic_id, created_at in shown
+        ],
+        next_cursor=(
+            encode_cursor(shown[-1][1].isoformat(), shown[-1][0]) if len(found) > limit else None
+        ),
+    )
+
+
+def _cursor_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("cursor: not a cursor from a previous page") from None
+
+
+def _summary(topic_id: str, created_at: datetime, found: dict[str, int]) -> TopicSummary:
+    sent = found.get(RequestStatus.SENT.name.lower(), 0)
+
+    def rate(metric: str) -> float:
+        return round(found.get(metric, 0) / sent, 4) if sent else 0.0
+
+    progress = TopicProgress(
+        queued=found.get(RequestStatus.CREATED.name.lower(), 0),
+        processing=found.get(RequestStatus.PROCESSING.name.lower(), 0),
+        sent=sent,
+        failed=found.get(RequestStatus.FAILED.name.lower(), 0),
+        stopped=found.get(RequestStatus.STOPPED.name.lower(), 0),
+    )
+    progress.total = (
+        progress.queued + progress.processing + progress.sent + progress.failed + progress.stopped
+    )
+    return TopicSummary(
+        topic_id=topic_id,
+        created_at=created_at,
+        progress=progress,
+        rates=TopicRates(
+            delivered=rate(counters.DELIVERED),
+            bounced=rate(counters.BOUNCED),
+            complained=rate(counters.COMPLAINED),
+            opened=rate(counters.OPENED),
+            clicked=rate(counters.CLICKED),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A timeline's buckets: the first's and the last's start, aligned to the grain."""
+
+    bucket: str
+    grain_s: int
+    first: int
+    last: int
+
+
+def parse_time_range(
+    start: str | None, end: str | None, bucket: str | None, *, now: datetime
+) -> TimeRange:
+    """The query's `from`, `to` (ISO 8601; UTC when no offset is given) and `bucket`; a 400
+    naming the parameter for anything out of bounds."""
+    name = "hour" if bucket is None else bucket
+    if name not in GRAINS_S:
+        raise InvalidInput("bucket: must be one of minute, hour, day")
+    grain_s = GRAINS_S[name]
+    last_at = now if end is None else _parse_time("to", end)
+    first_at = (
+        last_at - timedelta(seconds=grain_s * (DEFAULT_BUCKETS[name] - 1))
+        if start is None
+        else _parse_time("from", start)
+    )
+    if first_at > last_at:
+        raise InvalidInput("from: must not be after to")
+    first = counters.bucket_of(int(first_at.timestamp()), grain_s)
+    last = counters.bucket_of(int(last_at.timestamp()), grain_s)
+    if (last - first) // grain_s + 1 > MAX_BUCKETS:
+        raise InvalidInput(
+            f"from: the range spans more than {MAX_BUCKETS} {name} buckets; "
+            "narrow it or choose a larger bucket"
+        )
+    return TimeRange(name, grain_s, first, last)
+
+
+# Longer than any ISO 8601 time; a longer value is refused before it is parsed.
+_MAX_TIME_LENGTH = 40
+
+
+def _parse_time(name: str, text: str) -> datetime:
+    parsed = None
+    if len(text) <= _MAX_TIME_LENGTH:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+    if parsed is None or not datetime(1970, 1, 2, tzinfo=UTC) <= (
+        parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    ) <= datetime(9999, 1, 1, tzinfo=UTC):
+        raise InvalidInput(f"{name}: not an ISO 8601 time (2026-01-31T09:00:00Z)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def topic_timeline(session: AsyncSession, topic_id: str, span: TimeRange) -> Timeline:
+    """One topic's counts per bucket, every bucket of the range (zeros where nothing happened)."""
+    found = await repository.buckets(
+        session,
+        CounterScope.TOPIC_TIME,
+        topic_id,
+        grain_s=span.grain_s,
+        first=span.first,
+        last=span.last,
+    )
+    return _timeline(topic_id, span, found)
+
+
+async def account_timeline(session: AsyncSession, span: TimeRange) -> Timeline:
+    """`topic_timeline` for every topic together."""
+    found = await repository.buckets(
+        session,
+        CounterScope.ACCOUNT_TIME,
+        "",
+        grain_s=span.grain_s,
+        first=span.first,
+        last=span.last,
+    )
+    return _timeline(None, span, found)
+
+
+def _timeline(topic_id: str | None, span: TimeRange, found: dict[int, dict[str, int]]) -> Timeline:
+    buckets = []
+    for start in range(span.first, span.last + 1, span.grain_s):
+        counts = found.get(start, {})
+        buckets.append(
+            TimelineBucket(
+                start=datetime.fromtimestamp(start, UTC),
+                sent=counts.get(counters.SENT, 0),
+                delivered=counts.get(counters.DELIVERED, 0),
+                bounced=counts.get(counters.BOUNCED, 0),
+                complained=counts.get(counters.COMPLAINED, 0),
+                opened=UniqueAndTotal(
+                    unique=counts.get(counters.OPENED, 0), total=counts.get(counters.OPENS, 0)
+                ),
+                clicked=UniqueAndTotal(
+                    unique=counts.get(counters.CLICKED, 0), total=counts.get(counters.CLICKS, 0)
+                ),
+                unsubscribed=counts.get(counters.UNSUBSCRIBED, 0),
+                failed=counts.get(counters.FAILED, 0),
+            )
+        )
+    return Timeline(
+        topic_id=topic_id,
+        bucket=span.bucket,
+        from_=datetime.fromtimestamp(span.first, UTC),
+        to=datetime.fromtimestamp(span.last + span.grain_s, UTC),
+        buckets=buckets,
+    )
+
+
+async def topic_domains(
+    session: AsyncSession, topic_id: str, *, limit: int = DEFAULT_DOMAINS
+) -> TopicDomains:
+    """The topic's counts per recipient domain, the `limit` largest (by requests) first."""
+    found = await repository.totals(session, CounterScope.DOMAIN, [topic_id])
+    rows = [
+        DomainCounts(
+            domain=domain,
+            queued=counts.get(RequestStatus.CREATED.name.lower(), 0),
+            sent=counts.get(RequestStatus.SENT.name.lower(), 0),
+            failed=counts.get(RequestStatus.FAILED.name.lower(), 0),
+            stopped=counts.get(RequestStatus.STOPPED.name.lower(), 0),
+            total=sum(counts.get(status.name.lower(), 0) for status in RequestStatus),
+            delivered=counts.get(counters.DELIVERED, 0),
+            bounced=counts.get(counters.BOUNCED, 0),
+            complained=counts.get(counters.COMPLAINED, 0),
+            opened=counts.get(counters.OPENED, 0),
+            clicked=counts.get(counters.CLICKED, 0),
+            unsubscribed=counts.get(counters.UNSUBSCRIBED, 0),
+        )
+        for (_topic, domain), counts in found.items()
+    ]
+    rows.sort(key=lambda row: (-row.total, row.domain))
+    return TopicDomains(topic_id=topic_id, domains=rows[:limit], more=max(0, len(rows) - limit))
+
+
 def parse_hours(raw: str | None) -> int:
     text = "24" if raw is None else raw
-    if not text.isdigit() or not MIN_HOURS <= int(text) <= MAX_HOURS:
+    if not (text.isascii() and text.isdigit() and len(text) <= 3) or not (
+        MIN_HOURS <= int(text) <= MAX_HOURS
+    ):
         raise InvalidInput(f"hours must be between {MIN_HOURS} and {MAX_HOURS}")
     return int(text)
 
 
-async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
-    since = (now - timedelta(hours=hours)).replace(microsecond=0)
-    return SentCount(
-        count=await repository.sent_since(session, since),
-        hours=hours,
-        since=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+async def sent_in_last_minute(session: AsyncSession, *, now: datetime) -> int:
+    """Emails sent in the minute up to and including `now`, from the rows: a minute's sends are
+    few."""
+    return await repository.sent_between(
+        session, now - timedelta(minutes=1), now + timedelta(microseconds=1)
     )
+
+
+async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:
+    """Requests sent since `hours` ago (to the second): whole hours and minutes from the
+    counters, the seconds before the first whole minute from the rows."""
+    since = (now - timedelta(hours=hours)).replace(microsecond=0)
+    since_s = int(since.timestamp())
+    first_minute = -(-since_s // MINUTE_S) * MINUTE_S
+    first_hour = -(-since_s // HOUR_S) * HOUR_S
+    count = await repository.sent_between(session, since, datetime.fromtimestamp(first_minute, UTC))
+    minutes = await repository.buckets(
+        session,
+        CounterScope.ACCOUNT_TIME,
+        "",
+        grain_s=MINUTE_S,
+        first=first_minute,
+        last=first_hour - MINUTE_S,
+    )
+    hours_found = await repository.buckets(
+        session,
+        CounterScope.ACCOUNT_TIME,
+        "",
+        grain_s=HOUR_S,
+        first=first_hour,
+        last=int(now.timestamp()) // HOUR_S * HOUR_S + HOUR_S,
+    )
+    for found in (minutes, hours_found):
+        count += sum(counts.get(counters.SENT, 0) for counts in found.values())
+    return SentCount(count=count, hours=hours, since=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+# -- verifying -----------------------------------------------------------------------------------
+
+
+async def recount(
+    session: AsyncSession, topic_id: str | None
+) -> tuple[int, dict[tuple[CounterKey, int], int]]:
+    """(requests read, every counter they make up by (key, grain)): a topic's counters or all."""
+    minutes: dict[CounterKey, int] = {}
+    requests = 0
+    async for chunk in repository.all_request_facts(session, topic_id):
+        requests += len(chunk)
+        for facts in chunk:
+            for key, value in contribution(facts).items():
+                minutes[key] = minutes.get(key, 0) + value
+    if topic_id is not None:
+        minutes = {
+            key: value for key, value in minutes.items() if key[0] != CounterScope.ACCOUNT_TIME
+        }
+    return requests, spread_over_grains(minutes)
+
+
+async def kept_counters(
+    session: AsyncSession, topic_id: str | None
+) -> dict[tuple[CounterKey, int], int]:
+    """The counters as reads see them (folded and pending), by (key, grain), zeros left out."""
+    folded, pending = await repository.counters_of(session, topic_id)
+    kept = dict(folded)
+    for key, value in spread_over_grains(pending).items():
+        kept[key] = kept.get(key, 0) + value
+    return {key: value for key, value in kept.items() if value}
+
+
+async def verify(session: AsyncSession, topic_id: str | None) -> VerifyReport:
+    """Recount from the rows and compare with the counters kept; every difference."""
+    requests, recounted = await recount(session, topic_id)
+    kept = await kept_counters(session, topic_id)
+    differences = [
+        CounterDifference(
+            counter=_describe(*key_grain),
+            kept=kept.get(key_grain, 0),
+            recounted=recounted.get(key_grain, 0),
+        )
+        for key_grain in sorted(set(kept) | set(recounted))
+        if kept.get(key_grain, 0) != recounted.get(key_grain, 0)
+    ]
+    return VerifyReport(topic_id=topic_id, requests=requests, differences=differences)
+
+
+def _describe(key: CounterKey, grain_s: int) -> str:
+    scope, topic_id, domain, bucket, metric = key
+    where = {
+        CounterScope.TOPIC: f"topic {topic_id!r}",
+        CounterScope.DOMAIN: f"topic {topic_id!r} domain {domain!r}",
+        CounterScope.TOPIC_TIME: f"topic {topic_id!r}",
+        CounterScope.ACCOUNT_TIME: "account",
+    }[CounterScope(scope)]
+    if grain_s:
+        start = datetime.fromtimestamp(bucket, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        where += f" {start} ({grain_s} s)"
+    return f"{where}: {metric}"

@@ -57,11 +57,18 @@ async def page(
     reason: str | None,
     after: str | None,
     limit: int,
+    containing: str | None = None,
 ) -> Sequence[Suppression]:
-    """Up to `limit` entries in address order, after the address `after` (keyset paging)."""
+    """Up to `limit` entries in address order, after the address `after` (keyset paging).
+
+    `containing`: addresses with this text in them, in any case (a scan in address order that
+    stops once the page is full).
+    """
     query = select(Suppression).order_by(Suppression.email).limit(limit)
     if email is not None:
         query = query.where(Suppression.email == email)
+    if containing is not None:
+        query = query.where(Suppression.email.icontains(containing, autoescape=True))
     if reason is not None:
         query = query.where(Suppression.reason == reason)
     if after is not None:

@@ -30,6 +30,7 @@ from ses_sender.suppression.schemas import (
 
 # How a request stopped because of its address starts its `error`, e.g. "suppressed: bounce".
 SUPPRESSED_ERROR_PREFIX = "suppressed: "
+MAX_SEARCH_LENGTH = 320  # an address's own limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +146,14 @@ async def list_suppressions(
     reason: SuppressionReason | None,
     cursor: str | None,
     limit: int,
+    containing: str | None = None,
 ) -> SuppressionPageOut:
+    """`containing`: only addresses with this text in them (any case)."""
+    if containing is not None and len(containing) > MAX_SEARCH_LENGTH:
+        raise InvalidInput(f"search: at most {MAX_SEARCH_LENGTH} characters")
     found = await repository.page(
         session,
+        containing=containing or None,
         email=None if email is None else _key(email, "email"),
         reason=None if reason is None else reason.value,
         after=None if cursor is None else decode_cursor(cursor, parts=1)[0],

@@ -8,7 +8,9 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.models import EventType
+from ses_sender.stats import service as stats
 from ses_sender.tracking import repository
 from ses_sender.tracking.dependencies import TokensDep
 from ses_sender.web.dependencies import ClockDep, SessionmakerDep
@@ -46,9 +48,10 @@ async def _record_open(
     try:
         async with sessionmaker() as session, session.begin():
             now = clock.now()
-            if not await repository.record_open(session, request_id, now=now):
-                log.info("open for unknown request %s ignored", request_id)
-                return
+            async with stats.counting(session, [request_id]):
+                if not await repository.record_open(session, request_id, now=now):
+                    log.info("open for unknown request %s ignored", request_id)
+                    return
             await enqueue_event(
                 session,
                 event_type=EventType.OPEN,
@@ -57,6 +60,10 @@ async def _record_open(
                 details={},
                 now=now,
             )
-    except Exception:
+    except Exception as error:
         # The pixel was already answered; losing one open must not surface as an error page.
-        log.exception("recording an open for request %s failed", request_id)
+        if database.is_outage(error):
+            reason = database.describe(error)
+            log.warning("an open was not recorded: database unavailable: %s", reason)
+        else:
+            log.exception("recording an open for request %s failed", request_id)

@@ -8,6 +8,16 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with an email; `inline_id` set: shown in the HTML as `cid:<inline_id>`."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    inline_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingEmail:
     """One email to one recipient, fully rendered."""
 
@@ -22,6 +32,8 @@ class OutgoingEmail:
     headers: tuple[tuple[str, str], ...] = ()
     # SES message tags (name, value); values already restricted to SES's alphabet.
     tags: tuple[tuple[str, str], ...] = field(default=())
+    reply_to: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 
-from ses_sender.transports.base import OutgoingEmail, PermanentError
+from ses_sender.transports.base import Attachment, OutgoingEmail, PermanentError
 
 # How SES's SMTP interface (and raw sends) take what the API gets as EmailTags/ConfigurationSetName.
 SES_TAGS_HEADER = "X-SES-MESSAGE-TAGS"
@@ -48,15 +48,20 @@ class MimeMessage:
     data: bytes
 
 
-def build_message(email: OutgoingEmail, *, configuration_set: str | None = None) -> MimeMessage:
-    """A multipart/alternative (text, then HTML) message with a fresh Message-ID.
+def build_message(
+    email: OutgoingEmail, *, configuration_set: str | None = None, tags_header: bool = True
+) -> MimeMessage:
+    """A multipart/alternative (text, then HTML) message with a fresh Message-ID; with
+    attachments, inside multipart/mixed, and inline images beside the HTML in
+    multipart/related.
 
     Raises `PermanentError` for content no retry can fix: a header name that is not a header
     name, a value with a line break, or a header that duplicates one this builder sets.
+    `tags_header=False` leaves the tags out, for a caller that passes them beside the message.
     """
     message_id = new_message_id(email.sender)
     extra_headers = list(email.headers)
-    if email.tags:
+    if email.tags and tags_header:
         extra_headers.append((SES_TAGS_HEADER, format_tags(email.tags)))
     if configuration_set is not None:
         extra_headers.append((SES_CONFIGURATION_SET_HEADER, configuration_set))
@@ -67,8 +72,11 @@ def build_message(email: OutgoingEmail, *, configuration_set: str | None = None)
         msg["Subject"] = email.subject
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = f"<{message_id}>"
+        if email.reply_to:
+            msg["Reply-To"] = ", ".join(email.reply_to)
         msg.set_content(email.text)
         msg.add_alternative(email.html, subtype="html")
+        _attach(msg, email.attachments)
         # After the content, so that a caller's Content-Type collides loudly instead of
         # being dropped by set_content.
         for name, value in extra_headers:
@@ -79,6 +87,31 @@ def build_message(email: OutgoingEmail, *, configuration_set: str | None = None)
     except ValueError as exc:
         raise PermanentError(f"InvalidMessage: {exc}") from exc
     return MimeMessage(message_id=message_id, data=data)
+
+
+def _attach(msg: EmailMessage, attachments: tuple[Attachment, ...]) -> None:
+    """Inline parts go with the HTML (multipart/related), the others after the alternatives
+    (multipart/mixed)."""
+    html_part = None
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if attachment.inline_id is not None:
+            if html_part is None:
+                html_part = next(
+                    part for part in msg.iter_parts() if part.get_content_type() == "text/html"
+                )
+            html_part.add_related(
+                attachment.data,
+                maintype,
+                subtype,
+                cid=f"<{attachment.inline_id}>",
+                filename=attachment.filename,
+                disposition="inline",
+            )
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if attachment.inline_id is None:
+            msg.add_attachment(attachment.data, maintype, subtype, filename=attachment.filename)
 
 
 def new_message_id(sender: str) -> str:

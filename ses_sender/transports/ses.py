@@ -13,6 +13,7 @@ and the CA bundle (AWS_CA_BUNDLE).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from ses_sender.transports.base import (
     TransientError,
 )
 from ses_sender.transports.errors import classify_error_reply, classify_exception
+from ses_sender.transports.mime import build_message
 from ses_sender.transports.sigv4 import SigV4Signer
 
 MAX_HEADERS = 15  # SES rejects a Simple message with more custom headers than this
@@ -239,6 +241,27 @@ class SesTransport:
         )
 
     def _send_email_request(self, email: OutgoingEmail) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "FromEmailAddress": email.sender,
+            "Destination": {"ToAddresses": [email.to]},
+        }
+        if email.attachments:
+            # Attachments go as the same MIME the other transports send: one message builder
+            # for every transport, and SES takes Raw content from every compatible endpoint.
+            raw = build_message(email, tags_header=False).data
+            request["Content"] = {"Raw": {"Data": base64.b64encode(raw).decode()}}
+        else:
+            request["Content"] = {"Simple": self._simple_content(email)}
+            if email.reply_to:
+                request["ReplyToAddresses"] = list(email.reply_to)
+        # Sent only when present: an empty list is a needless difference from a plain send.
+        if email.tags:
+            request["EmailTags"] = [{"Name": name, "Value": value} for name, value in email.tags]
+        if self._configuration_set is not None:
+            request["ConfigurationSetName"] = self._configuration_set
+        return request
+
+    def _simple_content(self, email: OutgoingEmail) -> dict[str, Any]:
         if len(email.headers) > MAX_HEADERS:
             raise PermanentError(
                 f"TooManyHeaders: {len(email.headers)} headers, SES accepts at most {MAX_HEADERS}"
@@ -250,19 +273,9 @@ class SesTransport:
                 "Html": {"Data": email.html, "Charset": _UTF8},
             },
         }
-        request: dict[str, Any] = {
-            "FromEmailAddress": email.sender,
-            "Destination": {"ToAddresses": [email.to]},
-            "Content": {"Simple": simple},
-        }
-        # Sent only when present: an empty list is a needless difference from a plain send.
         if email.headers:
             simple["Headers"] = [{"Name": name, "Value": value} for name, value in email.headers]
-        if email.tags:
-            request["EmailTags"] = [{"Name": name, "Value": value} for name, value in email.tags]
-        if self._configuration_set is not None:
-            request["ConfigurationSetName"] = self._configuration_set
-        return request
+        return simple
 
 
 def _positive(value: Any) -> float | None:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ses_sender.tracking.dependencies import TokensDep
-from ses_sender.unsubscribe import service
+from ses_sender.unsubscribe import pages, service
+from ses_sender.unsubscribe.dependencies import SenderDep
 from ses_sender.web.body import read_body
 from ses_sender.web.dependencies import NowDep, SessionDep
 
@@ -34,52 +35,50 @@ PAGE_HEADERS = {
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+    # The same link reads in the reader's language.
+    "Vary": "Accept-Language",
 }
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}</style>
-</head><body><h1>{title}</h1>{body}</body></html>
-"""
-_CONFIRM = (
-    "<p>Stop all email to this address from us?</p>"
-    '<form method="post">'
-    f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
-    '<button type="submit">Unsubscribe</button></form>'
-)
-_DONE = "<p>We will not email this address again.</p>"
-_NOT_FOUND = "<p>This unsubscribe link is not valid. If you copied it, check that it is whole.</p>"
-_NOT_ONE_CLICK = (
-    f"<p>Nothing was changed: the request did not say {ONE_CLICK_FIELD}={ONE_CLICK_VALUE}. "
-    "Open the link and use the button.</p>"
-)
 
 
 @router.get("/{token}", response_class=HTMLResponse)
-async def confirm_page(token: str, tokens: TokensDep, session: SessionDep) -> HTMLResponse:
+async def confirm_page(
+    token: str, request: Request, tokens: TokensDep, session: SessionDep, sender: SenderDep
+) -> HTMLResponse:
     """A page where a person confirms; opening it changes nothing."""
+    language = pages.language_of(request.headers.get("accept-language"))
     request_id = tokens.unsubscribe_request_id(token)
-    if request_id is None or not await service.link_is_live(session, request_id):
-        return _page(404, "Link not valid", _NOT_FOUND)
-    return _page(200, "Unsubscribe", _CONFIRM)
+    address = None if request_id is None else await service.recipient_of(session, request_id)
+    if address is None:
+        return _page(404, pages.page_text(language, "not_found"))
+    text = pages.page_text(
+        language, "confirm", sender=sender, address=pages.mask_address(address), button=True
+    )
+    return _page(200, text)
 
 
 @router.post("/{token}", response_class=HTMLResponse)
 async def unsubscribe(
-    token: str, request: Request, tokens: TokensDep, session: SessionDep, now: NowDep
+    token: str,
+    request: Request,
+    tokens: TokensDep,
+    session: SessionDep,
+    now: NowDep,
+    sender: SenderDep,
 ) -> HTMLResponse:
     """One-click unsubscribe: the form `List-Unsubscribe=One-Click`, url-encoded or multipart."""
+    language = pages.language_of(request.headers.get("accept-language"))
     request_id = tokens.unsubscribe_request_id(token)
     if request_id is None:
-        return _page(404, "Link not valid", _NOT_FOUND)
+        return _page(404, pages.page_text(language, "not_found"))
     body = await read_body(request, MAX_FORM_BYTES)
     if not asks_one_click(request.headers.get("content-type", ""), body):
-        return _page(400, "Not unsubscribed", _NOT_ONE_CLICK)
-    if not await service.unsubscribe(session, request_id, now=now):
-        return _page(404, "Link not valid", _NOT_FOUND)
-    return _page(200, "You are unsubscribed", _DONE)
+        return _page(400, pages.page_text(language, "not_one_click"))
+    address = await service.unsubscribe(session, request_id, now=now)
+    if address is None:
+        return _page(404, pages.page_text(language, "not_found"))
+    text = pages.page_text(language, "done", sender=sender, address=pages.mask_address(address))
+    return _page(200, text)
 
 
 def asks_one_click(content_type: str, body: bytes) -> bool:
@@ -111,7 +110,6 @@ def _multipart_values(content_type: str, body: bytes, name: str) -> list[str]:
     return values
 
 
-def _page(status_code: int, title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        _PAGE.format(title=title, body=body), status_code=status_code, headers=PAGE_HEADERS
-    )
+def _page(status_code: int, text: pages.PageText) -> HTMLResponse:
+    html = pages.render(text, form_field=ONE_CLICK_FIELD, form_value=ONE_CLICK_VALUE)
+    return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)

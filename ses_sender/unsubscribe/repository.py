@@ -18,9 +18,11 @@ class Unsubscribed:
     first_time: bool  # False: the request was marked unsubscribed before
 
 
-async def request_exists(session: AsyncSession, request_id: int) -> bool:
-    found = await session.scalar(select(Request.id).where(Request.id == request_id))
-    return found is not None
+async def recipient_key(session: AsyncSession, request_id: int) -> str | None:
+    found: str | None = await session.scalar(
+        select(Request.recipient_key).where(Request.id == request_id)
+    )
+    return found
 
 
 async def mark_unsubscribed(

@@ -7,26 +7,31 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.models import EventType, SuppressionReason
+from ses_sender.stats import service as stats
 from ses_sender.suppression import service as suppression
 from ses_sender.unsubscribe import repository
 from ses_sender.webhooks.service import enqueue_event
 
 
-async def link_is_live(session: AsyncSession, request_id: int) -> bool:
-    return await repository.request_exists(session, request_id)
+async def recipient_of(session: AsyncSession, request_id: int) -> str | None:
+    """The address the link acts on; None when the request does not exist."""
+    return await repository.recipient_key(session, request_id)
 
 
-async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) -> bool:
-    """Mark the request and suppress its address; False when the request does not exist.
+async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) -> str | None:
+    """Mark the request and suppress its address, which it returns; None when the request
+    does not exist.
 
     Safe to repeat (mailbox providers may POST twice): the event is logged once, and the
     address is suppressed again if it was taken off the list since.
     """
-    unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
-    if unsubscribed is None:
-        return False
+    async with stats.counting(session, [request_id]):
+        unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
+        if unsubscribed is None:
+            return None
+        if unsubscribed.first_time:
+            repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
     if unsubscribed.first_time:
-        repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
         await enqueue_event(
             session,
             event_type=EventType.UNSUBSCRIBE,
@@ -43,4 +48,4 @@ async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) 
         detail=f"one-click unsubscribe from request {request_id}{topic}",
         now=now,
     )
-    return True
+    return unsubscribed.recipient_key

@@ -1,8 +1,13 @@
 """One rendering of every error, in the seed's envelope:
-`{"error": "<what is wrong, naming the field>", "path", "method", "timestamp"}`."""
+`{"error": "<what is wrong, naming the field>", "path", "method", "timestamp"}`.
+
+A database that is away (down, unreachable, locked, full, read-only) answers 503 with
+`Retry-After`, and is logged in one line that names the route and the driver's reason.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,11 +16,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ses_sender.db import errors as database
 from ses_sender.errors import ServiceError, describe_validation_error
+
+log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait after a database error: a restart or a failover takes
+# about that long, and clients that all come back at once would not help it.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE_UNAVAILABLE = "the database is unavailable: try again later"
 
 
 def error_response(
-    request: Request, status_code: int, message: str, details: dict[str, Any] | None = None
+    request: Request,
+    status_code: int,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
         {
@@ -26,6 +43,7 @@ def error_response(
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -43,6 +61,23 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(request, exc.status_code, str(exc.detail))
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database.is_outage(exc):
+            raise exc  # a wrong statement is a bug: a 500, with its traceback
+        # The route's template, not the path: a path can hold a token.
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        log.warning(
+            "%s %s: database unavailable: %s", request.method, route, database.describe(exc)
+        )
+        return error_response(
+            request,
+            503,
+            DATABASE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
     app.add_exception_handler(ServiceError, on_service_error)
+    for error in database.DATABASE_ERRORS:
+        app.add_exception_handler(error, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -234,3 +234,12 @@ async def disable_webhook(
     )
     assert isinstance(failed, CursorResult)
     return failed.rowcount
+
+
+async def recent_failures(session: AsyncSession, limit: int) -> Sequence[WebhookDelivery]:
+    """The newest deliveries that failed: given up, or waiting to be tried again."""
+    failed = (WebhookDelivery.status == DeliveryStatus.FAILED) | (
+        (WebhookDelivery.status == DeliveryStatus.PENDING) & WebhookDelivery.last_error.is_not(None)
+    )
+    query = select(WebhookDelivery).where(failed).order_by(WebhookDelivery.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import Conflict, InvalidInput, ServiceError
-from ses_sender.models import EventType, Webhook
+from ses_sender.models import DeliveryStatus, EventType, Webhook
 from ses_sender.webhooks import repository
 from ses_sender.webhooks.repository import ClaimedDelivery, EnabledWebhook, NewDelivery
 from ses_sender.webhooks.retry import WebhookRetryPolicy
@@ -54,6 +54,31 @@ async def create_webhook(session: AsyncSession, data: WebhookIn, *, now: datetim
 
 async def list_webhooks(session: AsyncSession) -> list[WebhookOut]:
     return [describe(webhook) for webhook in await repository.all_webhooks(session)]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    webhook_id: int
+    event_type: str
+    attempts: int
+    error: str
+    queued_at: datetime
+    given_up: bool  # False: it is tried again later
+
+
+async def recent_failures(session: AsyncSession, limit: int) -> list[DeliveryFailure]:
+    """The newest failed deliveries, given up or still retried, newest first."""
+    return [
+        DeliveryFailure(
+            webhook_id=delivery.webhook_id,
+            event_type=delivery.event_type,
+            attempts=delivery.attempts,
+            error=delivery.last_error or "",
+            queued_at=delivery.created_at,
+            given_up=delivery.status == DeliveryStatus.FAILED,
+        )
+        for delivery in await repository.recent_failures(session, limit)
+    ]
 
 
 async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:

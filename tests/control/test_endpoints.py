@@ -14,6 +14,7 @@ from ses_sender.control.service import TopicHolds
 from ses_sender.delivery import repository as delivery_repository
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import Request, RequestStatus
+from ses_sender.stats.hooks import StatsHooks
 from tests.support.clock import FakeClock
 from tests.support.rows import add_requests, requests_by_id
 
@@ -28,7 +29,13 @@ C, P, S, F, X = (
 
 async def claim(runtime: Runtime) -> list[int]:
     """What a worker's claim hands it to send now, the topic pauses screening it."""
-    claimer = Claimer(runtime.sessionmaker, gates=[TopicHolds()], clock=runtime.clock, lease_s=60)
+    claimer = Claimer(
+        runtime.sessionmaker,
+        gates=[TopicHolds()],
+        counter=StatsHooks(),
+        clock=runtime.clock,
+        lease_s=60,
+    )
     return [queued.request_id for queued, _content in await claimer.claim(1_000)]
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ses_sender.composition import Runtime
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import RequestStatus, StopReason, SuppressionReason
+from ses_sender.stats.hooks import StatsHooks
 from ses_sender.suppression.service import SuppressedAddresses, suppress
 from tests.support.polling import wait_until, while_running
 from tests.support.rows import queue_emails, requests_by_id
@@ -22,7 +23,11 @@ async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) 
 async def claim(runtime: Runtime, *, limit: int = 10) -> list[int]:
     """What a worker's claim hands it to send, the suppression list screening it."""
     claimer = Claimer(
-        runtime.sessionmaker, gates=[SuppressedAddresses()], clock=runtime.clock, lease_s=60.0
+        runtime.sessionmaker,
+        gates=[SuppressedAddresses()],
+        counter=StatsHooks(),
+        clock=runtime.clock,
+        lease_s=60.0,
     )
     return [queued.request_id for queued, _content in await claimer.claim(limit)]
 

@@ -8,6 +8,8 @@ from sqlalchemy import update
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
+from ses_sender.stats import service as stats
+from tests.support.clock import FakeClock
 from tests.support.rows import queue_emails
 
 NO_OUTCOMES = {
@@ -34,7 +36,7 @@ EMPTY = {
 
 
 async def set_status(runtime: Runtime, ids: list[int], status: RequestStatus) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
+    async with runtime.sessionmaker() as session, session.begin(), stats.counting(session, ids):
         values: dict[str, object] = {"status": status}
         if status == RequestStatus.SENT:
             values["sent_at"] = runtime.clock.now()
@@ -42,7 +44,11 @@ async def set_status(runtime: Runtime, ids: list[int], status: RequestStatus) ->
 
 
 async def log_event(runtime: Runtime, request_id: int, status: str) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
+    async with (
+        runtime.sessionmaker() as session,
+        session.begin(),
+        stats.counting(session, [request_id]),
+    ):
         session.add(
             Result(
                 request_id=request_id,
@@ -101,7 +107,7 @@ async def test_topic_counts_every_status_and_event(
 async def test_sent_count_uses_the_sent_time(client: httpx.AsyncClient, runtime: Runtime) -> None:
     ids = await queue_emails(runtime, ["a@example.com", "b@example.com", "c@example.com"])
     await set_status(runtime, ids, RequestStatus.SENT)
-    async with runtime.sessionmaker() as session, session.begin():
+    async with runtime.sessionmaker() as session, session.begin(), stats.counting(session, ids):
         await session.execute(
             update(Request)
             .where(Request.id == ids[0])
@@ -121,3 +127,167 @@ async def test_sent_count_hours_must_be_1_to_168(client: httpx.AsyncClient, hour
 
     assert response.status_code == 400
     assert response.json()["error"] == "hours must be between 1 and 168"
+
+
+@pytest.mark.parametrize("hours", ["²", "1" * 5000, "٣"])
+async def test_sent_count_refuses_digits_that_are_not_ascii_or_too_many(
+    client: httpx.AsyncClient, hours: str
+) -> None:
+    response = await client.get("/v1/events/counts/sent", params={"hours": hours})
+
+    assert response.status_code == 400
+    assert "hours" in response.json()["error"]
+
+
+async def test_sent_count_adds_counted_minutes_to_the_seconds_before_them(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    clock.advance(25)  # 10:00:25: the window starts at 10:00:25 a day earlier
+    ids = await queue_emails(runtime, [f"u{i}@example.com" for i in range(4)])
+    await set_status(runtime, ids, RequestStatus.SENT)
+    day_ago = clock.now() - timedelta(hours=24)
+    sent_at = {
+        ids[0]: day_ago - timedelta(seconds=1),  # just outside
+        ids[1]: day_ago,  # the first second inside
+        ids[2]: day_ago + timedelta(seconds=40),  # the next whole minute
+        ids[3]: clock.now(),
+    }
+    async with runtime.sessionmaker() as session, session.begin(), stats.counting(session, ids):
+        for request_id, at in sent_at.items():
+            await session.execute(
+                update(Request).where(Request.id == request_id).values(sent_at=at)
+            )
+
+    response = await client.get("/v1/events/counts/sent")
+
+    assert response.json()["count"] == 3
+
+
+async def post_to(client: httpx.AsyncClient, topic: str, emails: list[str]) -> list[int]:
+    response = await client.post(
+        "/v1/messages",
+        json={"messages": [{"topicId": topic, "emails": emails, "subject": "S", "content": "C"}]},
+    )
+    assert response.status_code == 200, response.text
+    ids: list[int] = response.json()["messages"][0]["requestIds"]
+    return ids
+
+
+async def test_topics_are_listed_newest_first_a_page_at_a_time(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    for topic in ("first", "second", "third"):
+        await post_to(client, topic, ["a@example.com"])
+        clock.advance(60)
+    await post_to(client, "first", ["b@example.com"])  # a topic keeps its place
+
+    first_page = await client.get("/v1/topics", params={"limit": "2"})
+    cursor = first_page.json()["nextCursor"]
+    second_page = await client.get("/v1/topics", params={"limit": "2", "cursor": cursor})
+
+    assert [t["topicId"] for t in first_page.json()["topics"]] == ["third", "second"]
+    assert [t["topicId"] for t in second_page.json()["topics"]] == ["first"]
+    assert second_page.json()["nextCursor"] is None
+    assert second_page.json()["topics"][0]["progress"] == {
+        "total": 2,
+        "queued": 2,
+        "processing": 0,
+        "sent": 0,
+        "failed": 0,
+        "stopped": 0,
+    }
+
+
+async def test_a_listed_topic_has_its_progress_and_rates(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    ids = await post_to(client, "sale", [f"u{i}@example.com" for i in range(5)])
+    await set_status(runtime, ids[:4], RequestStatus.SENT)
+    await set_status(runtime, ids[4:], RequestStatus.FAILED)
+    for request_id in ids[:3]:
+        await log_event(runtime, request_id, "Delivery")
+    await log_event(runtime, ids[3], "Bounce")
+    await log_event(runtime, ids[0], "Open")
+
+    response = await client.get("/v1/topics")
+
+    [topic] = response.json()["topics"]
+    assert topic["progress"] == {
+        "total": 5,
+        "queued": 0,
+        "processing": 0,
+        "sent": 4,
+        "failed": 1,
+        "stopped": 0,
+    }
+    # Shares of the sent. (The delivered and bounced rates follow the summary times, which
+    # events logged straight to the table, as here, do not set.)
+    assert topic["rates"]["opened"] == 0.25
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"bucket": "week"}, "bucket"),
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01T00:00:00Z"}, "to"),
+        ({"from": "2026-01-05T10:00:00Z", "to": "2026-01-05T09:00:00Z"}, "from"),
+        (
+            {"from": "2026-01-01T00:00:00Z", "to": "2026-01-05T00:00:00Z", "bucket": "minute"},
+            "from",
+        ),
+        ({"from": "9" * 5000}, "from"),
+    ],
+)
+async def test_a_timeline_names_the_parameter_it_refuses(
+    client: httpx.AsyncClient, params: dict[str, str], named: str
+) -> None:
+    for path in ("/v1/topics/sale/timeline", "/v1/stats/timeline"):
+        response = await client.get(path, params=params)
+
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(f"{named}:")
+
+
+async def test_the_timelines_count_each_fact_in_the_bucket_it_happened_in(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    sale = await post_to(client, "sale", ["a@example.com", "b@example.com", "c@example.com"])
+    news = await post_to(client, "news", ["d@example.com"])
+    await set_status(runtime, sale[:2] + news, RequestStatus.SENT)  # at 10:00
+    clock.advance(3_600)
+    await set_status(runtime, sale[2:], RequestStatus.SENT)  # at 11:00
+    await log_event(runtime, sale[0], "Open")  # at 11:00
+    await log_event(runtime, sale[0], "Open")
+
+    window = {"from": "2026-01-05T09:30:00Z", "to": "2026-01-05T11:10:00Z", "bucket": "hour"}
+    topic = (await client.get("/v1/topics/sale/timeline", params=window)).json()
+    account = (await client.get("/v1/stats/timeline", params=window)).json()
+
+    assert topic["from"] == "2026-01-05T09:00:00Z"
+    assert topic["to"] == "2026-01-05T12:00:00Z"
+    assert [(b["start"], b["sent"]) for b in topic["buckets"]] == [
+        ("2026-01-05T09:00:00Z", 0),
+        ("2026-01-05T10:00:00Z", 2),
+        ("2026-01-05T11:00:00Z", 1),
+    ]
+    assert topic["buckets"][2]["opened"] == {"unique": 1, "total": 2}
+    assert [b["sent"] for b in account["buckets"]] == [0, 3, 1]
+    assert account["topicId"] is None
+
+
+async def test_domains_are_listed_largest_first(client: httpx.AsyncClient) -> None:
+    await post_to(
+        client,
+        "sale",
+        ["a@naver.com", "b@gmail.com", "c@Naver.com", "d@example.com", "e@naver.com"],
+    )
+
+    response = await client.get("/v1/topics/sale/domains", params={"limit": "2"})
+
+    body = response.json()
+    assert [(d["domain"], d["total"], d["queued"]) for d in body["domains"]] == [
+        ("naver.com", 3, 3),
+        ("example.com", 1, 1),
+    ]
+    assert body["more"] == 1

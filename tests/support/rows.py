@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ses_sender.composition import Runtime
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import Content, Request, RequestStatus, Result, StopReason, Suppression
+from ses_sender.stats import service as stats
 from tests.support.ses_events import RECIPIENT, SES_MESSAGE_ID
 
 # -- writes ---------------------------------------------------------------------------------
@@ -45,6 +46,7 @@ async def add_request(
         )
         session.add(request)
         await session.flush()
+        await stats.count_added(session, [request.id])
         return request.id
 
 
@@ -68,6 +70,7 @@ async def add_requests(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 
@@ -136,6 +139,7 @@ async def queue_emails(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 
@@ -176,6 +180,7 @@ async def add_sends(
         ]
         session.add_all(rows)
         await session.flush()
+        await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import signal
 import uuid
@@ -294,6 +295,7 @@ def _record(body: Mapping[str, Any], arrival: float, *, authorized: bool) -> dic
     cc = list(destination.get("CcAddresses", []))
     bcc = list(destination.get("BccAddresses", []))
     simple = body.get("Content", {}).get("Simple", {})
+    raw = body.get("Content", {}).get("Raw", {}).get("Data")
     mime_body = simple.get("Body", {})
     return {
         "at": arrival,
@@ -311,6 +313,9 @@ def _record(body: Mapping[str, Any], arrival: float, *, authorized: bool) -> dic
         "headers": [[header["Name"], header["Value"]] for header in simple.get("Headers", [])],
         "tags": {tag["Name"]: tag["Value"] for tag in body.get("EmailTags", [])},
         "configuration_set": body.get("ConfigurationSetName"),
+        "reply_to": list(body.get("ReplyToAddresses", [])),
+        # Raw content: the MIME message as sent (7-bit ASCII), for `email.message_from_string`.
+        "raw": None if raw is None else base64.b64decode(raw).decode("ascii"),
         "authorized": authorized,
     }
 

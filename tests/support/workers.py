@@ -7,8 +7,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ses_sender.composition import Runtime
 from ses_sender.delivery.worker import Worker
+from ses_sender.models import Request, RequestStatus
 from ses_sender.transports.base import OutgoingEmail, SendError
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import requests_by_id
 
 # A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
 WorkerFactory = Callable[..., Worker]
@@ -40,3 +44,21 @@ class RecordingTransport:
 
     async def close(self) -> None:
         return None
+
+
+async def send_with_worker(
+    runtime: Runtime, worker: Worker, ids: list[int], status: RequestStatus = RequestStatus.SENT
+) -> dict[int, Request]:
+    """Run `worker` until every request of `ids` has `status`, stop it; the rows then."""
+    task = asyncio.create_task(worker.run())
+
+    async def done() -> bool:
+        rows = await requests_by_id(runtime)
+        return all(rows[i].status == status for i in ids)
+
+    try:
+        await wait_until(while_running(task, done), f"requests {ids} {status.name}")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    return await requests_by_id(runtime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ses_sender.composition import Runtime
+from ses_sender.composition import Runtime, create_app
 from ses_sender.models import Request, Result, ResultSource, SuppressionReason, WebhookDelivery
 from ses_sender.suppression.service import suppress
 from tests.support.clock import FakeClock
@@ -260,3 +261,65 @@ async def test_the_topic_stats_count_unsubscribes(client: httpx.AsyncClient, lin
     stats = (await client.get("/v1/topics/news")).json()
 
     assert stats["result"]["statuses"] == {"Unsubscribe": 1}
+
+
+async def test_the_page_names_the_masked_address_and_the_sender(
+    anonymous_client: httpx.AsyncClient, link: str
+) -> None:
+    page = (await anonymous_client.get(link)).text
+
+    assert "Stop all email from sender@example.com to j***@example.net?" in page
+    assert "jane@" not in page
+    assert '<html lang="en">' in page
+
+
+async def test_the_pages_are_in_korean_for_a_korean_reader(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, request_id: int, link: str
+) -> None:
+    korean = {"accept-language": "ko-KR,ko;q=0.9,en;q=0.5"}
+
+    page = await anonymous_client.get(link, headers=korean)
+    assert '<html lang="ko">' in page.text
+    assert "sender@example.com에서 j***@example.net(으)로 보내는" in page.text
+    assert "수신 거부</button>" in page.text
+    assert page.headers["vary"] == "Accept-Language"
+
+    done = await anonymous_client.post(link, data=ONE_CLICK, headers=korean)
+    assert done.status_code == 200
+    assert "수신 거부되었습니다" in done.text
+    assert (await request_row(runtime, request_id)).unsubscribed_at is not None
+
+    missing = await anonymous_client.get(link + "x", headers=korean)
+    assert missing.status_code == 404
+    assert "유효하지 않은 링크" in missing.text
+
+
+async def test_the_sender_s_name_is_shown_when_it_has_one(
+    runtime: Runtime, request_id: int, link: str
+) -> None:
+    named = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(
+            update={"email_sender": "Acme News <news@acme.example>"}
+        ),
+    )
+    transport = httpx.ASGITransport(app=create_app(named))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        page = (await browser.get(link)).text
+
+    assert "Stop all email from Acme News (news@acme.example) to j***@example.net?" in page
+
+
+async def test_markup_in_the_sender_is_shown_as_text(runtime: Runtime, link: str) -> None:
+    named = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(
+            update={"email_sender": '"Tom & <Jerry>" <news@acme.example>'}
+        ),
+    )
+    transport = httpx.ASGITransport(app=create_app(named))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        page = (await browser.get(link)).text
+
+    assert "<Jerry>" not in page
+    assert "from Tom &amp; &lt;Jerry&gt; (news@acme.example) to" in page

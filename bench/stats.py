@@ -1,0 +1,456 @@
+"""Stats benchmark: the reads at size, and what keeping the counters costs.
+
+    .venv/bin/python -m bench.stats               # 10,000,000 on PostgreSQL, 1,000,000 on SQLite
+    .venv/bin/python -m bench.stats --scale 0.01  # a hundredth of that, for a quick run
+
+For each backend, in a fresh database (SQLite in a temporary file, PostgreSQL in a temporary
+database created and dropped here), against the real code:
+
+1. load: the schema as it was before the counters (migration 0007); requests bulk-loaded with one
+   SQL statement (90 % in one topic, the rest over 1,000 small ones; 40 % gmail.com, 20 %
+   naver.com, the rest over 997 domains; 90 % sent over a week, 3 % failed, 5 % queued, 2 %
+   cancelled), then about three events per request (Send, Delivery or Bounce, opens, clicks);
+2. build: the counters migration (i10_counters), timed: the counters measured are the ones it
+   builds, which the service keeps from then on;
+3. reads: each read of the stats API, by its service function, `--repeat` times: p50 and p95;
+4. cost: claiming and recording sends (batches of 200) and ingesting SES Delivery events (50
+   notifications a transaction, as the SNS endpoint's group commit), alternately with the
+   counters kept and with the counting replaced by nothing, in the same database: the rate with
+   over the rate without.
+
+Only loopback addresses are contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bench.ingest import DEFAULT_POSTGRES, POSTGRES_ENV, BenchError, postgres_database
+from ses_sender.clock import SystemClock
+from ses_sender.config import to_async_url
+from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.db.migrate import alembic_config
+from ses_sender.delivery.claimer import Claimer
+from ses_sender.delivery.emails import Sent
+from ses_sender.delivery.recorder import Recorder
+from ses_sender.ses_events.service import Received, ingest_notifications
+from ses_sender.ses_events.sns import SnsMessage
+from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.stats import service
+from ses_sender.stats.hooks import StatsHooks
+from ses_sender.suppression.service import SoftBounceRule
+
+BACKENDS = ("postgresql", "sqlite")
+FULL_SIZE = {"postgresql": 10_000_000, "sqlite": 1_000_000}
+DEFAULT_REPEAT = 50
+SEND_BATCH = 200
+SNS_BATCH = 50
+COST_ROUNDS = 8  # of each mode, alternating
+SENDS_PER_ROUND = 1_000
+EVENTS_PER_ROUND = 500
+SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
+BIG_TOPIC = "big"
+COST_TOPIC = "cost"
+BEFORE_COUNTERS = "0007"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+# Requests: id i in 1..N. Times are seconds before :now; SQLite keeps times as text.
+_REQUESTS = {
+    "postgresql": """
+        INSERT INTO email_requests (id, topic_id, "to", recipient_key, content_id,
+            scheduled_at, status, due_at, attempts, message_id, sent_at, delivered_at,
+            bounced_at, bounce_type, outcome, stop_reason, error, held, open_count,
+            click_count, created_at, updated_at)
+        SELECT i, topic, address, address, 1, CAST(:now AS timestamptz), status,
+            CAST(:now AS timestamptz), 1,
+            CASE WHEN status = 2 THEN 'm-' || i END,
+            CASE WHEN status = 2 THEN sent END,
+            CASE WHEN status = 2 AND i % 100 < 85 THEN sent + interval '5 seconds' END,
+            CASE WHEN status = 2 AND i % 100 >= 85 THEN sent + interval '5 seconds' END,
+            CASE WHEN status = 2 AND i % 100 >= 85 THEN 'Permanent/General' END,
+            CASE WHEN status = 2 AND i % 100 < 85 THEN 20 WHEN status = 2 THEN 50 END,
+            CASE WHEN status = 4 THEN 1 END,
+            CASE WHEN status = 3 THEN 'MessageRejected' END,
+            false, 0, 0, CAST(:now AS timestamptz) - interval '8 days',
+            COALESCE(sent, CAST(:now AS timestamptz))
+        FROM (
+            SELECT i,
+                CASE WHEN i % 10 = 0 THEN 't' || (i / 10 % 1000) ELSE 'big' END AS topic,
+                'u' || i || '@' || CASE WHEN i % 10 < 4 THEN 'gmail.com'
+                    WHEN i % 10 < 6 THEN 'naver.com' ELSE 'd' || (i % 997) || '.example' END
+                    AS address,
+                CASE WHEN i % 100 < 90 THEN 2 WHEN i % 100 < 93 THEN 3
+                    WHEN i % 100 < 98 THEN 0 ELSE 4 END AS status,
+                CAST(:now AS timestamptz) - (i % 604800) * interval '1 second' AS sent
+            FROM generate_series(1, :count) AS i
+        ) AS generated
+    """,
+    "sqlite": """
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+        INSERT INTO email_requests (id, topic_id, "to", recipient_key, content_id,
+            scheduled_at, status, due_at, attempts, message_id, sent_at, delivered_at,
+            bounced_at, bounce_type, outcome, stop_reason, error, held, open_count,
+            click_count, created_at, updated_at)
+        SELECT i, topic, address, address, 1, :now, status, :now, 1,
+            CASE WHEN status = 2 THEN 'm-' || i END,
+            CASE WHEN status = 2 THEN sent END,
+            CASE WHEN status = 2 AND i % 100 < 85
+                THEN strftime('%Y-%m-%d %H:%M:%f', sent, '+5 seconds') END,
+            CASE WHEN status = 2 AND i % 100 >= 85
+                THEN strftime('%Y-%m-%d %H:%M:%f', sent, '+5 seconds') END,
+            CASE WHEN status = 2 AND i % 100 >= 85 THEN 'Permanent/General' END,
+            CASE WHEN status = 2 AND i % 100 < 85 THEN 20 WHEN status = 2 THEN 50 END,
+            CASE WHEN status = 4 THEN 1 END,
+            CASE WHEN status = 3 THEN 'MessageRejected' END,
+            0, 0, 0, strftime('%Y-%m-%d %H:%M:%f', :now, '-8 days'), COALESCE(sent, :now)
+        FROM (
+            SELECT i,
+                CASE WHEN i % 10 = 0 THEN 't' || (i / 10 % 1000) ELSE 'big' END AS topic,
+                'u' || i || '@' || CASE WHEN i % 10 < 4 THEN 'gmail.com'
+                    WHEN i % 10 < 6 THEN 'naver.com' ELSE 'd' || (i % 997) || '.example' END
+                    AS address,
+                CASE WHEN i % 100 < 90 THEN 2 WHEN i % 100 < 93 THEN 3
+                    WHEN i % 100 < 98 THEN 0 ELSE 4 END AS status,
+                strftime('%Y-%m-%d %H:%M:%f', :now, '-' || (i % 604800) || ' seconds') AS sent
+            FROM n
+        )
+    """,
+}
+# About three events a request: (type, which sent requests, the time's offset in seconds from
+# the send, a copy number for a second open).
+_EVENTS = [
+    ("Send", "TRUE", 0, 0),
+    ("Delivery", "id % 100 < 85", 5, 0),
+    ("Bounce", "id % 100 >= 85", 5, 0),
+    ("Open", "id % 100 < 85 AND id % 5 < 3", 600, 0),
+    ("Open", "id % 100 < 85 AND id % 5 < 3", 3600, 1),
+    ("Click", "id % 100 < 85 AND id % 5 = 0", 900, 0),
+]
+
+
+def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -> str:
+    at = (
+        f"sent_at + interval '{offset_s} seconds'"
+        if backend == "postgresql"
+        else f"strftime('%Y-%m-%d %H:%M:%f', sent_at, '+{offset_s} seconds')"
+    )
+    return f"""
+        INSERT INTO email_results (request_id, status, source, sns_message_id, ses_message_id,
+            recipient, occurred_at, raw, created_at)
+        SELECT id, '{kind}', 'ses', 'sns-{kind}-{copy}-' || id, message_id, recipient_key,
+            {at}, '{{}}', {at}
+        FROM email_requests WHERE status = 2 AND ({which})
+    """  # noqa: S608 - our own constants
+
+
+@dataclass
+class Figures:
+    backend: str
+    requests: int
+    events: int
+    load_s: float
+    build_s: float
+    reads_ms: dict[str, tuple[float, float]]  # read -> (p50, p95)
+    sends_per_s: tuple[float, float]  # (with counters, without)
+    events_per_s: tuple[float, float]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="a share of the full size (10,000,000 requests on PostgreSQL, 1,000,000 on SQLite)",
+    )
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES))
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
+    args = parser.parse_args(argv)
+    results = []
+    try:
+        for backend in args.backends.split(","):
+            size = max(1_000, int(FULL_SIZE[backend] * args.scale))
+            with _database(backend, args.postgres) as url:
+                figures = _run(backend, url, size, args.repeat)
+            _print(figures)
+            results.append(figures)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    if args.json is not None:
+        args.json.write_text(json.dumps([vars(figures) for figures in results], indent=2))
+    return 0
+
+
+@contextlib.contextmanager
+def _database(backend: str, postgres_dsn: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
+            yield f"sqlite:///{Path(directory) / 'bench.db'}"
+    elif backend == "postgresql":
+        with postgres_database(postgres_dsn) as url:
+            yield url
+    else:
+        raise BenchError(f"unknown backend {backend!r}")
+
+
+def _run(backend: str, url: str, size: int, repeat: int) -> Figures:
+    command.upgrade(alembic_config(url), BEFORE_COUNTERS)
+    started = time.perf_counter()
+    requests, events = asyncio.run(_load(backend, url, size))
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    command.upgrade(alembic_config(url), "head")
+    build_s = time.perf_counter() - started
+    return asyncio.run(_measure(backend, url, requests, events, load_s, build_s, repeat))
+
+
+async def _load(backend: str, url: str, size: int) -> tuple[int, int]:
+    engine = create_engine(to_async_url(url))
+    now: Any = NOW.replace(tzinfo=None).isoformat(sep=" ") if backend == "sqlite" else NOW
+    cost_rows = 2 * COST_ROUNDS * SENDS_PER_ROUND
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO email_contents (id, topic_id, subject, content, created_at) "
+                    "VALUES (1, 'big', 'Hi', '<p>Hi</p>', :now)"
+                ),
+                {"now": now},
+            )
+            await connection.execute(text(_REQUESTS[backend]), {"count": size, "now": now})
+            # Queued rows for the cost measurement, in a topic of their own.
+            await connection.execute(
+                text(
+                    'INSERT INTO email_requests (id, topic_id, "to", recipient_key, content_id, '
+                    "scheduled_at, status, due_at, attempts, held, open_count, click_count, "
+                    "created_at, updated_at) "
+                    'SELECT id + :size, :topic, "to", recipient_key, 1, scheduled_at, 0, due_at, '
+                    "0, held, 0, 0, created_at, created_at FROM email_requests WHERE id <= :rows"
+                ),
+                {"size": size, "topic": COST_TOPIC, "rows": cost_rows},
+            )
+            for kind, which, offset_s, copy in _EVENTS:
+                await connection.execute(text(_events_sql(backend, kind, which, offset_s, copy)))
+            if backend == "postgresql":
+                await connection.execute(
+                    text("SELECT setval('email_requests_id_seq', :last)"),
+                    {"last": size + cost_rows},
+                )
+        async with engine.connect() as connection:
+            if backend == "postgresql":
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text("VACUUM ANALYZE"))
+            else:
+                await connection.execute(text("ANALYZE"))
+            events = await connection.scalar(text("SELECT count(*) FROM email_results"))
+    finally:
+        await engine.dispose()
+    return size + cost_rows, int(events or 0)
+
+
+async def _measure(
+    backend: str, url: str, requests: int, events: int, load_s: float, build_s: float, repeat: int
+) -> Figures:
+    engine = create_engine(to_async_url(url))
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        async with sessionmaker() as session:
+            page = await service.list_topics(session, cursor=None, limit=50)
+        reads = _reads(BIG_TOPIC, page.next_cursor)
+        reads_ms = {
+            name: await _percentiles(sessionmaker, read, repeat) for name, read in reads.items()
+        }
+        sends = await _cost(lambda with_: _sends(sessionmaker, with_))
+        ingested = await _cost(lambda with_: _events(sessionmaker, with_))
+    finally:
+        await engine.dispose()
+    return Figures(backend, requests, events, load_s, build_s, reads_ms, sends, ingested)
+
+
+Read = Callable[[AsyncSession], Awaitable[object]]
+
+
+def _reads(topic: str, cursor: str | None) -> dict[str, Read]:
+    now = NOW
+
+    def span(bucket: str, buckets: int) -> service.TimeRange:
+        grain = service.GRAINS_S[bucket]
+        start = (now - timedelta(seconds=grain * (buckets - 1))).isoformat()
+        return service.parse_time_range(start, now.isoformat(), bucket, now=now)
+
+    return {
+        "GET /v1/topics/{id}": lambda s: service.topic_stats(s, topic),
+        "GET /v1/topics": lambda s: service.list_topics(s, cursor=None, limit=50),
+        "GET /v1/topics?cursor": lambda s: service.list_topics(s, cursor=cursor, limit=50),
+        "timeline minute x1440": lambda s: service.topic_timeline(s, topic, span("minute", 1440)),
+        "timeline hour x168": lambda s: service.topic_timeline(s, topic, span("hour", 168)),
+        "timeline day x30": lambda s: service.topic_timeline(s, topic, span("day", 30)),
+        "account timeline hour x168": lambda s: service.account_timeline(s, span("hour", 168)),
+        "domains (100 largest)": lambda s: service.topic_domains(s, topic),
+        "counts/sent hours=24": lambda s: service.sent_count(s, 24, now=now),
+        "counts/sent hours=168": lambda s: service.sent_count(s, 168, now=now),
+    }
+
+
+async def _percentiles(
+    sessionmaker: async_sessionmaker[AsyncSession], read: Read, repeat: int
+) -> tuple[float, float]:
+    timings = []
+    for _ in range(repeat):
+        async with sessionmaker() as session, session.begin():
+            started = time.perf_counter()
+            await read(session)
+            timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings), statistics.quantiles(timings, n=20)[18]
+
+
+async def _cost(round_: Callable[[bool], Awaitable[float]]) -> tuple[float, float]:
+    """(rate with counters, rate without): rounds alternate, so drift hits both alike."""
+    with_s = without_s = 0.0
+    for _ in range(COST_ROUNDS):
+        with_s += await round_(True)
+        without_s += await round_(False)
+    return 1 / with_s, 1 / without_s
+
+
+@contextlib.asynccontextmanager
+async def _no_counting(_session: AsyncSession, _ids: Collection[int]) -> AsyncIterator[None]:
+    yield
+
+
+async def _no_moves(*_args: object, **_kwargs: object) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _counters(kept: bool) -> Iterator[None]:
+    if kept:
+        yield
+        return
+    with (
+        mock.patch.object(service, "counting", _no_counting),
+        mock.patch.object(service, "count_moves", _no_moves),
+    ):
+        yield
+
+
+async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+    """Seconds per email to claim and record `SENDS_PER_ROUND` sends."""
+    clock = SystemClock()
+    hooks = StatsHooks()
+    claimer = Claimer(sessionmaker, gates=[], counter=hooks, clock=clock, lease_s=300)
+    recorder = Recorder(
+        sessionmaker,
+        hooks=[],
+        counter=hooks,
+        clock=clock,
+        batch_size=SEND_BATCH,
+        recorded=lambda _count: None,
+        every_interval=_nothing,
+    )
+    with _counters(kept):
+        started = time.perf_counter()
+        for _ in range(SENDS_PER_ROUND // SEND_BATCH):
+            now = clock.now()
+            for queued, _content in await claimer.claim(SEND_BATCH):
+                recorder.add(Sent(queued.request_id, f"m-{queued.request_id}", now))
+            await recorder.flush_before_exit()
+        return (time.perf_counter() - started) / SENDS_PER_ROUND
+
+
+async def _nothing() -> None:
+    return None
+
+
+_next_sns = 0
+
+
+async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+    """Seconds per SES Delivery event ingested, `SNS_BATCH` a transaction."""
+    global _next_sns
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT id, recipient_key FROM email_requests "
+                    "WHERE topic_id = :topic AND status = 2 ORDER BY id LIMIT :count OFFSET :skip"
+                ),
+                {"topic": BIG_TOPIC, "count": EVENTS_PER_ROUND, "skip": _next_sns},
+            )
+        ).all()
+    _next_sns += EVENTS_PER_ROUND
+    with _counters(kept):
+        started = time.perf_counter()
+        for start in range(0, len(rows), SNS_BATCH):
+            now = datetime.now(UTC)
+            batch = [
+                Received(_delivery(request_id, address, now), now)
+                for request_id, address in rows[start : start + SNS_BATCH]
+            ]
+            async with sessionmaker() as session, session.begin():
+                await ingest_notifications(session, batch, soft_bounces=SOFT_BOUNCES)
+        return (time.perf_counter() - started) / max(1, len(rows))
+
+
+def _delivery(request_id: int, address: str, now: datetime) -> SnsMessage:
+    when = now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    message = {
+        "eventType": "Delivery",
+        "mail": {
+            "timestamp": when,
+            "source": "shop@example.com",
+            "messageId": f"m-{request_id}",
+            "destination": [address],
+            "tags": {REQUEST_ID_TAG: [str(request_id)]},
+        },
+        "delivery": {"timestamp": when, "recipients": [address], "smtpResponse": "250 OK"},
+    }
+    return SnsMessage(
+        type="Notification",
+        message_id=f"bench-{request_id}-{now.timestamp()}",
+        topic_arn="arn:aws:sns:us-east-1:123456789012:bench",
+        message=json.dumps(message),
+        timestamp=now,
+    )
+
+
+def _print(figures: Figures) -> None:
+    print(
+        f"{figures.backend}: {figures.requests:,} requests, {figures.events:,} events; "
+        f"loaded in {figures.load_s:.0f} s, counters built in {figures.build_s:.0f} s"
+    )
+    for name, (p50, p95) in figures.reads_ms.items():
+        print(f"  {name:28} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+    for name, (kept, bare) in (
+        ("claim + record sends", figures.sends_per_s),
+        ("SES events ingested", figures.events_per_s),
+    ):
+        print(
+            f"  {name:28} {kept:8,.0f}/s with counters, {bare:8,.0f}/s without "
+            f"({kept / bare:.0%} of the rate without)"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

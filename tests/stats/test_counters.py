@@ -1,0 +1,246 @@
+"""The counters equal a recount from the rows after long random runs of everything that changes
+requests: queuing, claims, sends, failures, requeues, releases, expired leases, cancels, opens,
+unsubscribes and SES events (late, early, duplicated, out of order), with folds in between."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from ses_sender.composition import Runtime
+from ses_sender.control import service as control
+from ses_sender.delivery.claimer import Claimer
+from ses_sender.delivery.emails import Failed, QueuedEmail, Requeued, SendResult, Sent
+from ses_sender.delivery.housekeeping import Housekeeping
+from ses_sender.delivery.recorder import Recorder
+from ses_sender.errors import Conflict
+from ses_sender.models import Request, RequestStatus
+from ses_sender.ses_events.hooks import SesEventHooks
+from ses_sender.stats import commands, service
+from ses_sender.stats.hooks import StatsHooks
+from ses_sender.stats.schemas import VerifyReport
+from ses_sender.suppression.service import SuppressedAddresses
+from ses_sender.unsubscribe import service as unsubscribe
+from tests.support.clock import FakeClock
+from tests.support.ses_events import SOFT_BOUNCES, ingest, ses_message
+
+LEASE_S = 60.0
+EVENT_KINDS = ("Delivery", "Delivery", "Bounce", "Complaint", "Open", "Click", "DeliveryDelay")
+
+
+class RandomRun:
+    """One seeded run of random changes through the real code paths."""
+
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, seed: int):
+        self.runtime = runtime
+        self.client = client
+        self.clock = clock
+        self.random = random.Random(seed)
+        self.counter = StatsHooks()
+        self.ses_hooks = SesEventHooks(SOFT_BOUNCES)
+        self.claimer = Claimer(
+            runtime.sessionmaker,
+            gates=[SuppressedAddresses()],
+            counter=self.counter,
+            clock=clock,
+            lease_s=LEASE_S,
+        )
+        self.housekeeping = Housekeeping(
+            runtime.sessionmaker,
+            evidence=self.ses_hooks,
+            counter=self.counter,
+            jobs=[self.ses_hooks, self.counter],
+            clock=clock,
+        )
+        self.request_ids: list[int] = []
+        self.claimed: list[QueuedEmail] = []
+        self.delivered: list[tuple[str, str]] = []  # (SES message, SNS message id) stored
+
+    async def queue(self) -> None:
+        topic = self.random.choice(["spring/sale", "news"])
+        count = self.random.randint(1, 6)
+        domains = ["gmail.com", "Naver.com", "x.org"]
+        emails = [
+            f"u{len(self.request_ids) + i}@{self.random.choice(domains)}" for i in range(count)
+        ]
+        response = await self.client.post(
+            "/v1/messages",
+            json={
+                "messages": [{"topicId": topic, "emails": emails, "subject": "S", "content": "C"}]
+            },
+        )
+        assert response.status_code == 200, response.text
+        self.request_ids += response.json()["messages"][0]["requestIds"]
+
+    async def claim(self) -> None:
+        self.claimed += [
+            queued for queued, _ in await self.claimer.claim(self.random.randint(1, 8))
+        ]
+
+    def _take_claimed(self) -> list[QueuedEmail]:
+        taken = self.random.sample(self.claimed, self.random.randint(0, len(self.claimed)))
+        self.claimed = [queued for queued in self.claimed if queued not in taken]
+        return taken
+
+    async def record(self) -> None:
+        recorder = Recorder(
+            self.runtime.sessionmaker,
+            hooks=[self.ses_hooks],
+            counter=self.counter,
+            clock=self.clock,
+            batch_size=50,
+            recorded=lambda _count: None,
+            every_interval=_nothing,
+        )
+        now = self.clock.now()
+        for queued in self._take_claimed():
+            choices: list[SendResult] = [
+                Sent(queued.request_id, _message_id(queued.request_id), now),
+                Sent(queued.request_id, _message_id(queued.request_id), now),
+                Failed(queued.request_id, "MessageRejected"),
+                Requeued(queued.request_id, now + timedelta(seconds=5), "throttled", False),
+            ]
+            recorder.add(self.random.choice(choices))
+        assert await recorder.flush_before_exit() == 0
+
+    async def release(self) -> None:
+        await self.claimer.release([queued.request_id for queued in self._take_claimed()])
+
+    async def expire_leases(self) -> None:
+        """The worker holding the claimed rows died: their leases run out and are recovered."""
+        self.clock.advance(LEASE_S + 1)
+        self.claimed = []
+        await self.housekeeping.recover_expired_leases()
+
+    async def ses_event(self) -> None:
+        if self.delivered and self.random.random() < 0.2:
+            message, sns_id = self.random.choice(self.delivered)  # SNS delivers it again
+            await ingest(self.runtime, message, message_id=sns_id)
+            return
+        request_id = self.random.choice(self.request_ids)
+        # Anywhere within an hour either side: events arrive late, early and out of order.
+        at = self.clock.now() + timedelta(seconds=self.random.randint(-3_600, 3_600))
+        message = ses_message(
+            self.random.choice(EVENT_KINDS),
+            at=at,
+            ses_message_id=_message_id(request_id),
+            request_id=request_id if self.random.random() < 0.5 else None,
+            recipient=await self._recipient(request_id),
+        )
+        sns_id = f"sns-{len(self.delivered)}"
+        await ingest(self.runtime, message, message_id=sns_id)
+        self.delivered.append((message, sns_id))
+
+    async def _recipient(self, request_id: int) -> str:
+        async with self.runtime.sessionmaker() as session:
+            request = await session.get(Request, request_id)
+            assert request is not None
+            return request.recipient_key
+
+    async def open_pixel(self) -> None:
+        token = self.runtime.tokens.for_open(self.random.choice(self.request_ids))
+        response = await self.client.get("/v1/events/open", params={"t": token})
+        assert response.status_code == 200
+
+    async def unsubscribe(self) -> None:
+        async with self.runtime.sessionmaker() as session, session.begin():
+            await unsubscribe.unsubscribe(
+                session, self.random.choice(self.request_ids), now=self.clock.now()
+            )
+
+    async def cancel(self) -> None:
+        async with self.runtime.sessionmaker() as session, session.begin():
+            if self.random.random() < 0.2:
+                await control.cancel_topic(session, "news", now=self.clock.now())
+                return
+            with contextlib.suppress(Conflict):  # already sent or failed
+                await control.cancel_request(
+                    session, self.random.choice(self.request_ids), now=self.clock.now()
+                )
+
+    async def sweep(self) -> None:
+        """The housekeeping jobs: adopt events that waited for their send, fold deltas."""
+        await self.housekeeping.sweep()
+
+    async def step(self) -> None:
+        if not self.request_ids:
+            await self.queue()
+            return
+        action = self.random.choices(
+            [
+                self.queue,
+                self.claim,
+                self.record,
+                self.release,
+                self.expire_leases,
+                self.ses_event,
+                self.open_pixel,
+                self.unsubscribe,
+                self.cancel,
+                self.sweep,
+            ],
+            weights=[6, 10, 10, 2, 1, 20, 5, 2, 2, 4],
+        )[0]
+        await action()
+        self.clock.advance(self.random.randint(0, 90))
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _message_id(request_id: int) -> str:
+    return f"0100018c-run-{request_id:08d}-000000"
+
+
+async def verify(runtime: Runtime, topic_id: str | None = None) -> VerifyReport:
+    async with runtime.sessionmaker() as session, session.begin():
+        return await service.verify(session, topic_id)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_counters_equal_a_recount_after_a_long_random_run(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, seed: int
+) -> None:
+    run = RandomRun(runtime, client, clock, seed)
+    for _ in range(400):
+        await run.step()
+
+    unfolded = await verify(runtime)
+    await run.sweep()
+    folded = await verify(runtime)
+    news = await verify(runtime, "news")
+    async with runtime.sessionmaker() as session:
+        sale = await service.topic_stats(session, "spring/sale")
+
+    assert unfolded.requests == folded.requests == len(run.request_ids)
+    assert (unfolded.differences, folded.differences, news.differences) == ([], [], [])
+    # No empty check: the run reached what the counters count.
+    assert min(sale.request.created, sale.request.sent, sale.request.failed) > 0
+    assert {"Delivery", "Bounce", "Open", "Complaint"} <= set(sale.result.statuses)
+
+
+async def test_verify_reports_a_change_made_behind_the_counters_back(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    run = RandomRun(runtime, client, clock, 3)
+    for _ in range(3):
+        await run.queue()
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Request)
+            .where(Request.id == run.request_ids[0])
+            .values(status=RequestStatus.FAILED)
+        )
+    out = io.StringIO()
+
+    code = await commands.verify(runtime.settings.sqlalchemy_url, None, out=out)
+
+    assert code == 1
+    assert "failed: 0 != 1" in out.getvalue()
