@@ -60,7 +60,7 @@ async def _send(url: str, emails: int, in_flight: int, html: str) -> dict[str, f
     # Composed beforehand: the bare client measures the HTTP client alone.
     outgoing = [
         composer.compose(
-            QueuedEmail(i, "bench", f"u{i}@example.com", f"u{i}@example.com", 1, 1), content
+            QueuedEmail(i, "bench", f"u{i}@example.com", f"u{i}@example.com", 1, 1, 0), content
         )
         for i in range(1, emails + 1)
     ]

@@ -135,7 +135,11 @@ async def claim_ms(sessionmaker: async_sessionmaker[AsyncSession], now: datetime
     async with sessionmaker() as session, session.begin():
         batch, ms = await timed(
             lambda: repository.claim_due(
-                session, now=now, lease_until=now + timedelta(minutes=2), limit=CLAIM
+                session,
+                now=now,
+                lease_until=now + timedelta(minutes=2),
+                lease_token=1,
+                limit=CLAIM,
             )
         )
         assert len(batch) == CLAIM

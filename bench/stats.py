@@ -50,6 +50,8 @@ from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.db.migrate import alembic_config
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.emails import Sent
+from ses_sender.delivery.journal import OutcomeJournal
+from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.recorder import Recorder
 from ses_sender.ses_events.service import Received, ingest_notifications
 from ses_sender.ses_events.sns import SnsMessage
@@ -359,12 +361,15 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
     """Seconds per email to claim and record `SENDS_PER_ROUND` sends."""
     clock = SystemClock()
     hooks = StatsHooks()
-    claimer = Claimer(sessionmaker, gates=[], counter=hooks, clock=clock, lease_s=300)
+    leases = Leases(sessionmaker, clock=clock, lease_s=300, send_timeout_s=30)
+    claimer = Claimer(sessionmaker, gates=[], counter=hooks, clock=clock, leases=leases)
     recorder = Recorder(
         sessionmaker,
         hooks=[],
         counter=hooks,
         clock=clock,
+        journal=OutcomeJournal(Path(tempfile.mkdtemp(prefix="bench-stats-journal-"))),
+        leases=leases,
         batch_size=SEND_BATCH,
         recorded=lambda _count: None,
         every_interval=_nothing,
@@ -374,7 +379,9 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
         for _ in range(SENDS_PER_ROUND // SEND_BATCH):
             now = clock.now()
             for queued, _content in await claimer.claim(SEND_BATCH):
-                recorder.add(Sent(queued.request_id, f"m-{queued.request_id}", now))
+                recorder.add(
+                    Sent(queued.request_id, f"m-{queued.request_id}", now, queued.lease_token)
+                )
             await recorder.flush_before_exit()
         return (time.perf_counter() - started) / SENDS_PER_ROUND
 

@@ -32,6 +32,8 @@ from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit
 from ses_sender.delivery.dependencies import WAKEUP
 from ses_sender.delivery.housekeeping import SWEEP_INTERVAL_S, Housekeeping
+from ses_sender.delivery.journal import OutcomeJournal
+from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.pause_gate import PauseGate
 from ses_sender.delivery.recorder import Recorder
@@ -262,11 +264,19 @@ def build_pacer(runtime: Runtime) -> Pacer:
 def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker:
     settings = runtime.settings
     in_flight = InFlightLimit(settings.concurrency)
+    leases = Leases(
+        runtime.sessionmaker,
+        clock=runtime.clock,
+        lease_s=settings.lease_s,
+        send_timeout_s=settings.send_timeout_s,
+    )
     recorder = Recorder(
         runtime.sessionmaker,
         hooks=[SesEventHooks(runtime.soft_bounces)],
         counter=StatsHooks(),
         clock=runtime.clock,
+        journal=OutcomeJournal(settings.outcome_journal_dir),
+        leases=leases,
         batch_size=settings.concurrency // 2,
         recorded=in_flight.release,
         every_interval=pacer.settle,
@@ -283,8 +293,9 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
             gates=[SuppressedAddresses(), TopicHolds()],
             counter=StatsHooks(),
             clock=runtime.clock,
-            lease_s=settings.lease_s,
+            leases=leases,
         ),
+        leases=leases,
         composer=EmailComposer(
             sender=settings.sender_address,
             public_base_url=settings.server_host,

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 DEFAULT_SQLITE_PATH = "./data/app.db"
+# A worker renews its leases four times a lease; below this, renewals would crowd the database.
+MIN_LEASE_S = 10
 
 
 class TransportKind(enum.StrEnum):
@@ -96,9 +98,10 @@ class Settings(BaseSettings):
     smtp_security: SmtpSecurity = Field(SmtpSecurity.STARTTLS, alias="SMTP_SECURITY")
     outbox_dir: Path = Field(Path("./data/outbox"), alias="OUTBOX_DIR")
     send_timeout_s: float = Field(30.0, alias="SEND_TIMEOUT_SECONDS", gt=0, le=300)
-    lease_s: float = Field(120.0, alias="LEASE_SECONDS", ge=10, le=86_400)
+    lease_s: float = Field(120.0, alias="LEASE_SECONDS", ge=MIN_LEASE_S, le=86_400)
     max_attempts: int = Field(8, alias="MAX_ATTEMPTS", ge=1, le=100)
     shutdown_grace_s: float = Field(30.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0, le=600)
+    outcome_journal_dir: Path = Field(Path("./data/journal"), alias="OUTCOME_JOURNAL_DIR")
 
     # Events and tracking
     tracking_secret: str | None = Field(None, alias="TRACKING_SECRET", min_length=16)
@@ -183,6 +186,17 @@ class Settings(BaseSettings):
             "postgresql"
         ):
             raise ValueError("DATABASE_POOLER=pgbouncer needs a PostgreSQL database")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # A worker starts a send only while its lease surely lasts longer than the send may
+        # take; with less than two sends' time, one missed renewal would stop it sending.
+        if self.lease_s < 2 * self.send_timeout_s:
+            raise ValueError(
+                f"LEASE_SECONDS ({self.lease_s:g}) must be at least twice SEND_TIMEOUT_SECONDS "
+                f"({self.send_timeout_s:g})"
+            )
         return self
 
     @property

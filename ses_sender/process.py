@@ -29,6 +29,7 @@ from ses_sender.composition import (
 )
 from ses_sender.config import Settings
 from ses_sender.db.migrate import ensure_schema
+from ses_sender.delivery.recorder import OutcomesNotRecorded
 from ses_sender.observability import flush_sentry, init_sentry
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 from ses_sender.tasks import Periodic, SideTask
@@ -145,6 +146,10 @@ async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
     for name, task in tasks.items():
         try:
             await task
+        except OutcomesNotRecorded as error:
+            log.error("the %s stopped: %s", name, error)  # says it all: no traceback
+            sentry_sdk.capture_exception(error)
+            code = 1
         except (Exception, SystemExit) as error:
             log.error("the %s stopped with an error: %r", name, error, exc_info=error)
             sentry_sdk.capture_exception(error)

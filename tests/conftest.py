@@ -2,8 +2,9 @@
 
 Every test gets one tier marker, from what it is, so nobody has to remember a decorator:
 
-- `acceptance`: under tests/acceptance/, it runs the real `ses-sender` console script or
-  processes;
+- `acceptance`: under tests/acceptance/ or tests/resilience/, it runs the real `ses-sender`
+  console script or processes (the resilience tests, against faults, are also marked
+  `resilience`);
 - `db`: it uses a database (the `backend` fixture, through `database_url` or directly), so it
   runs once per backend, and the PostgreSQL run is also marked `postgres`;
 - `unit`: everything else: no database.
@@ -52,6 +53,7 @@ from tests.support.settings import API_KEY, make_settings
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
 
 ACCEPTANCE_DIR = Path(__file__).resolve().parent / "acceptance"
+RESILIENCE_DIR = Path(__file__).resolve().parent / "resilience"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,8 +80,12 @@ def selected_backends(config: pytest.Config) -> tuple[str, ...]:
     return tuple(chosen) or BACKENDS
 
 
+def runs_processes(item: pytest.Item) -> bool:
+    return ACCEPTANCE_DIR in item.path.parents or RESILIENCE_DIR in item.path.parents
+
+
 def tier_of(item: pytest.Item) -> str:
-    if ACCEPTANCE_DIR in item.path.parents:
+    if runs_processes(item):
         return "acceptance"
     if "backend" in getattr(item, "fixturenames", ()):
         return "db"
@@ -107,6 +113,8 @@ def pytest_collection_modifyitems(
             deselected.append(item)
             continue
         item.add_marker(tier_of(item))
+        if RESILIENCE_DIR in item.path.parents:
+            item.add_marker(pytest.mark.resilience)
         if backend == "postgresql":
             item.add_marker(pytest.mark.postgres)
         kept.append(item)
@@ -132,8 +140,8 @@ def acceptance_first_on_every_worker(items: list[pytest.Item], workers: int) -> 
     rest in pytest's own order: every worker starts on long tests together, and the short
     ones left at the ends even out the finish. Without xdist it is acceptance tests first.
     """
-    acceptance = [item for item in items if ACCEPTANCE_DIR in item.path.parents]
-    rest = [item for item in items if ACCEPTANCE_DIR not in item.path.parents]
+    acceptance = [item for item in items if runs_processes(item)]
+    rest = [item for item in items if not runs_processes(item)]
     ordered: list[pytest.Item] = []
     left = len(items)
     for worker in range(workers):
@@ -202,7 +210,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, OUTBOX_DIR=str(tmp_path / "outbox"))
+    return make_settings(
+        database_url,
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        OUTCOME_JOURNAL_DIR=str(tmp_path / "journal"),
+    )
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ses_sender.cli import describe_settings_error
 from ses_sender.config import Settings, TransportKind
 
 
@@ -91,3 +92,30 @@ def test_behind_pgbouncer_the_url_turns_the_statement_caches_off() -> None:
 def test_pgbouncer_needs_postgresql() -> None:
     with pytest.raises(ValidationError, match="DATABASE_POOLER=pgbouncer needs a PostgreSQL"):
         settings(DATABASE_POOLER="pgbouncer")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"LEASE_SECONDS": 9}, "LEASE_SECONDS: Input should be greater than or equal to 10"),
+        (
+            {"LEASE_SECONDS": 40},
+            "LEASE_SECONDS (40) must be at least twice SEND_TIMEOUT_SECONDS (30)",
+        ),
+        (
+            {"LEASE_SECONDS": 10, "SEND_TIMEOUT_SECONDS": 6},
+            "LEASE_SECONDS (10) must be at least twice SEND_TIMEOUT_SECONDS (6)",
+        ),
+    ],
+)
+def test_a_lease_too_short_is_refused_naming_the_variable(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(**values)
+
+    assert message in describe_settings_error(refused.value)
+
+
+def test_the_shortest_lease_with_a_send_timeout_of_half_of_it() -> None:
+    assert settings(LEASE_SECONDS=10, SEND_TIMEOUT_SECONDS=5).lease_s == 10

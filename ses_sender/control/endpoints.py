@@ -17,10 +17,12 @@ from ses_sender.control.schemas import (
     MAX_REQUEST_ID,
     RequestCancelledOut,
     RequestOut,
+    RequestRetriedOut,
     RescheduleIn,
     TopicCancelledOut,
     TopicPauseOut,
     TopicRescheduledOut,
+    TopicRetriedOut,
 )
 from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.web.auth import require_api_key
@@ -73,6 +75,42 @@ async def reschedule_topic(
     """Move the topic's queued requests to `scheduledAt` (RFC 3339; past or blank means now)."""
     topic = service.check_topic_id(topic_id)
     answer = await service.reschedule_topic(session, topic, body, now=now)
+    background.add_task(wakeup.notify)
+    return answer
+
+
+@router.post(
+    "/topics/{topic_id:path}/retry",
+    response_model=TopicRetriedOut,
+    responses={404: {"description": "no request has this topic"}},
+)
+async def retry_topic(
+    topic_id: str,
+    session: SessionDep,
+    now: NowDep,
+    wakeup: WakeupDep,
+    background: BackgroundTasks,
+) -> TopicRetriedOut:
+    """Queue the topic's Failed requests again, each with its attempts counted afresh."""
+    answer = await service.retry_topic(session, service.check_topic_id(topic_id), now=now)
+    background.add_task(wakeup.notify)  # after the commit
+    return answer
+
+
+@router.post(
+    "/requests/{request_id}/retry",
+    response_model=RequestRetriedOut,
+    responses={404: {"description": "no such request"}},
+)
+async def retry_request(
+    request_id: RequestId,
+    session: SessionDep,
+    now: NowDep,
+    wakeup: WakeupDep,
+    background: BackgroundTasks,
+) -> RequestRetriedOut:
+    """Queue one Failed request again; `requeued` is 0 when it was not Failed."""
+    answer = await service.retry_request(session, request_id, now=now)
     background.add_task(wakeup.notify)
     return answer
 

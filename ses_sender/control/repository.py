@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,8 @@ from ses_sender.db.dialect import insert_for
 from ses_sender.models import Request, RequestStatus, StopReason, TopicPause
 
 CANCELLED = "cancelled"  # the error a cancelled request keeps
+# Ids bound in one statement: below every SQLite and PostgreSQL limit on parameters.
+IDS_PER_STATEMENT = 5_000
 _CANCEL_VALUES: dict[str, Any] = {
     "status": RequestStatus.STOPPED,
     "stop_reason": StopReason.CANCELLED,
@@ -139,3 +141,48 @@ async def reschedule(session: AsyncSession, topic_id: str, at: datetime, *, now:
     )
     assert isinstance(rescheduled, CursorResult)
     return rescheduled.rowcount
+
+
+async def failed_ids(
+    session: AsyncSession, *, topic_id: str | None, request_id: int | None
+) -> list[int]:
+    """The Failed rows of the topic, or the one request if it is Failed."""
+    query = select(Request.id).where(Request.status == RequestStatus.FAILED)
+    if topic_id is not None:
+        query = query.where(Request.topic_id == topic_id)
+    if request_id is not None:
+        query = query.where(Request.id == request_id)
+    return list(await session.scalars(query.order_by(Request.id)))
+
+
+async def requeue_failed(
+    session: AsyncSession, request_ids: Sequence[int], *, now: datetime
+) -> list[tuple[int, str]]:
+    """Those of these rows still Failed back in the queue, due now, their attempts counted
+    afresh; (id, topic) of each."""
+    requeued: list[tuple[int, str]] = []
+    for start in range(0, len(request_ids), IDS_PER_STATEMENT):
+        rows = await session.execute(
+            update(Request)
+            .where(
+                Request.id.in_(request_ids[start : start + IDS_PER_STATEMENT]),
+                Request.status == RequestStatus.FAILED,
+            )
+            .values(
+                status=RequestStatus.CREATED,
+                due_at=now,
+                attempts=0,
+                error=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Request.id, Request.topic_id)
+            .execution_options(synchronize_session=False)
+        )
+        requeued += [(row_id, topic) for row_id, topic in rows]
+    return requeued
+
+
+async def topic_exists(session: AsyncSession, topic_id: str) -> bool:
+    found = await session.scalar(select(Request.id).where(Request.topic_id == topic_id).limit(1))
+    return found is not None

@@ -41,6 +41,18 @@ class RequestCancelledOut(CamelModel):
     outcome: Literal["cancelled", "cancelledInFlight", "alreadyStopped"]
 
 
+class TopicRetriedOut(CamelModel):
+    topic_id: str = Field(alias="topicId")
+    # Failed requests queued again, attempts counted afresh; 0 when none was Failed.
+    requeued: int
+
+
+class RequestRetriedOut(CamelModel):
+    id: int
+    status: int  # after the call: 0 Created when it was requeued
+    requeued: int  # 1, or 0 when it was not Failed
+
+
 class TopicPauseOut(CamelModel):
     topic_id: str = Field(alias="topicId")
     paused: bool

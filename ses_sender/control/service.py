@@ -14,11 +14,13 @@ from ses_sender.control import repository
 from ses_sender.control.schemas import (
     RequestCancelledOut,
     RequestOut,
+    RequestRetriedOut,
     RequestSummaryOut,
     RescheduleIn,
     TopicCancelledOut,
     TopicPauseOut,
     TopicRescheduledOut,
+    TopicRetriedOut,
 )
 from ses_sender.delivery.emails import Hold, QueuedEmail, Verdict
 from ses_sender.errors import Conflict, InvalidInput, NotFound
@@ -86,6 +88,36 @@ async def cancel_request(
         status=RequestStatus.STOPPED,
         outcome="cancelledInFlight" if status == RequestStatus.PROCESSING else "cancelled",
     )
+
+
+async def requeue_failed(
+    session: AsyncSession, *, topic_id: str | None, request_id: int | None, now: datetime
+) -> dict[str, int]:
+    """Every Failed request of the topic, or the one request if it is Failed, queued again
+    (attempts counted afresh); how many per topic. The one place Failed becomes Created."""
+    failed = await repository.failed_ids(session, topic_id=topic_id, request_id=request_id)
+    requeued: dict[str, int] = {}
+    async with stats.counting(session, failed):
+        for _request_id, topic in await repository.requeue_failed(session, failed, now=now):
+            requeued[topic] = requeued.get(topic, 0) + 1
+    return requeued
+
+
+async def retry_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicRetriedOut:
+    if not await repository.topic_exists(session, topic_id):
+        raise NotFound(f"topic {topic_id!r} not found")
+    requeued = await requeue_failed(session, topic_id=topic_id, request_id=None, now=now)
+    return TopicRetriedOut(topic_id=topic_id, requeued=requeued.get(topic_id, 0))
+
+
+async def retry_request(
+    session: AsyncSession, request_id: int, *, now: datetime
+) -> RequestRetriedOut:
+    requeued = await requeue_failed(session, topic_id=None, request_id=request_id, now=now)
+    status = await repository.status_for_update(session, request_id)
+    if status is None:
+        raise NotFound(f"request {request_id} not found")
+    return RequestRetriedOut(id=request_id, status=status, requeued=sum(requeued.values()))
 
 
 async def pause_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicPauseOut:

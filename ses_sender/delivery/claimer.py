@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import secrets
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -11,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender.clock import Clock
 from ses_sender.delivery import repository
 from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Verdict
+from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.ports import ChangeCounter, ClaimGate
+
+LEASE_TOKEN_BITS = 63  # a positive BIGINT
 
 CONTENT_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
 CONTENT_CACHE_BYTES = 64 * 1024 * 1024  # and no more than this, attachments included
@@ -25,39 +29,56 @@ class Claimer:
         gates: Sequence[ClaimGate],
         counter: ChangeCounter,
         clock: Clock,
-        lease_s: float,
+        leases: Leases,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._gates = gates
         self._counter = counter
         self._clock = clock
-        self._lease = timedelta(seconds=lease_s)
+        self._leases = leases
+        self._lease = timedelta(seconds=leases.lease_s)
         self._contents: OrderedDict[int, ContentParts] = OrderedDict()
 
     async def claim(self, limit: int) -> list[tuple[QueuedEmail, ContentParts]]:
-        """Up to `limit` emails to send now, each with its content, in one transaction."""
+        """Up to `limit` emails to send now, each with its content, in one transaction, under a
+        lease token of their own."""
+        asked_at = self._clock.monotonic()
         now = self._clock.now()
+        token = secrets.randbits(LEASE_TOKEN_BITS)
         async with self._sessionmaker() as session, session.begin():
             claimed = await repository.claim_due(
-                session, now=now, lease_until=now + self._lease, limit=limit
+                session, now=now, lease_until=now + self._lease, lease_token=token, limit=limit
             )
             await self._counter.claimed(session, claimed)
-            verdicts = await self._screen(session, claimed, now=now)
+            verdicts = await self._screen(session, claimed, lease_token=token, now=now)
             batch = [queued for queued in claimed if queued.request_id not in verdicts]
             contents = await self._contents_of(session, batch)
+        self._leases.claimed(batch, asked_at=asked_at)
         return [(queued, contents[queued.content_id]) for queued in batch]
 
-    async def release(self, request_ids: Sequence[int]) -> None:
+    async def release(self, emails: Sequence[QueuedEmail]) -> None:
         """Claimed but never tried (the worker is stopping, or could not pace them)."""
+        by_token: dict[int, list[int]] = defaultdict(list)
+        for queued in emails:
+            by_token[queued.lease_token].append(queued.request_id)
         async with (
             self._sessionmaker() as session,
             session.begin(),
-            self._counter.counting(session, request_ids),
+            self._counter.counting(session, [queued.request_id for queued in emails]),
         ):
-            await repository.release(session, request_ids, now=self._clock.now())
+            for token, request_ids in by_token.items():
+                await repository.release(
+                    session, request_ids, lease_token=token, now=self._clock.now()
+                )
+        self._leases.done(queued.request_id for queued in emails)
 
     async def _screen(
-        self, session: AsyncSession, claimed: Sequence[QueuedEmail], *, now: datetime
+        self,
+        session: AsyncSession,
+        claimed: Sequence[QueuedEmail],
+        *,
+        lease_token: int,
+        now: datetime,
     ) -> dict[int, Verdict]:
         """What the gates keep back: stopped or held at once, in the claim's transaction."""
         verdicts: dict[int, Verdict] = {}
@@ -68,8 +89,8 @@ class Claimer:
         stops = {rid: verdict for rid, verdict in verdicts.items() if isinstance(verdict, Stop)}
         holds = [rid for rid, verdict in verdicts.items() if isinstance(verdict, Hold)]
         async with self._counter.counting(session, verdicts):
-            await repository.stop(session, stops, now=now)
-            await repository.release(session, holds, now=now, hold=True)
+            await repository.stop(session, stops, lease_token=lease_token, now=now)
+            await repository.release(session, holds, lease_token=lease_token, now=now, hold=True)
         return verdicts
 
     async def _contents_of(

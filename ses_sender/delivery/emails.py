@@ -20,6 +20,7 @@ class QueuedEmail:
     recipient_key: str  # the bare address, domain lower-cased: what suppression keys on
     content_id: int
     attempts: int  # counting this one
+    lease_token: int  # the claim's: what this worker's writes about the row must match
     data: str | None = None  # this recipient's own template data, JSON, as stored
 
 
@@ -54,12 +55,14 @@ class Sent:
     request_id: int
     message_id: str
     sent_at: datetime
+    lease_token: int
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
     request_id: int
     error: str
+    lease_token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,20 @@ class Requeued:
     due_at: datetime
     error: str | None
     counts_as_attempt: bool  # a throttle or an account pause was not this email's fault
+    lease_token: int
 
 
-SendResult = Sent | Failed | Requeued
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """Handed to the provider, its answer never heard (the shutdown grace ended first): taken as
+    sent, without a message id, so that it is never sent twice."""
+
+    request_id: int
+    at: datetime
+    lease_token: int
+
+
+SendResult = Sent | Failed | Requeued | Unconfirmed
 
 
 @dataclass(frozen=True, slots=True)

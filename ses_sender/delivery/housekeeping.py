@@ -54,7 +54,7 @@ class Housekeeping:
             sent = await self._evidence.provider_sends(session, expired, now=now) if expired else {}
             requeued = [request_id for request_id in expired if request_id not in sent]
             async with self._counter.counting(session, expired):
-                await repository.record_sends(session, sent, tried_only=True)
+                await repository.record_provider_sends(session, sent)
                 await repository.requeue(session, requeued, now=now)
         if sent:
             log.warning(

@@ -1,5 +1,10 @@
-"""The email queue's SQL: claim due rows under a lease, stop, hold or release what was claimed,
-record outcomes, recover expired leases; and the shared rate schedule's row."""
+"""The email queue's SQL: claim due rows under a lease, renew it, stop, hold or release what was
+claimed, record outcomes, recover expired leases; and the shared rate schedule's row.
+
+A claim gives its rows a random lease token; every write of the claiming worker about a row
+matches it, so once the row is claimed again (its lease ran out) nothing of the earlier claim
+changes it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Double, Table, bindparam, case, false, select, update
+from sqlalchemy import Double, Table, bindparam, case, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
@@ -25,6 +30,7 @@ from ses_sender.delivery.emails import (
     SendResult,
     Sent,
     Stop,
+    Unconfirmed,
 )
 from ses_sender.models import Attachment as AttachmentRow
 from ses_sender.models import Content, RateLimit, Request, RequestStatus
@@ -33,11 +39,14 @@ from ses_sender.transports.base import Attachment
 # Core table for executemany updates keyed by id: the ORM form cannot add the status guards.
 _requests = cast(Table, Request.__table__)
 _this_row = _requests.c.id == bindparam("b_id")
-_still_claimed = _this_row & (_requests.c.status == RequestStatus.PROCESSING)
+_our_claim = _this_row & (_requests.c.lease_token == bindparam("b_token"))
+_still_claimed = _our_claim & (_requests.c.status == RequestStatus.PROCESSING)
+
+UNCONFIRMED_ERROR = "unconfirmed: the worker stopped before the provider answered"
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
+    session: AsyncSession, *, now: datetime, lease_until: datetime, lease_token: int, limit: int
 ) -> list[QueuedEmail]:
     """Take up to `limit` due rows, the earliest first; other workers skip what we lock."""
     claimed = await session.execute(
@@ -53,6 +62,7 @@ async def claim_due(
             values={
                 "status": RequestStatus.PROCESSING,
                 "lease_expires_at": lease_until,
+                "lease_token": lease_token,
                 "attempts": Request.attempts + 1,
                 "updated_at": now,
             },
@@ -63,6 +73,7 @@ async def claim_due(
                 Request.recipient_key,
                 Request.content_id,
                 Request.attempts,
+                Request.lease_token,
                 Request.data,
             ),
         )
@@ -125,7 +136,9 @@ def _pairs(stored: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((name, value) for name, value in orjson.loads(stored)) if stored else ()
 
 
-async def stop(session: AsyncSession, stops: Mapping[int, Stop], *, now: datetime) -> None:
+async def stop(
+    session: AsyncSession, stops: Mapping[int, Stop], *, lease_token: int, now: datetime
+) -> None:
     """Claimed rows that must never be sent: Stopped, their attempt undone."""
     if not stops:
         return
@@ -141,14 +154,24 @@ async def stop(session: AsyncSession, stops: Mapping[int, Stop], *, now: datetim
             updated_at=now,
         ),
         [
-            {"b_id": request_id, "b_reason": int(stopped.reason), "b_error": stopped.error}
+            {
+                "b_id": request_id,
+                "b_token": lease_token,
+                "b_reason": int(stopped.reason),
+                "b_error": stopped.error,
+            }
             for request_id, stopped in stops.items()
         ],
     )
 
 
 async def release(
-    session: AsyncSession, request_ids: Sequence[int], *, now: datetime, hold: bool = False
+    session: AsyncSession,
+    request_ids: Sequence[int],
+    *,
+    lease_token: int,
+    now: datetime,
+    hold: bool = False,
 ) -> None:
     """Claimed rows that were not tried: back to the queue, their attempt undone; `hold` keeps
     them out of the claim's range until released (a paused topic)."""
@@ -164,7 +187,11 @@ async def release(
         values["held"] = True
     await session.execute(
         update(Request)
-        .where(Request.id.in_(request_ids), Request.status == RequestStatus.PROCESSING)
+        .where(
+            Request.id.in_(request_ids),
+            Request.status == RequestStatus.PROCESSING,
+            Request.lease_token == lease_token,
+        )
         .values(values)
         .execution_options(synchronize_session=False)
     )
@@ -173,20 +200,52 @@ async def release(
 async def record_outcomes(
     session: AsyncSession, results: Sequence[SendResult], *, now: datetime
 ) -> None:
-    """One executemany per kind.
+    """One executemany per kind, each matching the row's lease token: a row claimed again since
+    (its lease ran out) is the new claim's, and stays as it is.
 
-    A send is recorded whatever happened to the row meanwhile (a cancel, an expired lease),
-    unless a send is recorded already: it is what happened. Failures and requeues change only
-    rows still claimed, so a row cancelled in flight is never queued again.
+    A send is recorded whatever else happened to the row meanwhile (a cancel, a sweep that put
+    it back in the queue), unless a send is recorded already: it is what happened. Failures and
+    requeues change only rows still claimed, so a row cancelled in flight is never queued again.
+    Recording the same results twice (from the journal) changes nothing more.
     """
     sent = [r for r in results if isinstance(r, Sent)]
     failed = [r for r in results if isinstance(r, Failed)]
     requeued = [r for r in results if isinstance(r, Requeued)]
+    unconfirmed = [r for r in results if isinstance(r, Unconfirmed)]
     if sent:
-        await record_sends(
-            session,
-            {r.request_id: ProviderSend(r.message_id, r.sent_at, now) for r in sent},
-            tried_only=False,
+        await session.execute(
+            _record_sends(fenced=True),
+            [
+                {
+                    "b_id": r.request_id,
+                    "b_token": r.lease_token,
+                    "b_message_id": r.message_id,
+                    "b_sent_at": r.sent_at,
+                    "b_now": now,
+                }
+                for r in sent
+            ],
+        )
+    if unconfirmed:
+        await session.execute(
+            update(_requests)
+            .where(
+                _our_claim,
+                # Claimed, or put back in the queue by a sweep (executemany takes no IN list).
+                (_requests.c.status == RequestStatus.PROCESSING)
+                | (_requests.c.status == RequestStatus.CREATED),
+            )
+            .values(
+                status=RequestStatus.SENT,
+                sent_at=bindparam("b_sent_at"),
+                error=UNCONFIRMED_ERROR,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            [
+                {"b_id": r.request_id, "b_token": r.lease_token, "b_sent_at": r.at}
+                for r in unconfirmed
+            ],
         )
     if failed:
         await session.execute(
@@ -198,7 +257,7 @@ async def record_outcomes(
                 lease_expires_at=None,
                 updated_at=now,
             ),
-            [{"b_id": r.request_id, "b_error": r.error} for r in failed],
+            [{"b_id": r.request_id, "b_token": r.lease_token, "b_error": r.error} for r in failed],
         )
     if requeued:
         await session.execute(
@@ -215,6 +274,7 @@ async def record_outcomes(
             [
                 {
                     "b_id": r.request_id,
+                    "b_token": r.lease_token,
                     "b_due_at": r.due_at,
                     "b_error": r.error,
                     "b_undo": 0 if r.counts_as_attempt else 1,
@@ -224,19 +284,15 @@ async def record_outcomes(
         )
 
 
-async def record_sends(
-    session: AsyncSession, sends: Mapping[int, ProviderSend], *, tried_only: bool
-) -> None:
-    """Record each request as Sent, as the message given, unless a send is recorded already.
-
-    `tried_only`: only rows we have tried (attempts > 0), as for a send the provider reported:
-    a requeued row then is not sent a second time, a row cancelled in flight shows what really
-    happened, and a worker's late outcome for it changes nothing more.
-    """
+async def record_provider_sends(session: AsyncSession, sends: Mapping[int, ProviderSend]) -> None:
+    """Record each request as Sent, as the message the provider reported, unless a send with a
+    message id is recorded already, and only rows we have tried (attempts > 0): a requeued row
+    then is not sent a second time, a row cancelled in flight or sent unconfirmed shows what
+    really happened, and a worker's late outcome for it changes nothing more."""
     if not sends:
         return
     await session.execute(
-        _record_sends(tried_only),
+        _record_sends(fenced=False),
         [
             {
                 "b_id": request_id,
@@ -250,11 +306,10 @@ async def record_sends(
 
 
 @functools.cache
-def _record_sends(tried_only: bool) -> Any:
+def _record_sends(*, fenced: bool) -> Any:
     """Built once: it runs for every batch of outcomes and every SES event of ours."""
-    guard = _this_row & (_requests.c.status != RequestStatus.SENT)
-    if tried_only:
-        guard &= _requests.c.attempts > 0
+    not_yet = or_(_requests.c.status != RequestStatus.SENT, _requests.c.message_id.is_(None))
+    guard = (_our_claim if fenced else _this_row & (_requests.c.attempts > 0)) & not_yet
     return (
         update(_requests)
         .where(guard)
@@ -267,6 +322,29 @@ def _record_sends(tried_only: bool) -> Any:
             updated_at=bindparam("b_now"),
         )
     )
+
+
+async def renew_leases(
+    session: AsyncSession,
+    request_ids: Sequence[int],
+    *,
+    lease_token: int,
+    until: datetime,
+    now: datetime,
+) -> set[int]:
+    """Extend the lease of those of one claim's rows still claimed under it; which were."""
+    renewed = await session.scalars(
+        update(Request)
+        .where(
+            Request.id.in_(request_ids),
+            Request.lease_token == lease_token,
+            Request.status == RequestStatus.PROCESSING,
+        )
+        .values(lease_expires_at=until, updated_at=now)
+        .returning(Request.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(renewed)
 
 
 async def expired_leases(session: AsyncSession, *, now: datetime) -> list[int]:

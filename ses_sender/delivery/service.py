@@ -12,7 +12,8 @@ from ses_sender.delivery.emails import ProviderSend
 
 async def record_provider_sends(session: AsyncSession, sends: Mapping[int, ProviderSend]) -> None:
     """The provider reported these requests sent (an SES event): each is recorded Sent, unless
-    a send is recorded already, and only if we tried it — so a row requeued after its worker
-    died is not sent a second time, and a row cancelled in flight shows what really happened.
+    a send with a message id is recorded already, and only if we tried it — so a row requeued
+    after its worker died is not sent a second time, and a row cancelled in flight or sent
+    unconfirmed shows what really happened.
     """
-    await repository.record_sends(session, sends, tried_only=True)
+    await repository.record_provider_sends(session, sends)

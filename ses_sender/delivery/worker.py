@@ -1,5 +1,10 @@
-"""The delivery loop: claim due emails, pace them, send them, hand the results to the recorder;
-on stop, drain what is in flight.
+"""The delivery loop: claim due emails, pace them, send them while their lease is surely ours,
+hand the results to the recorder; on stop, drain what is in flight.
+
+Before its first claim, the worker writes the outcomes a stopped worker left in the journal.
+While it runs, it renews the leases of everything it has claimed and not recorded
+(`leases.py`). Sends still on the wire when the shutdown grace ends are recorded as sent,
+unconfirmed: at most once, never sent again.
 
 The engine around it is wired from ports (`ports.py`): it imports no feature. The loop waits
 with an injected `sleep`, as the pacer does, so tests can run it in virtual time.
@@ -11,21 +16,29 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Sequence
-from functools import partial
 from typing import TypeVar
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
-from ses_sender.delivery.emails import ContentParts, Failed, QueuedEmail, Requeued, SendResult, Sent
+from ses_sender.delivery.emails import (
+    ContentParts,
+    Failed,
+    QueuedEmail,
+    Requeued,
+    SendResult,
+    Sent,
+    Unconfirmed,
+)
+from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.pacer import Pacer, Slot
 from ses_sender.delivery.pause_gate import PauseGate
 from ses_sender.delivery.ports import Composer
-from ses_sender.delivery.recorder import Recorder
+from ses_sender.delivery.recorder import OutcomesNotRecorded, Recorder, Unrecorded
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
 from ses_sender.delivery.wakeup import Wakeup
-from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, wait_any
+from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, wait_any
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
@@ -51,6 +64,7 @@ class Worker:
         self,
         *,
         claimer: Claimer,
+        leases: Leases,
         composer: Composer,
         transport: Transport,
         pacer: Pacer,
@@ -66,6 +80,8 @@ class Worker:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._claimer = claimer
+        self._leases = leases
+        self._renewal = Periodic("lease renewal", leases.renew, leases.renew_every_s, sleep=sleep)
         self._composer = composer
         self._transport = transport
         self._pacer = pacer
@@ -87,14 +103,51 @@ class Worker:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._pacing: set[asyncio.Task[object]] = set()
-        self._never_tried: list[int] = []
+        self._never_tried: list[QueuedEmail] = []
+        self._lease_unsure = 0  # emails not sent since the last look: their lease was in doubt
+        self._cut_off = 0  # sends on the wire when the shutdown grace ended
 
     def stop(self) -> None:
         """Stop claiming; `run` then drains what is in flight and returns."""
         self._stopping.set()
 
     async def run(self) -> None:
+        """Raises `OutcomesNotRecorded` if it stops with results the database never got."""
+        self._recorder.open_journal()
+        try:
+            if await self._replay_journals():
+                await self._run_loop()
+        except BaseException:
+            if unrecorded := await self._finish():
+                log.error("%s", self._unrecorded_message(unrecorded))
+            raise
+        if unrecorded := await self._finish():
+            raise OutcomesNotRecorded(self._unrecorded_message(unrecorded))
+
+    async def _finish(self) -> Unrecorded | None:
+        """The last write; what is left unwritten, if anything."""
+        unrecorded = await self._recorder.flush_before_exit()
+        self._recorder.close_journal()
+        log.info("pacing: %s", self._pacer.stats)
+        return unrecorded if unrecorded.journaled or unrecorded.lost else None
+
+    async def _replay_journals(self) -> bool:
+        """Whether every journal left behind is written (False: told to stop first)."""
+        while not self._stopping.is_set():
+            try:
+                await self._recorder.replay_journals()
+            except TRANSIENT_ERRORS:
+                log.exception(
+                    "writing journaled outcomes failed; trying again in %s s", POLL_INTERVAL_S
+                )
+                await wait_any(self._stopping, timeout_s=POLL_INTERVAL_S, sleep=self._sleep)
+            else:
+                return True
+        return False
+
+    async def _run_loop(self) -> None:
         recording = asyncio.create_task(self._recorder.run(), name="record-outcomes")
+        renewing = asyncio.create_task(self._renewal.run(), name="renew-leases")
         try:
             while not self._stopping.is_set():
                 try:
@@ -103,24 +156,37 @@ class Worker:
                     # A database outage pauses the worker; it does not end it.
                     log.exception("database unavailable; trying again in %s s", POLL_INTERVAL_S)
                     await wait_any(self._stopping, timeout_s=POLL_INTERVAL_S, sleep=self._sleep)
-                if recording.done():
-                    recording.result()  # a crashed recorder stops the worker, loudly
+                for task in (recording, renewing):
+                    if task.done():
+                        task.result()  # a crashed recorder or renewal stops the worker, loudly
         finally:
             await self._drain()
             self._recorder.finish()
-            (recorder_error,) = await asyncio.gather(recording, return_exceptions=True)
-            unrecorded = await self._recorder.flush_before_exit()
-            if unrecorded:
-                log.error(
-                    "%d outcomes could not be recorded; their emails will be sent again after "
-                    "the lease expires",
-                    unrecorded,
-                )
-            log.info("pacing: %s", self._pacer.stats)
-        if isinstance(recorder_error, BaseException):
-            raise recorder_error
+            self._renewal.stop()
+            (recorder_error, renewal_error) = await asyncio.gather(
+                recording, renewing, return_exceptions=True
+            )
+        for error in (recorder_error, renewal_error):
+            if isinstance(error, BaseException):
+                raise error
+
+    def _unrecorded_message(self, unrecorded: Unrecorded) -> str:
+        where = self._recorder.journal_path
+        return (
+            f"{unrecorded.journaled + unrecorded.lost} outcomes could not be recorded in the "
+            f"database: {unrecorded.journaled} kept in the outcome journal {where}, written by "
+            f"the next worker to start; {unrecorded.lost} lost (the journal could not be "
+            "written): their emails are sent again after the lease expires"
+        )
 
     async def _step(self) -> None:
+        if self._lease_unsure:
+            log.warning(
+                "%d claimed emails not sent: this worker could not renew their lease (the "
+                "database is unreachable) and another may claim them; they go back to the queue",
+                self._lease_unsure,
+            )
+            self._lease_unsure = 0
         held = await self._pauses.holding()
         batch = [] if held else await self._claimer.claim(self._claim_size())
         if batch:
@@ -144,7 +210,7 @@ class Worker:
         for position, (queued, content) in enumerate(batch):
             ready = not self._stopping.is_set() and not self._pauses.stopped_here
             if not (ready and await self._take_place()):
-                await self._claimer.release([q.request_id for q, _content in batch[position:]])
+                await self._claimer.release([queued for queued, _content in batch[position:]])
                 return
             task = asyncio.create_task(
                 self._send(queued, content), name=f"send-{queued.request_id}"
@@ -172,14 +238,34 @@ class Worker:
             else:
                 slot = await self._wait_for_slot(queued)
                 if slot is None:
-                    result = Requeued(queued.request_id, self._clock.now(), None, False)
+                    result = self._not_tried(queued)
+                elif not self._leases.may_send(queued.request_id):
+                    self._lease_unsure += 1
+                    result = self._not_tried(queued)
                 else:
-                    result = await self._attempt(queued, email, slot)
+                    handover = _Handover(self._pacer, slot)
+                    try:
+                        result = await self._attempt(queued, email, handover)
+                    except asyncio.CancelledError:
+                        if handover.done:  # on the wire, its answer never heard: at most once
+                            self._cut_off += 1
+                            self._recorder.add(
+                                Unconfirmed(
+                                    queued.request_id, self._clock.now(), queued.lease_token
+                                )
+                            )
+                            handed_over = True
+                        else:
+                            self._never_tried.append(queued)
+                        raise
             self._recorder.add(result)
             handed_over = True  # the recorder frees the place once it is written
         finally:
             if not handed_over:
                 self._in_flight_limit.release()
+
+    def _not_tried(self, queued: QueuedEmail) -> Requeued:
+        return Requeued(queued.request_id, self._clock.now(), None, False, queued.lease_token)
 
     async def _wait_for_slot(self, queued: QueuedEmail) -> Slot | None:
         """Paced in the task that sends, after composing, so only the request is left to write
@@ -193,7 +279,7 @@ class Worker:
         try:
             return await self._pacer.acquire()
         except asyncio.CancelledError:
-            self._never_tried.append(queued.request_id)  # stopping: nothing was sent
+            self._never_tried.append(queued)  # stopping: nothing was sent
             raise
         except TRANSIENT_ERRORS:
             log.exception("reserving a send slot failed; request %s waits", queued.request_id)
@@ -201,13 +287,13 @@ class Worker:
         finally:
             self._pacing.discard(task)
 
-    async def _attempt(self, queued: QueuedEmail, email: OutgoingEmail, slot: Slot) -> SendResult:
+    async def _attempt(
+        self, queued: QueuedEmail, email: OutgoingEmail, handover: _Handover
+    ) -> SendResult:
         started = self._clock.monotonic()
         try:
             async with asyncio.timeout(self._send_timeout_s):
-                message_id = await self._transport.send(
-                    email, on_sent=partial(self._pacer.sent, slot)
-                )
+                message_id = await self._transport.send(email, on_sent=handover)
         except SendError as error:
             return self._after_failure(queued, error)
         except TimeoutError:
@@ -221,7 +307,7 @@ class Worker:
             instruments.SEND_DURATION.observe(took_s)
             self._in_flight_limit.resize(self._in_flight_wanted())
         instruments.EMAILS_SENT.inc()
-        return Sent(queued.request_id, message_id, self._clock.now())
+        return Sent(queued.request_id, message_id, self._clock.now(), queued.lease_token)
 
     def _in_flight_wanted(self) -> int:
         return in_flight_for(self._pacer.rate, self._latency.mean_s, maximum=self._max_in_flight)
@@ -243,9 +329,13 @@ class Worker:
                 instruments.EMAILS_FAILED_PERMANENT.inc()
             else:
                 instruments.EMAILS_FAILED_ATTEMPTS.inc()
-            return Failed(queued.request_id, decision.reason)
+            return Failed(queued.request_id, decision.reason, queued.lease_token)
         return Requeued(
-            queued.request_id, decision.due_at, error.reason, decision.counts_as_attempt
+            queued.request_id,
+            decision.due_at,
+            error.reason,
+            decision.counts_as_attempt,
+            queued.lease_token,
         )
 
     # -- stopping --------------------------------------------------------------------------
@@ -260,9 +350,20 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._cut_off:
+            log.warning(
+                "%d sends were still on the wire when the shutdown grace (%g s) ended: recorded "
+                "as sent, unconfirmed, and never sent again",
+                self._cut_off,
+                self._shutdown_grace_s,
+            )
         if self._never_tried:
-            await self._claimer.release(self._never_tried)
-            self._never_tried = []
+            never_tried, self._never_tried = self._never_tried, []
+            try:
+                await self._claimer.release(never_tried)
+            except TRANSIENT_ERRORS:
+                # Their lease runs out and a sweep queues them again: nothing was sent.
+                log.exception("giving back %d unsent emails failed", len(never_tried))
 
     async def _unless_stopping(self, awaitable: Awaitable[T]) -> bool:
         """Await `awaitable` unless the worker is told to stop first; whether it completed."""
@@ -276,3 +377,19 @@ class Worker:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return False
+
+
+class _Handover:
+    """Called by the transport as the email goes on the wire: the pacer learns of the send, and
+    a send cut off after it is taken as sent."""
+
+    __slots__ = ("_pacer", "_slot", "done")
+
+    def __init__(self, pacer: Pacer, slot: Slot) -> None:
+        self._pacer = pacer
+        self._slot = slot
+        self.done = False
+
+    def __call__(self) -> None:
+        self.done = True
+        self._pacer.sent(self._slot)

@@ -3,7 +3,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -13,7 +23,7 @@ class RequestStatus(enum.IntEnum):
     """The seed's codes, kept for compatibility."""
 
     CREATED = 0  # queued: waiting for `due_at`
-    PROCESSING = 1  # claimed by a worker whose lease runs until `due_at`
+    PROCESSING = 1  # claimed by a worker whose lease runs until `lease_expires_at`
     SENT = 2  # the transport accepted it; `message_id` and `sent_at` are set
     FAILED = 3  # given up; `error` says why
     STOPPED = 4  # never sent: `stop_reason` says why
@@ -64,6 +74,9 @@ class Request(Base):
     held: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # While PROCESSING: until when the worker that claimed it may send it.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The claim's random token: the claiming worker's writes match it, so once the row is
+    # claimed again nothing of the earlier claim overwrites it. Kept until the next claim.
+    lease_token: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     error: Mapped[str | None] = mapped_column(Text)

@@ -35,6 +35,7 @@ from tests.support.worker_processes import (
 RECIPIENTS = 2_000
 MAX_CONCURRENT = 40
 LEASE_SECONDS = 10  # the shortest allowed
+SEND_TIMEOUT_SECONDS = 5  # at most half the lease
 # Two seconds of sending at 2,500/s, claimed half a second's worth at a time: the four workers
 # start together and race for the same rows, claim after claim, until none is left.
 BIG_CAMPAIGN = 5_000
@@ -84,6 +85,7 @@ def crash_env(database_url: str, ses_stub: SesStub) -> dict[str, str]:
         EMAIL_RATE="500",
         MAX_CONCURRENT=str(MAX_CONCURRENT),
         LEASE_SECONDS=str(LEASE_SECONDS),
+        SEND_TIMEOUT_SECONDS=str(SEND_TIMEOUT_SECONDS),
     )
 
 

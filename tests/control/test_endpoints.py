@@ -12,11 +12,10 @@ from ses_sender.composition import Runtime
 from ses_sender.control.repository import CANCELLED
 from ses_sender.control.service import TopicHolds
 from ses_sender.delivery import repository as delivery_repository
-from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import Request, RequestStatus
-from ses_sender.stats.hooks import StatsHooks
 from tests.support.clock import FakeClock
 from tests.support.rows import add_requests, requests_by_id
+from tests.support.workers import claimer_for
 
 C, P, S, F, X = (
     RequestStatus.CREATED,
@@ -29,13 +28,7 @@ C, P, S, F, X = (
 
 async def claim(runtime: Runtime) -> list[int]:
     """What a worker's claim hands it to send now, the topic pauses screening it."""
-    claimer = Claimer(
-        runtime.sessionmaker,
-        gates=[TopicHolds()],
-        counter=StatsHooks(),
-        clock=runtime.clock,
-        lease_s=60,
-    )
+    claimer = claimer_for(runtime, [TopicHolds()])
     return [queued.request_id for queued, _content in await claimer.claim(1_000)]
 
 
@@ -43,7 +36,7 @@ async def claimable(runtime: Runtime, *, at: datetime) -> set[int]:
     """What a worker would claim at `at` (rolled back: nothing is claimed for real)."""
     async with runtime.sessionmaker() as session, session.begin():
         batch = await delivery_repository.claim_due(
-            session, now=at, lease_until=at + timedelta(minutes=2), limit=1_000
+            session, now=at, lease_until=at + timedelta(minutes=2), lease_token=1, limit=1_000
         )
         await session.rollback()
     return {queued.request_id for queued in batch}
@@ -56,8 +49,10 @@ async def claimable(runtime: Runtime, *, at: datetime) -> set[int]:
         ("POST", "/v1/topics/t1/pause"),
         ("POST", "/v1/topics/t1/resume"),
         ("POST", "/v1/topics/t1/reschedule"),
+        ("POST", "/v1/topics/t1/retry"),
         ("GET", "/v1/requests/1"),
         ("POST", "/v1/requests/1/cancel"),
+        ("POST", "/v1/requests/1/retry"),
     ],
 )
 async def test_every_control_route_needs_the_api_key(
@@ -215,6 +210,7 @@ async def test_a_request_id_that_cannot_exist_is_refused_naming_the_field(
 ) -> None:
     for response in (
         await client.post(f"/v1/requests/{request_id}/cancel"),
+        await client.post(f"/v1/requests/{request_id}/retry"),
         await client.get(f"/v1/requests/{request_id}"),
     ):
         assert response.status_code == 400
@@ -475,6 +471,8 @@ async def test_the_control_routes_are_in_the_openapi_document(client: httpx.Asyn
         "/v1/topics/{topic_id}/reschedule",
         "/v1/requests/{request_id}",
         "/v1/requests/{request_id}/cancel",
+        "/v1/topics/{topic_id}/retry",
+        "/v1/requests/{request_id}/retry",
     ):
         assert path in paths, sorted(paths)
     reschedule = paths["/v1/topics/{topic_id}/reschedule"]["post"]

@@ -16,7 +16,7 @@ from ses_sender.models import Request, RequestStatus, Result, ResultSource
 from ses_sender.ses_events.hooks import SesEventHooks
 from ses_sender.stats.hooks import StatsHooks
 from tests.support.clock import FakeClock
-from tests.support.rows import add_requests, requests_by_id
+from tests.support.rows import CLAIM_TOKEN, add_requests, requests_by_id
 from tests.support.ses_events import ingest, ses_message
 
 C, P, S, F, X = (
@@ -178,8 +178,8 @@ async def test_a_worker_outcome_after_the_report_changes_nothing(
     await record(
         runtime,
         [
-            Requeued(timed_out, clock.now() + timedelta(seconds=2), "timed out", True),
-            Sent(slow, f"m-{slow}", clock.now() + timedelta(seconds=1)),
+            Requeued(timed_out, clock.now() + timedelta(seconds=2), "timed out", True, CLAIM_TOKEN),
+            Sent(slow, f"m-{slow}", clock.now() + timedelta(seconds=1), CLAIM_TOKEN),
         ],
     )
 
@@ -202,9 +202,9 @@ async def test_a_request_cancelled_in_flight_is_never_queued_again_but_a_send_is
     await record(
         runtime,
         [
-            Requeued(requeued, clock.now(), "HTTP 503", True),
-            Failed(failed, "MessageRejected"),
-            Sent(sent, "m-sent", clock.now()),
+            Requeued(requeued, clock.now(), "HTTP 503", True, CLAIM_TOKEN),
+            Failed(failed, "MessageRejected", CLAIM_TOKEN),
+            Sent(sent, "m-sent", clock.now(), CLAIM_TOKEN),
         ],
     )
 
@@ -222,7 +222,7 @@ async def test_a_late_outcome_for_a_released_lease_prevents_the_resend(
     [stalled] = await add_requests(runtime, [P])
     assert await recover(runtime, clock.now() + LEASE) == (0, 1)
 
-    await record(runtime, [Sent(stalled, "m-late", clock.now())])
+    await record(runtime, [Sent(stalled, "m-late", clock.now(), CLAIM_TOKEN)])
 
     row = (await requests_by_id(runtime))[stalled]
     assert (row.status, row.message_id) == (S, "m-late")

@@ -6,13 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from ses_sender.composition import Runtime
-from ses_sender.delivery.claimer import Claimer
 from ses_sender.models import RequestStatus, StopReason, SuppressionReason
-from ses_sender.stats.hooks import StatsHooks
 from ses_sender.suppression.service import SuppressedAddresses, suppress
 from tests.support.polling import wait_until, while_running
 from tests.support.rows import queue_emails, requests_by_id
-from tests.support.workers import RecordingTransport, WorkerFactory
+from tests.support.workers import RecordingTransport, WorkerFactory, claimer_for
 
 
 async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) -> None:
@@ -22,13 +20,7 @@ async def suppress_now(runtime: Runtime, email: str, reason: SuppressionReason) 
 
 async def claim(runtime: Runtime, *, limit: int = 10) -> list[int]:
     """What a worker's claim hands it to send, the suppression list screening it."""
-    claimer = Claimer(
-        runtime.sessionmaker,
-        gates=[SuppressedAddresses()],
-        counter=StatsHooks(),
-        clock=runtime.clock,
-        lease_s=60.0,
-    )
+    claimer = claimer_for(runtime, [SuppressedAddresses()])
     return [queued.request_id for queued, _content in await claimer.claim(limit)]
 
 

@@ -151,8 +151,9 @@ async def test_sends_never_exceed_the_rate_in_any_second(
     # Measured after each grant, so a busy machine's scheduling jitter is in these times; the
     # exact window is the pacer's (tests/delivery/test_pacer.py), this allows 20 ms of noise.
     assert max_in_any_window(times, window=0.98) <= 20
-    duration = times[-1] - times[0]
-    assert 49 / 20 * 0.95 <= duration <= 49 / 20 * 1.5  # evenly paced, not in bursts
+    # Paced, not in bursts: 50 sends at 20/s cannot take less than 49 intervals. (How close to
+    # the rate a busy machine gets is `make bench-pacing`'s question, not a test's.)
+    assert times[-1] - times[0] >= 49 / 20 * 0.95
 
 
 async def test_permanent_errors_fail_at_once_with_the_reason(

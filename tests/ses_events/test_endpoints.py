@@ -31,7 +31,7 @@ from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, wai
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
 from tests.support.clock import FakeClock
 from tests.support.fakes import FakeFetch, RecordingFetcher
-from tests.support.rows import add_request, request_row, stored_results
+from tests.support.rows import CLAIM_TOKEN, add_request, request_row, stored_results
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -394,7 +394,7 @@ async def test_event_before_the_send_is_recorded_waits_then_is_adopted(
     await summary_is_empty(runtime, request_id)
 
     # What the worker's `_flush_outcomes` does, in one transaction.
-    sent = Sent(request_id, SES_MESSAGE_ID, clock.now())
+    sent = Sent(request_id, SES_MESSAGE_ID, clock.now(), CLAIM_TOKEN)
     async with runtime.sessionmaker() as session, session.begin():
         await record_outcomes(session, [sent], now=clock.now())
         assert await waiting_message_ids(session, [SES_MESSAGE_ID]) == [SES_MESSAGE_ID]
@@ -434,7 +434,7 @@ async def test_adoption_leaves_other_messages_waiting(
 
     async with runtime.sessionmaker() as session, session.begin():
         await record_outcomes(
-            session, [Sent(request_id, SES_MESSAGE_ID, clock.now())], now=clock.now()
+            session, [Sent(request_id, SES_MESSAGE_ID, clock.now(), CLAIM_TOKEN)], now=clock.now()
         )
         await adopt_waiting_events(
             session,

@@ -8,6 +8,7 @@ import contextlib
 import io
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +19,9 @@ from ses_sender.control import service as control
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.emails import Failed, QueuedEmail, Requeued, SendResult, Sent
 from ses_sender.delivery.housekeeping import Housekeeping
-from ses_sender.delivery.recorder import Recorder
+from ses_sender.delivery.journal import OutcomeJournal
+from ses_sender.delivery.leases import Leases
+from ses_sender.delivery.recorder import Recorder, Unrecorded
 from ses_sender.errors import Conflict
 from ses_sender.models import Request, RequestStatus
 from ses_sender.ses_events.hooks import SesEventHooks
@@ -37,20 +40,29 @@ EVENT_KINDS = ("Delivery", "Delivery", "Bounce", "Complaint", "Open", "Click", "
 class RandomRun:
     """One seeded run of random changes through the real code paths."""
 
-    def __init__(self, runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, seed: int):
+    def __init__(
+        self,
+        runtime: Runtime,
+        client: httpx.AsyncClient,
+        clock: FakeClock,
+        seed: int,
+        journal_dir: Path,
+    ):
         self.runtime = runtime
         self.client = client
         self.clock = clock
         self.random = random.Random(seed)
         self.counter = StatsHooks()
         self.ses_hooks = SesEventHooks(SOFT_BOUNCES)
+        self.leases = Leases(runtime.sessionmaker, clock=clock, lease_s=LEASE_S, send_timeout_s=5.0)
         self.claimer = Claimer(
             runtime.sessionmaker,
             gates=[SuppressedAddresses()],
             counter=self.counter,
             clock=clock,
-            lease_s=LEASE_S,
+            leases=self.leases,
         )
+        self.journal = OutcomeJournal(journal_dir)
         self.housekeeping = Housekeeping(
             runtime.sessionmaker,
             evidence=self.ses_hooks,
@@ -94,6 +106,8 @@ class RandomRun:
             hooks=[self.ses_hooks],
             counter=self.counter,
             clock=self.clock,
+            journal=self.journal,
+            leases=self.leases,
             batch_size=50,
             recorded=lambda _count: None,
             every_interval=_nothing,
@@ -101,16 +115,22 @@ class RandomRun:
         now = self.clock.now()
         for queued in self._take_claimed():
             choices: list[SendResult] = [
-                Sent(queued.request_id, _message_id(queued.request_id), now),
-                Sent(queued.request_id, _message_id(queued.request_id), now),
-                Failed(queued.request_id, "MessageRejected"),
-                Requeued(queued.request_id, now + timedelta(seconds=5), "throttled", False),
+                Sent(queued.request_id, _message_id(queued.request_id), now, queued.lease_token),
+                Sent(queued.request_id, _message_id(queued.request_id), now, queued.lease_token),
+                Failed(queued.request_id, "MessageRejected", queued.lease_token),
+                Requeued(
+                    queued.request_id,
+                    now + timedelta(seconds=5),
+                    "throttled",
+                    False,
+                    queued.lease_token,
+                ),
             ]
             recorder.add(self.random.choice(choices))
-        assert await recorder.flush_before_exit() == 0
+        assert await recorder.flush_before_exit() == Unrecorded(journaled=0, lost=0)
 
     async def release(self) -> None:
-        await self.claimer.release([queued.request_id for queued in self._take_claimed()])
+        await self.claimer.release(self._take_claimed())
 
     async def expire_leases(self) -> None:
         """The worker holding the claimed rows died: their leases run out and are recovered."""
@@ -206,9 +226,9 @@ async def verify(runtime: Runtime, topic_id: str | None = None) -> VerifyReport:
 
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_counters_equal_a_recount_after_a_long_random_run(
-    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, seed: int
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, seed: int, tmp_path: Path
 ) -> None:
-    run = RandomRun(runtime, client, clock, seed)
+    run = RandomRun(runtime, client, clock, seed, tmp_path)
     for _ in range(400):
         await run.step()
 
@@ -227,9 +247,9 @@ async def test_counters_equal_a_recount_after_a_long_random_run(
 
 
 async def test_verify_reports_a_change_made_behind_the_counters_back(
-    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
 ) -> None:
-    run = RandomRun(runtime, client, clock, 3)
+    run = RandomRun(runtime, client, clock, 3, tmp_path)
     for _ in range(3):
         await run.queue()
     async with runtime.sessionmaker() as session, session.begin():

@@ -14,6 +14,9 @@ from ses_sender.models import Content, Request, RequestStatus, Result, StopReaso
 from ses_sender.stats import service as stats
 from tests.support.ses_events import RECIPIENT, SES_MESSAGE_ID
 
+# The lease token of the rows these helpers leave claimed (PROCESSING), as a worker's claim would.
+CLAIM_TOKEN = 4242
+
 # -- writes ---------------------------------------------------------------------------------
 
 
@@ -39,6 +42,7 @@ async def add_request(
             status=status,
             due_at=now,
             attempts=0 if status == RequestStatus.CREATED else 1,
+            lease_token=CLAIM_TOKEN if status == RequestStatus.PROCESSING else None,
             message_id=message_id,
             sent_at=now if status == RequestStatus.SENT else None,
             created_at=now,
@@ -93,6 +97,7 @@ def _row(
         lease_expires_at=scheduled + timedelta(minutes=2)
         if status == RequestStatus.PROCESSING
         else None,
+        lease_token=CLAIM_TOKEN if status == RequestStatus.PROCESSING else None,
         stop_reason=StopReason.CANCELLED if status == RequestStatus.STOPPED else None,
         status=status,
         attempts=0 if status == RequestStatus.CREATED else 1,

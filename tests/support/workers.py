@@ -1,21 +1,40 @@
-"""In-process workers: a transport that records what it is given, and the type of the
-`make_worker` fixture that builds workers on the real clock."""
+"""In-process workers: a transport that records what it is given, a claimer as a worker's, and
+the type of the `make_worker` fixture that builds workers on the real clock."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ses_sender.composition import Runtime
+from ses_sender.delivery.claimer import Claimer
+from ses_sender.delivery.leases import Leases
+from ses_sender.delivery.ports import ClaimGate
 from ses_sender.delivery.worker import Worker
 from ses_sender.models import Request, RequestStatus
+from ses_sender.stats.hooks import StatsHooks
 from ses_sender.transports.base import OutgoingEmail, SendError
 from tests.support.polling import wait_until, while_running
 from tests.support.rows import requests_by_id
 
 # A worker factory: make_worker(transport, rate=..., **Worker overrides) -> Worker.
 WorkerFactory = Callable[..., Worker]
+
+
+def claimer_with_leases(
+    runtime: Runtime, gates: Sequence[ClaimGate], *, lease_s: float = 60.0
+) -> tuple[Claimer, Leases]:
+    """A claimer as a worker's, and the leases it takes (sends may last 5 s)."""
+    leases = Leases(runtime.sessionmaker, clock=runtime.clock, lease_s=lease_s, send_timeout_s=5.0)
+    claimer = Claimer(
+        runtime.sessionmaker, gates=gates, counter=StatsHooks(), clock=runtime.clock, leases=leases
+    )
+    return claimer, leases
+
+
+def claimer_for(runtime: Runtime, gates: Sequence[ClaimGate]) -> Claimer:
+    return claimer_with_leases(runtime, gates)[0]
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
 from tests.support.clock import FakeClock
 from tests.support.polling import wait_until, while_running
-from tests.support.rows import add_request, stored_results
+from tests.support.rows import CLAIM_TOKEN, add_request, stored_results
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -206,7 +206,7 @@ class TestQueueing:
         assert await deliveries(runtime) == []  # not ours yet: maybe not ours at all
 
         async with runtime.sessionmaker() as session, session.begin():
-            sent = Sent(request_id, SES_MESSAGE_ID, clock.now())
+            sent = Sent(request_id, SES_MESSAGE_ID, clock.now(), CLAIM_TOKEN)
             await record_outcomes(session, [sent], now=clock.now())
             await adopt_waiting_events(
                 session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
