@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-sns bench-paused bench-throughput bench-pacing bench-feedback bench-stats lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-personal-ingest bench-sns bench-paused bench-throughput bench-compose bench-pacing bench-feedback bench-stats bench-ingest-vs-send bench-redirect lock clean
 
 # Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
 # than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
@@ -50,6 +50,9 @@ migrate: $(STAMP)
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest
 
+bench-personal-ingest: $(STAMP)
+	$(BIN)/python -m bench.personal_ingest
+
 bench-sns: $(STAMP)
 	$(BIN)/python -m bench.sns_ingest
 
@@ -59,6 +62,9 @@ bench-paused: $(STAMP)
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput
 
+bench-compose: $(STAMP)
+	$(BIN)/python -m bench.compose
+
 bench-pacing: $(STAMP)
 	$(BIN)/python -m bench.pacing
 
@@ -67,6 +73,12 @@ bench-feedback: $(STAMP)
 
 bench-stats: $(STAMP)
 	$(BIN)/python -m bench.stats
+
+bench-ingest-vs-send: $(STAMP)
+	$(BIN)/python -m bench.ingest_vs_send
+
+bench-redirect: $(STAMP)
+	$(BIN)/python -m bench.redirect
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -55,6 +55,7 @@ async def _send(url: str, emails: int, in_flight: int, html: str) -> dict[str, f
         sender="News <news@example.com>",
         public_base_url="https://mail.example.com",
         tokens=TrackingTokens("bench-tracking-secret-0123456789"),
+        track_clicks=False,
     )
     content = ContentParts("This month at Example", html)
     # Composed beforehand: the bare client measures the HTTP client alone.

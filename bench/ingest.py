@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +49,7 @@ DEFAULT_REPEAT = 3
 API_KEY = "bench-key-0123456789"
 # The console script installed next to this interpreter (.venv/bin/ses-sender).
 SES_SENDER = Path(sys.executable).parent / "ses-sender"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0  # a loaded machine can take a minute to import and start the API
 REQUEST_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 15.0
 
@@ -175,14 +175,21 @@ def _require_loopback(dsn: str) -> None:
         raise BenchError(f"PostgreSQL host {host!r}: the bench only connects to loopback addresses")
 
 
-def run(backends: list[str], sizes: list[int], repeat: int, postgres_dsn: str) -> list[Cell]:
+def run(
+    backends: list[str],
+    sizes: list[int],
+    repeat: int,
+    postgres_dsn: str,
+    body_for: Callable[[int], bytes] | None = None,
+) -> list[Cell]:
+    """`body_for(size)`: the request to time (default: one plain message of `size`)."""
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
         workdir = Path(directory)
         for backend in backends:
             for size in sizes:
                 with _database(backend, workdir, postgres_dsn) as database_url:
-                    cell = measure(backend, database_url, workdir, size, repeat)
+                    cell = measure(backend, database_url, workdir, size, repeat, body_for)
                 print(_progress(cell), file=sys.stderr, flush=True)
                 cells.append(cell)
     return cells
@@ -226,7 +233,14 @@ async def _admin(dsn: str, statement: str) -> None:
         await connection.close()
 
 
-def measure(backend: str, database_url: str, workdir: Path, size: int, repeat: int) -> Cell:
+def measure(
+    backend: str,
+    database_url: str,
+    workdir: Path,
+    size: int,
+    repeat: int,
+    body_for: Callable[[int], bytes] | None = None,
+) -> Cell:
     environment = service_environment(database_url, workdir, max_recipients=size)
     migrate = subprocess.run(
         [str(SES_SENDER), "migrate"],
@@ -238,7 +252,7 @@ def measure(backend: str, database_url: str, workdir: Path, size: int, repeat: i
     )
     if migrate.returncode != 0:
         raise BenchError(f"ses-sender migrate failed: {migrate.stderr.decode()[-2000:]}")
-    body = request_body(size)
+    body = (body_for or request_body)(size)
     with api_process(environment, workdir) as server:
         idle = peak_rss_kib(server.process.pid)
         with httpx.Client(
@@ -314,8 +328,8 @@ def free_port() -> int:
         return port
 
 
-def wait_until_ready(server: Server, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_until_ready(server: Server, log_path: Path, *, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=server.base_url, timeout=2.0, trust_env=False) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -326,7 +340,7 @@ def wait_until_ready(server: Server, log_path: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise BenchError(f"ses-sender api not ready after {READY_TIMEOUT_S:.0f}s: {_tail(log_path)}")
+    raise BenchError(f"ses-sender not ready after {timeout_s:.0f}s: {_tail(log_path)}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

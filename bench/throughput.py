@@ -18,6 +18,10 @@ stub through the worker's own HTTP client (aiohttp + our SigV4 signer), 64 in fl
 database, no pacing and no recording; the report gives the worker's emails/s as a share of it,
 measured in the same run, which is what holds on a shared machine whose speed varies.
 
+Click rewriting: with `--clicks`, each repetition runs the worker twice on fresh databases,
+links sent as they are (TRACK_CLICKS=false) and rewritten to tracked links (TRACK_CLICKS=true),
+and the report gives the tracked run's emails/s as a share of the plain one's.
+
 Memory: for each queue size (default 10,000 and 1,000,000), a fresh database with that many
 queued emails and a fresh worker that runs for a fixed time; its peak resident memory (VmHWM)
 is read just before SIGTERM. Flat means the worker holds a bounded claim, not the queue.
@@ -93,6 +97,15 @@ CONTENT_HTML = (
 )
 
 
+# The same newsletter as a template: a subject and a greeting from each recipient's data.
+TEMPLATED_SUBJECT = "{{ shop }}: this month for {{ name }}"
+TEMPLATED_HTML = CONTENT_HTML.replace(
+    "<h1>This month at Example</h1>",
+    "<h1>This month at Example</h1><p>Hello {{ name }}: your {{ plan }} plan in {{ city }} "
+    "has {{ points }} points (member {{ order }}).</p>",
+)
+
+
 @dataclass(frozen=True)
 class Sample:
     at: float  # monotonic seconds
@@ -105,6 +118,9 @@ class Sample:
 
 @dataclass(frozen=True)
 class ThroughputResult:
+    mode: (
+        str  # plain; templated: rendered per recipient from its own data; tracked: links rewritten
+    )
     emails: int
     concurrency: int
     seconds: float  # first sample with an email recorded -> all recorded
@@ -153,7 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
             workdir = Path(directory)
             with stub_process(workdir) as stub:
-                throughput = [measure_throughput(args, stub, workdir) for _ in range(args.repeat)]
+                modes = ["plain"]
+                modes += ["templated"] if args.templated else []
+                modes += ["tracked"] if args.clicks else []
+                throughput = [
+                    measure_throughput(args, stub, workdir, mode=mode)
+                    for _ in range(args.repeat)
+                    for mode in modes
+                ]
                 memory = [
                     measure_memory(args, stub, workdir, queued) for queued in args.memory_sizes
                 ]
@@ -191,6 +214,20 @@ def _parser() -> argparse.ArgumentParser:
         "--repeat", type=positive, default=1, help="throughput runs, each on a fresh database"
     )
     parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up a run after this long (default: a run slower than "
+        f"{SLOWEST_EXPECTED_RATE:.0f} emails/s, at least {MIN_RUN_TIMEOUT_S:.0f} s)",
+    )
+    parser.add_argument(
+        "--templated",
+        action="store_true",
+        help="each run twice, plain then templated (five data fields per recipient, rendered "
+        "per recipient), and the ratio of the two",
+    )
+    parser.add_argument(
         "--memory-sizes",
         type=_sizes_or_none,
         default=list(DEFAULT_MEMORY_SIZES),
@@ -215,6 +252,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DSN",
         help="an admin connection on a loopback server; the bench creates and drops its own "
         f"databases there (default: ${POSTGRES_ENV} or {DEFAULT_POSTGRES})",
+    )
+    parser.add_argument(
+        "--clicks",
+        action="store_true",
+        help="also run each repetition with click rewriting (TRACK_CLICKS=true) and compare",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
     return parser
@@ -284,26 +326,34 @@ def migrate(database_url: str, workdir: Path, source: Path) -> None:
         raise BenchError(f"ses-sender migrate failed: {done.stderr.decode()[-2000:]}")
 
 
-async def queue_emails(database_url: str, count: int) -> None:
-    """`count` emails due now, to distinct addresses, sharing one content."""
+async def queue_emails(database_url: str, count: int, *, templated: bool = False) -> None:
+    """`count` emails due now, to distinct addresses, sharing one content; templated: each
+    with five data fields of its own, which the content's subject and HTML read."""
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         async with connection.transaction():
             content_id = await connection.fetchval(
-                "INSERT INTO email_contents (topic_id, subject, content, created_at) "
-                "VALUES ($1, 'This month at Example', $2, now()) RETURNING id",
+                "INSERT INTO email_contents (topic_id, subject, content, created_at, templated, "
+                "data) VALUES ($1, $2, $3, now(), $4, $5) RETURNING id",
                 TOPIC,
-                CONTENT_HTML,
+                TEMPLATED_SUBJECT if templated else "This month at Example",
+                TEMPLATED_HTML if templated else CONTENT_HTML,
+                templated,
+                '{"shop": "Example"}' if templated else None,
             )
             await connection.execute(
                 'INSERT INTO email_requests (topic_id, "to", recipient_key, content_id, '
                 "scheduled_at, status, due_at, attempts, open_count, click_count, created_at, "
-                "updated_at) "
+                "updated_at, data) "
                 "SELECT $1, 'user' || n || '@example.com', 'user' || n || '@example.com', $2, "
-                "now(), 0, now(), 0, 0, 0, now(), now() FROM generate_series(1, $3::int) AS n",
+                "now(), 0, now(), 0, 0, 0, now(), now(), "
+                "CASE WHEN $4 THEN json_build_object('name', 'User ' || n, 'order', n, "
+                "'city', 'Seoul', 'plan', 'pro', 'points', n % 1000)::text END "
+                "FROM generate_series(1, $3::int) AS n",
                 TOPIC,
                 content_id,
                 count,
+                templated,
             )
         await connection.execute("ANALYZE email_requests")
     finally:
@@ -332,6 +382,7 @@ def worker_environment(
     concurrency: int,
     rate: float = EMAIL_RATE,
     log_level: str = "WARNING",
+    track_clicks: bool = False,
 ) -> dict[str, str]:
     """Only what the worker needs: nothing from the caller's environment or .env leaks in."""
     return {
@@ -344,6 +395,7 @@ def worker_environment(
         "MAX_CONCURRENT": str(concurrency),
         "SERVER_HOST": "https://mail.example.com",
         "TRACKING_SECRET": "bench-tracking-secret-0123456789",
+        "TRACK_CLICKS": "true" if track_clicks else "false",
         "AWS_ENDPOINT_URL_SESV2": stub_url,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
@@ -408,12 +460,15 @@ async def sent_count(connection: asyncpg.Connection) -> int:
 # -- the runs ----------------------------------------------------------------------------------
 
 
-def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> ThroughputResult:
+def measure_throughput(
+    args: argparse.Namespace, stub: Stub, workdir: Path, *, mode: str = "plain"
+) -> ThroughputResult:
     with postgres_database(args.postgres) as database_url:
         migrate(database_url, workdir, args.source)
-        result = asyncio.run(_throughput(args, stub, workdir, database_url))
+        result = asyncio.run(_throughput(args, stub, workdir, database_url, mode))
     print(
-        f"  {result.emails:,} emails: {result.emails_per_s:,.0f} emails/s, "
+        f"  {result.emails:,} emails ({mode}): "
+        f"{result.emails_per_s:,.0f} emails/s, "
         f"{result.worker_cpu_ms_per_email:.3f} worker CPU ms/email; the bare client "
         f"{result.bare_emails_per_s:,.0f}/s: {result.share_of_bare:.0%}",
         file=sys.stderr,
@@ -423,19 +478,24 @@ def measure_throughput(args: argparse.Namespace, stub: Stub, workdir: Path) -> T
 
 
 async def _throughput(
-    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str
+    args: argparse.Namespace, stub: Stub, workdir: Path, database_url: str, mode: str
 ) -> ThroughputResult:
     emails: int = args.emails
-    await queue_emails(database_url, emails)
+    await queue_emails(database_url, emails, templated=mode == "templated")
     await stub_call(stub, "POST", "/_stub/reset")
     # An account whose MaxSendRate does not bind: the worker caps its rate at the account's.
     await stub_configure(stub, ROOMY_ACCOUNT)
     stub_cpu_before = cpu_seconds(stub.process.pid)
-    timeout_s = max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
+    timeout_s = args.run_timeout or max(MIN_RUN_TIMEOUT_S, emails / SLOWEST_EXPECTED_RATE)
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         environment = worker_environment(
-            database_url, workdir, args.source, stub_url=stub.url, concurrency=args.concurrency
+            database_url,
+            workdir,
+            args.source,
+            stub_url=stub.url,
+            concurrency=args.concurrency,
+            track_clicks=mode == "tracked",
         )
         with worker_process(environment, workdir) as worker:
             samples = await _sample_until_sent(connection, worker, emails, timeout_s)
@@ -456,6 +516,7 @@ async def _throughput(
     )
     bare = await _bare_client(stub, workdir, args.source, min(emails, BARE_EMAILS))
     return ThroughputResult(
+        mode=mode,
         emails=emails,
         concurrency=args.concurrency,
         seconds=seconds,
@@ -586,6 +647,7 @@ def format_report(
         "",
     ]
     header = (
+        "mode",
         "emails",
         "seconds",
         "emails/s",
@@ -604,6 +666,7 @@ def format_report(
     )
     rows: list[tuple[str, ...]] = [
         (
+            r.mode,
             f"{r.emails:,}",
             f"{r.seconds:.1f}",
             f"{r.emails_per_s:,.0f}",
@@ -623,6 +686,16 @@ def format_report(
         for r in throughput
     ]
     lines += _table(header, rows)
+    plain = [r for r in throughput if r.mode == "plain"]
+    for other in ("templated", "tracked"):
+        for before, after in zip(plain, [r for r in throughput if r.mode == other], strict=False):
+            lines.append(
+                f"{other}: {after.emails_per_s:,.0f} emails/s, "
+                f"{after.emails_per_s / before.emails_per_s:.0%} of plain "
+                f"({before.emails_per_s:,.0f}/s) in the same run, "
+                f"{after.worker_cpu_ms_per_email / before.worker_cpu_ms_per_email:.2f}x the "
+                "worker CPU per email"
+            )
     if memory:
         lines += [
             "",

@@ -273,13 +273,8 @@ def _refuse(message: str) -> int:
 
 
 def describe_settings_error(error: ValidationError) -> str:
+    """The variable and what is wrong with it, never its value: a bad TRACKING_SECRET or a
+    DATABASE_URL with its password would end up in the logs."""
     first = error.errors()[0]
     variable = ".".join(str(part) for part in first["loc"]) or "settings"
-    message = first["msg"].removeprefix("Value error, ")
-    given = first.get("input")
-    shown = (
-        f" (got {given!r})"
-        if isinstance(given, str | int | float) and variable != "settings"
-        else ""
-    )
-    return f"{variable}: {message}{shown}"
+    return f"{variable}: {first['msg'].removeprefix('Value error, ')}"

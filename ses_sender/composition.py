@@ -26,7 +26,8 @@ from ses_sender.dashboard.endpoints import redirect_to_sign_in, refuse_without_c
 from ses_sender.dashboard.endpoints import router as dashboard_router
 from ses_sender.dashboard.service import Account
 from ses_sender.dashboard.sessions import DashboardSessions
-from ses_sender.db.engine import create_engine, create_sessionmaker
+from ses_sender.db.engine import create_engine, create_sessionmaker, is_sqlite
+from ses_sender.db.turns import WriterTurns
 from ses_sender.delivery.account import AccountWatch
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit
@@ -46,7 +47,12 @@ from ses_sender.guardrail.service import Limits
 from ses_sender.health.dependencies import HEALTH
 from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
-from ses_sender.messages.dependencies import PUBLIC_BASE_URL, RECIPIENT_LIMIT, SENDER_POLICY
+from ses_sender.messages.dependencies import (
+    INGEST_TURNS,
+    PUBLIC_BASE_URL,
+    RECIPIENT_LIMIT,
+    SENDER_POLICY,
+)
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.messages.envelope import SenderPolicy
 from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
@@ -68,8 +74,13 @@ from ses_sender.suppression.service import SoftBounceRule, SuppressedAddresses
 from ses_sender.tasks import Periodic, SideTask
 from ses_sender.templates.endpoints import router as templates_router
 from ses_sender.tracking import repository as tracking_repository
-from ses_sender.tracking.dependencies import TOKENS
+from ses_sender.tracking.classify import Signatures
+from ses_sender.tracking.dependencies import HITS, LINK_TARGETS, TOKENS
+from ses_sender.tracking.endpoints import clicks_router
 from ses_sender.tracking.endpoints import router as tracking_router
+from ses_sender.tracking.links import ClickLinks
+from ses_sender.tracking.recorder import HitRecorder
+from ses_sender.tracking.service import Judge, LinkTargets
 from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
@@ -78,10 +89,13 @@ from ses_sender.transports.smtp import SmtpTransport
 from ses_sender.unsubscribe.dependencies import SENDER
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
+from ses_sender.web.client import TRUSTED_PROXIES, TrustedProxies
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
+from ses_sender.web.edge import EdgeGuard
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
 from ses_sender.web.timing import RequestTiming
+from ses_sender.webhooks.dependencies import ALLOW_PRIVATE
 from ses_sender.webhooks.endpoints import router as webhooks_router
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
@@ -113,6 +127,8 @@ class Runtime:
     soft_bounces: SoftBounceRule
     metrics: DatabaseGauges
     dashboard: DashboardSessions
+    hits: HitRecorder  # opens and clicks, recorded after their answer
+    link_targets: LinkTargets
     # Set by the API after a commit that queued mail; an in-process worker waits on it.
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -141,6 +157,9 @@ async def open_runtime(
 
     topics = TrustedTopics(settings.sns_topic_arns, recorded_topics)
     secret = await _tracking_secret(settings, sessionmaker, clock)
+    tokens = TrackingTokens(secret)
+    judge = Judge(Signatures.packaged(), timedelta(seconds=settings.machine_click_window_s))
+    hits = HitRecorder(sessionmaker, judge=judge, clock=clock)
     try:
         yield Runtime(
             settings=settings,
@@ -148,7 +167,7 @@ async def open_runtime(
             sessionmaker=sessionmaker,
             clock=clock,
             api_keys=ApiKeys(settings.api_keys),
-            tokens=TrackingTokens(secret),
+            tokens=tokens,
             transport=transport,
             sns=SnsVerifier(
                 certificates or CertificateStore(fetcher.get), clock=clock.now, topics=topics
@@ -159,8 +178,11 @@ async def open_runtime(
             soft_bounces=soft_bounces,
             metrics=DatabaseGauges(sessionmaker, clock=clock),
             dashboard=DashboardSessions(secret, settings.api_keys),
+            hits=hits,
+            link_targets=LinkTargets(sessionmaker, ClickLinks(settings.server_host, tokens)),
         )
     finally:
+        await hits.settle()
         await ingester.close()
         await fetcher.close()
         await engine.dispose()
@@ -189,6 +211,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestTiming)
+    app.add_middleware(EdgeGuard)
     for router in (
         health_router,
         metrics_router,
@@ -197,6 +220,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         stats_router,
         control_router,
         tracking_router,
+        clicks_router,
         ses_events_router,
         suppression_router,
         unsubscribe_router,
@@ -211,14 +235,19 @@ def create_app(runtime: Runtime) -> FastAPI:
     SESSIONMAKER.provide(app, runtime.sessionmaker)
     API_KEYS.provide(app, runtime.api_keys)
     TOKENS.provide(app, runtime.tokens)
+    HITS.provide(app, runtime.hits)
+    LINK_TARGETS.provide(app, runtime.link_targets)
+    TRUSTED_PROXIES.provide(app, TrustedProxies(runtime.settings.forwarded_allow_ips))
     WAKEUP.provide(app, runtime.wakeup)
     RECIPIENT_LIMIT.provide(app, runtime.settings.max_recipients_per_request)
+    INGEST_TURNS.provide(app, WriterTurns(enabled=is_sqlite(runtime.engine)))
     _provide_metrics(app, runtime)
     SENDER_POLICY.provide(
         app,
         SenderPolicy.of(runtime.settings.sender_address, runtime.settings.allowed_senders),
     )
     PUBLIC_BASE_URL.provide(app, runtime.settings.server_host)
+    ALLOW_PRIVATE.provide(app, runtime.settings.webhook_allow_private)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)
     INGESTER.provide(app, runtime.ses_events)
@@ -300,6 +329,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
             sender=settings.sender_address,
             public_base_url=settings.server_host,
             tokens=runtime.tokens,
+            track_clicks=settings.track_clicks,
         ),
         transport=transport,
         pacer=pacer,
@@ -363,6 +393,7 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
             retry=WebhookRetryPolicy(),
             concurrency=settings.webhook_concurrency,
             timeout_s=settings.webhook_timeout_s,
+            allow_private=settings.webhook_allow_private,
             ssl_cert_file=settings.ssl_cert_file,
         ),
     }

@@ -7,6 +7,7 @@ Nothing here reads the environment by itself: `cli.py` builds `Settings()` (envi
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -107,6 +108,14 @@ class Settings(BaseSettings):
     tracking_secret: str | None = Field(None, alias="TRACKING_SECRET", min_length=16)
     sns_topic_arns: CsvList = Field(default_factory=list, alias="SNS_TOPIC_ARNS")
     ssl_cert_file: str | None = Field(None, alias="SSL_CERT_FILE")
+    track_clicks: bool = Field(True, alias="TRACK_CLICKS")
+    machine_click_window_s: float = Field(
+        10.0, alias="MACHINE_CLICK_WINDOW_SECONDS", ge=0, le=3_600
+    )
+    # Proxies whose X-Forwarded-For names the client: addresses or networks (CIDR).
+    forwarded_allow_ips: CsvList = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"], alias="FORWARDED_ALLOW_IPS"
+    )
 
     # Suppression
     soft_bounce_limit: int = Field(3, alias="SOFT_BOUNCE_LIMIT", ge=1, le=1000)
@@ -120,6 +129,8 @@ class Settings(BaseSettings):
     # Outbound webhooks
     webhook_timeout_s: float = Field(10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=60)
     webhook_concurrency: int = Field(8, alias="WEBHOOK_CONCURRENCY", ge=1, le=1_000)
+    # Off: webhooks reach only globally routable addresses (README "Security").
+    webhook_allow_private: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE")
 
     # Requests
     max_recipients_per_request: int = Field(
@@ -134,9 +145,19 @@ class Settings(BaseSettings):
     env: str = Field("dev", alias="ENV")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
-    _split_lists = field_validator("api_keys", "sns_topic_arns", "allowed_senders", mode="before")(
-        _split_csv
-    )
+    _split_lists = field_validator(
+        "api_keys", "sns_topic_arns", "allowed_senders", "forwarded_allow_ips", mode="before"
+    )(_split_csv)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @field_validator("server_host")
     @classmethod

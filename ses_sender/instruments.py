@@ -108,6 +108,13 @@ WEBHOOKS_DISABLED = Counter(
 
 # -- HTTP (API processes) ----------------------------------------------------------------------
 
+DATABASE_UNAVAILABLE = Counter(
+    "ses_sender_database_unavailable",
+    "Database outages met by the API: requests answered 503, health checks failed, opens and "
+    "clicks lost.",
+    ["at"],
+)
+
 HTTP_DURATION = Histogram(
     "ses_sender_http_request_duration_seconds",
     "Time to answer an HTTP request, by method, route template and status code.",

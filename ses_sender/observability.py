@@ -7,6 +7,7 @@ import logging
 import sentry_sdk
 
 from ses_sender.config import Settings
+from ses_sender.web.access_log import redact_access_log
 
 SENTRY_FLUSH_TIMEOUT_S = 5.0
 
@@ -16,6 +17,7 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_access_log()
 
 
 def init_sentry(settings: Settings) -> None:

@@ -35,6 +35,7 @@ from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 from ses_sender.tasks import Periodic, SideTask
 from ses_sender.transports.base import Transport
 from ses_sender.transports.ses import SesTransport
+from ses_sender.web.server import server_config
 
 log = logging.getLogger("ses_sender")
 
@@ -158,14 +159,9 @@ async def _exit_code(tasks: dict[str, asyncio.Task[None]]) -> int:
 
 
 def _server(app: FastAPI, port: int, runtime: Runtime) -> _Server:
+    # The client's address is the app's to work out (FORWARDED_ALLOW_IPS), not uvicorn's.
     return _Server(
-        uvicorn.Config(
-            app,
-            host=runtime.settings.server_bind,
-            port=port,
-            log_config=None,
-            lifespan="off",
-        )
+        server_config(app, host=runtime.settings.server_bind, port=port, proxy_headers=False)
     )
 
 

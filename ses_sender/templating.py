@@ -95,7 +95,7 @@ def render(template: Any, context: Mapping[str, Any], *, max_chars: int) -> str:
 def text_template_from_html(html_source: str) -> str | None:
     """The plain-text form of an HTML template, as a text template: its text derived from the
     HTML once, with the template's tags kept where they stood, instead of the HTML rendered and
-    converted for every recipient. None when that cannot be done faithfully (a tag dropped
+    converted for every recipient. None when that cannot be done faithfully (a block tag dropped
     with the markup around it, or the result not a valid template)."""
     tokens: list[str] = []
 
@@ -106,7 +106,10 @@ def text_template_from_html(html_source: str) -> str | None:
     protected = _JINJA_TOKEN.sub(hold, html_source)
     text = get_text(protected).strip()
     kept = [int(index) for index in _PLACEHOLDER_PATTERN.findall(text)]
-    if kept != list(range(len(tokens))):
+    # An expression may go with its markup (a link's href), as it would from the rendered HTML;
+    # a block tag may not: its block would lose an end.
+    statements = [i for i, token in enumerate(tokens) if token.startswith("{%")]
+    if kept != sorted(set(kept)) or not set(statements) <= set(kept):
         return None
     source = _PLACEHOLDER_PATTERN.sub(lambda match: tokens[int(match.group(1))], text)
     try:

@@ -119,3 +119,21 @@ def test_a_lease_too_short_is_refused_naming_the_variable(
 
 def test_the_shortest_lease_with_a_send_timeout_of_half_of_it() -> None:
     assert settings(LEASE_SECONDS=10, SEND_TIMEOUT_SECONDS=5).lease_s == 10
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [
+        ({"TRACKING_SECRET": "hunter2-short"}, "hunter2"),
+        ({"DATABASE_URL": "mysql://mail:hunter2@db.internal/ses"}, "hunter2"),
+        ({"SERVER_HOST": "mail:hunter2@example.com"}, "hunter2"),
+        ({"API_KEY": "hunter2", "EMAIL_RATE": "hunter2"}, "hunter2"),
+    ],
+)
+def test_a_bad_setting_is_named_without_its_value(values: dict[str, Any], secret: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(**values)
+
+    described = describe_settings_error(refused.value)
+    assert described.split(":")[0] in values
+    assert secret not in described

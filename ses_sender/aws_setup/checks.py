@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -210,23 +210,50 @@ async def _guarded(name: str, check: Awaitable[Check]) -> Check:
 
 
 async def check_sender_identity(clients: AwsClients, settings: Settings) -> Check:
+    """EMAIL_SENDER, and each entry of ALLOWED_SENDERS: a verified SES identity (an address,
+    or its domain; a domain entry must be verified itself)."""
     if not settings.email_sender:
         return fail(IDENTITY, "EMAIL_SENDER is not set")
     address = parseaddr(settings.email_sender)[1]
     local, at, domain = address.rpartition("@")
     if not (local and at and domain):
         return fail(IDENTITY, f"EMAIL_SENDER has no address: {settings.email_sender!r}")
+    verified, states = await _verified_as(clients, (address, domain))
+    if verified is None:
+        return fail(
+            IDENTITY,
+            f"{address} cannot send in {clients.region}: {', '.join(states)}; verify the "
+            "address or its domain in SES",
+        )
+    detail = f"{address} can send: {verified} is verified"
+    unverified: list[str] = []
+    for entry in settings.allowed_senders:
+        name = entry.lstrip("@")
+        names = (name, name.rpartition("@")[2]) if "@" in name else (name,)
+        allowed, allowed_states = await _verified_as(clients, names)
+        if allowed is None:
+            unverified.append(f"{name} ({', '.join(allowed_states)})")
+    if unverified:
+        return fail(
+            IDENTITY,
+            f"ALLOWED_SENDERS cannot send in {clients.region}: {'; '.join(unverified)}; verify "
+            "each address or domain in SES",
+        )
+    if settings.allowed_senders:
+        detail += f"; so are ALLOWED_SENDERS ({', '.join(settings.allowed_senders)})"
+    return ok(IDENTITY, detail)
+
+
+async def _verified_as(clients: AwsClients, names: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The first of `names` that is an identity verified for sending; else None, and the state
+    of each."""
     states: list[str] = []
-    for name in (address, domain):
+    for name in names:
         identity = await resources.email_identity(clients.sesv2, name)
         if identity is not None and identity.verified_for_sending:
-            return ok(IDENTITY, f"{address} can send: {name} is verified")
+            return name, states
         states.append(f"{name} {'is not an identity' if identity is None else identity.status}")
-    return fail(
-        IDENTITY,
-        f"{address} cannot send in {clients.region}: {', '.join(states)}; verify the address "
-        "or its domain in SES",
-    )
+    return None, states
 
 
 def judge_account(account: Account, *, email_rate: float) -> list[Check]:

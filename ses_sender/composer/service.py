@@ -1,11 +1,13 @@
 """Turning a claimed email and its content into the email its recipient receives: the message's
-templates rendered for the recipient, the open pixel, the one-click unsubscribe headers, our SES
-tags, the text part. The delivery engine asks for it through its `Composer` port.
+templates rendered for the recipient, tracked links, the open pixel, the one-click unsubscribe
+headers, our SES tags, the text part. The delivery engine asks for it through its `Composer`
+port.
 
-What every recipient of one content shares is worked out once (`_prepare`): the text part and
-the pixel's place for a content sent as given; the compiled templates for a templated one.
-A further step on the HTML (rewriting links for click tracking, say) goes in `compose`, between
-the HTML's rendering and the pixel.
+What every recipient of one content shares is worked out once (`_prepare`): for a content sent
+as given, its links rewritten for click tracking, the text part and the pixel's place, each
+with slots for the recipient's tracked links; for a templated one, the compiled templates.
+Links of templated content are not tracked: a click's target is read back from the stored
+content, and a template's links are only known once rendered for one recipient.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
 from jinja2 import TemplateError
 
 from ses_sender.delivery.emails import ContentParts, QueuedEmail
@@ -27,8 +31,8 @@ from ses_sender.templating import (
     compile_parts,
     describe_template_error,
     render_parts,
-    text_of_html,
 )
+from ses_sender.tracking.links import ClickLinks, Slotted, Target, cut
 from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import OutgoingEmail, PermanentError
 
@@ -37,6 +41,9 @@ PREPARED_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
 ONE_CLICK_UNSUBSCRIBE = "List-Unsubscribe=One-Click"
 
 _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
+# With tracked links, the text part shows each link's URL after its words, so a reader of the
+# text part can follow it too.
+_TEXT_WITH_LINKS = ParserConfig(display_links=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,34 +57,53 @@ class _Templates:
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """What every recipient of one content shares. Sent as given: the text part, and the HTML
-    split where the pixel goes (before the last </body>, or at the end). Templated: the
-    compiled templates."""
+    split where the pixel goes (before the last </body>, or at the end), both with slots for
+    the recipient's tracked links. Templated: the compiled templates."""
 
-    text: str
-    html_head: str
+    text: Slotted
+    html_head: Slotted
     html_tail: str
-    templates: _Templates | None
+    targets: tuple[Target, ...]
+    tracks_clicks: bool
+    templates: _Templates | None = None
 
 
 class EmailComposer:
-    def __init__(self, *, sender: str, public_base_url: str, tokens: TrackingTokens) -> None:
+    def __init__(
+        self,
+        *,
+        sender: str,
+        public_base_url: str,
+        tokens: TrackingTokens,
+        track_clicks: bool,
+    ) -> None:
         self._sender = sender
         self._pixel_base = f"{public_base_url}/v1/events/open?t="
         self._unsubscribe_base = f"{public_base_url}/v1/unsubscribe/"
         self._tokens = tokens
+        self._links = ClickLinks(public_base_url, tokens)
+        self._track_clicks = track_clicks  # for a message that does not say
         self._prepared: OrderedDict[int, _Prepared] = OrderedDict()
 
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
         prepared = self._prepare(queued.content_id, content)
         unsubscribe_url = self._unsubscribe_base + self._tokens.for_unsubscribe(queued.request_id)
         if prepared.templates is None:
-            subject, text = content.subject, prepared.text
-            html_head, html_tail = prepared.html_head, prepared.html_tail
+            links = self._links.urls(
+                prepared.targets, request_id=queued.request_id, content_id=queued.content_id
+            )
+            subject, text = content.subject, prepared.text.fill(links)
+            html_head, html_tail = prepared.html_head.fill(links), prepared.html_tail
         else:
             subject, html, text = _render(prepared.templates, queued, unsubscribe_url)
             html_head, html_tail = _split_for_pixel(html)
         pixel_url = self._pixel_base + self._tokens.for_open(queued.request_id)
         pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
+        if prepared.tracks_clicks:
+            pixel = (
+                self._links.honeypot(request_id=queued.request_id, content_id=queued.content_id)
+                + pixel
+            )
         return OutgoingEmail(
             request_id=queued.request_id,
             topic_id=queued.topic_id,
@@ -102,15 +128,30 @@ class EmailComposer:
             self._prepared.move_to_end(content_id)
             return prepared
         if content.templated:
-            prepared = _Prepared("", "", "", _compile(content_id, content))
+            prepared = _Prepared(
+                cut("", None), cut("", None), "", (), False, _compile(content_id, content)
+            )
         else:
-            head, tail = _split_for_pixel(content.html)
-            text = content.text if content.text is not None else text_of_html(content.html)
-            prepared = _Prepared(text, head, tail, None)
+            prepared = self._split(content)
         self._prepared[content_id] = prepared
         if len(self._prepared) > PREPARED_CACHE_SIZE:
             self._prepared.popitem(last=False)
         return prepared
+
+    def _split(self, content: ContentParts) -> _Prepared:
+        tracks_clicks = self._track_clicks if content.track_clicks is None else content.track_clicks
+        if tracks_clicks:
+            tracked = self._links.rewrite(content.html)
+            html, slot, targets = tracked.html, tracked.slot, tracked.targets
+        else:
+            html, slot, targets = content.html, None, ()
+        if content.text is not None:
+            text = cut(content.text, None)  # the message's own text part, as given
+        else:
+            config = _TEXT_WITH_LINKS if tracks_clicks else None
+            text = cut(get_text(html, config).strip(), slot)
+        head, tail = _split_for_pixel(html)
+        return _Prepared(text, cut(head, slot), tail, targets, tracks_clicks)
 
 
 def _compile(content_id: int, content: ContentParts) -> _Templates:

@@ -57,7 +57,7 @@ def _to_topic(topic_id: str, **query: str) -> str:
 
 def _safe_next(wanted: str | None) -> str:
     """Back to the page asked for, only if it is one of ours (never another site)."""
-    if wanted and wanted.startswith(HOME) and not wanted.startswith("//"):
+    if wanted and wanted.startswith(HOME):
         return wanted
     return HOME
 
@@ -134,13 +134,15 @@ async def overview_page(
     now: NowDep,
     done: str | None = None,
 ) -> Response:
+    overview = await service.overview(session, account, now=now)
     return pages.render(
         "overview.html",
         language=language,
         csrf=signed_in.csrf_token,
         signed_in=True,
         active="overview",
-        overview=await service.overview(session, account, now=now),
+        overview=overview,
+        chart=service.chart_points(overview.timeline),
         resumed=done == "resumed",
     )
 
@@ -159,16 +161,21 @@ async def resume_sending(
 
 @router.get("/topics")
 async def topics_page(
-    signed_in: SignedInDep, language: LanguageDep, session: SessionDep
+    signed_in: SignedInDep, language: LanguageDep, session: SessionDep, cursor: str | None = None
 ) -> Response:
+    found = await service.topics(session, cursor=cursor)
     return pages.render(
         "topics.html",
         language=language,
         csrf=signed_in.csrf_token,
         signed_in=True,
         active="topics",
-        topics=await service.topics(session),
-        shown=service.TOPICS_SHOWN,
+        topics=found.topics,
+        next_url=(
+            "/dashboard/topics?" + urlencode({"cursor": found.next_cursor})
+            if found.next_cursor
+            else None
+        ),
     )
 
 
@@ -191,11 +198,13 @@ async def topic_page(
     signed_in: SignedInDep,
     language: LanguageDep,
     session: SessionDep,
+    now: NowDep,
     id: str,
+    bucket: Annotated[str, Query(pattern="^(minute|hour|day)$")] = "minute",
     done: str | None = None,
     count: int = 0,
 ) -> Response:
-    view = await service.topic(session, id)
+    view = await service.topic(session, id, bucket=bucket, now=now)
     return pages.render(
         "topic.html",
         language=language,
@@ -203,6 +212,9 @@ async def topic_page(
         signed_in=True,
         active="topics",
         view=view,
+        chart=service.chart_points(view.timeline),
+        buckets=service.CHART_BUCKETS,
+        bucket=bucket,
         done=done if done in TOPIC_ACTIONS else None,
         count=count,
     )

@@ -73,7 +73,10 @@ _TEMPLATES = jinja2.Environment(
 
 
 def _number(value: int | float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+    """Thousands separated; a fraction to two places, without trailing zeros (0.25, 14)."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _percent(value: float) -> str:

@@ -3,20 +3,17 @@ same transaction: never through the HTTP API)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.control import service as control
-from ses_sender.dashboard import repository
 from ses_sender.guardrail.service import Limits, Reputation, reputation
 from ses_sender.models import RequestStatus
 from ses_sender.sending import service as sending
 from ses_sender.stats import service as stats
-from ses_sender.stats.schemas import TopicStats
+from ses_sender.stats.schemas import Timeline, TopicDomains, TopicRates, TopicStats
 from ses_sender.suppression import service as suppression
 from ses_sender.suppression.schemas import SuppressionPageOut
 from ses_sender.webhooks import service as webhooks
@@ -24,9 +21,12 @@ from ses_sender.webhooks.schemas import WebhookOut
 from ses_sender.webhooks.service import DeliveryFailure
 
 TOPICS_SHOWN = 50
+DOMAINS_SHOWN = 20
 SUPPRESSIONS_PER_PAGE = 50
 WEBHOOK_FAILURES_SHOWN = 20
-MINUTE_S = 60
+# The grains a timeline chart offers; each shows the counters' default span (an hour of
+# minutes, a day of hours, a month of days).
+CHART_BUCKETS = ("minute", "hour", "day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +41,11 @@ class Account:
 class Overview:
     pauses: list[str]  # "<name>: <reason>"; empty while sending
     email_rate: float
-    sent_last_minute: int
+    sent_last_hour: int
     sent_last_day: int
-    last_day_since: datetime
     reputation: Reputation
     limits: Limits
+    timeline: Timeline  # the last hour, by minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +78,21 @@ class TopicView:
     progress: Progress
     stats: TopicStats
     paused_at: datetime | None
-    # (start of the minute in epoch seconds, emails sent in it), oldest first, no gaps.
-    timeline: list[tuple[int, int]]
+    timeline: Timeline
+    domains: TopicDomains
 
 
 async def overview(session: AsyncSession, account: Account, *, now: datetime) -> Overview:
     state = await sending.sending_state(session, now=now)
-    last_day = now - timedelta(hours=24)
+    last_hour = stats.parse_time_range(None, None, "minute", now=now)
     return Overview(
         pauses=state.reasons,
         email_rate=account.email_rate,
-        sent_last_minute=await stats.sent_in_last_minute(session, now=now),
+        sent_last_hour=(await stats.sent_count(session, 1, now=now)).count,
         sent_last_day=(await stats.sent_count(session, 24, now=now)).count,
-        last_day_since=last_day,
         reputation=await reputation(session, now=now),
         limits=account.limits,
+        timeline=await stats.account_timeline(session, last_hour),
     )
 
 
@@ -102,10 +102,6 @@ async def resume_sending(session: AsyncSession) -> list[str]:
 
 async def progress(session: AsyncSession, topic_id: str) -> Progress:
     counts = await stats.request_counts(session, topic_id)
-    return _progress(topic_id, counts)
-
-
-def _progress(topic_id: str, counts: dict[int, int]) -> Progress:
     return Progress(
         topic_id=topic_id,
         total=sum(counts.values()),
@@ -116,29 +112,67 @@ def _progress(topic_id: str, counts: dict[int, int]) -> Progress:
     )
 
 
-async def topics(session: AsyncSession) -> list[Progress]:
-    return [
-        await progress(session, topic_id)
-        for topic_id in await repository.newest_topics(session, TOPICS_SHOWN)
-    ]
+@dataclass(frozen=True, slots=True)
+class TopicRow:
+    progress: Progress
+    created_at: datetime
+    rates: TopicRates
 
 
-async def topic(session: AsyncSession, topic_id: str) -> TopicView:
+@dataclass(frozen=True, slots=True)
+class TopicList:
+    topics: list[TopicRow]
+    next_cursor: str | None
+
+
+async def topics(session: AsyncSession, *, cursor: str | None) -> TopicList:
+    """Topics newest first, a page at a time."""
+    page = await stats.list_topics(session, cursor=cursor, limit=TOPICS_SHOWN)
+    return TopicList(
+        topics=[
+            TopicRow(
+                progress=Progress(
+                    topic_id=summary.topic_id,
+                    total=summary.progress.total,
+                    queued=summary.progress.queued + summary.progress.processing,
+                    sent=summary.progress.sent,
+                    failed=summary.progress.failed,
+                    stopped=summary.progress.stopped,
+                ),
+                created_at=summary.created_at,
+                rates=summary.rates,
+            )
+            for summary in page.topics
+        ],
+        next_cursor=page.next_cursor,
+    )
+
+
+async def topic(session: AsyncSession, topic_id: str, *, bucket: str, now: datetime) -> TopicView:
     topic_id = control.check_topic_id(topic_id)
+    span = stats.parse_time_range(None, None, bucket, now=now)
     return TopicView(
         progress=await progress(session, topic_id),
         stats=await stats.topic_stats(session, topic_id),
         paused_at=await control.topic_paused_at(session, topic_id),
-        timeline=per_minute(await repository.sent_times(session, topic_id)),
+        timeline=await stats.topic_timeline(session, topic_id, span),
+        domains=await stats.topic_domains(session, topic_id, limit=DOMAINS_SHOWN),
     )
 
 
-def per_minute(times: Sequence[datetime]) -> list[tuple[int, int]]:
-    counts = Counter(int(moment.timestamp()) // MINUTE_S * MINUTE_S for moment in times)
-    if not counts:
-        return []
-    first, last = min(counts), max(counts)
-    return [(minute, counts[minute]) for minute in range(first, last + MINUTE_S, MINUTE_S)]
+def chart_points(timeline: Timeline) -> list[list[int]]:
+    """A timeline as the chart draws it: per bucket its start (epoch seconds), sent,
+    delivered, opened (unique) and bounced."""
+    return [
+        [
+            int(bucket.start.timestamp()),
+            bucket.sent,
+            bucket.delivered,
+            bucket.opened.unique,
+            bucket.bounced,
+        ]
+        for bucket in timeline.buckets
+    ]
 
 
 async def pause_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> None:

@@ -43,7 +43,9 @@ class SignedIn:
 class DashboardSessions:
     def __init__(self, secret: str, api_keys: Sequence[str]) -> None:
         self._signing_key = derive_key(secret, _PURPOSE)
-        self._serializer = URLSafeTimedSerializer(self._signing_key, salt="session")
+        self._serializer = URLSafeTimedSerializer(
+            self._signing_key, salt="session", signer_kwargs={"digest_method": hashlib.sha256}
+        )
         self._checker = ApiKeys(list(api_keys))
         self._key_ids = [self._key_id(key) for key in api_keys]
 

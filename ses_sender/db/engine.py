@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A failed statement's error (logged, sent to Sentry) shows the SQL, not the values: those are
+# addresses, subjects and contents.
+HIDE_PARAMETERS = True
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -38,7 +41,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=HIDE_PARAMETERS,
+        )
         # Pragmas are per connection: set them on every new one, not once through the pool (the
         # seed lost foreign keys and its busy timeout whenever a connection was recycled).
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -56,6 +63,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        hide_parameters=HIDE_PARAMETERS,
     )
 
 

@@ -38,6 +38,7 @@ class ContentParts:
     headers: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    track_clicks: bool | None = None  # None: as the composer does by default
 
     @property
     def size(self) -> int:

@@ -96,6 +96,7 @@ async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[in
                 Content.reply_to,
                 Content.headers,
                 Content.tags,
+                Content.track_clicks,
             ).where(Content.id.in_(wanted))
         )
     ).all()
@@ -127,6 +128,7 @@ async def contents(session: AsyncSession, content_ids: Iterable[int]) -> dict[in
             headers=_pairs(row.headers),
             tags=_pairs(row.tags),
             attachments=tuple(attachments.get(row.id, ())),
+            track_clicks=row.track_clicks,
         )
         for row in rows
     }

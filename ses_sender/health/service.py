@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
 from ses_sender.health import repository
@@ -79,6 +80,7 @@ class Health:
         except Exception as error:
             reason = database.describe(error)
             log.warning("health: the database does not take writes: %s", reason)
+            instruments.DATABASE_UNAVAILABLE.labels("health").inc()
             return f"unavailable: {reason}"
         return "ok"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.policy import default as default_policy
 from email.utils import formataddr
@@ -46,7 +47,10 @@ def _parse_slow(text: str) -> Recipient | None:
     name = ""
     bare = text
     if "<" in text:
-        header = default_policy.header_factory("To", text)
+        try:
+            header = default_policy.header_factory("To", text)
+        except (IndexError, ValueError, AttributeError, HeaderParseError):
+            return None  # the standard parser's own failures on some malformed text (`a<`)
         addresses: tuple[Address, ...] = getattr(header, "addresses", ())
         if header.defects or len(addresses) != 1:
             return None  # malformed, or several addresses in one entry

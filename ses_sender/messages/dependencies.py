@@ -1,16 +1,31 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
 
+from ses_sender.db.turns import WriterTurns
 from ses_sender.messages.envelope import SenderPolicy
 from ses_sender.web.provided import Provided
 
 RECIPIENT_LIMIT = Provided[int]("recipient limit (MAX_RECIPIENTS_PER_REQUEST)")
 SENDER_POLICY = Provided[SenderPolicy]("allowed senders (EMAIL_SENDER, ALLOWED_SENDERS)")
 PUBLIC_BASE_URL = Provided[str]("public base URL (SERVER_HOST)")
+INGEST_TURNS = Provided[WriterTurns]("turns of the bulk writers")
 
 RecipientLimitDep = Annotated[int, Depends(RECIPIENT_LIMIT)]
 SenderPolicyDep = Annotated[SenderPolicy, Depends(SENDER_POLICY)]
 PublicBaseUrlDep = Annotated[str, Depends(PUBLIC_BASE_URL)]
+
+
+async def _ingest_turn(
+    turns: Annotated[WriterTurns, Depends(INGEST_TURNS)],
+) -> AsyncIterator[None]:
+    async with turns.turn():
+        yield
+
+
+# Taken before the session (`SessionDep`), so that the turn ends after the commit: both are
+# function-scoped, and FastAPI closes them in the reverse order.
+IngestTurnDep = Annotated[None, Depends(_ingest_turn, scope="function")]

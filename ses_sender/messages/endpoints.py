@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.messages import service
 from ses_sender.messages.dependencies import (
+    IngestTurnDep,
     PublicBaseUrlDep,
     RecipientLimitDep,
     SenderPolicyDep,
@@ -32,6 +33,7 @@ MessagesBody = Annotated[
 
 @router.post("/messages", response_model=MessagesAcceptedOut)
 async def create_messages(
+    _turn: IngestTurnDep,
     body: MessagesBody,
     session: SessionDep,
     clock: ClockDep,

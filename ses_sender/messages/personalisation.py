@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 from jinja2 import TemplateError
 
-from ses_sender.errors import InvalidInput, PayloadTooLarge
-from ses_sender.messages.schemas import MAX_DATA_BYTES
+from ses_sender.errors import InvalidInput
 from ses_sender.templating import (
     BUILTIN_VARIABLES,
     TemplateKind,
@@ -36,11 +35,9 @@ def template_needs(parts: Mapping[TemplateKind, str | None], where: str) -> dict
     return needs
 
 
-def encode_data(data: Mapping[str, Any], where: str) -> str:
-    encoded = orjson.dumps(data).decode()
-    if len(encoded) > MAX_DATA_BYTES:
-        raise PayloadTooLarge(f"{where}: at most {MAX_DATA_BYTES} bytes as JSON")
-    return encoded
+def encode_data(data: Mapping[str, Any]) -> str:
+    """Data as stored: JSON text (the caller holds it to MAX_DATA_BYTES, naming the field)."""
+    return orjson.dumps(data).decode()
 
 
 def check_recipients_have(

@@ -42,6 +42,7 @@ async def insert_content(
     tags: Sequence[tuple[str, str]],
     template_id: int | None,
     template_version: int | None,
+    track_clicks: bool | None,
     now: datetime,
 ) -> int:
     content_id = await session.scalar(
@@ -59,6 +60,7 @@ async def insert_content(
             tags=_json_or_null(tags),
             template_id=template_id,
             template_version=template_version,
+            track_clicks=track_clicks,
             created_at=now,
         )
         .returning(Content.id)

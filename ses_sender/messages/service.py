@@ -31,6 +31,7 @@ from ses_sender.messages.personalisation import (
 )
 from ses_sender.messages.schemas import (
     MAX_CONTENT_BYTES,
+    MAX_DATA_BYTES,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_MESSAGES_PER_REQUEST,
     MAX_SUBJECT_LENGTH,
@@ -52,6 +53,7 @@ from ses_sender.templating import (
     render_parts,
     text_of_html,
 )
+from ses_sender.text import has_line_break
 from ses_sender.transports.base import Attachment
 
 _NO_DATA: Mapping[str, Any] = {}
@@ -81,6 +83,7 @@ class ValidMessage:
     tags: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
     template: TemplateParts | None = None
+    track_clicks: bool | None = None  # None: TRACK_CLICKS decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +140,10 @@ async def validate_message(
     senders: SenderPolicy,
 ) -> ValidMessage:
     topic_id = message.topic_id.strip()
-    if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
-        raise InvalidInput(f"{where}.topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
+    if not topic_id or len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
+        raise InvalidInput(
+            f"{where}.topicId: 1 to {MAX_TOPIC_ID_LENGTH} printable characters, not all spaces"
+        )
     template = None
     if message.template_id is not None:
         for name, value in (("subject", message.subject), ("content", message.content)):
@@ -161,7 +166,9 @@ async def validate_message(
     recipient_data = None
     if templated:
         shared = message.data or {}
-        shared_data = encode_data(shared, f"{where}.data")
+        shared_data = encode_data(shared)
+        if len(shared_data) > MAX_DATA_BYTES:
+            raise PayloadTooLarge(f"{where}.data: at most {MAX_DATA_BYTES} bytes as JSON")
         needs = template_needs(
             {TemplateKind.SUBJECT: subject, TemplateKind.HTML: content, TemplateKind.TEXT: text},
             where,
@@ -191,13 +198,14 @@ async def validate_message(
         tags=check_tags(message.tags, f"{where}.tags"),
         attachments=check_attachments(message.attachments, f"{where}.attachments"),
         template=template,
+        track_clicks=message.track_clicks,
     )
 
 
 def _check_parts(subject: str, content: str, text: str | None, where: str) -> None:
     if not subject:
         raise InvalidInput(f"{where}.subject: subject cannot be empty")
-    if "\r" in subject or "\n" in subject:
+    if has_line_break(subject):
         raise InvalidInput(f"{where}.subject: must not contain line breaks")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidInput(f"{where}.subject: at most {MAX_SUBJECT_LENGTH} characters")
@@ -214,14 +222,14 @@ def _dedupe_recipients(
 ) -> tuple[list[Recipient], list[int], list[Mapping[str, Any]]]:
     """The recipients without repeats, in first-seen order (`emails`, then `recipients`); for
     each address submitted, its index among them, and its own data (empty for `emails`)."""
-    entries = [(raw, _NO_DATA) for raw in message.emails]
-    entries += [(entry.email, entry.data) for entry in message.recipients or ()]
-    if not entries:
+    given = message.recipients or ()
+    addresses = [*message.emails, *(entry["email"] for entry in given)]
+    if not addresses:
         raise InvalidInput(f"{where}.emails: emails array cannot be empty")
     recipients: list[Recipient] = []
     index_of: dict[str, int] = {}
     positions: list[int] = []
-    for submitted, (raw, _) in enumerate(entries):
+    for submitted, raw in enumerate(addresses):
         recipient = parse_recipient(raw)
         if recipient is None:
             field = _place(message, where, submitted, "email")
@@ -231,7 +239,9 @@ def _dedupe_recipients(
             index = index_of[recipient.key] = len(recipients)
             recipients.append(recipient)
         positions.append(index)
-    return recipients, positions, [data for _, data in entries]
+    own_data: list[Mapping[str, Any]] = [_NO_DATA] * len(message.emails)
+    own_data += [entry.get("data", _NO_DATA) for entry in given]
+    return recipients, positions, own_data
 
 
 def _place(message: MessageIn, where: str, submitted: int, field: str) -> str:
@@ -251,8 +261,11 @@ def _first_seen_data(
     for submitted, index in enumerate(positions):
         if index == len(chosen):
             data = own_data[submitted]
-            place = _place(message, where, submitted, "data")
-            chosen.append(encode_data(data, place) if data else None)
+            encoded = encode_data(data) if data else None
+            if encoded is not None and len(encoded) > MAX_DATA_BYTES:
+                place = _place(message, where, submitted, "data")
+                raise PayloadTooLarge(f"{place}: at most {MAX_DATA_BYTES} bytes as JSON")
+            chosen.append(encoded)
     return chosen
 
 
@@ -270,7 +283,11 @@ def parse_scheduled_time(value: str | None, where: str, now: datetime) -> dateti
         parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
     except ValueError as error:
         raise InvalidInput(f"{where}: invalid scheduledAt format: {error}") from None
-    return max(parsed.astimezone(UTC), now)
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{where}: out of range once converted to UTC") from None
+    return max(in_utc, now)
 
 
 async def accept_messages(
@@ -311,6 +328,7 @@ async def accept_messages(
             tags=message.tags,
             template_id=None if message.template is None else message.template.template_id,
             template_version=None if message.template is None else message.template.version,
+            track_clicks=message.track_clicks,
             now=now,
         )
         await repository.insert_attachments(session, content_id, message.attachments)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.metrics import repository
 from ses_sender.models import RequestStatus
 from ses_sender.sending import service as sending
@@ -51,7 +52,8 @@ class DatabaseGauges:
                 await self._refresh()
             except TRANSIENT_ERRORS as error:
                 log.warning(
-                    "metrics: the database did not answer (%r); serving the last values", error
+                    "metrics: the database did not answer (%s); serving the last values",
+                    database.describe(error),
                 )
 
     async def _refresh(self) -> None:

@@ -26,6 +26,8 @@ class Content(Base):
     topic_id: Mapped[str] = mapped_column(String(255), default="", index=True)
     subject: Mapped[str] = mapped_column(String(998))
     content: Mapped[str] = mapped_column(Text)
+    # Whether its links are tracked: the message's `trackClicks`, or NULL for TRACK_CLICKS.
+    track_clicks: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # The text part as given; NULL: derived from the HTML.
     text: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -57,6 +57,11 @@ class Result(Base):
     recipient: Mapped[str | None] = mapped_column(String(998))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     raw: Mapped[str] = mapped_column(Text, default="{}")
+    # Our own opens and clicks: the link followed (a click), and whether a person or a machine
+    # (a mail privacy proxy, a link scanner) made the event, and why we think so.
+    url: Mapped[str | None] = mapped_column(Text)
+    machine: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (

@@ -16,12 +16,13 @@ https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ses_sender.web.body import load_json
 
 
 class SesEventError(Exception):
@@ -98,8 +99,8 @@ _KINDS: Final[dict[str, tuple[SesEventType, str]]] = {
 
 def parse_ses_event(message: str) -> SesEvent:
     try:
-        document = json.loads(message)
-    except (json.JSONDecodeError, RecursionError):
+        document = load_json(message)
+    except ValueError:
         raise SesEventError("Message is not JSON") from None
     document = _object(document, "Message")
     type_name = document.get("eventType", document.get("notificationType"))

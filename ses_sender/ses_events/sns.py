@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import re
 import ssl
 import time
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
+from ses_sender.web.body import load_json
 
 MessageType: TypeAlias = Literal[
     "Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"
@@ -140,9 +140,9 @@ class SnsMessage:
 def parse_envelope(body: bytes) -> dict[str, Any]:
     """Decode a raw POST body (SNS sends JSON as text/plain) and check its keys."""
     try:
-        document = json.loads(body.decode("utf-8"))
-    # The body is unauthenticated at this point: absurd nesting must be a 4xx, not a crash.
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        document = load_json(body)
+    # The body is unauthenticated at this point: anything but bounded JSON is a 4xx.
+    except ValueError:
         raise SnsVerificationError("body is not UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise SnsVerificationError("body is not a JSON object")

@@ -42,18 +42,6 @@ OPENS = "opens"  # every open
 CLICKED = "clicked"
 CLICKS = "clicks"
 UNSUBSCRIBED = "unsubscribed"
-TIMELINE_METRICS = (
-    SENT,
-    DELIVERED,
-    BOUNCED,
-    COMPLAINED,
-    OPENED,
-    OPENS,
-    CLICKED,
-    CLICKS,
-    UNSUBSCRIBED,
-    FAILED,
-)
 
 OPEN_TYPES = frozenset({EventType.OPEN.value, EventType.SES_OPEN.value})
 CLICK_TYPES = frozenset({EventType.CLICK.value, EventType.SES_CLICK.value})

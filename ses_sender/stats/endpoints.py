@@ -11,6 +11,7 @@ from ses_sender.stats.schemas import (
     SentCount,
     Timeline,
     TopicDomains,
+    TopicLinks,
     TopicPage,
     TopicStats,
 )
@@ -76,6 +77,14 @@ async def get_topic_domains(
 ) -> TopicDomains:
     """One topic's counts per recipient domain, the largest first."""
     return await service.topic_domains(session, topic_id, limit=limit)
+
+
+# Before the topic's stats: a topic id may hold slashes, and that route takes any path.
+@router.get("/topics/{topic_id:path}/links", response_model=TopicLinks)
+async def get_topic_links(topic_id: str, session: SessionDep) -> TopicLinks:
+    """Each tracked link of the topic's emails that was clicked: total and unique clicks,
+    people's and machines'."""
+    return await service.topic_links(session, topic_id)
 
 
 @router.get("/topics/{topic_id:path}", response_model=TopicStats)

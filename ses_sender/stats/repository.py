@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     and_,
+    bindparam,
+    case,
+    distinct,
+    false,
     func,
     literal,
     or_,
@@ -27,8 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ses_sender.db.dialect import insert_for, insert_for_dialect
 from ses_sender.models import (
     CounterScope,
+    EventType,
     Request,
     Result,
+    ResultSource,
     StatCounter,
     StatDelta,
     StatTopic,
@@ -57,6 +65,57 @@ _FACT_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """Our own opens or clicks of a topic (or of one link), people's and machines'."""
+
+    total: int
+    machine: int
+    unique: int  # requests with any
+    unique_human: int  # requests with one a person made
+    unique_machine: int  # requests with one a machine made
+
+
+def _tracked_in_topic(topic_id: str, kind: EventType) -> Select[Any]:
+    machine = func.coalesce(Result.machine, false())
+    return (
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((machine, 1), else_=0)), 0),
+            func.count(distinct(Result.request_id)),
+            func.count(distinct(case((~machine, Result.request_id)))),
+            func.count(distinct(case((machine, Result.request_id)))),
+        )
+        .select_from(Result)
+        .join(Request, Request.id == Result.request_id)
+        .where(
+            Request.topic_id == topic_id,
+            Result.status == kind,
+            Result.source == ResultSource.TRACKING,
+        )
+    )
+
+
+async def engagement(session: AsyncSession, topic_id: str, kind: EventType) -> Engagement:
+    row = (await session.execute(_tracked_in_topic(topic_id, kind))).one()
+    return Engagement(*(int(value) for value in row))
+
+
+async def link_engagement(
+    session: AsyncSession, topic_id: str, *, limit: int
+) -> list[tuple[str, Engagement]]:
+    """Clicks by link URL, the most clicked first (the honeypot, which has none, left out)."""
+    rows = await session.execute(
+        _tracked_in_topic(topic_id, EventType.CLICK)
+        .add_columns(Result.url)
+        .where(Result.url.is_not(None))
+        .group_by(Result.url)
+        .order_by(func.count().desc(), Result.url)
+        .limit(limit)
+    )
+    return [(row[-1], Engagement(*(int(value) for value in row[:-1]))) for row in rows]
+
+
 # -- the facts the counters count -------------------------------------------------------------
 
 
@@ -65,17 +124,46 @@ async def request_facts(
 ) -> list[RequestFacts]:
     """The facts of those of these requests that exist; `lock` holds their rows until the
     transaction ends (PostgreSQL; SQLite transactions are serial), in id order, so that two
-    transactions counting overlapping requests wait for each other instead of deadlocking."""
+    transactions counting overlapping requests wait for each other instead of deadlocking.
+
+    One statement a chunk, rows and events joined: this runs twice in every counted change (a
+    worker's batch of sends, a batch of SNS notifications), where each round trip shows."""
     ordered = sorted(request_ids)
     found: list[RequestFacts] = []
     for start in range(0, len(ordered), _IDS_PER_QUERY):
-        chunk = ordered[start : start + _IDS_PER_QUERY]
-        query = select(*_FACT_COLUMNS).where(Request.id.in_(chunk)).order_by(Request.id)
-        if lock:
-            query = query.with_for_update()
-        rows = (await session.execute(query)).all()
-        events = await _events_of(session, chunk)
-        found.extend(facts_of(row, events.get(row[0], ())) for row in rows)
+        rows = await session.execute(
+            _facts_with_events(lock), {"b_ids": ordered[start : start + _IDS_PER_QUERY]}
+        )
+        found.extend(_group_facts(rows))
+    return found
+
+
+@functools.cache
+def _facts_with_events(lock: bool) -> Any:
+    query = (
+        select(*_FACT_COLUMNS, Result.status, Result.occurred_at)
+        .outerjoin(Result, Result.request_id == Request.id)
+        .where(Request.id.in_(bindparam("b_ids", expanding=True)))
+        .order_by(Request.id)
+    )
+    return query.with_for_update(of=Request) if lock else query
+
+
+def _group_facts(rows: Iterable[Any]) -> list[RequestFacts]:
+    """Facts from rows of (request columns, event type, event time), a request's rows
+    together; a request without events has one row with no event."""
+    found: list[RequestFacts] = []
+    current: Any = None
+    events: list[tuple[str, datetime]] = []
+    for row in rows:
+        if current is None or row[0] != current[0]:
+            if current is not None:
+                found.append(facts_of(current[: len(_FACT_COLUMNS)], events))
+            current, events = row, []
+        if row[-2] is not None:
+            events.append((row[-2], row[-1]))
+    if current is not None:
+        found.append(facts_of(current[: len(_FACT_COLUMNS)], events))
     return found
 
 
@@ -341,13 +429,6 @@ async def topics_page(
             )
         )
     return [(topic_id, created_at) for topic_id, created_at in await session.execute(query)]
-
-
-async def topic_created_at(session: AsyncSession, topic_id: str) -> datetime | None:
-    found: datetime | None = await session.scalar(
-        select(StatTopic.created_at).where(StatTopic.topic_id == topic_id)
-    )
-    return found
 
 
 async def sent_between(session: AsyncSession, since: datetime, until: datetime) -> int:

@@ -35,9 +35,45 @@ class ResultCounts(BaseModel):
     outcomes: OutcomeCounts = OutcomeCounts()
 
 
+class EngagementCounts(BaseModel):
+    """Our own opens or clicks, split between people and machines (privacy proxies' prefetches,
+    link scanners): `rate` counts people only."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    total: int = 0
+    human: int = 0
+    machine: int = 0
+    unique: int = 0  # emails with any
+    unique_human: int = Field(0, alias="uniqueHuman")  # emails a person opened (clicked)
+    unique_machine: int = Field(0, alias="uniqueMachine")
+    rate: float = 0.0  # uniqueHuman / request.sent: the headline open (click) rate
+
+
 class TopicStats(BaseModel):
     request: RequestCounts
-    result: ResultCounts
+    result: ResultCounts  # `statuses` counts every event, a machine's too, as it always did
+    opens: EngagementCounts = EngagementCounts()
+    clicks: EngagementCounts = EngagementCounts()
+
+
+class LinkCounts(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    url: str
+    total: int
+    unique: int
+    human: int
+    machine: int
+    unique_human: int = Field(alias="uniqueHuman")
+    unique_machine: int = Field(alias="uniqueMachine")
+
+
+class TopicLinks(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    topic_id: str = Field(alias="topicId")
+    links: list[LinkCounts]  # the most clicked first, at most MAX_LINKS
 
 
 class SentCount(BaseModel):

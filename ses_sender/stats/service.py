@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.cursor import decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput
-from ses_sender.models import CounterScope, Outcome, RequestStatus
+from ses_sender.models import CounterScope, EventType, Outcome, RequestStatus
 from ses_sender.stats import counters, repository
 from ses_sender.stats.counters import (
     DAY_S,
@@ -33,9 +33,12 @@ from ses_sender.stats.counters import (
     domain_of,
     spread_over_grains,
 )
+from ses_sender.stats.repository import Engagement
 from ses_sender.stats.schemas import (
     CounterDifference,
     DomainCounts,
+    EngagementCounts,
+    LinkCounts,
     OutcomeCounts,
     RequestCounts,
     ResultCounts,
@@ -43,6 +46,7 @@ from ses_sender.stats.schemas import (
     Timeline,
     TimelineBucket,
     TopicDomains,
+    TopicLinks,
     TopicPage,
     TopicProgress,
     TopicRates,
@@ -60,6 +64,7 @@ GRAINS_S: Final = {"minute": MINUTE_S, "hour": HOUR_S, "day": DAY_S}
 # Buckets a timeline shows when `from` is not given.
 DEFAULT_BUCKETS: Final = {"minute": 60, "hour": 24, "day": 30}
 MAX_DOMAINS = 1_000
+MAX_LINKS = 1_000  # links listed per topic, the most clicked first
 DEFAULT_DOMAINS = 100
 # Deltas one fold moves into the counters, in one transaction.
 FOLD_BATCH = 20_000
@@ -178,7 +183,10 @@ async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
         (topic_id, ""), {}
     )
     statuses = {status.name.lower(): found.get(status.name.lower(), 0) for status in RequestStatus}
+    sent = statuses[RequestStatus.SENT.name.lower()]
     return TopicStats(
+        opens=_engagement(await repository.engagement(session, topic_id, EventType.OPEN), sent),
+        clicks=_engagement(await repository.engagement(session, topic_id, EventType.CLICK), sent),
         request=RequestCounts(
             total=sum(statuses.values()), suppressed=found.get(counters.SUPPRESSED, 0), **statuses
         ),
@@ -396,21 +404,46 @@ async def topic_domains(
     return TopicDomains(topic_id=topic_id, domains=rows[:limit], more=max(0, len(rows) - limit))
 
 
+async def topic_links(session: AsyncSession, topic_id: str) -> TopicLinks:
+    rows = await repository.link_engagement(session, topic_id, limit=MAX_LINKS)
+    return TopicLinks(
+        topic_id=topic_id,
+        links=[
+            LinkCounts(
+                url=url,
+                total=counts.total,
+                unique=counts.unique,
+                human=counts.total - counts.machine,
+                machine=counts.machine,
+                unique_human=counts.unique_human,
+                unique_machine=counts.unique_machine,
+            )
+            for url, counts in rows
+        ],
+    )
+
+
+def _engagement(counts: Engagement, sent: int) -> EngagementCounts:
+    return EngagementCounts(
+        total=counts.total,
+        human=counts.total - counts.machine,
+        machine=counts.machine,
+        unique=counts.unique,
+        unique_human=counts.unique_human,
+        unique_machine=counts.unique_machine,
+        rate=round(counts.unique_human / sent, 4) if sent else 0.0,
+    )
+
+
 def parse_hours(raw: str | None) -> int:
     text = "24" if raw is None else raw
-    if not (text.isascii() and text.isdigit() and len(text) <= 3) or not (
-        MIN_HOURS <= int(text) <= MAX_HOURS
+    # ASCII digits, and few: int() takes other digits ("²") and refuses thousands of them.
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_HOURS)))
+        or not MIN_HOURS <= int(text) <= MAX_HOURS
     ):
         raise InvalidInput(f"hours must be between {MIN_HOURS} and {MAX_HOURS}")
     return int(text)
-
-
-async def sent_in_last_minute(session: AsyncSession, *, now: datetime) -> int:
-    """Emails sent in the minute up to and including `now`, from the rows: a minute's sends are
-    few."""
-    return await repository.sent_between(
-        session, now - timedelta(minutes=1), now + timedelta(microseconds=1)
-    )
 
 
 async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> SentCount:

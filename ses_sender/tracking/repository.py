@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.dialect import insert_for
-from ses_sender.models import AppSecret, EventType, Request, Result, ResultSource
+from ses_sender.models import AppSecret, Content, EventType, Request, Result
+
+_requests = cast(Table, Request.__table__)
+_results = cast(Table, Result.__table__)
 
 
 async def shared_secret(session: AsyncSession, name: str, *, now: datetime) -> str:
@@ -23,27 +29,106 @@ async def shared_secret(session: AsyncSession, name: str, *, now: datetime) -> s
     return value
 
 
-async def record_open(session: AsyncSession, request_id: int, *, now: datetime) -> bool:
-    """Count one open; False when no such request exists."""
-    updated = await session.execute(
-        update(Request)
-        .where(Request.id == request_id)
-        .values(
-            open_count=Request.open_count + 1,
-            first_opened_at=func.coalesce(Request.first_opened_at, now),
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    topic_id: str
+    recipient_key: str
+    sent_at: datetime | None
+
+
+@dataclass(slots=True)
+class RecentClick:
+    result_id: int | None  # None: not written yet (in the batch being recorded)
+    request_id: int
+    url: str | None  # None: the honeypot
+    occurred_at: datetime
+    machine: bool
+    reason: str
+    rejudged: bool = False  # found a machine's after it was written
+
+    def rejudge(self, reason: str) -> None:
+        self.machine, self.reason, self.rejudged = True, reason, True
+
+
+async def request_facts(
+    session: AsyncSession, request_ids: Iterable[int]
+) -> dict[int, RequestFacts]:
+    rows = await session.execute(
+        select(Request.id, Request.topic_id, Request.recipient_key, Request.sent_at).where(
+            Request.id.in_(set(request_ids))
         )
-        .returning(Request.id)
     )
-    if updated.scalar_one_or_none() is None:
-        return False
-    session.add(
-        Result(
-            request_id=request_id,
-            status=EventType.OPEN,
-            source=ResultSource.TRACKING,
-            occurred_at=now,
-            raw="{}",
-            created_at=now,
+    return {row.id: RequestFacts(row.topic_id, row.recipient_key, row.sent_at) for row in rows}
+
+
+async def content_html(session: AsyncSession, content_id: int) -> str | None:
+    html: str | None = await session.scalar(select(Content.content).where(Content.id == content_id))
+    return html
+
+
+async def clicks_since(
+    session: AsyncSession, request_ids: Iterable[int], since: datetime
+) -> list[RecentClick]:
+    """The clicks of these requests from `since` on, oldest first."""
+    rows = await session.execute(
+        select(
+            Result.id,
+            Result.request_id,
+            Result.url,
+            Result.occurred_at,
+            Result.machine,
+            Result.reason,
         )
+        .where(
+            Result.request_id.in_(set(request_ids)),
+            Result.status == EventType.CLICK,
+            Result.occurred_at >= since,
+        )
+        .order_by(Result.occurred_at, Result.id)
     )
-    return True
+    return [
+        RecentClick(
+            row.id, row.request_id, row.url, row.occurred_at, bool(row.machine), row.reason or ""
+        )
+        for row in rows
+    ]
+
+
+async def count_events(
+    session: AsyncSession, kind: EventType, counts: dict[int, tuple[int, datetime]]
+) -> None:
+    """Add to each request's count of opens or clicks, and set its first time once."""
+    if not counts:
+        return
+    requests = _requests
+    if kind is EventType.OPEN:
+        count, first = requests.c.open_count, requests.c.first_opened_at
+    else:
+        count, first = requests.c.click_count, requests.c.first_clicked_at
+    await session.execute(
+        update(requests)
+        .where(requests.c.id == bindparam("request_id"))
+        .values({count: count + bindparam("added"), first: func.coalesce(first, bindparam("at"))}),
+        [
+            {"request_id": request_id, "added": added, "at": at}
+            for request_id, (added, at) in counts.items()
+        ],
+    )
+
+
+async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    if events:
+        await session.execute(insert(_results), events)
+
+
+async def mark_machine(session: AsyncSession, reasons: dict[int, str]) -> None:
+    """Mark earlier events as a machine's, each with its reason, by result id."""
+    if not reasons:
+        return
+    results = _results
+    await session.execute(
+        update(results)
+        .where(results.c.id == bindparam("result_id"))
+        .values(machine=True, reason=bindparam("new_reason")),
+        [{"result_id": result_id, "new_reason": reason} for result_id, reason in reasons.items()],
+    )

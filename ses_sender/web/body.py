@@ -1,6 +1,10 @@
 """Request bodies: read with a ceiling (never buffering more than it), parsed and validated in
 one pass; any problem is a 400 (413 for size) that names the field.
 
+Every JSON document from outside is parsed here, by pydantic's parser: nesting is bounded (at
+most 200 levels deep) and numbers too (at most 4,300 digits), strings must be valid Unicode
+(no lone surrogates), and no string may hold NUL, which PostgreSQL cannot store.
+
 `JsonBody(Model, max_bytes=...)` is the dependency an endpoint takes its JSON body through; the
 OpenAPI document shows `Model` as the route's request body (see `openapi.py`).
 """
@@ -12,8 +16,10 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from ses_sender.errors import InvalidInput, PayloadTooLarge, describe_validation_error
+from ses_sender.text import NUL
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -31,11 +37,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def load_json(document: str | bytes) -> Any:
+    """A JSON document, parsed within the bounds above; ValueError when it is not one."""
+    return from_json(document)
+
+
 def parse_json(body: bytes, model: type[ModelT]) -> ModelT:
-    """A JSON object validated as `model`. The parser (pydantic's) bounds nesting and the size
-    of numbers, so no body can make it recurse or compute without end."""
+    """A JSON object validated as `model`, within the bounds above."""
     try:
-        return model.model_validate_json(body)
+        value = model.model_validate_json(body)
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "json_invalid":
@@ -44,6 +54,25 @@ def parse_json(body: bytes, model: type[ModelT]) -> ModelT:
         if first["type"] == "model_type" and not first["loc"]:
             raise InvalidInput("invalid request body: expected a JSON object") from None
         raise InvalidInput(describe_validation_error(first)) from None
+    # In valid JSON a NUL can only be written as this escape; the walk finds whose it is.
+    if b"\\u0000" in body and (field := _field_holding_nul(value.model_dump(by_alias=True))):
+        raise InvalidInput(f"{field}: must not contain the NUL character")
+    return value
+
+
+def _field_holding_nul(value: Any, where: str = "") -> str | None:
+    if isinstance(value, str):
+        return (where or "body") if NUL in value else None
+    if isinstance(value, dict):
+        children = ((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for path, item in children:
+        if (found := _field_holding_nul(item, path)) is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ses_sender import instruments
 from ses_sender.db import errors as database
 from ses_sender.errors import ServiceError, describe_validation_error
 
@@ -69,6 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning(
             "%s %s: database unavailable: %s", request.method, route, database.describe(exc)
         )
+        instruments.DATABASE_UNAVAILABLE.labels("request").inc()
         return error_response(
             request,
             503,

@@ -9,6 +9,7 @@ from ses_sender.web.auth import require_api_key
 from ses_sender.web.body import JsonBody
 from ses_sender.web.dependencies import NowDep, SessionDep
 from ses_sender.webhooks import service
+from ses_sender.webhooks.dependencies import AllowPrivateDep
 from ses_sender.webhooks.schemas import MAX_BODY_BYTES, WebhookCreatedOut, WebhookIn, WebhooksOut
 
 MAX_ID = 2**63 - 1  # BIGINT: a larger id would be the database's error, not a 404
@@ -20,9 +21,11 @@ WebhookBody = Annotated[WebhookIn, Depends(JsonBody(WebhookIn, max_bytes=MAX_BOD
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookCreatedOut)
-async def create_webhook(body: WebhookBody, session: SessionDep, now: NowDep) -> JSONResponse:
+async def create_webhook(
+    body: WebhookBody, session: SessionDep, now: NowDep, allow_private: AllowPrivateDep
+) -> JSONResponse:
     """Register an endpoint for our events; the answer holds its signing secret, shown once."""
-    webhook = await service.create_webhook(session, body, now=now)
+    webhook = await service.create_webhook(session, body, now=now, allow_private=allow_private)
     return JSONResponse(
         service.describe_created(webhook).model_dump(mode="json", by_alias=True), status_code=201
     )

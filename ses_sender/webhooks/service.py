@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.errors import Conflict, InvalidInput, ServiceError
 from ses_sender.models import DeliveryStatus, EventType, Webhook
-from ses_sender.webhooks import repository
+from ses_sender.webhooks import network, repository
 from ses_sender.webhooks.repository import ClaimedDelivery, EnabledWebhook, NewDelivery
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.schemas import (
@@ -32,15 +32,24 @@ from ses_sender.webhooks.schemas import (
 from ses_sender.webhooks.signing import new_secret
 
 _LOOPBACK_NAMES = {"localhost"}
+_ALLOW_PRIVATE_HINT = "set WEBHOOK_ALLOW_PRIVATE=true for receivers in your own network"
 EVENT_TYPES = tuple(EventType)  # what a webhook may ask for
 
 
 # -- managing webhooks ---------------------------------------------------------------------
 
 
-async def create_webhook(session: AsyncSession, data: WebhookIn, *, now: datetime) -> Webhook:
-    url = check_url(data.url)
+async def create_webhook(
+    session: AsyncSession, data: WebhookIn, *, now: datetime, allow_private: bool
+) -> Webhook:
+    url = check_url(data.url, allow_private=allow_private)
     events = check_events(data.events)
+    if not allow_private:
+        host = urlsplit(url).hostname or ""
+        try:
+            await network.check_resolves_outside(host)
+        except network.InsideAddress as error:
+            raise InvalidInput(f"url: {error}; {_ALLOW_PRIVATE_HINT}") from None
     if await repository.count_webhooks(session) >= MAX_WEBHOOKS:
         raise Conflict(f"url: at most {MAX_WEBHOOKS} webhooks; delete one first")
     return await repository.insert_webhook(
@@ -90,7 +99,7 @@ async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:
 def describe(webhook: Webhook) -> WebhookOut:
     return WebhookOut(
         id=webhook.id,
-        url=webhook.url,
+        url=without_credentials(webhook.url),
         events=_stored_events(webhook.events),
         enabled=webhook.enabled,
         disabled_reason=webhook.disabled_reason,
@@ -102,8 +111,17 @@ def describe_created(webhook: Webhook) -> WebhookCreatedOut:
     return WebhookCreatedOut(**describe(webhook).model_dump(), secret=webhook.secret)
 
 
-def check_url(url: str) -> str:
-    """https, or http to this machine only (a receiver in development); nothing else."""
+def without_credentials(url: str) -> str:
+    """The URL as shown back: a user:password@ part stored before they were refused is left out."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """https, or http to this machine only (a receiver in development); no credentials; and,
+    unless `allow_private`, a host outside the network."""
     url = url.strip()
     wrong = InvalidInput(
         "url: must be an absolute https:// URL (http:// only to a loopback address such as "
@@ -119,8 +137,18 @@ def check_url(url: str) -> str:
     host = parts.hostname
     if not host or parts.scheme not in ("https", "http"):
         raise wrong
+    if "@" in parts.netloc:
+        raise InvalidInput(
+            "url: must not hold credentials (user:password@); check the X-Ses-Sender-Signature "
+            "headers instead"
+        )
     if parts.scheme == "http" and not _is_loopback(host):
         raise wrong
+    if not allow_private:
+        try:
+            network.check_host(host)
+        except network.InsideAddress as error:
+            raise InvalidInput(f"url: {error}; {_ALLOW_PRIVATE_HINT}") from None
     return url
 
 

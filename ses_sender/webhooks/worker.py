@@ -10,10 +10,10 @@ by the `X-Ses-Sender-Delivery` header, the same on every try of one delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,22 +21,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.tasks import TRANSIENT_ERRORS, wait_any
-from ses_sender.webhooks import service
+from ses_sender.webhooks import network, service
 from ses_sender.webhooks.repository import ClaimedDelivery, Target
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.service import Attempt, Delivered, NotDelivered
 from ses_sender.webhooks.signing import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
+    SIGNATURE_V2_HEADER,
     TIMESTAMP_HEADER,
     signature,
+    signature_v2,
 )
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 1.0  # a queued event goes out within this, whichever process queued it
 LEASE_MARGIN_S = 30.0  # a lease outlives the longest attempt by this much
-ERROR_BODY_BYTES = 200  # of a failing answer, kept as the error
 USER_AGENT = "ses-sender-webhooks/1"
 
 
@@ -49,14 +50,17 @@ class WebhookSender:
         retry: WebhookRetryPolicy,
         concurrency: int,
         timeout_s: float,
+        allow_private: bool = False,
         ssl_cert_file: str | None = None,
     ) -> None:
+        """`allow_private`: post to receivers inside the network too (WEBHOOK_ALLOW_PRIVATE)."""
         self._sessionmaker = sessionmaker
         self._clock = clock
         self._retry = retry
         self._concurrency = concurrency
         self._timeout_s = timeout_s
         self._lease = timedelta(seconds=timeout_s + LEASE_MARGIN_S)
+        self._allow_private = allow_private
         # cafile=None: the default trust store, which OpenSSL takes from SSL_CERT_FILE if set.
         self._ssl_context = ssl.create_default_context(cafile=ssl_cert_file)
         self._stopping = asyncio.Event()
@@ -193,22 +197,37 @@ class WebhookSender:
     async def _post(self, delivery: ClaimedDelivery, target: Target) -> Attempt:
         body = delivery.payload.encode()
         timestamp = int(self._clock.now().timestamp())
+        delivery_id = str(delivery.id)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: signature(target.secret, timestamp, body),
-            DELIVERY_HEADER: str(delivery.id),
+            SIGNATURE_V2_HEADER: signature_v2(target.secret, timestamp, delivery_id, body),
+            DELIVERY_HEADER: delivery_id,
         }
+        parts = urlsplit(target.url)
+        if "@" in parts.netloc:
+            return NotDelivered("the URL holds credentials, which are not sent")
+        try:
+            if not self._allow_private:
+                # An address in the URL is never resolved, so the resolver cannot check it.
+                network.check_host(parts.hostname or "")
+        except network.InsideAddress as error:
+            return NotDelivered(str(error))
         try:
             async with self._client().post(
                 target.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 if 200 <= response.status < 300:
                     return Delivered()
-                return NotDelivered(await _describe_answer(response))
+                return NotDelivered(_describe_answer(response))
         except TimeoutError:
             return NotDelivered(f"no answer within {self._timeout_s:g} s")
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error.os_error, network.InsideAddress):
+                return NotDelivered(str(error.os_error))
+            return NotDelivered(f"{type(error).__name__}: {error}")
         except aiohttp.ClientError as error:
             return NotDelivered(f"{type(error).__name__}: {error}")
         except Exception as error:
@@ -222,9 +241,14 @@ class WebhookSender:
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-                connector=aiohttp.TCPConnector(ssl=self._ssl_context, limit=self._concurrency),
-                # HTTPS_PROXY / NO_PROXY, as for the other outgoing HTTPS.
-                trust_env=True,
+                connector=aiohttp.TCPConnector(
+                    ssl=self._ssl_context,
+                    limit=self._concurrency,
+                    resolver=None if self._allow_private else network.OutsideOnlyResolver(),
+                ),
+                # No HTTPS_PROXY: through a proxy, the address connected to is not the one
+                # checked.
+                trust_env=False,
             )
         return self._http
 
@@ -248,11 +272,8 @@ def _log_outcomes(
             log.error("webhook %s disabled: %s", delivery.webhook_id, reason)
 
 
-async def _describe_answer(response: aiohttp.ClientResponse) -> str:
+def _describe_answer(response: aiohttp.ClientResponse) -> str:
+    """The status only: what the receiver wrote is its own, and may be anything."""
     if 300 <= response.status < 400:
-        where = response.headers.get("Location", "")
-        return f"HTTP {response.status} to {where!r}: redirects are not followed"
-    text = ""
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-        text = (await response.content.read(ERROR_BODY_BYTES)).decode(errors="replace").strip()
-    return f"HTTP {response.status}: {text}" if text else f"HTTP {response.status}"
+        return f"HTTP {response.status}: redirects are not followed"
+    return f"HTTP {response.status}"

@@ -227,3 +227,30 @@ def test_a_topic_ses_may_not_publish_to_fails(
         f"the policy of {topic['TopicArn']} does not let SES publish marketing's events to it: "
         "run ses-sender setup-aws"
     )
+
+
+def test_each_allowed_sender_must_be_a_verified_identity(
+    cli: Cli, moto: MotoServer, database_url: str, runtime: Runtime
+) -> None:
+    moto.verify_identity("example.com")
+    assert cli("setup-aws", DATABASE_URL=database_url).returncode == 0
+
+    verified = cli("doctor", DATABASE_URL=database_url, ALLOWED_SENDERS="news@example.com")
+    moto.verify_identity("shop@example.net")
+    unverified = cli(
+        "doctor",
+        DATABASE_URL=database_url,
+        ALLOWED_SENDERS="news@example.com,shop@example.net,example.org",
+    )
+
+    assert report(verified.stdout)["sender identity"] == (
+        "ok",
+        "sender@example.com can send: example.com is verified; so are ALLOWED_SENDERS "
+        "(news@example.com)",
+    )
+    assert unverified.returncode == 1
+    assert report(unverified.stdout)["sender identity"] == (
+        "FAIL",
+        "ALLOWED_SENDERS cannot send in us-east-1: example.org (example.org is not an "
+        "identity); verify each address or domain in SES",
+    )

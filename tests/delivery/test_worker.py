@@ -66,7 +66,11 @@ async def test_every_queued_email_is_sent_once_and_recorded(
     assert email.sender == "sender@example.com"
     assert email.subject == "Hello"
     assert email.text == "Hi"
-    assert email.html.startswith('<html><body><p>Hi</p><img src="https://mail.example.com/')
+    # Links tracked (TRACK_CLICKS is on by default): the body as parsed, the hidden honeypot
+    # link, then the pixel.
+    assert email.html.startswith(
+        '<html><head></head><body><p>Hi</p><a href="https://mail.example.com/v1/c/'
+    )
     assert email.html.endswith("</body></html>")
     token = email.html.split("/v1/events/open?t=", 1)[1].split('"', 1)[0]
     assert live_runtime.tokens.open_request_id(token) == email.request_id

@@ -105,6 +105,18 @@ async def test_repeated_addresses_are_taken_once(
         ({"topicId": "x" * 256}, "messages[1].topicId"),
         ({"emails": "a@example.com"}, "messages[1].emails"),
         ({"subject": 5}, "messages[1].subject"),
+        ({"emails": ["a<"]}, "messages[1].emails[0]: invalid email address"),
+        ({"emails": ["x:y <"]}, "messages[1].emails[0]: invalid email address"),
+        ({"scheduledAt": "0001-01-01T00:00:00+14:00"}, "messages[1].scheduledAt: out of range"),
+        ({"scheduledAt": "9999-12-31T23:59:59-14:00"}, "messages[1].scheduledAt: out of range"),
+        ({"subject": "Hi\u2028there"}, "messages[1].subject: must not contain line breaks"),
+        ({"subject": "Hi\x0bthere"}, "messages[1].subject: must not contain line breaks"),
+        ({"subject": "Hi\x0cthere"}, "messages[1].subject: must not contain line breaks"),
+        ({"subject": "Hi\x85there"}, "messages[1].subject: must not contain line breaks"),
+        ({"subject": "Hi\x00there"}, "messages[1].subject: must not contain the NUL"),
+        ({"content": "<p>\x00</p>"}, "messages[1].content: must not contain the NUL"),
+        ({"topicId": ""}, "messages[1].topicId"),
+        ({"topicId": "   "}, "messages[1].topicId"),
     ],
 )
 async def test_one_bad_message_stores_nothing(

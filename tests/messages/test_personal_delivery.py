@@ -28,6 +28,7 @@ from tests.support.settings import API_KEY
 from tests.support.workers import WorkerFactory, send_with_worker
 
 RECIPIENTS = 40
+OUTBOX_RECIPIENTS = 8  # each a file written in a thread: slow on a busy machine
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
@@ -57,13 +58,17 @@ async def api(live_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def people(count: int) -> list[dict[str, Any]]:
+    return [
+        {"email": f"user{i}@example.com", "data": {"name": f"User <{i}>", "order": i}}
+        for i in range(count)
+    ]
+
+
 def personal_message(**overrides: Any) -> dict[str, Any]:
     message: dict[str, Any] = {
         "topicId": "orders",
-        "recipients": [
-            {"email": f"user{i}@example.com", "data": {"name": f"User <{i}>", "order": i}}
-            for i in range(RECIPIENTS)
-        ],
+        "recipients": people(RECIPIENTS),
         "data": {"shop": "Corner Shop", "name": "customer"},
         "subject": "{{ shop }}: order {{ order }} for {{ name }}",
         "content": "<html><body><p>Hello {{ name }}, order {{ order }}.</p>"
@@ -135,7 +140,7 @@ async def test_a_seed_message_goes_out_byte_for_byte(
 
     [record] = ses_stub.accepted
     assert record["subject"] == "{{ s }}"
-    assert record["html"].startswith(content)
+    assert "<p>Hi {{ name }} {% if x %}</p>" in record["html"]  # links tracked, nothing rendered
     assert record["text"] == "Hi {{ name }} {% if x %}"
     assert record["from"] == "sender@example.com"
     assert record["raw"] is None
@@ -186,6 +191,7 @@ async def test_the_outbox_gets_each_rendered_email_with_its_parts(
     ids = await accept(
         api,
         personal_message(
+            recipients=people(OUTBOX_RECIPIENTS),
             content='<html><body><img src="cid:logo">Hi {{ name }}</body></html>',
             text="Dear {{ name }}, see order {{ order }}.",
             replyTo="help@example.org",
@@ -209,7 +215,7 @@ async def test_the_outbox_gets_each_rendered_email_with_its_parts(
 
     assert {row.status for row in rows.values()} == {RequestStatus.SENT}
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == RECIPIENTS
+    assert len(files) == OUTBOX_RECIPIENTS
     seen = set()
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -222,7 +228,7 @@ async def test_the_outbox_gets_each_rendered_email_with_its_parts(
         assert plain is not None
         assert plain.get_content().strip() == f"Dear User <{order}>, see order {order}."
         assert_invoice_structure(message, f"User &lt;{order}&gt;")
-    assert seen == set(range(RECIPIENTS))
+    assert seen == set(range(OUTBOX_RECIPIENTS))
 
 
 def assert_invoice_structure(message: EmailMessage, name_in_html: str) -> None:

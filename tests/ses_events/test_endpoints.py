@@ -677,6 +677,43 @@ async def test_a_complaint_about_an_address_we_never_mailed_is_kept_for_review(
     assert listed.json()["nextCursor"] is None
 
 
+@pytest.mark.parametrize("recipient", ["a<", "x:y <"])
+async def test_a_complaint_about_an_address_the_header_parser_fails_on_is_kept_for_review(
+    sns: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    publisher: Publisher,
+    clock: FakeClock,
+    recipient: str,
+) -> None:
+    complaint = ses_message("Complaint", at=earlier(clock), recipient=recipient, identity=True)
+
+    assert (await post(sns, publisher.notification(complaint))).json() == {"message": "ok"}
+
+    assert await suppressed(runtime) == []
+    [event] = (await client.get("/v1/events/unmatched")).json()["events"]
+    assert event["recipient"] == recipient
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Type": ' + b"1" * 5_000 + b"}",
+        b'{"Type": ' + b"[" * 1_500 + b"]" * 1_500 + b"}",
+        b'{"Type": "\\ud800"}',
+    ],
+    ids=["5000-digit integer", "nested 1500 deep", "lone surrogate"],
+)
+async def test_json_no_parser_should_take_is_refused(
+    sns: httpx.AsyncClient, runtime: Runtime, body: bytes
+) -> None:
+    response = await post(sns, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "SNS message rejected: body is not UTF-8 JSON"
+    assert await stored_results(runtime) == []
+
+
 async def test_unmatched_events_page_newest_first(
     sns: httpx.AsyncClient,
     client: httpx.AsyncClient,

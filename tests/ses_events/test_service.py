@@ -13,13 +13,14 @@ from sqlalchemy import select
 
 from ses_sender.composition import Runtime
 from ses_sender.errors import InvalidInput
-from ses_sender.models import Outcome, Request, RequestStatus, Suppression
+from ses_sender.models import EventType, Outcome, Request, RequestStatus, Suppression
 from ses_sender.ses_events import service
 from ses_sender.ses_events.schemas import parse_ses_event
 from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
-from ses_sender.tracking.repository import record_open
+from ses_sender.tracking.classify import RequestShape
+from ses_sender.tracking.service import Hit, record_hits
 from tests.support.clock import FakeClock
 from tests.support.rows import add_request, request_row, stored_results
 from tests.support.ses_events import (
@@ -30,6 +31,7 @@ from tests.support.ses_events import (
     notification,
     ses_message,
 )
+from tests.support.tracking import JUDGE
 
 
 async def suppressed_addresses(runtime: Runtime) -> list[str]:
@@ -395,7 +397,8 @@ async def test_our_own_open_after_a_complaint_leaves_it_complained(
     await ingest(runtime, ses_message("Complaint", at=minutes(clock, -5), request_id=request_id))
 
     async with runtime.sessionmaker() as session, session.begin():
-        assert await record_open(session, request_id, now=clock.now())
+        opened = Hit(EventType.OPEN, request_id, clock.now(), RequestShape("GET", "Mozilla", None))
+        assert await record_hits(session, [opened], judge=JUDGE, now=clock.now()) == 1
 
     row = await request_row(runtime, request_id)
     assert (row.outcome, row.open_count) == (Outcome.COMPLAINED, 1)

@@ -21,6 +21,15 @@ NO_OUTCOMES = {
     "delayed": 0,
     "sent": 0,
 }
+NO_ENGAGEMENT = {
+    "total": 0,
+    "human": 0,
+    "machine": 0,
+    "unique": 0,
+    "uniqueHuman": 0,
+    "uniqueMachine": 0,
+    "rate": 0.0,
+}
 EMPTY = {
     "request": {
         "total": 0,
@@ -32,6 +41,8 @@ EMPTY = {
         "suppressed": 0,
     },
     "result": {"total": 0, "statuses": {}, "outcomes": NO_OUTCOMES},
+    "opens": NO_ENGAGEMENT,
+    "clicks": NO_ENGAGEMENT,
 }
 
 
@@ -101,6 +112,9 @@ async def test_topic_counts_every_status_and_event(
             # No outcome was recorded on these rows: sent, nothing heard.
             "outcomes": {**NO_OUTCOMES, "sent": 3},
         },
+        # Our own opens and clicks only: these came from SES.
+        "opens": NO_ENGAGEMENT,
+        "clicks": NO_ENGAGEMENT,
     }
 
 
@@ -121,7 +135,9 @@ async def test_sent_count_uses_the_sent_time(client: httpx.AsyncClient, runtime:
     assert week.json()["count"] == 3
 
 
-@pytest.mark.parametrize("hours", ["0", "-5", "169", "200", "invalid", "1.5", ""])
+@pytest.mark.parametrize(
+    "hours", ["0", "-5", "169", "200", "invalid", "1.5", "", "²", "1" * 5_000, "٣", "0024"]
+)
 async def test_sent_count_hours_must_be_1_to_168(client: httpx.AsyncClient, hours: str) -> None:
     response = await client.get("/v1/events/counts/sent", params={"hours": hours})
 

@@ -13,8 +13,13 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+from sqlalchemy import select
 
+from ses_sender.composition import Runtime
+from ses_sender.models import WebhookDelivery
+from ses_sender.webhooks import service
 from ses_sender.webhooks.worker import WebhookSender
+from tests.support.rows import add_request
 
 # A sender factory: make_sender(**WebhookSender overrides) -> WebhookSender.
 SenderFactory = Callable[..., WebhookSender]
@@ -26,6 +31,31 @@ async def create_webhook(client: httpx.AsyncClient, url: str, **fields: Any) -> 
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def deliveries(runtime: Runtime) -> list[WebhookDelivery]:
+    async with runtime.sessionmaker() as session:
+        found = await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        return list(found.all())
+
+
+async def queue_opens(runtime: Runtime, count: int) -> list[int]:
+    """`count` requests, each with one of our opens queued for every webhook."""
+    request_ids = []
+    for index in range(count):
+        request_id = await add_request(runtime, message_id=f"msg-{index}", to=f"r{index}@x.net")
+        async with runtime.sessionmaker() as session, session.begin():
+            now = runtime.clock.now()
+            await service.enqueue_event(
+                session,
+                event_type="Open",
+                request_id=request_id,
+                occurred_at=now,
+                details={},
+                now=now,
+            )
+        request_ids.append(request_id)
+    return request_ids
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,12 @@ class Received:
         ).hexdigest()
         return hmac.compare_digest(self.headers["X-Ses-Sender-Signature"], f"v1={expected}")
 
+    def signed_v2_by(self, secret: str) -> bool:
+        """The same over "<timestamp>.<delivery id>.<body>"."""
+        signed = f"{self.headers['X-Ses-Sender-Timestamp']}.{self.delivery}.".encode() + self.body
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(self.headers["X-Ses-Sender-Signature-V2"], f"v2={expected}")
+
 
 @dataclass
 class Receiver:
@@ -66,6 +102,8 @@ class Receiver:
     answers: list[tuple[Received, int]] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
+    #: Where it listens.
+    host: str = "127.0.0.1"
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -78,7 +116,7 @@ class Receiver:
         app.router.add_post("/hooks", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
 

@@ -63,6 +63,13 @@ async def test_adding_is_idempotent_and_keeps_the_first_reason(
     ("body", "status", "error"),
     [
         ({"emails": ["a@example.com", "bob@"]}, 400, "emails[1]: invalid email address: bob@"),
+        ({"emails": ["a<"]}, 400, "emails[0]: invalid email address: a<"),
+        ({"emails": ["x:y <"]}, 400, "emails[0]: invalid email address: x:y <"),
+        (
+            {"emails": ["a@example.com"], "detail": "a\x00b"},
+            400,
+            "detail: must not contain the NUL character",
+        ),
         ({"emails": []}, 400, "emails: must not be empty"),
         ({}, 400, "emails: Field required"),
         ({"emails": "a@example.com"}, 400, "emails: Input should be a valid array"),
@@ -150,6 +157,9 @@ async def test_a_full_last_page_says_it_is_the_last(client: httpx.AsyncClient) -
         ({"reason": "spam"}, "reason: Input should be 'bounce', 'complaint', 'unsubscribe' or"),
         ({"email": "not-an-address"}, "email: invalid email address: not-an-address"),
         ({"cursor": "%%%"}, "cursor: not a cursor from a previous page"),
+        ({"email": "a<"}, "email: invalid email address: a<"),
+        ({"email": "x:y <"}, "email: invalid email address: x:y <"),
+        ({"email": "a\x00@example.com"}, "path and query: must not contain the NUL character"),
     ],
 )
 async def test_bad_query_parameters_name_the_parameter(
@@ -171,6 +181,16 @@ async def test_delete_lifts_a_suppression_once(client: httpx.AsyncClient, runtim
     assert again.status_code == 404
     assert again.json()["error"] == "email: a@example.com is not suppressed"
     assert await suppressions(runtime) == {"b@example.com": ("manual", None)}
+
+
+@pytest.mark.parametrize("address", ["a<", "x:y <"])
+async def test_delete_of_an_address_the_header_parser_fails_on_names_it(
+    client: httpx.AsyncClient, address: str
+) -> None:
+    response = await client.delete(f"{PATH}/{address}")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == f"email: invalid email address: {address}"
 
 
 async def test_delete_of_an_invalid_address_names_it(client: httpx.AsyncClient) -> None:

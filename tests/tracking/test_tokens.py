@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ses_sender.tracking.tokens import TrackingTokens
+from ses_sender.tracking.tokens import ClickToken, TrackingTokens
 
 
 def test_a_token_names_its_request_and_nothing_else_can() -> None:
@@ -47,3 +47,32 @@ def test_a_token_serves_only_its_own_purpose() -> None:
 
     assert tokens.unsubscribe_request_id(tokens.for_open(7)) is None
     assert tokens.open_request_id(tokens.for_unsubscribe(7)) is None
+
+
+def test_a_click_token_names_its_link_and_is_short() -> None:
+    tokens = TrackingTokens("s" * 32)
+    click = ClickToken(request_id=2**40, content_id=77, position=3, fingerprint=0xDEADBEEF)
+
+    token = tokens.for_click(click)
+
+    assert tokens.click(token) == click
+    assert len(token) == 62
+
+
+def test_a_click_token_is_good_for_clicks_only() -> None:
+    tokens = TrackingTokens("s" * 32)
+    click = tokens.for_click(ClickToken(1, 1, 0, 0))
+
+    assert tokens.open_request_id(click) is None
+    assert tokens.unsubscribe_request_id(click) is None
+    assert tokens.click(tokens.for_open(1)) is None
+    assert TrackingTokens("t" * 32).click(click) is None  # another deployment's secret
+
+
+def test_a_changed_character_of_a_click_token_is_refused() -> None:
+    tokens = TrackingTokens("s" * 32)
+    token = tokens.for_click(ClickToken(5, 6, 7, 8))
+
+    for position in range(len(token)):
+        replacement = "A" if token[position] != "A" else "B"
+        assert tokens.click(token[:position] + replacement + token[position + 1 :]) is None

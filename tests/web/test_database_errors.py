@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from ses_sender.composition import create_app
 from ses_sender.tracking.endpoints import PIXEL_PNG
@@ -52,6 +53,14 @@ def assert_database_unavailable(response: httpx.Response, method: str, path: str
     assert body["timestamp"].endswith("Z")
 
 
+def database_unavailable() -> dict[str, float]:
+    """The counter on `/metrics`, where the API meets the outage (its registry is per process)."""
+    return {
+        at: REGISTRY.get_sample_value("ses_sender_database_unavailable_total", {"at": at}) or 0.0
+        for at in ("request", "open")
+    }
+
+
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if "database unavailable" in record.getMessage()]
 
@@ -72,6 +81,7 @@ async def test_writes_answer_503_with_retry_after_and_one_log_line_each(
         "content": "<p>x</p>",
     }
 
+    before = database_unavailable()
     await outage.start()
     with caplog.at_level(logging.INFO):
         posted = await api.post("/v1/messages", json={"messages": [message]})
@@ -100,6 +110,10 @@ async def test_writes_answer_503_with_retry_after_and_one_log_line_each(
         for private in ("secret-person@example.com", "Private subject", "INSERT", "UPDATE"):
             assert private not in text
     assert not [record for record in caplog.records if record.exc_info]
+    assert database_unavailable() == {
+        "request": before["request"] + 3,
+        "open": before["open"] + 1,
+    }
 
     await outage.end()
     again = await api.post("/v1/messages", json={"messages": [message]})

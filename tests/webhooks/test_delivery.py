@@ -26,7 +26,7 @@ from ses_sender.webhooks import repository, service
 from ses_sender.webhooks.retry import GIVE_UP_AFTER, RETRY_BASE_S, RETRY_CAP_S
 from tests.support.clock import FakeClock
 from tests.support.polling import wait_until, while_running
-from tests.support.rows import CLAIM_TOKEN, add_request, stored_results
+from tests.support.rows import CLAIM_TOKEN, add_request, queue_emails, stored_results
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -36,33 +36,14 @@ from tests.support.ses_events import (
     ses_message,
 )
 from tests.support.spies import spy
-from tests.support.webhooks import Receiver, SenderFactory, create_webhook
-
-
-async def deliveries(runtime: Runtime) -> list[WebhookDelivery]:
-    async with runtime.sessionmaker() as session:
-        found = await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
-        return list(found.all())
-
-
-async def queue_opens(runtime: Runtime, count: int) -> list[int]:
-    """`count` requests, each with one of our opens queued for every webhook."""
-    request_ids = []
-    for index in range(count):
-        request_id = await add_request(runtime, message_id=f"msg-{index}", to=f"r{index}@x.net")
-        async with runtime.sessionmaker() as session, session.begin():
-            now = runtime.clock.now()
-            await service.enqueue_event(
-                session,
-                event_type="Open",
-                request_id=request_id,
-                occurred_at=now,
-                details={},
-                now=now,
-            )
-        request_ids.append(request_id)
-    return request_ids
-
+from tests.support.tracking import DESKTOP_BROWSER, click_path, composed, tracked_links
+from tests.support.webhooks import (
+    Receiver,
+    SenderFactory,
+    create_webhook,
+    deliveries,
+    queue_opens,
+)
 
 # -- what is queued -------------------------------------------------------------------------
 
@@ -228,8 +209,11 @@ class TestQueueing:
         request_id = await add_request(runtime)
 
         token = runtime.tokens.for_open(request_id)
-        pixel = await client.get("/v1/events/open", params={"t": token})
+        pixel = await client.get(
+            "/v1/events/open", params={"t": token}, headers={"user-agent": DESKTOP_BROWSER}
+        )
         assert pixel.status_code == 200
+        await runtime.hits.settle()
 
         assert await make_sender().deliver_due() == 1
         (received,) = receiver.received
@@ -240,7 +224,37 @@ class TestQueueing:
             "topicId": "t1",
             "email": RECIPIENT,
             "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "details": {},
+            "details": {"machine": False, "reason": "direct"},
+        }
+
+    async def test_a_click_on_a_tracked_link_is_posted_as_click(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        clock: FakeClock,
+        receiver: Receiver,
+        make_sender: SenderFactory,
+    ) -> None:
+        hook = await create_webhook(client, receiver.url, events=["Click"])
+        [request_id] = await queue_emails(
+            runtime, [RECIPIENT], html='<p><a href="https://shop.example/sale">sale</a></p>'
+        )
+        [link, _honeypot] = tracked_links((await composed(runtime, request_id)).html)
+
+        click = await client.get(click_path(link), headers={"user-agent": DESKTOP_BROWSER})
+        assert click.status_code == 302
+        await runtime.hits.settle()
+
+        assert await make_sender().deliver_due() == 1
+        (received,) = receiver.received
+        assert received.signed_by(hook["secret"])
+        assert received.document() == {
+            "type": "Click",
+            "requestId": request_id,
+            "topicId": "t1",
+            "email": RECIPIENT,
+            "time": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "details": {"machine": False, "reason": "direct", "url": "https://shop.example/sale"},
         }
 
     async def test_no_webhook_no_delivery(self, runtime: Runtime, clock: FakeClock) -> None:
@@ -276,13 +290,14 @@ class TestRetries:
             assert await sender.deliver_due() == 0  # not due yet
             clock.advance(delay)
 
-        assert row.last_error == "HTTP 404: try later"
+        assert row.last_error == "HTTP 404"  # never what the receiver wrote
         assert await sender.deliver_due() == 1
         (row,) = await deliveries(runtime)
         assert (row.status, row.attempts, row.last_error) == (DeliveryStatus.DELIVERED, 4, None)
         # The same delivery each time, signed afresh each time.
         assert [r.delivery for r in receiver.received] == [str(row.id)] * 4
         assert all(r.signed_by(hook["secret"]) for r in receiver.received)
+        assert all(r.signed_v2_by(hook["secret"]) for r in receiver.received)
         stamps = [int(r.headers["X-Ses-Sender-Timestamp"]) for r in receiver.received]
         assert stamps == sorted(stamps)
         assert len(set(stamps)) == 4
@@ -309,7 +324,7 @@ class TestRetries:
         assert elsewhere.received == []
         (row,) = await deliveries(runtime)
         assert row.status == DeliveryStatus.PENDING
-        assert row.last_error == f"HTTP 307 to {elsewhere.url!r}: redirects are not followed"
+        assert row.last_error == "HTTP 307: redirects are not followed"
 
     async def test_a_receiver_that_does_not_answer_is_given_up_on_after_the_timeout(
         self,
@@ -381,18 +396,19 @@ class TestGivingUp:
         clock.advance(3600)
         await queue_opens(runtime, 1)  # a second event, queued an hour later, also failing
 
-        with caplog.at_level(logging.ERROR, logger="ses_sender.webhooks"):
+        with caplog.at_level(logging.INFO, logger="ses_sender.webhooks"):
             failed = await retry_until_settled(runtime, clock, sender.deliver_due, first.id)
 
         assert failed.status == DeliveryStatus.FAILED
-        assert failed.last_error == "HTTP 500: try later"
+        assert failed.last_error == "HTTP 500"
         assert clock.now() - started <= GIVE_UP_AFTER
         assert failed.attempts >= 30  # about a day, at most an hour apart
         listed = {h["id"]: h for h in (await client.get("/v1/webhooks")).json()["webhooks"]}
         assert listed[hook["id"]]["enabled"] is False
         reason = listed[hook["id"]]["disabledReason"]
         assert reason.startswith(f"no delivery succeeded since {started:%Y-%m-%dT%H:%M:%S}")
-        assert reason.endswith("last error: HTTP 500: try later")
+        assert reason.endswith("last error: HTTP 500")
+        assert "try later" not in caplog.text
         assert listed[other["id"]]["enabled"] is True
         # What was still queued for it fails with it; nothing new is queued for it.
         second = (await deliveries(runtime))[1]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ses_sender.webhooks.service import event_payload
-from ses_sender.webhooks.signing import new_secret, signature
+from ses_sender.webhooks.signing import new_secret, signature, signature_v2
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,11 +27,16 @@ def test_the_readme_example_is_what_we_send_and_sign() -> None:
         },
     ).encode()
     readme = README.read_text()
-    shown = re.search(r"X-Ses-Sender-Timestamp: (\d+)\nX-Ses-Sender-Signature: (\S+)\n", readme)
+    shown = re.search(
+        r"X-Ses-Sender-Timestamp: (\d+)\nX-Ses-Sender-Signature: (\S+)\n"
+        r"X-Ses-Sender-Signature-V2: (\S+)\nX-Ses-Sender-Delivery: (\d+)\n",
+        readme,
+    )
     assert shown is not None
 
     assert f"\n{body.decode()}\n" in readme
     assert signature("whsec_example", int(shown[1]), body) == shown[2]
+    assert signature_v2("whsec_example", int(shown[1]), shown[4], body) == shown[3]
 
 
 def test_secrets_are_new_each_time() -> None:

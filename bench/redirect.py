@@ -1,0 +1,237 @@
+"""Click redirect benchmark: latency of `GET /v1/c/<token>` at a steady rate, one API process.
+
+    make bench-redirect                # or: .venv/bin/python -m bench.redirect --help
+
+The bench
+
+1. creates a SQLite database in a temporary directory and runs `ses-sender migrate` on it;
+2. starts one `ses-sender api` process on a free loopback port (a fixed TRACKING_SECRET, so
+   this process can make the tokens a worker would put in the emails);
+3. queues `--recipients` recipients of one email with `--links` links through
+   `POST /v1/messages`, and makes each recipient's click tokens;
+4. from this process (the load generator), clicks at `--rate` clicks per second, open loop, for
+   `--seconds` seconds, on random links of random recipients: each request is started at its
+   scheduled time whatever the earlier ones are doing, and its latency runs from that time to
+   the answer, so a stalled server shows in the figures instead of slowing the load down;
+   every answer must be a 302 to the link's target;
+5. reads the API process's CPU time around the run, then waits until every click is recorded
+   in the database (the clicks are recorded after their answer, in batches).
+
+Only loopback addresses are contacted; the process and files are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bench.ingest import (
+    API_KEY,
+    SES_SENDER,
+    BenchError,
+    _exit_on_sigterm,
+    api_process,
+    positive,
+    service_environment,
+)
+from bench.sns_ingest import cpu_seconds
+from ses_sender.tracking.links import track_links
+from ses_sender.tracking.tokens import ClickToken, TrackingTokens
+
+TRACKING_SECRET = "bench-redirect-tracking-secret-0123"  # noqa: S105 - a bench's own
+PUBLIC_BASE_URL = "https://mail.example.com"
+RECORD_TIMEOUT_S = 120.0
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    clicks: int
+    seconds: float  # from the first scheduled click to the last answer
+    latencies_ms: list[float]
+    api_cpu_s: float
+    recorded_after_s: float  # from the last answer until every click was in the database
+
+    @property
+    def rate(self) -> float:
+        return self.clicks / self.seconds
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        if not SES_SENDER.exists():
+            raise BenchError(f"{SES_SENDER} not found: install the project (make test or pip -e .)")
+        with tempfile.TemporaryDirectory(prefix="ses-sender-bench-redirect-") as directory:
+            outcome = run(Path(directory), args.recipients, args.links, args.rate, args.seconds)
+    except BenchError as error:
+        print(f"bench.redirect: {error}", file=sys.stderr)
+        return 1
+    print(format_report(outcome, args.rate))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.redirect",
+        description="Latency of the click redirect of one `ses-sender api` process at a steady "
+        "rate of clicks.",
+    )
+    parser.add_argument("--rate", type=positive, default=1_000, help="clicks per second")
+    parser.add_argument("--seconds", type=positive, default=10, help="how long to click")
+    parser.add_argument("--recipients", type=positive, default=1_000)
+    parser.add_argument("--links", type=positive, default=5, help="links in the email")
+    return parser
+
+
+def run(workdir: Path, recipients: int, links: int, rate: int, seconds: int) -> Outcome:
+    database = workdir / "bench.db"
+    environment = {
+        **service_environment(f"sqlite:///{database}", workdir, max_recipients=recipients),
+        "TRACKING_SECRET": TRACKING_SECRET,
+        "SERVER_HOST": PUBLIC_BASE_URL,
+    }
+    _migrate(environment, workdir)
+    with api_process(environment, workdir) as server:
+        return asyncio.run(
+            _click(server.base_url, server.process.pid, database, recipients, links, rate, seconds)
+        )
+
+
+def _migrate(environment: dict[str, str], workdir: Path) -> None:
+    done = subprocess.run(
+        [str(SES_SENDER), "migrate"], env=environment, cwd=workdir, capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"ses-sender migrate failed: {done.stderr.decode()[-2000:]}")
+
+
+async def _click(
+    base_url: str,
+    api_pid: int,
+    database: Path,
+    recipients: int,
+    links: int,
+    rate: int,
+    seconds: int,
+) -> Outcome:
+    html = "".join(
+        f'<p><a href="https://shop.example/item/{i}">item {i}</a></p>' for i in range(links)
+    )
+    request_ids, content_id = await _queue(base_url, recipients, html)
+    targets = track_links(html, untracked_prefix=f"{PUBLIC_BASE_URL}/v1/").targets
+    tokens = TrackingTokens(TRACKING_SECRET)
+    chooser = random.Random(7)
+    total = rate * seconds
+    plan = []
+    for _ in range(total):
+        position = chooser.randrange(len(targets))
+        click = ClickToken(
+            chooser.choice(request_ids), content_id, position, targets[position].fingerprint
+        )
+        plan.append((f"/v1/c/{tokens.for_click(click)}", targets[position].location))
+    # Idle connections let go before the server's keep-alive (uvicorn: 5 s) ends them, so a
+    # slow rate never reuses one the server is closing.
+    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=2)
+    async with aiohttp.ClientSession(
+        base_url, connector=connector, headers={"user-agent": USER_AGENT}
+    ) as session:
+        # Warm up: the content's links are read once, connections are opened.
+        await asyncio.gather(*(_get(session, path, location) for path, location in plan[:200]))
+        cpu_before = cpu_seconds(api_pid)
+        latencies: list[float] = []
+        start = time.perf_counter()
+
+        async def one(index: int) -> None:
+            scheduled = start + index / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            path, location = plan[index]
+            await _get(session, path, location)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        await asyncio.gather(*(one(index) for index in range(total)))
+        elapsed = time.perf_counter() - start
+        api_cpu = cpu_seconds(api_pid) - cpu_before
+    answered = time.perf_counter()
+    await _wait_recorded(database, total + 200)
+    return Outcome(total, elapsed, latencies, api_cpu, time.perf_counter() - answered)
+
+
+async def _queue(base_url: str, count: int, html: str) -> tuple[list[int], int]:
+    message = {
+        "topicId": "bench-redirect",
+        "emails": [f"user{index}@example.com" for index in range(count)],
+        "subject": "Benchmark",
+        "content": html,
+    }
+    async with (
+        aiohttp.ClientSession(base_url, headers={"x-api-key": API_KEY}) as session,
+        session.post("/v1/messages", json={"messages": [message]}) as response,
+    ):
+        if response.status != 200:
+            raise BenchError(f"POST /v1/messages answered {response.status}")
+        accepted = json.loads(await response.read())["messages"][0]
+    return accepted["requestIds"], accepted["contentId"]
+
+
+async def _get(session: aiohttp.ClientSession, path: str, location: str) -> None:
+    async with session.get(path, allow_redirects=False) as response:
+        await response.read()
+        if response.status != 302 or response.headers.get("location") != location:
+            raise BenchError(f"{path}: answered {response.status}, not a 302 to {location}")
+
+
+async def _wait_recorded(database: Path, expected: int) -> None:
+    deadline = time.monotonic() + RECORD_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as connection:
+            (count,) = connection.execute(
+                "SELECT count(*) FROM email_results WHERE status = 'Click'"
+            ).fetchone()
+        if count >= expected:
+            return
+        await asyncio.sleep(0.2)
+    raise BenchError(f"only {count} of {expected} clicks recorded after {RECORD_TIMEOUT_S:g} s")
+
+
+def format_report(outcome: Outcome, rate: int) -> str:
+    return "\n".join(
+        [
+            f"click redirect, one `ses-sender api` process (SQLite), {rate} clicks/s asked",
+            f"clicks          {outcome.clicks} in {outcome.seconds:.1f} s "
+            f"({outcome.rate:.0f}/s achieved)",
+            f"latency p50     {outcome.percentile(0.50):.2f} ms",
+            f"latency p99     {outcome.percentile(0.99):.2f} ms",
+            f"latency max     {max(outcome.latencies_ms):.2f} ms",
+            f"latency mean    {statistics.fmean(outcome.latencies_ms):.2f} ms",
+            f"API CPU         {outcome.api_cpu_s / outcome.clicks * 1000:.3f} ms per click "
+            "(answer and recording)",
+            f"all recorded    {outcome.recorded_after_s:.2f} s after the last answer",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Opens and clicks are answered first and recorded after, together.
+
+The pixel and the redirect hand their hit to the `HitRecorder` and answer at once; one writer
+takes whatever has arrived, up to `MAX_BATCH`, and records it in one transaction
+(`service.record_hits`). Under light load a batch is one hit and nothing waits on a timer;
+under load the hits that arrive while a batch is written make the next one.
+
+A hit is already answered, so a batch that cannot be written is written again one hit per
+transaction, and a hit that still fails is logged and lost, never retried for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ses_sender import instruments
+from ses_sender.clock import Clock
+from ses_sender.db import errors as database
+from ses_sender.stats import service as stats
+from ses_sender.tracking import service
+from ses_sender.tracking.service import Hit, Judge
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # hits per transaction
+# Hits waiting beyond this are dropped (and logged): a flood of clicks must not grow the
+# process without bound while the database is away.
+MAX_WAITING = 100_000
+
+
+class HitRecorder:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        judge: Judge,
+        clock: Clock,
+        max_batch: int = MAX_BATCH,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._judge = judge
+        self._clock = clock
+        self._max_batch = max_batch
+        self._max_waiting = max_waiting
+        self._waiting: deque[Hit] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, hit: Hit) -> None:
+        """Record `hit` soon; returns at once."""
+        if len(self._waiting) >= self._max_waiting:
+            log.warning("%d hits wait to be recorded; one dropped", len(self._waiting))
+            return
+        self._waiting.append(hit)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all(), name="record opens and clicks")
+
+    async def settle(self) -> None:
+        """Wait until every hit handed over so far is recorded (or given up)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                count = min(len(self._waiting), self._max_batch)
+                await self._write([self._waiting.popleft() for _ in range(count)])
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[Hit]) -> None:
+        try:
+            async with (
+                self._sessionmaker() as session,
+                session.begin(),
+                stats.counting(session, {hit.request_id for hit in batch}),
+            ):
+                await service.record_hits(session, batch, judge=self._judge, now=self._clock.now())
+        except Exception as error:
+            if len(batch) == 1:
+                self._lost(batch[0], error)
+                return
+            log.info("a batch of %d hits failed (%r); recording them one by one", len(batch), error)
+            for hit in batch:
+                await self._write([hit])
+
+    @staticmethod
+    def _lost(hit: Hit, error: Exception) -> None:
+        if database.is_outage(error):
+            log.warning(
+                "a %s was not recorded: database unavailable: %s",
+                hit.kind,
+                database.describe(error),
+            )
+            instruments.DATABASE_UNAVAILABLE.labels(hit.kind.lower()).inc()
+        else:
+            log.exception("recording a %s of request %s failed", hit.kind, hit.request_id)

@@ -1,0 +1,221 @@
+"""Opens and clicks: where a click leads, and recording what the pixel and the links saw,
+each event judged a person's or a machine's."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ses_sender.models import EventType, ResultSource
+from ses_sender.tracking import repository
+from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
+from ses_sender.tracking.links import ClickLinks, Target
+from ses_sender.tracking.repository import RecentClick, RequestFacts
+from ses_sender.tracking.tokens import ClickToken
+from ses_sender.webhooks.service import RequestEvent, enqueue_events
+
+LINK_CACHE_SIZE = 1_024  # contents; a campaign's clicks all land on one
+# Clicks of one recipient this close together are one burst: a scanner follows every link of
+# an email within a second or two, a person reads between two clicks.
+BURST_WINDOW = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a click goes, and how many different links its email has."""
+
+    url: str
+    location: str
+    links_in_email: int
+
+
+class LinkTargets:
+    """Where each tracked link of a content leads, read from the stored content on its first
+    click and kept: the redirect reads no database while its content is cached."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        links: ClickLinks,
+        *,
+        size: int = LINK_CACHE_SIZE,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._links = links
+        self._size = size
+        self._targets: OrderedDict[int, tuple[Target, ...]] = OrderedDict()
+
+    async def target(self, click: ClickToken) -> Destination | None:
+        """The link the token names, if its content still has it there."""
+        targets = self._targets.get(click.content_id)
+        if targets is None:
+            targets = await self._load(click.content_id)
+        else:
+            self._targets.move_to_end(click.content_id)
+        if click.position >= len(targets):
+            return None
+        target = targets[click.position]
+        if target.fingerprint != click.fingerprint:
+            return None
+        return Destination(target.url, target.location, len({t.url for t in targets}))
+
+    async def _load(self, content_id: int) -> tuple[Target, ...]:
+        async with self._sessionmaker() as session:
+            html = await repository.content_html(session, content_id)
+        targets = () if html is None else self._links.rewrite(html).targets
+        self._targets[content_id] = targets
+        if len(self._targets) > self._size:
+            self._targets.popitem(last=False)
+        return targets
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """An open or a click as its request showed it, before it is judged and recorded."""
+
+    kind: EventType  # OPEN or CLICK
+    request_id: int
+    at: datetime
+    shape: RequestShape
+    url: str | None = None  # a click's target; None for an open and for the honeypot
+    links_in_email: int = 0  # a click's: the tracked links of its email
+
+    @property
+    def honeypot(self) -> bool:
+        return self.kind is EventType.CLICK and self.url is None
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """What a batch of hits is judged with."""
+
+    signatures: Signatures
+    machine_click_window: timedelta
+
+
+async def record_hits(
+    session: AsyncSession, hits: Sequence[Hit], *, judge: Judge, now: datetime
+) -> int:
+    """Record opens and clicks, each judged human or machine: the event log, the request's
+    counts and first times, and the webhooks. The one place where an open or a click is
+    counted; how many were (hits for requests that do not exist are dropped)."""
+    facts = await repository.request_facts(session, {hit.request_id for hit in hits})
+    hits = [hit for hit in hits if hit.request_id in facts]
+    clicks = [hit for hit in hits if hit.kind is EventType.CLICK]
+    recent: dict[int, list[RecentClick]] = {}
+    if clicks:
+        since = min(hit.at for hit in clicks) - BURST_WINDOW
+        for earlier in await repository.clicks_since(
+            session, {hit.request_id for hit in clicks}, since
+        ):
+            recent.setdefault(earlier.request_id, []).append(earlier)
+    verdicts: list[Verdict | RecentClick] = [
+        judge.signatures.judge_open(hit.shape)
+        if hit.kind is EventType.OPEN
+        else _judge_click(hit, facts[hit.request_id], recent.setdefault(hit.request_id, []), judge)
+        for hit in hits
+    ]
+    # A burst or a honeypot seen now re-judges the burst's earlier clicks, written or not.
+    await repository.mark_machine(
+        session,
+        {
+            click.result_id: click.reason
+            for burst in recent.values()
+            for click in burst
+            if click.result_id is not None and click.rejudged
+        },
+    )
+    final = [
+        Verdict(verdict.machine, Reason(verdict.reason))
+        if isinstance(verdict, RecentClick)
+        else verdict
+        for verdict in verdicts
+    ]
+    await repository.insert_events(
+        session,
+        [
+            {
+                "request_id": hit.request_id,
+                "status": hit.kind,
+                "source": ResultSource.TRACKING,
+                "recipient": facts[hit.request_id].recipient_key,
+                "occurred_at": hit.at,
+                "raw": "{}",
+                "created_at": now,
+                "url": hit.url,
+                "machine": verdict.machine,
+                "reason": verdict.reason,
+            }
+            for hit, verdict in zip(hits, final, strict=True)
+        ],
+    )
+    for kind in (EventType.OPEN, EventType.CLICK):
+        await repository.count_events(session, kind, _counts(hits, kind))
+    await enqueue_events(
+        session,
+        [
+            RequestEvent(
+                event_type=hit.kind,
+                request_id=hit.request_id,
+                topic_id=facts[hit.request_id].topic_id,
+                email=facts[hit.request_id].recipient_key,
+                occurred_at=hit.at,
+                details=_details(hit, verdict),
+                now=now,
+            )
+            for hit, verdict in zip(hits, final, strict=True)
+        ],
+    )
+    return len(hits)
+
+
+def _judge_click(
+    hit: Hit, facts: RequestFacts, burst: list[RecentClick], judge: Judge
+) -> RecentClick:
+    """Judge a click by its request, its time since the send and the recipient's other clicks
+    (`burst`, to which it is added: a later click may still re-judge it)."""
+    window_start = hit.at - BURST_WINDOW
+    burst[:] = [click for click in burst if click.occurred_at >= window_start]
+    verdict = judge.signatures.judge_click(hit.shape)
+    if hit.honeypot:
+        verdict = Verdict(True, Reason.HONEYPOT)
+        for click in burst:
+            click.rejudge(Reason.HONEYPOT)
+    elif (
+        verdict is None
+        and facts.sent_at is not None
+        and (hit.at - facts.sent_at < judge.machine_click_window)
+    ):
+        verdict = Verdict(True, Reason.TOO_SOON)
+    elif verdict is None and any(click.url is None for click in burst):
+        verdict = Verdict(True, Reason.HONEYPOT)
+    clicked = {click.url for click in burst if click.url is not None} | {hit.url}
+    if verdict is None and hit.links_in_email > 1 and len(clicked) >= hit.links_in_email:
+        verdict = Verdict(True, Reason.BURST)
+        for click in burst:
+            if not click.machine:
+                click.rejudge(Reason.BURST)
+    final = verdict or Verdict(False, Reason.DIRECT)
+    judged = RecentClick(None, hit.request_id, hit.url, hit.at, final.machine, final.reason)
+    burst.append(judged)
+    return judged
+
+
+def _counts(hits: Sequence[Hit], kind: EventType) -> dict[int, tuple[int, datetime]]:
+    counts: dict[int, tuple[int, datetime]] = {}
+    for hit in hits:
+        if hit.kind is kind:
+            count, first = counts.get(hit.request_id, (0, hit.at))
+            counts[hit.request_id] = (count + 1, min(first, hit.at))
+    return counts
+
+
+def _details(hit: Hit, verdict: Verdict) -> dict[str, object]:
+    details: dict[str, object] = {"machine": verdict.machine, "reason": str(verdict.reason)}
+    if hit.kind is EventType.CLICK:
+        details["url"] = hit.url
+    return details

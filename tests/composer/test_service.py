@@ -1,0 +1,77 @@
+"""The email a recipient gets: tracked links in both parts, the honeypot and the pixel, and
+what is left alone."""
+
+from __future__ import annotations
+
+from ses_sender.composer.service import EmailComposer
+from ses_sender.delivery.emails import ContentParts, QueuedEmail
+from ses_sender.tracking.links import HONEYPOT_POSITION
+from ses_sender.tracking.tokens import TrackingTokens
+from tests.support.tracking import tracked_links
+
+BASE = "https://mail.example.com"
+TOKENS = TrackingTokens("s" * 32)
+HTML = (
+    '<html><body><h1>Spring</h1><p>See <a href="https://shop.example/sale">the sale</a> or'
+    ' <a href="mailto:help@example.com">write</a>. <a href="#top">Top</a>'
+    f' <a href="{BASE}/v1/unsubscribe/by-hand">Unsubscribe</a></p></body></html>'
+)
+
+
+def compose(
+    request_id: int, content: ContentParts, *, track_clicks: bool = True
+) -> tuple[str, str]:
+    composer = EmailComposer(
+        sender="s@example.com", public_base_url=BASE, tokens=TOKENS, track_clicks=track_clicks
+    )
+    queued = QueuedEmail(request_id, "t", "a@example.com", "a@example.com", 5, 1, lease_token=1)
+    email = composer.compose(queued, content)
+    return email.html, email.text
+
+
+def test_links_are_tracked_in_the_html_and_the_text_part_with_the_same_token() -> None:
+    html, text = compose(1, ContentParts("S", HTML))
+
+    sale, honeypot = tracked_links(html)
+    assert text == (
+        f"Spring\n\nSee [the sale]({sale}) or [write](mailto:help@example.com). [Top](#top)"
+        f" [Unsubscribe]({BASE}/v1/unsubscribe/by-hand)"
+    )
+    click = TOKENS.click(sale.rsplit("/", 1)[1])
+    assert click is not None
+    assert (click.request_id, click.content_id, click.position) == (1, 5, 0)
+    trap = TOKENS.click(honeypot.rsplit("/", 1)[1])
+    assert trap is not None
+    assert trap.position == HONEYPOT_POSITION
+    assert honeypot not in text
+    for untouched in ('href="mailto:help@example.com"', 'href="#top"', "/v1/unsubscribe/by-hand"):
+        assert untouched in html
+    assert html.index(honeypot) < html.index("/v1/events/open?t=") < html.index("</body>")
+
+
+def test_each_recipient_gets_their_own_tokens_in_the_same_html() -> None:
+    content = ContentParts("S", HTML)
+
+    jane, _ = compose(1, content)
+    john, _ = compose(2, content)
+
+    [jane_sale, _], [john_sale, _] = tracked_links(jane), tracked_links(john)
+    assert jane_sale != john_sale
+    assert jane.split(jane_sale)[0] == john.split(john_sale)[0]
+
+
+def test_a_message_or_the_default_can_turn_tracking_off() -> None:
+    for content, default in [
+        (ContentParts("S", HTML, track_clicks=False), True),
+        (ContentParts("S", HTML), False),
+    ]:
+        html, text = compose(1, content, track_clicks=default)
+        assert tracked_links(html) == []
+        assert html.startswith(HTML.removesuffix("</body></html>"))
+        assert "https://" not in text
+
+
+def test_a_message_can_turn_tracking_on_against_the_default() -> None:
+    html, _ = compose(1, ContentParts("S", HTML, track_clicks=True), track_clicks=False)
+
+    assert len(tracked_links(html)) == 2
