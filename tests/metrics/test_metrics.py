@@ -13,10 +13,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from ses_sender.composition import Runtime, create_app
 from ses_sender.delivery import retry as retry_module
 from ses_sender.delivery import worker as worker_module
+from ses_sender.delivery.pacer import Backoff, Pacer, Reservation
 from ses_sender.models import DeliveryStatus, RequestStatus, Webhook, WebhookDelivery
 from ses_sender.sending.service import pause_sending
 from ses_sender.transports.ses import SesTransport
@@ -181,6 +183,43 @@ def _delivery(runtime: Runtime, request_id: int, clock: FakeClock) -> str:
 # -- the engine -------------------------------------------------------------------------------
 
 
+class StillSchedule:
+    """A shared schedule whose clock moves only when told; throttles never reserve."""
+
+    def __init__(self) -> None:
+        self.at = 1_000.0
+
+    def now(self) -> float:
+        return self.at
+
+    async def reserve(
+        self, *, now: float, count: int, interval: float, shift_to: float
+    ) -> Reservation:
+        raise AssertionError("a throttle reserves nothing")
+
+    async def back_off(self, *, seen: Backoff, to: Backoff) -> Backoff:
+        raise AssertionError("a throttle shares its back-off at the next settle")
+
+
+def test_a_burst_of_throttles_counts_one_back_off() -> None:
+    schedule = StillSchedule()
+    pacer = Pacer(100, schedule=schedule)
+
+    def backoffs() -> float:
+        return REGISTRY.get_sample_value("ses_sender_rate_backoffs_total") or 0.0
+
+    before = backoffs()
+    pacer.throttled()
+    pacer.throttled()  # the same burst
+    assert backoffs() == before + 1
+    schedule.at += 1.5  # soon after: a storm halves the rate, once more
+    pacer.throttled()
+    assert backoffs() == before + 2
+
+
+# -- the engine, sending through SES ---------------------------------------------------------
+
+
 async def test_sends_throttles_and_failures_through_ses_are_counted(
     live_runtime: Runtime,
     live_client: httpx.AsyncClient,
@@ -224,7 +263,6 @@ async def test_sends_throttles_and_failures_through_ses_are_counted(
 
     assert added("ses_sender_emails_sent_total") == 4
     assert added("ses_sender_throttles_total") == 1
-    assert added("ses_sender_rate_backoffs_total") == 1
     assert added("ses_sender_send_failures_total", kind="permanent") == 1
     assert added("ses_sender_emails_failed_total", kind="permanent") == 1
     assert added("ses_sender_send_duration_seconds_count") == 6  # 4 sent, 2 refused
