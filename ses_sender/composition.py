@@ -60,7 +60,7 @@ from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
-from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.transports.smtp import SmtpTransport, is_ses_smtp_host
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
 from ses_sender.web.dependencies import CLOCK, SESSIONMAKER
@@ -363,6 +363,7 @@ async def start_transport(settings: Settings, choice: TransportChoice) -> Transp
                 timeout_s=settings.send_timeout_s,
                 max_connections=settings.concurrency,
                 configuration_set=settings.ses_config_set,
+                ses_relay=is_ses_smtp_host(settings.smtp_host),
             )
         case TransportKind.OUTBOX:
-            return OutboxTransport(settings.outbox_dir, configuration_set=settings.ses_config_set)
+            return OutboxTransport(settings.outbox_dir)
