@@ -166,6 +166,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="ses-sender",
         summary="Sends email through Amazon SES and tracks what happened to every message.",
         version="0.1.0",
+        # FastAPI's pages load their scripts from a CDN: only the document is served, for
+        # whatever viewer the reader trusts.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
