@@ -40,6 +40,7 @@ from ses_sender.health.endpoints import router as health_router
 from ses_sender.health.service import Health
 from ses_sender.messages.dependencies import RECIPIENT_LIMIT
 from ses_sender.messages.endpoints import router as messages_router
+from ses_sender.messages.retention import ExpireIdempotencyKeys
 from ses_sender.sending.endpoints import router as sending_router
 from ses_sender.sending.service import SendingPauses
 from ses_sender.ses_events import service as ses_events_service
@@ -69,6 +70,7 @@ from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.openapi import install_openapi
 from ses_sender.webhooks.dependencies import ALLOW_PRIVATE
 from ses_sender.webhooks.endpoints import router as webhooks_router
+from ses_sender.webhooks.retention import PruneWebhookDeliveries
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
 
@@ -274,7 +276,14 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     settings = runtime.settings
     hooks = SesEventHooks(runtime.soft_bounces)
     housekeeping = Housekeeping(
-        runtime.sessionmaker, evidence=hooks, jobs=[hooks], clock=runtime.clock
+        runtime.sessionmaker,
+        evidence=hooks,
+        jobs=[
+            hooks,
+            ExpireIdempotencyKeys(timedelta(hours=settings.idempotency_key_ttl_hours)),
+            PruneWebhookDeliveries(timedelta(days=settings.webhook_delivery_retention_days)),
+        ],
+        clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(
         sessionmaker=runtime.sessionmaker,

@@ -234,3 +234,24 @@ async def disable_webhook(
     )
     assert isinstance(failed, CursorResult)
     return failed.rowcount
+
+
+async def delete_finished_deliveries(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> int:
+    """Up to `limit` deliveries delivered or failed, queued before `created_before`."""
+    doomed = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
+            WebhookDelivery.created_at < created_before,
+        )
+        .limit(limit)
+    )
+    result = cast(
+        CursorResult[tuple[()]],
+        await session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.id.in_(doomed.scalar_subquery()))
+        ),
+    )
+    return result.rowcount
