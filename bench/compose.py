@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sender="News <news@example.com>",
         public_base_url="https://mail.example.com",
         tokens=TrackingTokens("bench-tracking-secret-0123456789"),
+        track_clicks=False,  # templating alone; bench.throughput --clicks measures tracking
     )
     plain_rows = queued(args.emails, content_id=1, templated=False)
     templated_rows = queued(args.emails, content_id=2, templated=True)
@@ -78,6 +79,7 @@ def queued(count: int, *, content_id: int, templated: bool) -> list[QueuedEmail]
             topic_id="bench-compose",
             to=f"user{n}@example.com",
             recipient_key=f"user{n}@example.com",
+            lease_token=1,
             content_id=content_id,
             attempts=1,
             data=orjson.dumps(

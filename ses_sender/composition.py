@@ -55,6 +55,7 @@ from ses_sender.messages.dependencies import (
 )
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.messages.envelope import SenderPolicy
+from ses_sender.messages.retention import ExpireIdempotencyKeys
 from ses_sender.metrics.dependencies import DATABASE_GAUGES, METRICS_KEY_REQUIRED
 from ses_sender.metrics.endpoints import router as metrics_router
 from ses_sender.metrics.service import DatabaseGauges
@@ -85,7 +86,7 @@ from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import Transport
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
-from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.transports.smtp import SmtpTransport, is_ses_smtp_host
 from ses_sender.unsubscribe.dependencies import SENDER
 from ses_sender.unsubscribe.endpoints import router as unsubscribe_router
 from ses_sender.web.auth import API_KEYS, ApiKeys
@@ -97,6 +98,7 @@ from ses_sender.web.openapi import install_openapi
 from ses_sender.web.timing import RequestTiming
 from ses_sender.webhooks.dependencies import ALLOW_PRIVATE
 from ses_sender.webhooks.endpoints import router as webhooks_router
+from ses_sender.webhooks.retention import PruneWebhookDeliveries
 from ses_sender.webhooks.retry import WebhookRetryPolicy
 from ses_sender.webhooks.worker import WebhookSender
 
@@ -207,6 +209,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="ses-sender",
         summary="Sends email through Amazon SES and tracks what happened to every message.",
         version="0.1.0",
+        # FastAPI's pages load their scripts from a CDN: only the document is served, for
+        # whatever viewer the reader trusts.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_openapi(app)
@@ -378,7 +384,12 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
         runtime.sessionmaker,
         evidence=hooks,
         counter=stats,
-        jobs=[hooks, stats],
+        jobs=[
+            hooks,
+            stats,
+            ExpireIdempotencyKeys(timedelta(hours=settings.idempotency_key_ttl_hours)),
+            PruneWebhookDeliveries(timedelta(days=settings.webhook_delivery_retention_days)),
+        ],
         clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(
@@ -466,6 +477,7 @@ async def start_transport(settings: Settings, choice: TransportChoice) -> Transp
                 timeout_s=settings.send_timeout_s,
                 max_connections=settings.concurrency,
                 configuration_set=settings.ses_config_set,
+                ses_relay=is_ses_smtp_host(settings.smtp_host),
             )
         case TransportKind.OUTBOX:
-            return OutboxTransport(settings.outbox_dir, configuration_set=settings.ses_config_set)
+            return OutboxTransport(settings.outbox_dir)

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(8, alias="WEBHOOK_CONCURRENCY", ge=1, le=1_000)
     # Off: webhooks reach only globally routable addresses (README "Security").
     webhook_allow_private: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE")
+    webhook_delivery_retention_days: int = Field(
+        7, alias="WEBHOOK_DELIVERY_RETENTION_DAYS", ge=1, le=3_650
+    )
+    idempotency_key_ttl_hours: int = Field(24, alias="IDEMPOTENCY_KEY_TTL_HOURS", ge=1, le=87_600)
 
     # Requests
     max_recipients_per_request: int = Field(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import CursorResult, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.dialect import allocate_ids, bound, bulk_insert, insert_for
@@ -174,3 +174,21 @@ async def find_idempotent_reply(session: AsyncSession, key: str) -> StoredReply 
         )
     ).one_or_none()
     return None if row is None else StoredReply(*row)
+
+
+async def delete_answered_idempotency_keys(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> int:
+    """Up to `limit` keys answered and created before `created_before`; how many went."""
+    doomed = (
+        select(IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < created_before, IdempotencyKey.status_code != 0)
+        .limit(limit)
+    )
+    result = cast(
+        CursorResult[tuple[()]],
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.key.in_(doomed.scalar_subquery()))
+        ),
+    )
+    return result.rowcount

@@ -24,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ses_sender.web.body import load_json
 
+# SES sends one message to at most 50 recipients (To, Cc and Bcc together); each recipient an
+# event names is a row: more is not SES, and would multiply what one notification stores.
+MAX_RECIPIENTS_PER_EVENT: Final = 50
+
 
 class SesEventError(Exception):
     """The Message is not an SES event we can read."""
@@ -118,7 +122,9 @@ def parse_ses_event(message: str) -> SesEvent:
         event_type=event_type,
         ses_message_id=_string(mail, "messageId", "mail"),
         occurred_at=_occurred_at(detail, detail_key, mail),
-        recipients=_affected_recipients(event_type, detail, detail_key, mail),
+        recipients=_at_most(
+            MAX_RECIPIENTS_PER_EVENT, _affected_recipients(event_type, detail, detail_key, mail)
+        ),
         tags=_tags(mail),
         bounce_type=_string(detail, "bounceType", detail_key) if is_bounce else None,
         bounce_subtype=_optional_string(detail, "bounceSubType", detail_key) if is_bounce else None,
@@ -154,6 +160,12 @@ def _affected_recipients(
             return _addresses(detail, "delayedRecipients", detail_key)
         case _:
             return _strings(mail.get("destination", []), "mail.destination")
+
+
+def _at_most(limit: int, recipients: tuple[str, ...]) -> tuple[str, ...]:
+    if len(recipients) > limit:
+        raise SesEventError(f"names {len(recipients)} recipients; SES mail has at most {limit}")
+    return recipients
 
 
 def _addresses(detail: dict[str, Any], key: str, where: str) -> tuple[str, ...]:

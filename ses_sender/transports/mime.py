@@ -49,21 +49,23 @@ class MimeMessage:
 
 
 def build_message(
-    email: OutgoingEmail, *, configuration_set: str | None = None, tags_header: bool = True
+    email: OutgoingEmail, *, for_ses: bool = False, configuration_set: str | None = None
 ) -> MimeMessage:
     """A multipart/alternative (text, then HTML) message with a fresh Message-ID; with
     attachments, inside multipart/mixed, and inline images beside the HTML in
     multipart/related.
 
+    `for_ses`: the message goes to SES, which reads the tag and configuration-set headers and
+    strips them. Anywhere else they would reach the recipient, with our request id: left out.
+
     Raises `PermanentError` for content no retry can fix: a header name that is not a header
     name, a value with a line break, or a header that duplicates one this builder sets.
-    `tags_header=False` leaves the tags out, for a caller that passes them beside the message.
     """
     message_id = new_message_id(email.sender)
     extra_headers = list(email.headers)
-    if email.tags and tags_header:
+    if for_ses and email.tags:
         extra_headers.append((SES_TAGS_HEADER, format_tags(email.tags)))
-    if configuration_set is not None:
+    if for_ses and configuration_set is not None:
         extra_headers.append((SES_CONFIGURATION_SET_HEADER, configuration_set))
     msg = EmailMessage(policy=_POLICY)
     try:

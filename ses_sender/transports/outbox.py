@@ -13,17 +13,16 @@ from ses_sender.transports.mime import build_message
 
 
 class OutboxTransport:
-    """Writes `<message-id>.eml` files, with the same MIME (SES tag and configuration-set headers
-    included) that the SMTP transport would send, so a developer sees what would go out."""
+    """Writes `<message-id>.eml` files, with the MIME a recipient would get, so a developer sees
+    what would go out."""
 
     name: str = "outbox"
 
-    def __init__(self, directory: Path, *, configuration_set: str | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self._directory = directory
-        self._configuration_set = configuration_set
 
     async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
-        message = build_message(email, configuration_set=self._configuration_set)
+        message = build_message(email)
         path = self._directory / f"{message.message_id}.eml"
         try:
             await asyncio.to_thread(_write_atomically, path, message.data)

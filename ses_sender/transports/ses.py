@@ -248,7 +248,7 @@ class SesTransport:
         if email.attachments:
             # Attachments go as the same MIME the other transports send: one message builder
             # for every transport, and SES takes Raw content from every compatible endpoint.
-            raw = build_message(email, tags_header=False).data
+            raw = build_message(email).data  # tags go in the API call
             request["Content"] = {"Raw": {"Data": base64.b64encode(raw).decode()}}
         else:
             request["Content"] = {"Simple": self._simple_content(email)}

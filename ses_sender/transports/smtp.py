@@ -24,6 +24,13 @@ from ses_sender.transports.base import (
 from ses_sender.transports.mime import build_message
 
 _SERVICE_CLOSING = 421  # the server is about to drop the connection: never reuse it
+# SES's SMTP interface, in every region (FIPS endpoints included).
+_SES_SMTP_HOST = re.compile(r"email-smtp(?:-fips)?\.[a-z]{2}(?:-[a-z]+)+-\d\.amazonaws\.com\.?")
+
+
+def is_ses_smtp_host(host: str) -> bool:
+    """SES reads (and strips) the X-SES-* headers; another relay would deliver them."""
+    return _SES_SMTP_HOST.fullmatch(host.lower()) is not None
 
 
 class SmtpTransport:
@@ -47,6 +54,7 @@ class SmtpTransport:
         timeout_s: float = 30.0,
         max_connections: int = 4,
         configuration_set: str | None = None,
+        ses_relay: bool = False,
         tls_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
     ) -> None:
@@ -57,6 +65,7 @@ class SmtpTransport:
         self._security = security
         self._timeout_s = timeout_s
         self._configuration_set = configuration_set
+        self._ses_relay = ses_relay
         self._tls_context = tls_context
         # aiosmtplib's default is socket.getfqdn(), which can block on a DNS query.
         self._local_hostname = local_hostname or socket.gethostname()
@@ -65,7 +74,9 @@ class SmtpTransport:
         self._closed = False
 
     async def send(self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None) -> str:
-        message = build_message(email, configuration_set=self._configuration_set)
+        message = build_message(
+            email, for_ses=self._ses_relay, configuration_set=self._configuration_set
+        )
         sender = _envelope_address(email.sender)
         recipient = _envelope_address(email.to)
         async with self._slots:

@@ -243,3 +243,24 @@ async def recent_failures(session: AsyncSession, limit: int) -> Sequence[Webhook
     )
     query = select(WebhookDelivery).where(failed).order_by(WebhookDelivery.id.desc()).limit(limit)
     return (await session.scalars(query)).all()
+
+
+async def delete_finished_deliveries(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> int:
+    """Up to `limit` deliveries delivered or failed, queued before `created_before`."""
+    doomed = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
+            WebhookDelivery.created_at < created_before,
+        )
+        .limit(limit)
+    )
+    result = cast(
+        CursorResult[tuple[()]],
+        await session.execute(
+            delete(WebhookDelivery).where(WebhookDelivery.id.in_(doomed.scalar_subquery()))
+        ),
+    )
+    return result.rowcount

@@ -695,6 +695,23 @@ async def test_a_complaint_about_an_address_the_header_parser_fails_on_is_kept_f
     assert event["recipient"] == recipient
 
 
+async def test_an_event_naming_more_recipients_than_ses_mail_has_is_refused(
+    sns: httpx.AsyncClient, runtime: Runtime, publisher: Publisher, clock: FakeClock
+) -> None:
+    named = [{"emailAddress": f"r{index}@example.net"} for index in range(51)]
+    complaint = ses_message(
+        "Complaint", at=earlier(clock), identity=True, complainedRecipients=named
+    )
+
+    response = await post(sns, publisher.notification(complaint))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "Message: not an SES event: names 51 recipients; SES mail has at most 50"
+    )
+    assert await stored_results(runtime) == []
+
+
 @pytest.mark.parametrize(
     "body",
     [

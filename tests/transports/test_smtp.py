@@ -14,7 +14,7 @@ from ses_sender.transports.base import (
     ThrottledError,
     TransientError,
 )
-from ses_sender.transports.smtp import SmtpTransport
+from ses_sender.transports.smtp import SmtpTransport, is_ses_smtp_host
 from tests.support.emails import RECIPIENT, make_email
 from tests.support.polling import wait_until
 from tests.support.ports import HOST, free_port
@@ -55,10 +55,37 @@ def peers(handler: RecordingHandler) -> set[tuple[str, int]]:
     return {received.peer for received in handler.received}
 
 
-async def test_message_arrives_whole(
+async def test_a_relay_that_is_not_ses_gets_no_ses_headers(
     handler: RecordingHandler, smtp_port: int, make_transport: MakeTransport
 ) -> None:
     transport = make_transport(smtp_port, configuration_set="cs-main")
+
+    await transport.send(make_email())
+
+    [received] = handler.received
+    assert b"X-SES-" not in received.data
+    assert b"campaign=receipts" not in received.data  # the tags SES would have read
+
+
+@pytest.mark.parametrize(
+    ("host", "ses"),
+    [
+        ("email-smtp.us-east-1.amazonaws.com", True),
+        ("email-smtp.eu-west-2.amazonaws.com", True),
+        ("email-smtp-fips.us-gov-west-1.amazonaws.com", True),
+        ("smtp.example.com", False),
+        ("email-smtp.us-east-1.amazonaws.com.example.com", False),
+        ("127.0.0.1", False),
+    ],
+)
+def test_the_ses_smtp_interface_is_recognised_by_its_host(host: str, ses: bool) -> None:
+    assert is_ses_smtp_host(host) is ses
+
+
+async def test_message_arrives_whole(
+    handler: RecordingHandler, smtp_port: int, make_transport: MakeTransport
+) -> None:
+    transport = make_transport(smtp_port, configuration_set="cs-main", ses_relay=True)
 
     message_id = await transport.send(make_email(subject="Grüße zu Bestellung #12345"))
 

@@ -58,3 +58,10 @@ async def test_json_no_parser_should_take_is_refused_and_nothing_stored(
     assert response.status_code == 400
     assert response.json()["error"].startswith(error)
     assert await requests_by_id(runtime) == {}
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_no_page_loads_third_party_scripts(client: httpx.AsyncClient, path: str) -> None:
+    """FastAPI's documentation pages load theirs from a CDN: they are not served."""
+    assert (await client.get(path)).status_code == 404
+    assert (await client.get("/openapi.json")).status_code == 200
