@@ -10,7 +10,7 @@ database created and dropped here), against the real code:
    SQL statement (90 % in one topic, the rest over 1,000 small ones; 40 % gmail.com, 20 %
    naver.com, the rest over 997 domains; 90 % sent over a week, 3 % failed, 5 % queued, 2 %
    cancelled), then about three events per request (Send, Delivery or Bounce, opens, clicks);
-2. build: the counters migration (i10_counters), timed: the counters measured are the ones it
+2. build: the counters migration (0008), timed: the counters measured are the ones it
    builds, which the service keeps from then on;
 3. reads: each read of the stats API, by its service function, `--repeat` times: p50 and p95;
 4. cost: claiming and recording sends (batches of 200) and ingesting SES Delivery events (50

@@ -260,7 +260,7 @@ async def _count(connection: AsyncConnection, model: Any) -> int:
     return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
 
 
-async def test_i10_counters_builds_the_counters_of_the_requests_and_events_there_are(
+async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
     fresh_database_url: str,
 ) -> None:
     await asyncio.to_thread(_migrate, fresh_database_url, "0007")

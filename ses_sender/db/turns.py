@@ -5,7 +5,7 @@ busy handler, which sleeps and tries again (1 ms, 2 ms, 5 ms, ... up to 100 ms).
 begins the moment the lock is released wins over one asleep in that handler. Clients posting
 recipients one request after another held the lock almost without a gap, and the worker's
 claims and records, asleep in the handler, seldom got it: it sent 1 % of its rate
-(docs/decisions/sqlite-ingest-yields-to-sending.md).
+(docs/decisions/0023-sqlite-ingest-yields-to-sending.md).
 
 So bulk writes take turns, one at a time, and a turn that held the database for t seconds
 leaves it free for 2t before the next one begins: bulk writes hold the database at most a third

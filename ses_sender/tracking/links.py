@@ -4,7 +4,7 @@ One function, `track_links`, reads a content both when it is sent (to rewrite it
 link is clicked (to find the target at the link's position). A click token names only the
 position, so the target never leaves our database: nobody can make us redirect anywhere else.
 Parsing is the HTML5 algorithm (Lexbor, through selectolax), so what counts as a link is what a
-mail client sees as one (docs/decisions/click-tracking-links-from-the-content.md).
+mail client sees as one (docs/decisions/0028-click-tracking-links-from-the-content.md).
 """
 
 from __future__ import annotations

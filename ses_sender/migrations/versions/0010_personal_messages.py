@@ -4,8 +4,8 @@ own template data; stored templates and their versions
 Every new column is nullable or has a default, so existing contents keep meaning what they
 meant: not templated, from EMAIL_SENDER, with no extras.
 
-Revision ID: i13_personal
-Revises: i11_ops
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from ses_sender.db.base import BigId, UtcDateTime
 
-revision: str = "i13_personal"
-down_revision: str | None = "i11_ops"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

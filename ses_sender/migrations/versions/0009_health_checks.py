@@ -1,8 +1,8 @@
 """health_checks: the row `/health` writes, so that a database that reads but cannot write
 (full disk, read-only) is reported unhealthy
 
-Revision ID: i11_ops
-Revises: i10_counters
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from ses_sender.db.base import UtcDateTime
 
-revision: str = "i11_ops"
-down_revision: str | None = "i10_counters"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

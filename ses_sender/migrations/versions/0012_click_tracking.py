@@ -5,8 +5,8 @@ tracking carry the link's URL and whether a person or a machine made them, with 
 Opens recorded before this were never classified: they are kept, marked human for want of
 evidence, with the reason "unclassified".
 
-Revision ID: i13_clicks
-Revises: i11_lease_token
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i13_clicks"
-down_revision: str | None = "i11_lease_token"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

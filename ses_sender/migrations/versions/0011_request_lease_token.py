@@ -5,8 +5,8 @@ a row claimed again by someone else after a lease ran out is never overwritten b
 that lost it. Rows claimed before this change have none: their worker's lease runs out and
 they are recovered as before.
 
-Revision ID: i11_lease_token
-Revises: i13_personal
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 13:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "i11_lease_token"
-down_revision: str | None = "i13_personal"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """stats: counters kept where the facts change (folded counts, pending deltas, the topic list),
 built here for the requests and events that exist
 
-Revision ID: i10_counters
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-03 13:00:00
 """
@@ -16,7 +16,7 @@ from alembic import op
 from ses_sender.db.base import BigId, UtcDateTime
 from ses_sender.stats.counters import CounterKey, contribution, facts_of, spread_over_grains
 
-revision: str = "i10_counters"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
