@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
+from ses_sender.models import EventType
 from ses_sender.stats import service as stats
 from ses_sender.tracking import service
 from ses_sender.tracking.service import Hit, Judge
@@ -91,10 +92,9 @@ class HitRecorder:
     @staticmethod
     def _lost(hit: Hit, error: Exception) -> None:
         if database.is_outage(error):
+            what = "an open" if hit.kind is EventType.OPEN else "a click"
             log.warning(
-                "a %s was not recorded: database unavailable: %s",
-                hit.kind,
-                database.describe(error),
+                "%s was not recorded: database unavailable: %s", what, database.describe(error)
             )
             instruments.DATABASE_UNAVAILABLE.labels(hit.kind.lower()).inc()
         else:

@@ -125,6 +125,7 @@ async def test_a_message_naming_a_template_is_checked_against_it(
 ) -> None:
     template_id = await create(client)
     lacking = {
+        "topicId": "receipts",
         "templateId": template_id,
         "recipients": [{"email": "jane@example.com", "data": {"name": "Jane"}}],
     }
@@ -147,6 +148,7 @@ async def test_preview_of_a_stored_template(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/messages/preview",
         json={
+            "topicId": "receipts",
             "templateId": template_id,
             "data": {"order": 5},
             "recipients": [{"email": "jane@example.com", "data": {"name": "Jane"}}],

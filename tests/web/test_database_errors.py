@@ -88,6 +88,7 @@ async def test_writes_answer_503_with_retry_after_and_one_log_line_each(
         from_sns = await post_to_sns(api, event)
         unsubscribed = await api.post(unsubscribe, data=ONE_CLICK)
         opened = await api.get(pixel)
+        await outage.runtime.hits.settle()  # the open is written after the answer
 
     assert_database_unavailable(posted, "POST", "/v1/messages")
     assert_database_unavailable(from_sns, "POST", "/v1/events/results")
