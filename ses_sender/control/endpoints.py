@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path
+from fastapi import APIRouter, BackgroundTasks, Depends
 
 from ses_sender.control import service
 from ses_sender.control.schemas import (
     MAX_CONTROL_BODY_BYTES,
-    MAX_REQUEST_ID,
     RequestCancelledOut,
     RequestOut,
     RequestRetriedOut,
@@ -28,10 +27,11 @@ from ses_sender.delivery.dependencies import WakeupDep
 from ses_sender.web.auth import require_api_key
 from ses_sender.web.body import JsonBody
 from ses_sender.web.dependencies import NowDep, SessionDep
+from ses_sender.web.paths import row_id
 
 router = APIRouter(prefix="/v1", tags=["control"], dependencies=[Depends(require_api_key)])
 
-RequestId = Annotated[int, Path(ge=1, le=MAX_REQUEST_ID, description="a request id")]
+RequestId = Annotated[int, row_id("a request id")]
 RescheduleBody = Annotated[
     RescheduleIn, Depends(JsonBody(RescheduleIn, max_bytes=MAX_CONTROL_BODY_BYTES))
 ]

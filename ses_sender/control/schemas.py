@@ -7,7 +7,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MAX_CONTROL_BODY_BYTES = 4 * 1024
 # Request ids are BIGINT.
-MAX_REQUEST_ID = 2**63 - 1
 
 
 class CamelModel(BaseModel):

@@ -17,10 +17,12 @@ from ses_sender.templates.schemas import (
 from ses_sender.web.auth import require_api_key
 from ses_sender.web.body import JsonBody
 from ses_sender.web.dependencies import NowDep, SessionDep
+from ses_sender.web.paths import MAX_VERSION, row_id
 
 router = APIRouter(
     prefix="/v1/templates", tags=["templates"], dependencies=[Depends(require_api_key)]
 )
+TemplateId = Annotated[int, row_id("a template id")]
 
 TemplateBody = Annotated[TemplateIn, Depends(JsonBody(TemplateIn, max_bytes=MAX_BODY_BYTES))]
 
@@ -45,9 +47,9 @@ async def list_templates(
 
 @router.get("/{template_id}", response_model=TemplateOut)
 async def get_template(
-    template_id: int,
+    template_id: TemplateId,
     session: SessionDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> TemplateOut:
     """A template's latest version, or the one `version` names."""
     return await service.get_template(session, template_id, version)
@@ -55,14 +57,14 @@ async def get_template(
 
 @router.put("/{template_id}", response_model=TemplateCreatedOut)
 async def update_template(
-    template_id: int, body: TemplateBody, session: SessionDep, now: NowDep
+    template_id: TemplateId, body: TemplateBody, session: SessionDep, now: NowDep
 ) -> TemplateCreatedOut:
     """Store the next version; messages already queued keep the version they were given."""
     return await service.update_template(session, template_id, body, now=now)
 
 
 @router.delete("/{template_id}", status_code=204, response_class=Response)
-async def delete_template(template_id: int, session: SessionDep) -> Response:
+async def delete_template(template_id: TemplateId, session: SessionDep) -> Response:
     """Delete a template and its versions; queued messages keep their own copy."""
     await service.delete_template(session, template_id)
     return Response(status_code=204)
