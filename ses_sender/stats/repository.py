@@ -126,27 +126,33 @@ async def request_facts(
     transaction ends (PostgreSQL; SQLite transactions are serial), in id order, so that two
     transactions counting overlapping requests wait for each other instead of deadlocking.
 
-    One statement a chunk, rows and events joined: this runs twice in every counted change (a
-    worker's batch of sends, a batch of SNS notifications), where each round trip shows."""
+    The lock is taken by a statement of its own, before the facts are read: under READ
+    COMMITTED a statement that waited for a lock re-reads the locked row but not the events
+    joined to it, and would miss an event the other transaction committed (and count it again).
+    One statement a chunk reads rows and events joined: this runs twice in every counted change
+    (a worker's batch of sends, a batch of SNS notifications), where each round trip shows."""
     ordered = sorted(request_ids)
     found: list[RequestFacts] = []
     for start in range(0, len(ordered), _IDS_PER_QUERY):
-        rows = await session.execute(
-            _facts_with_events(lock), {"b_ids": ordered[start : start + _IDS_PER_QUERY]}
-        )
-        found.extend(_group_facts(rows))
+        ids = {"b_ids": ordered[start : start + _IDS_PER_QUERY]}
+        if lock:
+            await session.execute(_LOCK_REQUESTS, ids)
+        found.extend(_group_facts(await session.execute(_FACTS_WITH_EVENTS, ids)))
     return found
 
 
-@functools.cache
-def _facts_with_events(lock: bool) -> Any:
-    query = (
-        select(*_FACT_COLUMNS, Result.status, Result.occurred_at)
-        .outerjoin(Result, Result.request_id == Request.id)
-        .where(Request.id.in_(bindparam("b_ids", expanding=True)))
-        .order_by(Request.id)
-    )
-    return query.with_for_update(of=Request) if lock else query
+_LOCK_REQUESTS = (
+    select(Request.id)
+    .where(Request.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(Request.id)
+    .with_for_update()
+)
+_FACTS_WITH_EVENTS = (
+    select(*_FACT_COLUMNS, Result.status, Result.occurred_at)
+    .outerjoin(Result, Result.request_id == Request.id)
+    .where(Request.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(Request.id)
+)
 
 
 def _group_facts(rows: Iterable[Any]) -> list[RequestFacts]:

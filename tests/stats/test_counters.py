@@ -169,6 +169,7 @@ class RandomRun:
         token = self.runtime.tokens.for_open(self.random.choice(self.request_ids))
         response = await self.client.get("/v1/events/open", params={"t": token})
         assert response.status_code == 200
+        await self.runtime.hits.settle()  # written after the answer: let this step end there
 
     async def unsubscribe(self) -> None:
         async with self.runtime.sessionmaker() as session, session.begin():
