@@ -117,7 +117,9 @@ async def test_rows_another_worker_took_over_are_not_sent_by_the_worker_cut_off(
         async def cut_off_worker_back() -> bool:
             return "no longer this worker's" in cut_off.output() or not held
 
-        await wait_until(cut_off_worker_back, "the cut-off worker back at the database")
+        await wait_until(
+            cut_off_worker_back, "the cut-off worker back at the database", within_s=120
+        )
         assert await cut_off.stop() == 0, cut_off.output()
         assert await other.stop() == 0, other.output()
     await settled(ses_stub)
