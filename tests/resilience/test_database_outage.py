@@ -113,13 +113,9 @@ async def test_rows_another_worker_took_over_are_not_sent_by_the_worker_cut_off(
         # The other worker sends the rest, and, once their lease ran out, the cut-off worker's.
         await wait_until(campaign_sent, "the campaign sent by the other worker", within_s=150)
         await outage.end()
-
-        async def cut_off_worker_back() -> bool:
-            return "no longer this worker's" in cut_off.output() or not held
-
-        await wait_until(
-            cut_off_worker_back, "the cut-off worker back at the database", within_s=120
-        )
+        # Stopped with the database back, the cut-off worker writes what it still holds (or it
+        # would exit 1): whether its lease renewal or its recorder reaches the database first
+        # is a race with no log line to wait for.
         assert await cut_off.stop() == 0, cut_off.output()
         assert await other.stop() == 0, other.output()
     await settled(ses_stub)
