@@ -7,7 +7,7 @@ redirect, GET), which says what was done.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -33,6 +33,7 @@ from ses_sender.dashboard.sessions import (
     SESSION_MAX_AGE_S,
     SIGN_IN_COOKIE,
     SIGN_IN_MAX_AGE_S,
+    SignedIn,
     new_form_token,
     tokens_match,
 )
@@ -135,11 +136,10 @@ async def overview_page(
     done: str | None = None,
 ) -> Response:
     overview = await service.overview(session, account, now=now)
-    return pages.render(
+    return _signed_in_page(
         "overview.html",
-        language=language,
-        csrf=signed_in.csrf_token,
-        signed_in=True,
+        signed_in,
+        language,
         active="overview",
         overview=overview,
         chart=service.chart_points(overview.timeline),
@@ -164,11 +164,10 @@ async def topics_page(
     signed_in: SignedInDep, language: LanguageDep, session: SessionDep, cursor: str | None = None
 ) -> Response:
     found = await service.topics(session, cursor=cursor)
-    return pages.render(
+    return _signed_in_page(
         "topics.html",
-        language=language,
-        csrf=signed_in.csrf_token,
-        signed_in=True,
+        signed_in,
+        language,
         active="topics",
         topics=found.topics,
         next_url=(
@@ -205,11 +204,10 @@ async def topic_page(
     count: int = 0,
 ) -> Response:
     view = await service.topic(session, id, bucket=bucket, now=now)
-    return pages.render(
+    return _signed_in_page(
         "topic.html",
-        language=language,
-        csrf=signed_in.csrf_token,
-        signed_in=True,
+        signed_in,
+        language,
         active="topics",
         view=view,
         chart=service.chart_points(view.timeline),
@@ -258,11 +256,10 @@ async def suppressions_page(
     missing: str | None = None,
 ) -> Response:
     found = await service.suppressions(session, search=q, cursor=cursor)
-    return pages.render(
+    return _signed_in_page(
         "suppressions.html",
-        language=language,
-        csrf=signed_in.csrf_token,
-        signed_in=True,
+        signed_in,
+        language,
         active="suppressions",
         page=found,
         search=q or "",
@@ -295,11 +292,10 @@ async def webhooks_page(
     signed_in: SignedInDep, language: LanguageDep, session: SessionDep
 ) -> Response:
     found, failures = await service.webhook_list(session)
-    return pages.render(
+    return _signed_in_page(
         "webhooks.html",
-        language=language,
-        csrf=signed_in.csrf_token,
-        signed_in=True,
+        signed_in,
+        language,
         active="webhooks",
         webhooks=found,
         failures=failures,
@@ -328,4 +324,19 @@ async def refuse_without_csrf(request: Request, exc: Exception) -> Response:
         language=language_of(request),
         status_code=403,
         signed_in=False,
+    )
+
+
+def _signed_in_page(
+    template: str, signed_in: SignedIn, language: str, *, active: str, **context: Any
+) -> Response:
+    """A page behind the sign-in: its forms carry the session's CSRF token, the menu marks
+    `active`."""
+    return pages.render(
+        template,
+        language=language,
+        csrf=signed_in.csrf_token,
+        signed_in=True,
+        active=active,
+        **context,
     )

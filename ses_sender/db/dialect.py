@@ -83,3 +83,9 @@ async def database_time(session: AsyncSession) -> float | None:
     if session.get_bind().dialect.name != "postgresql":
         return None
     return float(await session.scalar(text("SELECT extract(epoch FROM clock_timestamp())")))
+
+
+def locks_rows(session: AsyncSession) -> bool:
+    """Whether `SELECT … FOR UPDATE` locks anything: PostgreSQL's does; an SQLite transaction
+    already holds the whole database (`BEGIN IMMEDIATE`, db/engine.py)."""
+    return session.get_bind().dialect.name == "postgresql"

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.dialect import insert_for, insert_for_dialect
+from ses_sender.db.dialect import insert_for, insert_for_dialect, locks_rows
 from ses_sender.models import (
     CounterScope,
     EventType,
@@ -135,7 +135,7 @@ async def request_facts(
     found: list[RequestFacts] = []
     for start in range(0, len(ordered), _IDS_PER_QUERY):
         ids = {"b_ids": ordered[start : start + _IDS_PER_QUERY]}
-        if lock:
+        if lock and locks_rows(session):
             await session.execute(_LOCK_REQUESTS, ids)
         found.extend(_group_facts(await session.execute(_FACTS_WITH_EVENTS, ids)))
     return found

@@ -82,20 +82,32 @@ class HitRecorder:
             ):
                 await service.record_hits(session, batch, judge=self._judge, now=self._clock.now())
         except Exception as error:
-            if len(batch) == 1:
-                self._lost(batch[0], error)
-                return
-            log.info("a batch of %d hits failed (%r); recording them one by one", len(batch), error)
-            for hit in batch:
-                await self._write([hit])
+            if database.is_outage(error):
+                # One by one would fail alike: one line for the batch, not one per hit.
+                self._lost_to_outage(batch, error)
+            elif len(batch) == 1:
+                log.exception(
+                    "recording a %s of request %s failed", batch[0].kind, batch[0].request_id
+                )
+            else:
+                log.info(
+                    "a batch of %d hits failed (%r); recording them one by one", len(batch), error
+                )
+                for hit in batch:
+                    await self._write([hit])
 
     @staticmethod
-    def _lost(hit: Hit, error: Exception) -> None:
-        if database.is_outage(error):
-            what = "an open" if hit.kind is EventType.OPEN else "a click"
-            log.warning(
-                "%s was not recorded: database unavailable: %s", what, database.describe(error)
-            )
-            instruments.DATABASE_UNAVAILABLE.labels(hit.kind.lower()).inc()
-        else:
-            log.exception("recording a %s of request %s failed", hit.kind, hit.request_id)
+    def _lost_to_outage(batch: list[Hit], error: Exception) -> None:
+        opens = sum(hit.kind is EventType.OPEN for hit in batch)
+        clicks = len(batch) - opens
+        lost = [("an open" if opens == 1 else f"{opens} opens", opens, "open")] if opens else []
+        lost += (
+            [("a click" if clicks == 1 else f"{clicks} clicks", clicks, "click")] if clicks else []
+        )
+        what = " and ".join(words for words, _count, _label in lost)
+        verb = "was" if len(batch) == 1 else "were"
+        log.warning(
+            "%s %s not recorded: database unavailable: %s", what, verb, database.describe(error)
+        )
+        for _words, count, label in lost:
+            instruments.DATABASE_UNAVAILABLE.labels(label).inc(count)
