@@ -36,6 +36,7 @@ class Campaign:
     topic_id: str
     subject: str
     html: str
+    text: str | None  # None: the service derives it from the HTML
     scheduled_at: str | None
     recipients: Path
     column: str
@@ -94,6 +95,7 @@ def idempotency_key(campaign: Campaign, chunk: Chunk) -> str:
         campaign.scheduled_at or "",
         str(chunk.index),
         "\n".join(chunk.emails),
+        *([] if campaign.text is None else [hashlib.sha256(campaign.text.encode()).hexdigest()]),
     ):
         digest.update(part.encode())
         digest.update(b"\0")
@@ -107,6 +109,8 @@ def _body(campaign: Campaign, chunk: Chunk) -> bytes:
         "subject": campaign.subject,
         "content": campaign.html,
     }
+    if campaign.text is not None:
+        message["text"] = campaign.text
     if campaign.scheduled_at is not None:
         message["scheduledAt"] = campaign.scheduled_at
     return json.dumps({"messages": [message]}, ensure_ascii=False).encode()

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
-from ses_sender.models import Request, RequestStatus
+from ses_sender.models import Content, Request, RequestStatus
 from tests.support.cli import run_cli_within
 from tests.support.cutting_proxy import CuttingProxy
 from tests.support.ports import free_port
@@ -87,10 +87,12 @@ async def test_send_queues_every_address_once_and_shows_the_topic(
     service: RunningService, runtime: Runtime, mail: Path, tmp_path: Path
 ) -> None:
     recipients = write_csv(tmp_path / "list.csv", people(ADDRESSES))
+    text = tmp_path / "mail.txt"
+    text.write_text("Spring sale: everything 20% off.\n", encoding="utf-8")
 
     done = await cli(
         tmp_path,
-        *send_args("spring", mail, recipients),
+        *send_args("spring", mail, recipients, "--text", str(text)),
         SES_SENDER_URL=service.url,
         SES_SENDER_API_KEY=SERVICE_KEY,
     )
@@ -99,6 +101,11 @@ async def test_send_queues_every_address_once_and_shows_the_topic(
     assert f"queued {ADDRESSES} emails in 3 chunks" in done.stdout
     assert f"of {ADDRESSES} done" in done.stdout  # the topic's progress, at the end
     assert sorted(await recipients_of(runtime, "spring")) == sorted(people(ADDRESSES))
+    async with runtime.sessionmaker() as session:
+        texts = await session.scalars(
+            select(Content.text).join(Request).where(Request.topic_id == "spring").distinct()
+        )
+        assert list(texts) == ["Spring sale: everything 20% off.\n"]
 
 
 async def test_an_interrupted_send_resumes_without_duplicates(
