@@ -183,7 +183,9 @@ class TestQueueing:
         await create_webhook(client, "https://hooks.example.com/")
         # Claimed, sent, but its outcome not recorded yet: SES's event arrives first, untagged.
         request_id = await add_request(runtime, message_id=None, status=RequestStatus.PROCESSING)
-        await ingest(runtime, ses_message("Send", at=clock.now(), identity=False))
+        bounced_at = clock.now() - timedelta(seconds=5)
+        message = ses_message("Bounce", at=bounced_at, identity=False)
+        await ingest(runtime, message)
         assert await deliveries(runtime) == []  # not ours yet: maybe not ours at all
 
         async with runtime.sessionmaker() as session, session.begin():
@@ -193,9 +195,16 @@ class TestQueueing:
                 session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
             )
 
+        # What the event carried is read back from where it is kept once per SNS message.
         (queued,) = await deliveries(runtime)
-        assert queued.event_type == "Send"
-        assert json.loads(queued.payload)["requestId"] == request_id
+        assert json.loads(queued.payload) == {
+            "type": "Bounce",
+            "requestId": request_id,
+            "topicId": "t1",
+            "email": RECIPIENT,
+            "time": bounced_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "details": json.loads(message)["bounce"],
+        }
 
     async def test_our_open_pixel_is_posted_as_open(
         self,
