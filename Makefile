@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-personal-ingest bench-sns bench-paused bench-throughput bench-compose bench-pacing bench-feedback bench-stats bench-ingest-vs-send bench-redirect lock clean
+.PHONY: run test test-fast lint typecheck migrate bench-ingest bench-personal-ingest bench-sns bench-paused bench-throughput bench-compose bench-pacing bench-feedback bench-stats bench-ingest-vs-send bench-redirect bench-storage lock clean
 
 # Tests run in parallel (pytest-xdist), each worker with databases of its own. More workers
 # than CPUs: many tests spend their time waiting on a worker process, a poll or a clock.
@@ -79,6 +79,9 @@ bench-ingest-vs-send: $(STAMP)
 
 bench-redirect: $(STAMP)
 	$(BIN)/python -m bench.redirect
+
+bench-storage: $(STAMP)
+	$(BIN)/python -m bench.storage
 
 # Re-pin after changing pyproject.toml's ranges.
 lock:

@@ -37,6 +37,7 @@ from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.pause_gate import PauseGate
+from ses_sender.delivery.ports import HousekeepingJob
 from ses_sender.delivery.recorder import Recorder
 from ses_sender.delivery.retry import RetryPolicy
 from ses_sender.delivery.schedule import DatabaseSchedule
@@ -66,6 +67,7 @@ from ses_sender.ses_events.dependencies import FETCHER, INGESTER, VERIFIER
 from ses_sender.ses_events.endpoints import router as ses_events_router
 from ses_sender.ses_events.hooks import SesEventHooks
 from ses_sender.ses_events.ingester import Ingester
+from ses_sender.ses_events.retention import PruneEventPayloads
 from ses_sender.ses_events.sns import CertificateStore, HttpsFetcher, SnsVerifier
 from ses_sender.ses_events.topics import TrustedTopics
 from ses_sender.stats.endpoints import router as stats_router
@@ -374,6 +376,17 @@ def guardrail_limits(runtime: Runtime) -> Limits:
     )
 
 
+def retention_jobs(settings: Settings) -> list[HousekeepingJob]:
+    """The housekeeping jobs that delete what is kept for a while only."""
+    jobs: list[HousekeepingJob] = [
+        ExpireIdempotencyKeys(timedelta(hours=settings.idempotency_key_ttl_hours)),
+        PruneWebhookDeliveries(timedelta(days=settings.webhook_delivery_retention_days)),
+    ]
+    if settings.event_raw_retention_days:  # 0 keeps them
+        jobs.append(PruneEventPayloads(timedelta(days=settings.event_raw_retention_days)))
+    return jobs
+
+
 def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
     """What runs beside the email worker: its housekeeping, the reputation guardrail and
     webhook delivery."""
@@ -384,12 +397,7 @@ def build_side_tasks(runtime: Runtime) -> dict[str, SideTask]:
         runtime.sessionmaker,
         evidence=hooks,
         counter=stats,
-        jobs=[
-            hooks,
-            stats,
-            ExpireIdempotencyKeys(timedelta(hours=settings.idempotency_key_ttl_hours)),
-            PruneWebhookDeliveries(timedelta(days=settings.webhook_delivery_retention_days)),
-        ],
+        jobs=[hooks, stats, *retention_jobs(settings)],
         clock=runtime.clock,
     )
     guardrail = GuardrailMonitor(

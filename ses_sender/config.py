@@ -135,6 +135,8 @@ class Settings(BaseSettings):
         7, alias="WEBHOOK_DELIVERY_RETENTION_DAYS", ge=1, le=3_650
     )
     idempotency_key_ttl_hours: int = Field(24, alias="IDEMPOTENCY_KEY_TTL_HOURS", ge=1, le=87_600)
+    # 0 keeps them for ever.
+    event_raw_retention_days: int = Field(30, alias="EVENT_RAW_RETENTION_DAYS", ge=0, le=3_650)
 
     # Requests
     max_recipients_per_request: int = Field(

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Integer, String, column, func, insert, select, table
+from sqlalchemy import Integer, String, Text, column, delete, func, insert, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +19,15 @@ from ses_sender.config import to_async_url
 from ses_sender.db.base import Base, UtcDateTime
 from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
-from ses_sender.models import Content, Outcome, Request, RequestStatus, Result, StopReason
+from ses_sender.models import (
+    Content,
+    EventPayload,
+    Outcome,
+    Request,
+    RequestStatus,
+    Result,
+    StopReason,
+)
 from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
 
@@ -72,6 +80,22 @@ async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]
         yield url
 
 
+# email_results as the revisions before 0015 have it: the SNS payload on every row.
+OLD_RESULTS = table(
+    "email_results",
+    column("id", Integer),
+    column("request_id", Integer),
+    column("status", String),
+    column("source", String),
+    column("sns_message_id", String),
+    column("ses_message_id", String),
+    column("recipient", String),
+    column("occurred_at", UtcDateTime()),
+    column("raw", Text),
+    column("created_at", UtcDateTime()),
+)
+
+
 def _migrate(url: str, revision: str, *, down: bool = False) -> None:
     (command.downgrade if down else command.upgrade)(alembic_config(url), revision)
 
@@ -109,13 +133,14 @@ async def test_0004_keeps_the_event_log_and_backfills_outcomes(fresh_database_ur
                     )
                 )
             await connection.execute(
-                insert(Result).values(
+                insert(OLD_RESULTS).values(
                     request_id=1,
                     status="Complaint",
                     source="ses",
                     sns_message_id="sns-1",
                     recipient="u1@example.com",
                     occurred_at=at,
+                    raw="{}",
                     created_at=at,
                 )
             )
@@ -209,13 +234,14 @@ async def test_0007_gives_the_lease_the_hold_and_the_stop_reason_columns_of_thei
                     )
                 )
             await connection.execute(
-                insert(Result).values(
+                insert(OLD_RESULTS).values(
                     request_id=1,
                     status="Delivery",
                     source="ses",
                     sns_message_id="sns-1",
                     recipient="u1@example.com",
                     occurred_at=at,
+                    raw="{}",
                     created_at=at,
                 )
             )
@@ -301,13 +327,14 @@ async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
                 )
             for sns_id, event in (("sns-1", "Delivery"), ("sns-2", "Open"), ("sns-3", "Open")):
                 await connection.execute(
-                    insert(Result).values(
+                    insert(OLD_RESULTS).values(
                         request_id=1,
                         status=event,
                         source="ses",
                         sns_message_id=sns_id,
                         recipient="a@gmail.com",
                         occurred_at=at,
+                        raw="{}",
                         created_at=at,
                     )
                 )
@@ -328,3 +355,62 @@ async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
     assert (sale.result.outcomes.delivered, sale.result.outcomes.sent) == (1, 1)
     assert sorted(topic.topic_id for topic in topics.topics) == ["news", "sale"]
     await asyncio.to_thread(_migrate, fresh_database_url, "0007", down=True)
+
+
+async def test_0015_keeps_each_sns_payload_once_and_gives_it_back_on_the_way_down(
+    fresh_database_url: str,
+) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0012")
+    engine = create_engine(to_async_url(fresh_database_url))
+    at = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    later = datetime(2026, 1, 5, 10, 5, tzinfo=UTC)
+    bounce = '{"eventType":"Bounce","recipients":3}'
+    delivery = '{"eventType":"Delivery"}'
+    # (sns message id, recipient, raw, received): a bounce naming three, a delivery, our open.
+    rows = [
+        ("sns-1", "a@example.com", bounce, at),
+        ("sns-1", "b@example.com", bounce, at),
+        ("sns-1", "c@example.com", bounce, at),
+        ("sns-2", "a@example.com", delivery, later),
+        (None, "a@example.com", "{}", later),
+    ]
+    try:
+        async with engine.begin() as connection:
+            for number, (sns_id, recipient, raw, received) in enumerate(rows, start=1):
+                await connection.execute(
+                    insert(OLD_RESULTS).values(
+                        id=number,
+                        status="Open" if sns_id is None else "Bounce",
+                        source="tracking" if sns_id is None else "ses",
+                        sns_message_id=sns_id,
+                        recipient=recipient,
+                        occurred_at=at,
+                        raw=raw,
+                        created_at=received,
+                    )
+                )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0015")
+
+        async with engine.begin() as connection:
+            payloads = (await connection.execute(select(EventPayload))).all()
+            events = (
+                await connection.execute(
+                    select(Result.id, Result.sns_message_id, Result.recipient).order_by(Result.id)
+                )
+            ).all()
+            # Pruned before the way down: its rows get the old schema's empty payload.
+            await connection.execute(
+                delete(EventPayload).where(EventPayload.sns_message_id == "sns-2")
+            )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0012", down=True)
+
+        async with engine.begin() as connection:
+            given_back = (
+                await connection.execute(select(OLD_RESULTS.c.id, OLD_RESULTS.c.raw))
+            ).all()
+    finally:
+        await engine.dispose()
+
+    assert sorted(payloads) == [("sns-1", bounce, at), ("sns-2", delivery, later)]
+    assert events == [(number, sns_id, to) for number, (sns_id, to, _r, _at) in enumerate(rows, 1)]
+    assert dict(given_back) == {1: bounce, 2: bounce, 3: bounce, 4: "{}", 5: "{}"}

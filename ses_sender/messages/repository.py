@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import CursorResult, Table, delete, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.dialect import allocate_ids, bound, bulk_insert, insert_for
+from ses_sender.db.pruning import delete_some
 from ses_sender.messages.addresses import Recipient
 from ses_sender.models import Attachment as AttachmentRow
 from ses_sender.models import Content, IdempotencyKey, Request, RequestStatus
@@ -180,15 +181,10 @@ async def delete_answered_idempotency_keys(
     session: AsyncSession, *, created_before: datetime, limit: int
 ) -> int:
     """Up to `limit` keys answered and created before `created_before`; how many went."""
-    doomed = (
-        select(IdempotencyKey.key)
-        .where(IdempotencyKey.created_at < created_before, IdempotencyKey.status_code != 0)
-        .limit(limit)
+    return await delete_some(
+        session,
+        IdempotencyKey.key,
+        IdempotencyKey.created_at < created_before,
+        IdempotencyKey.status_code != 0,
+        limit=limit,
     )
-    result = cast(
-        CursorResult[tuple[()]],
-        await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.key.in_(doomed.scalar_subquery()))
-        ),
-    )
-    return result.rowcount

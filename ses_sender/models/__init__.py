@@ -4,7 +4,7 @@ from ses_sender.models.content import Attachment, Content
 from ses_sender.models.health import HealthCheck
 from ses_sender.models.idempotency import IdempotencyKey
 from ses_sender.models.request import Outcome, Request, RequestStatus, StopReason
-from ses_sender.models.result import EventType, Result, ResultSource
+from ses_sender.models.result import EventPayload, EventType, Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
 from ses_sender.models.sns_topic import TrustedTopic
@@ -19,6 +19,7 @@ __all__ = [
     "Content",
     "CounterScope",
     "DeliveryStatus",
+    "EventPayload",
     "EventType",
     "HealthCheck",
     "IdempotencyKey",

@@ -34,11 +34,27 @@ class ResultSource(enum.StrEnum):
     TRACKING = "tracking"  # our own pixel, unsubscribe link (and later links)
 
 
+class EventPayload(Base):
+    """The SES event an SNS message carried, as it came: stored once per message, however many
+    recipients it names, and pruned after `EVENT_RAW_RETENTION_DAYS`.
+
+    The event log's rows refer to it by SNS message id without a foreign key: they outlive it,
+    and their own (SNS message id, recipient) key keeps a redelivery from being stored again.
+    """
+
+    __tablename__ = "event_payloads"
+
+    sns_message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class Result(Base):
     """The event log: one row per event and recipient, whatever its source.
 
     An SNS message whose event names several recipients (one bounce for three addresses) is
     stored as one row per recipient, so the SNS message id is unique only with the recipient.
+    What it carried is stored once, in `EventPayload`.
     """
 
     __tablename__ = "email_results"
@@ -56,7 +72,6 @@ class Result(Base):
     # an SES event that names nobody.
     recipient: Mapped[str | None] = mapped_column(String(998))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    raw: Mapped[str] = mapped_column(Text, default="{}")
     # Our own opens and clicks: the link followed (a click), and whether a person or a machine
     # (a mail privacy proxy, a link scanner) made the event, and why we think so.
     url: Mapped[str | None] = mapped_column(Text)

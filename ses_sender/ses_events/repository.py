@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -21,10 +21,19 @@ from sqlalchemy.sql import Update
 
 from ses_sender.db.base import UtcDateTime
 from ses_sender.db.dialect import insert_for, insert_for_dialect
-from ses_sender.models import EventType, Request, Result, ResultSource, TrustedTopic
+from ses_sender.db.pruning import delete_some
+from ses_sender.models import (
+    EventPayload,
+    EventType,
+    Request,
+    Result,
+    ResultSource,
+    TrustedTopic,
+)
 
 _requests = cast(Table, Request.__table__)
 _results = cast(Table, Result.__table__)
+_payloads = cast(Table, EventPayload.__table__)
 
 _REQUEST_COLUMNS = (_requests.c.id, _requests.c.recipient_key, _requests.c.topic_id)
 _REQUESTS_BY_ID = select(*_REQUEST_COLUMNS).where(
@@ -60,8 +69,16 @@ class EventRow:
     status: str
     ses_message_id: str
     occurred_at: datetime
-    raw: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRow:
+    """The SES event one SNS message carried, as it came."""
+
+    sns_message_id: str
+    raw: str
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +139,6 @@ async def insert_results_once(
                 "ses_message_id": row.ses_message_id,
                 "recipient": row.recipient,
                 "occurred_at": row.occurred_at,
-                "raw": row.raw,
                 "created_at": row.created_at,
             }
             for row in rows
@@ -137,6 +153,45 @@ def _insert_results_once(dialect: str) -> Any:
         insert_for_dialect(dialect, _results)
         .on_conflict_do_nothing(index_elements=[_results.c.sns_message_id, _results.c.recipient])
         .returning(_results.c.sns_message_id, _results.c.recipient)
+    )
+
+
+async def insert_payloads_once(session: AsyncSession, rows: Sequence[PayloadRow]) -> None:
+    """Store each message's payload unless it is stored already."""
+    if rows:
+        await session.execute(
+            _insert_payloads_once(session.get_bind().dialect.name),
+            [asdict(row) for row in rows],
+        )
+
+
+@functools.cache
+def _insert_payloads_once(dialect: str) -> Any:
+    return insert_for_dialect(dialect, _payloads).on_conflict_do_nothing(
+        index_elements=[_payloads.c.sns_message_id]
+    )
+
+
+async def payloads(session: AsyncSession, sns_message_ids: Collection[str]) -> dict[str, str]:
+    """The payloads still kept of these messages, by SNS message id."""
+    if not sns_message_ids:
+        return {}
+    rows = await session.execute(
+        select(EventPayload.sns_message_id, EventPayload.raw).where(
+            EventPayload.sns_message_id.in_(sns_message_ids)
+        )
+    )
+    return dict(rows.all())
+
+
+async def delete_payloads(session: AsyncSession, *, received_before: datetime, limit: int) -> int:
+    """Up to `limit` payloads received before `received_before`, oldest first; how many went."""
+    return await delete_some(
+        session,
+        EventPayload.sns_message_id,
+        EventPayload.received_at < received_before,
+        limit=limit,
+        first=EventPayload.received_at,
     )
 
 
@@ -160,9 +215,9 @@ async def message_ids_with_waiting_results(
 
 async def adopt_waiting_results(
     session: AsyncSession, request_id: int, ses_message_id: str
-) -> Sequence[tuple[str, str]]:
+) -> list[str]:
     """Attach events for this request's recipient that arrived before its send was recorded;
-    their (status, raw)."""
+    the SNS messages they came in."""
     recipient = select(Request.recipient_key).where(Request.id == request_id).scalar_subquery()
     adopted = await session.execute(
         update(Result)
@@ -172,9 +227,9 @@ async def adopt_waiting_results(
             Result.recipient == recipient,
         )
         .values(request_id=request_id)
-        .returning(Result.status, Result.raw)
+        .returning(Result.sns_message_id)
     )
-    return [(status, raw) for status, raw in adopted]
+    return [sns_message_id for sns_message_id in adopted.scalars() if sns_message_id]
 
 
 async def update_summaries(session: AsyncSession, changes: Sequence[SummaryChange]) -> None:

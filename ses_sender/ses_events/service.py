@@ -17,7 +17,7 @@ from ses_sender.errors import InvalidInput
 from ses_sender.messages.addresses import recipient_key
 from ses_sender.models import EventType, Outcome
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import EventRow, RequestRef, SummaryChange
+from ses_sender.ses_events.repository import EventRow, PayloadRow, RequestRef, SummaryChange
 from ses_sender.ses_events.schemas import (
     SesEvent,
     SesEventError,
@@ -132,8 +132,9 @@ async def ingest_notification(
 async def ingest_notifications(
     session: AsyncSession, batch: Sequence[Received], *, soft_bounces: SoftBounceRule
 ) -> list[Ingested]:
-    """Store each event once per recipient it names, apply it to each recipient's request, and
-    suppress the addresses it says to, all in the caller's transaction; each one's outcome.
+    """Store each event once per recipient it names (what it carried once per SNS message),
+    apply it to each recipient's request, and suppress the addresses it says to, all in the
+    caller's transaction; each one's outcome.
 
     The statements serve the whole batch (see repository.py), so the batch behaves as its
     notifications would in concurrent transactions: none sees what another changes in its
@@ -180,8 +181,8 @@ def _mail_event(received: Received) -> _MailEvent | None:
 async def _store(
     session: AsyncSession, events: Sequence[_MailEvent], found: Sequence[dict[str, RequestRef]]
 ) -> list[_Stored]:
-    """Store each event once per recipient key (`found`: the requests each is about); those
-    stored now, for the recipients that were."""
+    """Store each event once per recipient key (`found`: the requests each is about), and its
+    payload once; those stored now, for the recipients that were."""
     stored = await repository.insert_results_once(
         session,
         [
@@ -190,11 +191,24 @@ async def _store(
             for recipient in event.recipients
         ],
     )
-    return [
+    new = [
         _Stored(event, recipients, requests)
         for event, requests in zip(events, found, strict=True)
         if (recipients := [r for r in event.recipients if (event.sns_message_id, r) in stored])
     ]
+    # Only for events stored now: a redelivery after its payload was pruned stores nothing.
+    await repository.insert_payloads_once(
+        session,
+        [
+            PayloadRow(
+                item.event.sns_message_id,
+                item.event.received.notification.message,
+                item.event.received.now,
+            )
+            for item in new
+        ],
+    )
+    return new
 
 
 async def _act_on(
@@ -240,7 +254,6 @@ def _row(event: _MailEvent, recipient: str, request: RequestRef | None) -> Event
         status=result_status(event.event),
         ses_message_id=event.ses_message_id,
         occurred_at=event.occurred_at,
-        raw=event.received.notification.message,
         created_at=event.received.now,
     )
 
@@ -263,10 +276,18 @@ async def adopt_waiting_events(
         adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
         if not adopted:
             return
+        kept = await repository.payloads(session, adopted)
+        if pruned := len(adopted) - len(kept):
+            log.warning(
+                "%d events of message %s waited longer than EVENT_RAW_RETENTION_DAYS for their "
+                "send: attached, unapplied",
+                pruned,
+                ses_message_id,
+            )
         request = (await repository.requests_by_ids(session, [request_id]))[request_id]
         await _apply(
             session,
-            [_Applied(request, parse_ses_event(raw), now) for _status, raw in adopted],
+            [_Applied(request, parse_ses_event(raw), now) for raw in kept.values()],
             soft_bounces=soft_bounces,
         )
 

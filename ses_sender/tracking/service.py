@@ -144,7 +144,6 @@ async def record_hits(
                 "source": ResultSource.TRACKING,
                 "recipient": facts[hit.request_id].recipient_key,
                 "occurred_at": hit.at,
-                "raw": "{}",
                 "created_at": now,
                 "url": hit.url,
                 "machine": verdict.machine,

@@ -55,7 +55,6 @@ def log_unsubscribe(
             source=ResultSource.TRACKING,
             recipient=recipient_key,
             occurred_at=now,
-            raw="{}",
             created_at=now,
         )
     )

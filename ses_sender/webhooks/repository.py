@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.db.pruning import delete_some
 from ses_sender.db.queue import claim_statement
 from ses_sender.models import DeliveryStatus, Request, Webhook, WebhookDelivery
 
@@ -249,18 +250,10 @@ async def delete_finished_deliveries(
     session: AsyncSession, *, created_before: datetime, limit: int
 ) -> int:
     """Up to `limit` deliveries delivered or failed, queued before `created_before`."""
-    doomed = (
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
-            WebhookDelivery.created_at < created_before,
-        )
-        .limit(limit)
+    return await delete_some(
+        session,
+        WebhookDelivery.id,
+        WebhookDelivery.status.in_((DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)),
+        WebhookDelivery.created_at < created_before,
+        limit=limit,
     )
-    result = cast(
-        CursorResult[tuple[()]],
-        await session.execute(
-            delete(WebhookDelivery).where(WebhookDelivery.id.in_(doomed.scalar_subquery()))
-        ),
-    )
-    return result.rowcount

@@ -47,7 +47,6 @@ async def store_event(
                 source=source,
                 ses_message_id=message_id,
                 occurred_at=at,
-                raw="{}",
                 created_at=at,
             )
         )

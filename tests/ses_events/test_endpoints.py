@@ -31,7 +31,13 @@ from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, wai
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
 from tests.support.clock import FakeClock
 from tests.support.fakes import FakeFetch, RecordingFetcher
-from tests.support.rows import CLAIM_TOKEN, add_request, request_row, stored_results
+from tests.support.rows import (
+    CLAIM_TOKEN,
+    add_request,
+    request_row,
+    stored_payloads,
+    stored_results,
+)
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -175,7 +181,8 @@ async def test_delivery_with_our_tag_is_stored_and_applied(
     assert result.ses_message_id == SES_MESSAGE_ID
     assert result.recipient == RECIPIENT
     assert result.occurred_at == earlier(clock)
-    assert result.raw == message  # the signed Message, byte for byte
+    # The signed Message, byte for byte, once.
+    assert await stored_payloads(runtime) == {envelope["MessageId"]: message}
     assert result.created_at == clock.now()
     row = await request_row(runtime, request_id)
     assert row.delivered_at == earlier(clock)
@@ -1039,7 +1046,7 @@ async def test_real_aws_ses_vectors_are_kept_waiting(
         assert result.sns_message_id == envelope["MessageId"]
         assert result.ses_message_id == ses_message_id
         assert result.recipient == f"{kind.lower()}@simulator.amazonses.com"
-        assert result.raw == envelope["Message"]
+        assert await stored_payloads(runtime) == {envelope["MessageId"]: envelope["Message"]}
         assert fetch.calls == []
 
         again = await post(sns, (vectors_dir / name).read_bytes())

@@ -15,14 +15,14 @@ from ses_sender.composition import Runtime
 from ses_sender.errors import InvalidInput
 from ses_sender.models import EventType, Outcome, Request, RequestStatus, Suppression
 from ses_sender.ses_events import service
-from ses_sender.ses_events.schemas import parse_ses_event
+from ses_sender.ses_events.schemas import MAX_RECIPIENTS_PER_EVENT, parse_ses_event
 from ses_sender.ses_events.service import Ingested, Received
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.tracking.classify import RequestShape
 from ses_sender.tracking.service import Hit, record_hits
 from tests.support.clock import FakeClock
-from tests.support.rows import add_request, request_row, stored_results
+from tests.support.rows import add_request, request_row, stored_payloads, stored_results
 from tests.support.ses_events import (
     RECIPIENT,
     SES_MESSAGE_ID,
@@ -185,8 +185,8 @@ async def test_a_redelivered_sns_message_is_a_duplicate(runtime: Runtime, clock:
     assert await ingest(runtime, first, message_id=sns_id) is Ingested.STORED
     assert await ingest(runtime, second, message_id=sns_id) is Ingested.DUPLICATE
 
-    [result] = await stored_results(runtime)
-    assert result.raw == first
+    assert len(await stored_results(runtime)) == 1
+    assert await stored_payloads(runtime) == {sns_id: first}
     assert (await request_row(runtime, request_id)).delivered_at == minutes(clock, -5)
 
 
@@ -434,9 +434,26 @@ async def test_an_event_for_several_recipients_is_stored_once_per_recipient(
         ("bob@example.net", second, sns_id),
         ("eve@example.net", None, sns_id),
     ]
+    assert await stored_payloads(runtime) == {sns_id: message}  # once, not once per recipient
     for request_id in (first, second):
         row = await request_row(runtime, request_id)
         assert (row.bounced_at, row.outcome) == (minutes(clock, -1), Outcome.BOUNCED)
+
+
+async def test_an_event_naming_the_most_recipients_stores_what_it_carried_once(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    addresses = [f"user{number}@example.net" for number in range(MAX_RECIPIENTS_PER_EVENT)]
+    message = ses_message("Bounce", at=minutes(clock, -1), identity=True, **bounced(*addresses))
+    sns_id = str(uuid.uuid4())
+    copy = notification(message, sent_at=clock.now(), message_id=sns_id)
+
+    # SNS may post a message again before the first post is answered, or long after.
+    assert await ingest_batch(runtime, [copy, copy]) == [Ingested.STORED, Ingested.DUPLICATE]
+    assert await ingest(runtime, message, message_id=sns_id) is Ingested.DUPLICATE
+
+    assert len(await stored_results(runtime)) == MAX_RECIPIENTS_PER_EVENT
+    assert await stored_payloads(runtime) == {sns_id: message}
 
 
 async def test_stored_recipients_are_normalised_and_match_by_key(

@@ -66,7 +66,6 @@ async def log_event(runtime: Runtime, request_id: int, status: str) -> None:
                 status=status,
                 source=ResultSource.SES,
                 occurred_at=runtime.clock.now(),
-                raw="{}",
                 created_at=runtime.clock.now(),
             )
         )

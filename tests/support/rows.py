@@ -10,7 +10,15 @@ from sqlalchemy import select
 
 from ses_sender.composition import Runtime
 from ses_sender.messages.addresses import recipient_key
-from ses_sender.models import Content, Request, RequestStatus, Result, StopReason, Suppression
+from ses_sender.models import (
+    Content,
+    EventPayload,
+    Request,
+    RequestStatus,
+    Result,
+    StopReason,
+    Suppression,
+)
 from ses_sender.stats import service as stats
 from tests.support.ses_events import RECIPIENT, SES_MESSAGE_ID
 
@@ -208,6 +216,13 @@ async def request_row(runtime: Runtime, request_id: int) -> Request:
 async def stored_results(runtime: Runtime) -> list[Result]:
     async with runtime.sessionmaker() as session:
         return list((await session.scalars(select(Result).order_by(Result.id))).all())
+
+
+async def stored_payloads(runtime: Runtime) -> dict[str, str]:
+    """The SES events kept as SNS carried them, by SNS message id."""
+    async with runtime.sessionmaker() as session:
+        rows = await session.execute(select(EventPayload.sns_message_id, EventPayload.raw))
+        return dict(rows.all())
 
 
 async def suppressions(runtime: Runtime) -> dict[str, tuple[str, str | None]]:

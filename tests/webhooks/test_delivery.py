@@ -9,7 +9,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,18 @@ from tests.support.webhooks import (
 # -- what is queued -------------------------------------------------------------------------
 
 
+def bounce_document(request_id: int, bounced_at: datetime, message: str) -> dict[str, Any]:
+    """What a webhook receives for the bounce SES reported in `message`."""
+    return {
+        "type": "Bounce",
+        "requestId": request_id,
+        "topicId": "t1",
+        "email": RECIPIENT,
+        "time": bounced_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "details": json.loads(message)["bounce"],
+    }
+
+
 class TestQueueing:
     async def test_an_ses_event_is_queued_with_the_event_and_posted_signed(
         self,
@@ -77,14 +90,7 @@ class TestQueueing:
         assert received.headers["X-Ses-Sender-Timestamp"] == str(int(clock.now().timestamp()))
         assert received.headers["Content-Type"] == "application/json"
         assert received.delivery == str(queued.id)
-        assert received.document() == {
-            "type": "Bounce",
-            "requestId": request_id,
-            "topicId": "t1",
-            "email": RECIPIENT,
-            "time": bounced_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "details": json.loads(message)["bounce"],
-        }
+        assert received.document() == bounce_document(request_id, bounced_at, message)
         (delivered,) = await deliveries(runtime)
         assert (delivered.status, delivered.attempts) == (DeliveryStatus.DELIVERED, 1)
         assert delivered.delivered_at == clock.now()
@@ -183,7 +189,9 @@ class TestQueueing:
         await create_webhook(client, "https://hooks.example.com/")
         # Claimed, sent, but its outcome not recorded yet: SES's event arrives first, untagged.
         request_id = await add_request(runtime, message_id=None, status=RequestStatus.PROCESSING)
-        await ingest(runtime, ses_message("Send", at=clock.now(), identity=False))
+        bounced_at = clock.now() - timedelta(seconds=5)
+        message = ses_message("Bounce", at=bounced_at, identity=False)
+        await ingest(runtime, message)
         assert await deliveries(runtime) == []  # not ours yet: maybe not ours at all
 
         async with runtime.sessionmaker() as session, session.begin():
@@ -193,9 +201,9 @@ class TestQueueing:
                 session, request_id, SES_MESSAGE_ID, soft_bounces=SOFT_BOUNCES, now=clock.now()
             )
 
+        # What the event carried is read back from where it is kept once per SNS message.
         (queued,) = await deliveries(runtime)
-        assert queued.event_type == "Send"
-        assert json.loads(queued.payload)["requestId"] == request_id
+        assert json.loads(queued.payload) == bounce_document(request_id, bounced_at, message)
 
     async def test_our_open_pixel_is_posted_as_open(
         self,
