@@ -7,13 +7,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
+from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.models import EventType, ResultSource
+from ses_sender.templating import RenderError, recipient_context
 from ses_sender.tracking import repository
 from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
-from ses_sender.tracking.links import ClickLinks, Target
+from ses_sender.tracking.links import ClickLinks, LinkTemplate, Target, TrackedContent
 from ses_sender.tracking.repository import RecentClick, RequestFacts
 from ses_sender.tracking.tokens import ClickToken
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
@@ -33,9 +37,19 @@ class Destination:
     links_in_email: int
 
 
+@dataclass(frozen=True, slots=True)
+class _ContentLinks:
+    """A content's tracked links, as kept between clicks."""
+
+    tracked: TrackedContent
+    shared: dict[str, Any]  # the template data its recipients share; empty unless templated
+
+
 class LinkTargets:
     """Where each tracked link of a content leads, read from the stored content on its first
-    click and kept: the redirect reads no database while its content is cached."""
+    click and kept: the redirect reads no database while its content is cached, unless the
+    link is rendered for its recipient (its URL holds template tags), which reads the
+    recipient's stored data."""
 
     def __init__(
         self,
@@ -47,30 +61,65 @@ class LinkTargets:
         self._sessionmaker = sessionmaker
         self._links = links
         self._size = size
-        self._targets: OrderedDict[int, tuple[Target, ...]] = OrderedDict()
+        self._contents: OrderedDict[int, _ContentLinks] = OrderedDict()
 
     async def target(self, click: ClickToken) -> Destination | None:
-        """The link the token names, if its content still has it there."""
-        targets = self._targets.get(click.content_id)
-        if targets is None:
-            targets = await self._load(click.content_id)
+        """The link the token names, if its content still has it there and it still leads
+        where it led."""
+        content = self._contents.get(click.content_id)
+        if content is None:
+            content = await self._load(click.content_id)
         else:
-            self._targets.move_to_end(click.content_id)
-        if click.position >= len(targets):
+            self._contents.move_to_end(click.content_id)
+        links = content.tracked.links
+        if click.position >= len(links):
             return None
-        target = targets[click.position]
-        if target.fingerprint != click.fingerprint:
+        link = links[click.position]
+        target = (
+            await self._rendered(link, click, content.shared)
+            if isinstance(link, LinkTemplate)
+            else link
+        )
+        if target is None or target.fingerprint != click.fingerprint:
             return None
-        return Destination(target.url, target.location, len({t.url for t in targets}))
+        return Destination(target.url, target.location, content.tracked.distinct_links)
 
-    async def _load(self, content_id: int) -> tuple[Target, ...]:
+    async def _rendered(
+        self, link: LinkTemplate, click: ClickToken, shared: dict[str, Any]
+    ) -> Target | None:
+        """The link rendered again for the click's recipient, from their stored data."""
         async with self._sessionmaker() as session:
-            html = await repository.content_html(session, content_id)
-        targets = () if html is None else self._links.rewrite(html).targets
-        self._targets[content_id] = targets
-        if len(self._targets) > self._size:
-            self._targets.popitem(last=False)
-        return targets
+            recipient = await repository.recipient_data(session, click.request_id, click.content_id)
+        if recipient is None:
+            return None
+        context = recipient_context(
+            shared,
+            recipient.data,
+            email=recipient.recipient_key,
+            request_id=click.request_id,
+            unsubscribe_url=None,
+        )
+        try:
+            _url, target = link.render(context, self._links.untracked_prefix)
+        except RenderError:
+            return None
+        return target
+
+    async def _load(self, content_id: int) -> _ContentLinks:
+        async with self._sessionmaker() as session:
+            stored = await repository.content_links_source(session, content_id)
+        content = _ContentLinks(TrackedContent("", None, "", ()), {})
+        if stored is not None:
+            try:
+                tracked = self._links.track(stored.html, stored.text, templated=stored.templated)
+            except TemplateError:
+                pass  # no longer compiles: none of its emails was sent with links
+            else:
+                content = _ContentLinks(tracked, orjson.loads(stored.data) if stored.data else {})
+        self._contents[content_id] = content
+        if len(self._contents) > self._size:
+            self._contents.popitem(last=False)
+        return content
 
 
 @dataclass(frozen=True, slots=True)

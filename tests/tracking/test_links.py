@@ -101,14 +101,14 @@ def test_the_rewritten_html_parses_to_the_same_document_with_our_links() -> None
         '<p>Two <a href="https://a.example/2">2</a><br></p></div></body></html>'
     )
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
-    tracked = links.rewrite(html)
-    mine = links.urls(tracked.targets, request_id=9, content_id=4)
+    tracked = links.track(html, None, templated=False)
+    mine = links.recipient_links(tracked.links, request_id=9, content_id=4)
 
     filled = cut(tracked.html, tracked.slot).fill(mine)
 
     assert filled.startswith("<!DOCTYPE html><html><head><title>T</title></head><body>")
     document = LexborHTMLParser(filled)
-    assert [a.attrs["href"] for a in document.css("a")] == mine
+    assert [a.attrs["href"] for a in document.css("a")] == [mine(0), mine(1)]
     assert [a.attrs.get("class") for a in document.css("a")] == ["btn", None]
     assert [p.text() for p in document.css("p")] == ["One 1", "Two 2"]
 
@@ -126,10 +126,10 @@ def test_the_same_content_gives_the_same_targets_every_time() -> None:
 
 def test_each_recipients_links_differ_only_in_their_token() -> None:
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
-    tracked = links.rewrite('<a href="https://a.example/">a</a>')
+    tracked = links.track('<a href="https://a.example/">a</a>', None, templated=False)
 
-    [jane] = links.urls(tracked.targets, request_id=1, content_id=4)
-    [john] = links.urls(tracked.targets, request_id=2, content_id=4)
+    jane = links.recipient_links(tracked.links, request_id=1, content_id=4)(0)
+    john = links.recipient_links(tracked.links, request_id=2, content_id=4)(0)
 
     assert jane.startswith("https://mail.example.com/v1/c/")
     assert john.startswith("https://mail.example.com/v1/c/")
