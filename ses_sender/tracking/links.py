@@ -174,10 +174,11 @@ class ClickLinks:
                 if not 0 <= position < len(links):
                     raise RenderError(f"{LINK_FUNCTION}: no link {position}")
                 written = links[position]
+                # As plain text: from an HTML template it comes as Markup, which would go out
+                # unescaped, and whose every string operation escapes.
+                rendered = str(rendered)
                 target = (
-                    # As plain text: in an HTML template it comes as Markup, whose every
-                    # string operation escapes.
-                    _target(str(rendered), self.untracked_prefix)
+                    _target(rendered, self.untracked_prefix)
                     if isinstance(written, LinkTemplate)
                     else written
                 )
