@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import html as markup
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -268,8 +269,8 @@ class _StartTags(HTMLParser):
 
     def __init__(self, source: str) -> None:
         super().__init__(convert_charrefs=True)
-        self._line_starts = [0]
-        self._line_starts += [at + 1 for at, char in enumerate(source) if char == "\n"]
+        # Where each line starts: the tokenizer tells a tag's place as a line and a column.
+        self._line_starts = [0, *(newline.end() for newline in re.finditer("\n", source))]
         self.found: list[_StartTag] = []
         self.feed(source)
         self.close()

@@ -43,6 +43,7 @@ class _ContentLinks:
 
     tracked: TrackedContent
     shared: dict[str, Any]  # the template data its recipients share; empty unless templated
+    distinct_links: int
 
 
 class LinkTargets:
@@ -82,7 +83,7 @@ class LinkTargets:
         )
         if target is None or target.fingerprint != click.fingerprint:
             return None
-        return Destination(target.url, target.location, content.tracked.distinct_links)
+        return Destination(target.url, target.location, content.distinct_links)
 
     async def _rendered(
         self, link: LinkTemplate, click: ClickToken, shared: dict[str, Any]
@@ -108,14 +109,15 @@ class LinkTargets:
     async def _load(self, content_id: int) -> _ContentLinks:
         async with self._sessionmaker() as session:
             stored = await repository.content_links_source(session, content_id)
-        content = _ContentLinks(TrackedContent("", None, "", ()), {})
+        content = _ContentLinks(TrackedContent("", None, "", ()), {}, 0)
         if stored is not None:
             try:
                 tracked = self._links.track(stored.html, stored.text, templated=stored.templated)
             except TemplateError:
                 pass  # no longer compiles: none of its emails was sent with links
             else:
-                content = _ContentLinks(tracked, orjson.loads(stored.data) if stored.data else {})
+                shared = orjson.loads(stored.data) if stored.data else {}
+                content = _ContentLinks(tracked, shared, tracked.distinct_links)
         self._contents[content_id] = content
         if len(self._contents) > self._size:
             self._contents.popitem(last=False)
