@@ -58,6 +58,14 @@ async def fetch_as(client: httpx.AsyncClient, url: str, shape: RequestShape) -> 
     return await client.request(shape.method, url, headers=headers)
 
 
+def tampered(token: str, *, every: int) -> list[str]:
+    """`token` with one character changed, at every `every`th place."""
+    return [
+        token[:i] + ("B" if token[i] == "A" else "A") + token[i + 1 :]
+        for i in range(0, len(token), every)
+    ]
+
+
 def click_path(link: str) -> str:
     """The path of a tracked link in an email."""
     return "/v1/c/" + link.rsplit("/v1/c/", 1)[1]
