@@ -73,6 +73,7 @@ class StoredLinks:
 
 @dataclass(frozen=True, slots=True)
 class RecipientData:
+    content_id: int
     recipient_key: str
     data: str | None  # JSON, as stored
 
@@ -88,18 +89,16 @@ async def content_links_source(session: AsyncSession, content_id: int) -> Stored
     return None if row is None else StoredLinks(row.content, row.text, row.templated, row.data)
 
 
-async def recipient_data(
-    session: AsyncSession, request_id: int, content_id: int
-) -> RecipientData | None:
-    """The template data of the request, if it is one of the content's."""
+async def recipient_data(session: AsyncSession, request_id: int) -> RecipientData | None:
+    """What a request's templates were rendered with, besides its content's."""
     row = (
         await session.execute(
-            select(Request.recipient_key, Request.data).where(
-                Request.id == request_id, Request.content_id == content_id
+            select(Request.content_id, Request.recipient_key, Request.data).where(
+                Request.id == request_id
             )
         )
     ).one_or_none()
-    return None if row is None else RecipientData(row.recipient_key, row.data)
+    return None if row is None else RecipientData(row.content_id, row.recipient_key, row.data)
 
 
 async def clicks_since(

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from jinja2 import TemplateError
@@ -18,11 +18,12 @@ from ses_sender.templating import RenderError, recipient_context
 from ses_sender.tracking import repository
 from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
 from ses_sender.tracking.links import ClickLinks, LinkTemplate, Target, TrackedContent
-from ses_sender.tracking.repository import RecentClick, RequestFacts
+from ses_sender.tracking.repository import RecentClick, RecipientData, RequestFacts
 from ses_sender.tracking.tokens import ClickToken
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
 LINK_CACHE_SIZE = 1_024  # contents; a campaign's clicks all land on one
+RECIPIENT_CACHE_SIZE = 16_384  # recipients whose personal links were clicked lately
 # Clicks of one recipient this close together are one burst: a scanner follows every link of
 # an email within a second or two, a person reads between two clicks.
 BURST_WINDOW = timedelta(seconds=5)
@@ -46,11 +47,36 @@ class _ContentLinks:
     distinct_links: int
 
 
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+class _Kept(Generic[Key, Value]):
+    """The `size` values used last, by key."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: OrderedDict[Key, Value] = OrderedDict()
+
+    def get(self, key: Key) -> Value | None:
+        value = self._values.get(key)
+        if value is not None:
+            self._values.move_to_end(key)
+        return value
+
+    def keep(self, key: Key, value: Value) -> Value:
+        self._values[key] = value
+        if len(self._values) > self._size:
+            self._values.popitem(last=False)
+        return value
+
+
 class LinkTargets:
     """Where each tracked link of a content leads, read from the stored content on its first
-    click and kept: the redirect reads no database while its content is cached, unless the
-    link is rendered for its recipient (its URL holds template tags), which reads the
-    recipient's stored data."""
+    click and kept: the redirect reads no database while its content is cached. A link rendered
+    for its recipient (its URL holds template tags) also needs the recipient's stored data, read
+    on their first click and kept too: a scanner that follows every link of an email reads it
+    once."""
 
     def __init__(
         self,
@@ -61,17 +87,13 @@ class LinkTargets:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._links = links
-        self._size = size
-        self._contents: OrderedDict[int, _ContentLinks] = OrderedDict()
+        self._contents = _Kept[int, _ContentLinks](size)
+        self._recipients = _Kept[int, RecipientData](RECIPIENT_CACHE_SIZE)
 
     async def target(self, click: ClickToken) -> Destination | None:
         """The link the token names, if its content still has it there and it still leads
         where it led."""
-        content = self._contents.get(click.content_id)
-        if content is None:
-            content = await self._load(click.content_id)
-        else:
-            self._contents.move_to_end(click.content_id)
+        content = self._contents.get(click.content_id) or await self._load(click.content_id)
         links = content.tracked.links
         if click.position >= len(links):
             return None
@@ -89,9 +111,14 @@ class LinkTargets:
         self, link: LinkTemplate, click: ClickToken, shared: dict[str, Any]
     ) -> Target | None:
         """The link rendered again for the click's recipient, from their stored data."""
-        async with self._sessionmaker() as session:
-            recipient = await repository.recipient_data(session, click.request_id, click.content_id)
+        recipient = self._recipients.get(click.request_id)
         if recipient is None:
+            async with self._sessionmaker() as session:
+                recipient = await repository.recipient_data(session, click.request_id)
+            if recipient is None:
+                return None
+            self._recipients.keep(click.request_id, recipient)
+        if recipient.content_id != click.content_id:
             return None
         context = recipient_context(
             shared,
@@ -118,10 +145,7 @@ class LinkTargets:
             else:
                 shared = orjson.loads(stored.data) if stored.data else {}
                 content = _ContentLinks(tracked, shared, tracked.distinct_links)
-        self._contents[content_id] = content
-        if len(self._contents) > self._size:
-            self._contents.popitem(last=False)
-        return content
+        return self._contents.keep(content_id, content)
 
 
 @dataclass(frozen=True, slots=True)
