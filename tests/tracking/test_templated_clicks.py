@@ -171,6 +171,22 @@ async def test_a_recipients_token_never_leads_to_another_recipients_link(
     assert await clicks(runtime) == [(jane_id, JANE_ORDER), (joe_id, JOE_ORDER)]
 
 
+async def test_a_recipients_data_is_read_once_then_from_memory(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    (jane_id, jane), _ = await personal_emails(client, runtime)
+    order = click_path(tracked_links(jane.html)[2])
+    assert (await client.get(order, headers=PERSON)).headers["location"] == JANE_ORDER
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Request).where(Request.id == jane_id).values(data='{"order": 1, "lang": "x"}')
+        )
+
+    again = await client.get(order, headers=PERSON)
+
+    assert again.headers["location"] == JANE_ORDER  # the stored data was not read again
+
+
 async def test_tampered_tokens_of_rendered_links_get_a_404_and_record_nothing(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
