@@ -1,6 +1,8 @@
 """Compose benchmark: the worker's CPU per email to turn a claimed row into the email it sends,
-for a content sent as given and for the same content templated from five data fields per
-recipient, alternated in one process so the ratio holds on a busy machine.
+for a content sent as given (its eight links tracked or not), for the same content templated
+from five data fields per recipient, and for that template with its links tracked and one more
+link that differs per recipient (its URL rendered from the recipient's data), alternated in one
+process so the ratios hold on a busy machine.
 
     make bench-compose                 # or: .venv/bin/python -m bench.compose --help
 
@@ -12,6 +14,7 @@ changes, in one process and without a database.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -27,10 +30,24 @@ from ses_sender.tracking.tokens import TrackingTokens
 
 DEFAULT_EMAILS = 20_000
 DEFAULT_ROUNDS = 5
-PLAIN = ContentParts(subject="This month at Example", html=CONTENT_HTML)
+PLAIN = ContentParts(subject="This month at Example", html=CONTENT_HTML, track_clicks=False)
 TEMPLATED = ContentParts(
-    subject=TEMPLATED_SUBJECT, html=TEMPLATED_HTML, templated=True, data='{"shop": "Example"}'
+    subject=TEMPLATED_SUBJECT,
+    html=TEMPLATED_HTML,
+    templated=True,
+    data='{"shop": "Example"}',
+    track_clicks=False,
 )
+PLAIN_TRACKED = dataclasses.replace(PLAIN, track_clicks=True)
+# The template's eight story links tracked, and a ninth that leads to each recipient's own page.
+TRACKED_TEMPLATED = dataclasses.replace(
+    TEMPLATED,
+    html=TEMPLATED_HTML.replace(
+        "</h1>", '</h1><p><a href="https://example.com/members/{{ order }}">Your page</a></p>'
+    ),
+    track_clicks=True,
+)
+MODES = ("plain", "plain, tracked", "templated", "templated, tracked")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,23 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         sender="News <news@example.com>",
         public_base_url="https://mail.example.com",
         tokens=TrackingTokens("bench-tracking-secret-0123456789"),
-        track_clicks=False,  # templating alone; bench.throughput --clicks measures tracking
+        track_clicks=False,  # each content says
     )
-    plain_rows = queued(args.emails, content_id=1, templated=False)
-    templated_rows = queued(args.emails, content_id=2, templated=True)
-    plain: list[float] = []
-    templated: list[float] = []
+    runs = [
+        (queued(args.emails, content_id=1, templated=False), PLAIN),
+        (queued(args.emails, content_id=4, templated=False), PLAIN_TRACKED),
+        (queued(args.emails, content_id=2, templated=True), TEMPLATED),
+        (queued(args.emails, content_id=3, templated=True), TRACKED_TEMPLATED),
+    ]
+    figures: list[list[float]] = [[] for _ in runs]
     for _ in range(args.rounds):
-        plain.append(cpu_ms_per_email(composer, plain_rows, PLAIN))
-        templated.append(cpu_ms_per_email(composer, templated_rows, TEMPLATED))
-    print(format_report(args, plain, templated))
+        for (rows, content), times in zip(runs, figures, strict=True):
+            times.append(cpu_ms_per_email(composer, rows, content))
+    print(format_report(args, figures))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.compose",
-        description="CPU per email of composing, plain and templated, in one process.",
+        description="CPU per email of composing, plain, templated and templated with its links "
+        "tracked, in one process.",
     )
     parser.add_argument(
         "--emails",
@@ -107,21 +128,20 @@ def cpu_ms_per_email(
     return (time.process_time() - started) * 1000 / len(rows)
 
 
-def format_report(args: argparse.Namespace, plain: list[float], templated: list[float]) -> str:
-    plain_ms = statistics.median(plain)
-    templated_ms = statistics.median(templated)
-    return "\n".join(
-        [
-            f"Composing {args.emails:,} emails per round, {args.rounds} alternating rounds; "
-            "CPU ms per email, median (min-max)",
-            "",
-            f"plain      {plain_ms:.4f} ({min(plain):.4f}-{max(plain):.4f})",
-            f"templated  {templated_ms:.4f} ({min(templated):.4f}-{max(templated):.4f})",
-            "",
-            f"templating adds {templated_ms - plain_ms:.4f} ms of CPU per email "
-            f"({templated_ms / plain_ms:.2f}x the plain compose)",
-        ]
-    )
+def format_report(args: argparse.Namespace, figures: list[list[float]]) -> str:
+    plain_ms = statistics.median(figures[0])
+    lines = [
+        f"Composing {args.emails:,} emails per round and mode, {args.rounds} alternating rounds; "
+        "CPU ms per email, median (min-max), and what it adds to the plain compose",
+        "",
+    ]
+    for mode, times in zip(MODES, figures, strict=True):
+        median = statistics.median(times)
+        lines.append(
+            f"{mode:<20} {median:.4f} ({min(times):.4f}-{max(times):.4f})  "
+            f"+{median - plain_ms:.4f} ms ({median / plain_ms:.2f}x)"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ The bench
 2. starts one `ses-sender api` process on a free loopback port (a fixed TRACKING_SECRET, so
    this process can make the tokens a worker would put in the emails);
 3. queues `--recipients` recipients of one email with `--links` links through
-   `POST /v1/messages`, and makes each recipient's click tokens;
+   `POST /v1/messages`, and makes each recipient's click tokens; with `--personal`, the email
+   is a template whose every link leads to a URL of the recipient's own (rendered from their
+   data), so every click reads the recipient's row and renders the URL again;
 4. from this process (the load generator), clicks at `--rate` clicks per second, open loop, for
    `--seconds` seconds, on random links of random recipients: each request is started at its
    scheduled time whatever the earlier ones are doing, and its latency runs from that time to
@@ -49,7 +51,7 @@ from bench.ingest import (
     service_environment,
 )
 from bench.sns_ingest import cpu_seconds
-from ses_sender.tracking.links import track_links
+from ses_sender.tracking.links import fingerprint
 from ses_sender.tracking.tokens import ClickToken, TrackingTokens
 
 TRACKING_SECRET = "bench-redirect-tracking-secret-0123"  # noqa: S105 - a bench's own
@@ -85,11 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not SES_SENDER.exists():
             raise BenchError(f"{SES_SENDER} not found: install the project (make test or pip -e .)")
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-redirect-") as directory:
-            outcome = run(Path(directory), args.recipients, args.links, args.rate, args.seconds)
+            outcome = run(Path(directory), args)
     except BenchError as error:
         print(f"bench.redirect: {error}", file=sys.stderr)
         return 1
-    print(format_report(outcome, args.rate))
+    print(format_report(outcome, args.rate, personal=args.personal))
     return 0
 
 
@@ -103,21 +105,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=positive, default=10, help="how long to click")
     parser.add_argument("--recipients", type=positive, default=1_000)
     parser.add_argument("--links", type=positive, default=5, help="links in the email")
+    parser.add_argument(
+        "--personal",
+        action="store_true",
+        help="a templated email whose links lead to each recipient's own URL",
+    )
     return parser
 
 
-def run(workdir: Path, recipients: int, links: int, rate: int, seconds: int) -> Outcome:
+def run(workdir: Path, args: argparse.Namespace) -> Outcome:
     database = workdir / "bench.db"
     environment = {
-        **service_environment(f"sqlite:///{database}", workdir, max_recipients=recipients),
+        **service_environment(f"sqlite:///{database}", workdir, max_recipients=args.recipients),
         "TRACKING_SECRET": TRACKING_SECRET,
         "SERVER_HOST": PUBLIC_BASE_URL,
     }
     _migrate(environment, workdir)
     with api_process(environment, workdir) as server:
-        return asyncio.run(
-            _click(server.base_url, server.process.pid, database, recipients, links, rate, seconds)
-        )
+        return asyncio.run(_click(server.base_url, server.process.pid, database, args))
 
 
 def _migrate(environment: dict[str, str], workdir: Path) -> None:
@@ -128,30 +133,25 @@ def _migrate(environment: dict[str, str], workdir: Path) -> None:
         raise BenchError(f"ses-sender migrate failed: {done.stderr.decode()[-2000:]}")
 
 
-async def _click(
-    base_url: str,
-    api_pid: int,
-    database: Path,
-    recipients: int,
-    links: int,
-    rate: int,
-    seconds: int,
-) -> Outcome:
+async def _click(base_url: str, api_pid: int, database: Path, args: argparse.Namespace) -> Outcome:
+    code = "?for={{ code }}" if args.personal else ""
     html = "".join(
-        f'<p><a href="https://shop.example/item/{i}">item {i}</a></p>' for i in range(links)
+        f'<p><a href="https://shop.example/item/{i}{code}">item {i}</a></p>'
+        for i in range(args.links)
     )
-    request_ids, content_id = await _queue(base_url, recipients, html)
-    targets = track_links(html, untracked_prefix=f"{PUBLIC_BASE_URL}/v1/").targets
+    request_ids, content_id = await _queue(base_url, args.recipients, html, args.personal)
     tokens = TrackingTokens(TRACKING_SECRET)
     chooser = random.Random(7)
-    total = rate * seconds
+    total = args.rate * args.seconds
+    rate = args.rate
     plan = []
     for _ in range(total):
-        position = chooser.randrange(len(targets))
-        click = ClickToken(
-            chooser.choice(request_ids), content_id, position, targets[position].fingerprint
-        )
-        plan.append((f"/v1/c/{tokens.for_click(click)}", targets[position].location))
+        recipient = chooser.randrange(len(request_ids))
+        position = chooser.randrange(args.links)
+        url = f"https://shop.example/item/{position}"
+        url += f"?for=c{recipient}" if args.personal else ""
+        click = ClickToken(request_ids[recipient], content_id, position, fingerprint(url))
+        plan.append((f"/v1/c/{tokens.for_click(click)}", url))
     # Idle connections let go before the server's keep-alive (uvicorn: 5 s) ends them, so a
     # slow rate never reuses one the server is closing.
     connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=2)
@@ -179,13 +179,17 @@ async def _click(
     return Outcome(total, elapsed, latencies, api_cpu, time.perf_counter() - answered)
 
 
-async def _queue(base_url: str, count: int, html: str) -> tuple[list[int], int]:
-    message = {
-        "topicId": "bench-redirect",
-        "emails": [f"user{index}@example.com" for index in range(count)],
-        "subject": "Benchmark",
-        "content": html,
-    }
+async def _queue(base_url: str, count: int, html: str, personal: bool) -> tuple[list[int], int]:
+    addresses = [f"user{index}@example.com" for index in range(count)]
+    message: dict[str, object] = {"topicId": "bench-redirect", "subject": "Benchmark"}
+    if personal:
+        message["recipients"] = [
+            {"email": address, "data": {"code": f"c{index}"}}
+            for index, address in enumerate(addresses)
+        ]
+    else:
+        message["emails"] = addresses
+    message["content"] = html
     async with (
         aiohttp.ClientSession(base_url, headers={"x-api-key": API_KEY}) as session,
         session.post("/v1/messages", json={"messages": [message]}) as response,
@@ -216,10 +220,12 @@ async def _wait_recorded(database: Path, expected: int) -> None:
     raise BenchError(f"only {count} of {expected} clicks recorded after {RECORD_TIMEOUT_S:g} s")
 
 
-def format_report(outcome: Outcome, rate: int) -> str:
+def format_report(outcome: Outcome, rate: int, *, personal: bool) -> str:
+    links = "each recipient's own links" if personal else "links shared by all recipients"
     return "\n".join(
         [
-            f"click redirect, one `ses-sender api` process (SQLite), {rate} clicks/s asked",
+            f"click redirect, one `ses-sender api` process (SQLite), {rate} clicks/s asked, "
+            f"{links}",
             f"clicks          {outcome.clicks} in {outcome.seconds:.1f} s "
             f"({outcome.rate:.0f}/s achieved)",
             f"latency p50     {outcome.percentile(0.50):.2f} ms",

@@ -53,6 +53,7 @@ from ses_sender.messages.dependencies import (
     PUBLIC_BASE_URL,
     RECIPIENT_LIMIT,
     SENDER_POLICY,
+    TRACK_CLICKS,
 )
 from ses_sender.messages.endpoints import router as messages_router
 from ses_sender.messages.envelope import SenderPolicy
@@ -255,6 +256,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         SenderPolicy.of(runtime.settings.sender_address, runtime.settings.allowed_senders),
     )
     PUBLIC_BASE_URL.provide(app, runtime.settings.server_host)
+    TRACK_CLICKS.provide(app, runtime.settings.track_clicks)
     ALLOW_PRIVATE.provide(app, runtime.settings.webhook_allow_private)
     VERIFIER.provide(app, runtime.sns)
     FETCHER.provide(app, runtime.fetcher)

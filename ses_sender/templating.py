@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from inscriptis import get_text
-from jinja2 import StrictUndefined, TemplateError, meta
+from inscriptis.model.config import ParserConfig
+from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.nodes import Template as TemplateNode
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -49,6 +51,12 @@ _JINJA_TOKEN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Private-use characters: they survive HTML-to-text and appear in no one's template.
 _PLACEHOLDER = "\ue000{}\ue001"
 _PLACEHOLDER_PATTERN = re.compile("\ue000(\\d+)\ue001")
+_STATEMENT_KEYWORD = re.compile(r"\{%[-+]?\s*(\w+)")
+# Where the text part shows a link's URL after its words (`[words](url)`): when links are
+# tracked, so that a reader of the text part can follow them too.
+_TEXT_WITH_LINKS = ParserConfig(display_links=True)
+# Whose output is not the same every time: a link that uses one cannot be rendered again.
+_UNREPEATABLE = frozenset({"random", "lipsum"})
 
 
 def _environment(kind: TemplateKind) -> SandboxedEnvironment:
@@ -92,31 +100,91 @@ def render(template: Any, context: Mapping[str, Any], *, max_chars: int) -> str:
     return "".join(parts)
 
 
-def text_template_from_html(html_source: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class HeldTags:
+    """A template's source with each of its tags (`{{ }}`, `{% %}`, `{# #}`) held in a
+    placeholder of private-use characters, which no one's template contains and which HTML
+    parsers and link finders take as ordinary text."""
+
+    source: str
+    tags: tuple[str, ...]
+
+    def restore(self, text: str) -> str:
+        """`text` (made from the held source) with its placeholders back to the tags."""
+        return _PLACEHOLDER_PATTERN.sub(lambda match: self.tags[int(match.group(1))], text)
+
+    def kept(self, text: str) -> list[int]:
+        """The tags whose placeholders `text` holds, by index, in order."""
+        return [int(index) for index in _PLACEHOLDER_PATTERN.findall(text)]
+
+    def holds_a_tag(self, text: str) -> bool:
+        return bool(self.tags) and _PLACEHOLDER_PATTERN.search(text) is not None
+
+    def verbatim(self) -> list[tuple[int, int]]:
+        """Where the held source is inside `{% raw %}` blocks: text, whatever it looks like."""
+        spans: list[tuple[int, int]] = []
+        opened: int | None = None
+        for match in _PLACEHOLDER_PATTERN.finditer(self.source):
+            keyword = _STATEMENT_KEYWORD.match(self.tags[int(match.group(1))])
+            if keyword is None:
+                continue
+            if keyword.group(1) == "raw" and opened is None:
+                opened = match.end()
+            elif keyword.group(1) == "endraw" and opened is not None:
+                spans.append((opened, match.start()))
+                opened = None
+        if opened is not None:
+            spans.append((opened, len(self.source)))
+        return spans
+
+
+def hold_tags(source: str) -> HeldTags:
+    tags: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return _PLACEHOLDER.format(len(tags) - 1)
+
+    return HeldTags(_JINJA_TOKEN.sub(hold, source), tuple(tags))
+
+
+def text_template_from_html(html_source: str, *, show_links: bool = False) -> str | None:
     """The plain-text form of an HTML template, as a text template: its text derived from the
     HTML once, with the template's tags kept where they stood, instead of the HTML rendered and
     converted for every recipient. None when that cannot be done faithfully (a block tag dropped
     with the markup around it, or the result not a valid template)."""
-    tokens: list[str] = []
-
-    def hold(match: re.Match[str]) -> str:
-        tokens.append(match.group(0))
-        return _PLACEHOLDER.format(len(tokens) - 1)
-
-    protected = _JINJA_TOKEN.sub(hold, html_source)
-    text = get_text(protected).strip()
-    kept = [int(index) for index in _PLACEHOLDER_PATTERN.findall(text)]
+    held = hold_tags(html_source)
+    text = get_text(held.source, _TEXT_WITH_LINKS if show_links else None).strip()
+    kept = held.kept(text)
     # An expression may go with its markup (a link's href), as it would from the rendered HTML;
     # a block tag may not: its block would lose an end.
-    statements = [i for i, token in enumerate(tokens) if token.startswith("{%")]
+    statements = [i for i, tag in enumerate(held.tags) if tag.startswith("{%")]
     if kept != sorted(set(kept)) or not set(statements) <= set(kept):
         return None
-    source = _PLACEHOLDER_PATTERN.sub(lambda match: tokens[int(match.group(1))], text)
+    source = held.restore(text)
     try:
         compile_template(source, TemplateKind.TEXT)
     except TemplateError:
         return None
     return source
+
+
+def variables_set_within(source: str, kind: TemplateKind) -> frozenset[str]:
+    """The names `source` gives values itself (a loop's, `set`, `with`, a macro's parameters):
+    a part of the template that reads one cannot be rendered apart from the rest."""
+    tree = _environment(kind).parse(source)
+    return frozenset(
+        name.name for name in tree.find_all(nodes.Name) if name.ctx in ("store", "param")
+    )
+
+
+def is_repeatable(template_source: str, kind: TemplateKind) -> bool:
+    """Whether rendering `template_source` twice with the same data gives the same output: it
+    calls no `random` filter and no `lipsum`."""
+    tree = _environment(kind).parse(template_source)
+    filters = {node.name for node in tree.find_all(nodes.Filter)}
+    names = {node.name for node in tree.find_all(nodes.Name)}
+    return (filters | names).isdisjoint(_UNREPEATABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +194,20 @@ class CompiledParts:
     subject: Any
     html: Any
     text: Any | None  # None: the text is derived from each recipient's rendered HTML
+    shows_links: bool = False  # whether a text part derived from the HTML shows link URLs
 
 
-def compile_parts(subject: str, html: str, text: str | None) -> CompiledParts:
-    """Raises `jinja2.TemplateError` for a part that does not compile."""
-    text_source = text if text is not None else text_template_from_html(html)
+def compile_parts(
+    subject: str, html: str, text: str | None, *, show_links: bool = False
+) -> CompiledParts:
+    """Raises `jinja2.TemplateError` for a part that does not compile. `show_links`: a text
+    part derived from the HTML shows each link's URL after its words."""
+    text_source = text if text is not None else text_template_from_html(html, show_links=show_links)
     return CompiledParts(
         subject=compile_template(subject, TemplateKind.SUBJECT),
         html=compile_template(html, TemplateKind.HTML),
         text=None if text_source is None else compile_template(text_source, TemplateKind.TEXT),
+        shows_links=show_links,
     )
 
 
@@ -146,21 +219,35 @@ def render_parts(parts: CompiledParts, context: Mapping[str, Any]) -> tuple[str,
     ).strip()
     html = render(parts.html, context, max_chars=MAX_RENDERED_PART_CHARS)
     if parts.text is None:
-        text = text_of_html(html)
+        text = text_of_html(html, show_links=parts.shows_links)
     else:
         text = render(parts.text, context, max_chars=MAX_RENDERED_PART_CHARS).strip()
     return subject, html, text
 
 
-def builtins(email: str, unsubscribe_url: str, request_id: int) -> dict[str, Any]:
-    return {
-        EMAIL_VARIABLE: email,
-        UNSUBSCRIBE_URL_VARIABLE: unsubscribe_url,
-        REQUEST_ID_VARIABLE: request_id,
-    }
+def recipient_context(
+    shared: Mapping[str, Any],
+    own: str | None,
+    *,
+    email: str,
+    request_id: int,
+    unsubscribe_url: str | None,
+) -> dict[str, Any]:
+    """What a recipient's templates see: the message's shared data, the recipient's own (JSON,
+    as stored) over it, and the built-ins over both. Without `unsubscribe_url` (a click's
+    link, rendered again, never reads it) that built-in is left out."""
+    context = {**shared, **(orjson.loads(own) if own else {})}
+    context[EMAIL_VARIABLE] = email
+    context[REQUEST_ID_VARIABLE] = request_id
+    if unsubscribe_url is not None:
+        context[UNSUBSCRIBE_URL_VARIABLE] = unsubscribe_url
+    else:
+        context.pop(UNSUBSCRIBE_URL_VARIABLE, None)
+    return context
 
 
-def text_of_html(html: str) -> str:
-    """The text part derived from an HTML part."""
-    text: str = get_text(html)
+def text_of_html(html: str, *, show_links: bool = False) -> str:
+    """The text part derived from an HTML part; `show_links`: with each link's URL after its
+    words."""
+    text: str = get_text(html, _TEXT_WITH_LINKS if show_links else None)
     return text.strip()

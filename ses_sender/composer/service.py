@@ -3,11 +3,12 @@ templates rendered for the recipient, tracked links, the open pixel, the one-cli
 headers, our SES tags, the text part. The delivery engine asks for it through its `Composer`
 port.
 
-What every recipient of one content shares is worked out once (`_prepare`): for a content sent
-as given, its links rewritten for click tracking, the text part and the pixel's place, each
-with slots for the recipient's tracked links; for a templated one, the compiled templates.
-Links of templated content are not tracked: a click's target is read back from the stored
-content, and a template's links are only known once rendered for one recipient.
+What every recipient of one content shares is worked out once (`_prepare`): its links found
+and replaced by slots for click tracking (in a templated content, in its templates), then for a
+content sent as given the text part and the pixel's place, and for a templated one the
+compiled templates. Each recipient's email is then the shared parts with their own links in the
+slots; a templated link whose URL holds tags is rendered for the recipient on its own
+(docs/decisions/0033-click-tracking-of-templated-links.md).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
 from jinja2 import TemplateError
 
 from ses_sender.delivery.emails import ContentParts, QueuedEmail
@@ -27,12 +26,21 @@ from ses_sender.ses_tags import ses_tags
 from ses_sender.templating import (
     CompiledParts,
     RenderError,
-    builtins,
     compile_parts,
     describe_template_error,
+    recipient_context,
     render_parts,
+    text_of_html,
 )
-from ses_sender.tracking.links import ClickLinks, Slotted, Target, cut
+from ses_sender.tracking.links import (
+    LINK_FUNCTION,
+    ClickLinks,
+    Link,
+    RecipientLinks,
+    Slotted,
+    TrackedContent,
+    cut,
+)
 from ses_sender.tracking.tokens import TrackingTokens
 from ses_sender.transports.base import OutgoingEmail, PermanentError
 
@@ -41,9 +49,7 @@ PREPARED_CACHE_SIZE = 256  # contents; a campaign's recipients all share one
 ONE_CLICK_UNSUBSCRIBE = "List-Unsubscribe=One-Click"
 
 _CLOSING_BODY = re.compile(r"</body\s*>", re.IGNORECASE)
-# With tracked links, the text part shows each link's URL after its words, so a reader of the
-# text part can follow it too.
-_TEXT_WITH_LINKS = ParserConfig(display_links=True)
+_NOTHING = Slotted(("",), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +62,22 @@ class _Templates:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """What every recipient of one content shares. Sent as given: the text part, and the HTML
-    split where the pixel goes (before the last </body>, or at the end), both with slots for
-    the recipient's tracked links. Templated: the compiled templates."""
+    """What every recipient of one content shares: its tracked links and the slot they stand
+    at (None: links not tracked). Sent as given: the text part, and the HTML split where the
+    pixel goes (before the last </body>, or at the end), both with slots for the recipient's
+    links. Templated: the compiled templates, with the slots (and calls that make rendered
+    links) in them."""
 
-    text: Slotted
-    html_head: Slotted
-    html_tail: str
-    targets: tuple[Target, ...]
-    tracks_clicks: bool
+    links: tuple[Link, ...]
+    slot: str | None
+    text: Slotted = _NOTHING
+    html_head: Slotted = _NOTHING
+    html_tail: str = ""
     templates: _Templates | None = None
+
+    @property
+    def tracks_clicks(self) -> bool:
+        return self.slot is not None
 
 
 class EmailComposer:
@@ -88,14 +100,14 @@ class EmailComposer:
     def compose(self, queued: QueuedEmail, content: ContentParts) -> OutgoingEmail:
         prepared = self._prepare(queued.content_id, content)
         unsubscribe_url = self._unsubscribe_base + self._tokens.for_unsubscribe(queued.request_id)
+        links = self._links.recipient_links(
+            prepared.links, request_id=queued.request_id, content_id=queued.content_id
+        )
         if prepared.templates is None:
-            links = self._links.urls(
-                prepared.targets, request_id=queued.request_id, content_id=queued.content_id
-            )
             subject, text = content.subject, prepared.text.fill(links)
             html_head, html_tail = prepared.html_head.fill(links), prepared.html_tail
         else:
-            subject, html, text = _render(prepared.templates, queued, unsubscribe_url)
+            subject, html, text = _render(prepared, queued, unsubscribe_url, links)
             html_head, html_tail = _split_for_pixel(html)
         pixel_url = self._pixel_base + self._tokens.for_open(queued.request_id)
         pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
@@ -127,57 +139,79 @@ class EmailComposer:
         if prepared is not None:
             self._prepared.move_to_end(content_id)
             return prepared
+        tracks_clicks = self._track_clicks if content.track_clicks is None else content.track_clicks
+        tracked = (
+            _track(self._links, content_id, content)
+            if tracks_clicks
+            else TrackedContent(content.html, content.text, "", ())
+        )
+        slot = tracked.slot if tracks_clicks else None
         if content.templated:
-            prepared = _Prepared(
-                cut("", None), cut("", None), "", (), False, _compile(content_id, content)
-            )
+            templates = _compile(content_id, content, tracked, show_links=tracks_clicks)
+            prepared = _Prepared(tracked.links, slot, templates=templates)
         else:
-            prepared = self._split(content)
+            if tracked.text is None:
+                text = text_of_html(tracked.html, show_links=tracks_clicks)
+            else:
+                text = tracked.text
+            head, tail = _split_for_pixel(tracked.html)
+            prepared = _Prepared(tracked.links, slot, cut(text, slot), cut(head, slot), tail)
         self._prepared[content_id] = prepared
         if len(self._prepared) > PREPARED_CACHE_SIZE:
             self._prepared.popitem(last=False)
         return prepared
 
-    def _split(self, content: ContentParts) -> _Prepared:
-        tracks_clicks = self._track_clicks if content.track_clicks is None else content.track_clicks
-        if tracks_clicks:
-            tracked = self._links.rewrite(content.html)
-            html, slot, targets = tracked.html, tracked.slot, tracked.targets
-        else:
-            html, slot, targets = content.html, None, ()
-        if content.text is not None:
-            text = cut(content.text, None)  # the message's own text part, as given
-        else:
-            config = _TEXT_WITH_LINKS if tracks_clicks else None
-            text = cut(get_text(html, config).strip(), slot)
-        head, tail = _split_for_pixel(html)
-        return _Prepared(text, cut(head, slot), tail, targets, tracks_clicks)
+
+def _render(
+    prepared: _Prepared, queued: QueuedEmail, unsubscribe_url: str, links: RecipientLinks
+) -> tuple[str, str, str]:
+    """This recipient's subject, HTML and text, with their own links."""
+    templates = prepared.templates
+    assert templates is not None
+    context = recipient_context(
+        templates.shared,
+        queued.data,
+        email=queued.recipient_key,
+        request_id=queued.request_id,
+        unsubscribe_url=unsubscribe_url,
+    )
+    if prepared.slot is None:
+        return _rendered(templates.parts, context)
+    context[LINK_FUNCTION] = links
+    subject, html, text = _rendered(templates.parts, context)
+    return subject, cut(html, prepared.slot).fill(links), cut(text, prepared.slot).fill(links)
 
 
-def _compile(content_id: int, content: ContentParts) -> _Templates:
+def _rendered(parts: CompiledParts, context: dict[str, Any]) -> tuple[str, str, str]:
+    try:
+        return render_parts(parts, context)
+    except RenderError as error:
+        raise PermanentError(f"RenderingFailed: {error}") from error
+
+
+def _track(links: ClickLinks, content_id: int, content: ContentParts) -> TrackedContent:
+    try:
+        return links.track(content.html, content.text, templated=content.templated)
+    except TemplateError as error:
+        raise _not_compiling(content_id, error) from error
+
+
+def _compile(
+    content_id: int, content: ContentParts, tracked: TrackedContent, *, show_links: bool
+) -> _Templates:
     """Checked when the message was accepted, so a failure here is a stored content that no
     longer compiles: every one of its emails fails, each with the reason."""
     try:
-        parts = compile_parts(content.subject, content.html, content.text)
+        parts = compile_parts(content.subject, tracked.html, tracked.text, show_links=show_links)
     except TemplateError as error:
-        raise PermanentError(
-            f"RenderingFailed: content {content_id}: {describe_template_error(error)}"
-        ) from error
+        raise _not_compiling(content_id, error) from error
     return _Templates(parts, orjson.loads(content.data) if content.data else {})
 
 
-def _render(
-    templates: _Templates, queued: QueuedEmail, unsubscribe_url: str
-) -> tuple[str, str, str]:
-    context = {
-        **templates.shared,
-        **(orjson.loads(queued.data) if queued.data else {}),
-        **builtins(queued.recipient_key, unsubscribe_url, queued.request_id),
-    }
-    try:
-        return render_parts(templates.parts, context)
-    except RenderError as error:
-        raise PermanentError(f"RenderingFailed: {error}") from error
+def _not_compiling(content_id: int, error: TemplateError) -> PermanentError:
+    return PermanentError(
+        f"RenderingFailed: content {content_id}: {describe_template_error(error)}"
+    )
 
 
 def _split_for_pixel(html: str) -> tuple[str, str]:

@@ -12,11 +12,13 @@ from ses_sender.web.provided import Provided
 RECIPIENT_LIMIT = Provided[int]("recipient limit (MAX_RECIPIENTS_PER_REQUEST)")
 SENDER_POLICY = Provided[SenderPolicy]("allowed senders (EMAIL_SENDER, ALLOWED_SENDERS)")
 PUBLIC_BASE_URL = Provided[str]("public base URL (SERVER_HOST)")
+TRACK_CLICKS = Provided[bool]("whether links are tracked by default (TRACK_CLICKS)")
 INGEST_TURNS = Provided[WriterTurns]("turns of the bulk writers")
 
 RecipientLimitDep = Annotated[int, Depends(RECIPIENT_LIMIT)]
 SenderPolicyDep = Annotated[SenderPolicy, Depends(SENDER_POLICY)]
 PublicBaseUrlDep = Annotated[str, Depends(PUBLIC_BASE_URL)]
+TrackClicksDep = Annotated[bool, Depends(TRACK_CLICKS)]
 
 
 async def _ingest_turn(

@@ -12,6 +12,7 @@ from ses_sender.messages.dependencies import (
     PublicBaseUrlDep,
     RecipientLimitDep,
     SenderPolicyDep,
+    TrackClicksDep,
 )
 from ses_sender.messages.schemas import (
     MAX_BODY_BYTES,
@@ -71,9 +72,15 @@ async def preview_message(
     clock: ClockDep,
     senders: SenderPolicyDep,
     public_base_url: PublicBaseUrlDep,
+    track_clicks: TrackClicksDep,
 ) -> PreviewOut:
     """One message, as `POST /v1/messages` takes one, for one recipient: the subject, HTML and
     text that recipient would get. Nothing is queued."""
     return await service.preview_message(
-        session, body, now=clock.now(), senders=senders, public_base_url=public_base_url
+        session,
+        body,
+        now=clock.now(),
+        senders=senders,
+        public_base_url=public_base_url,
+        track_clicks=track_clicks,
     )

@@ -48,8 +48,8 @@ from ses_sender.templates.service import TemplateParts, template_parts
 from ses_sender.templating import (
     RenderError,
     TemplateKind,
-    builtins,
     compile_parts,
+    recipient_context,
     render_parts,
     text_of_html,
 )
@@ -373,23 +373,32 @@ async def preview_message(
     now: datetime,
     senders: SenderPolicy,
     public_base_url: str,
+    track_clicks: bool,
 ) -> PreviewOut:
-    """What the message's one recipient would get (without the open pixel), queuing nothing."""
+    """What the message's one recipient would get (without the open pixel), queuing nothing.
+    Its links are shown as written: a preview has no request to make click links for. Where
+    the email's text part would show its tracked links' URLs, the preview's shows them too.
+    `track_clicks`: whether a message that does not say has its links tracked."""
     valid = await validate_message(session, message, "message", now, senders)
     if len(valid.recipients) != 1:
         raise InvalidInput("message.recipients: a preview is for exactly one recipient")
+    show_links = track_clicks if valid.track_clicks is None else valid.track_clicks
     if not valid.templated:
-        text = valid.text if valid.text is not None else text_of_html(valid.content)
+        text = valid.text
+        if text is None:
+            text = text_of_html(valid.content, show_links=show_links)
         return PreviewOut(subject=valid.subject, content=valid.content, text=text)
-    own = (valid.recipient_data or [None])[0]
-    context = {
-        **orjson.loads(valid.shared_data or "{}"),
-        **orjson.loads(own or "{}"),
-        **builtins(valid.recipients[0].key, f"{public_base_url}{PREVIEW_UNSUBSCRIBE_PATH}", 0),
-    }
+    context = recipient_context(
+        orjson.loads(valid.shared_data or "{}"),
+        (valid.recipient_data or [None])[0],
+        email=valid.recipients[0].key,
+        request_id=0,
+        unsubscribe_url=f"{public_base_url}{PREVIEW_UNSUBSCRIBE_PATH}",
+    )
     try:
         subject, html, text = render_parts(
-            compile_parts(valid.subject, valid.content, valid.text), context
+            compile_parts(valid.subject, valid.content, valid.text, show_links=show_links),
+            context,
         )
     except RenderError as error:
         raise InvalidInput(f"message: {error}") from None

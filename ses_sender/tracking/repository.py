@@ -61,9 +61,44 @@ async def request_facts(
     return {row.id: RequestFacts(row.topic_id, row.recipient_key, row.sent_at) for row in rows}
 
 
-async def content_html(session: AsyncSession, content_id: int) -> str | None:
-    html: str | None = await session.scalar(select(Content.content).where(Content.id == content_id))
-    return html
+@dataclass(frozen=True, slots=True)
+class StoredLinks:
+    """What a content's tracked links are found in."""
+
+    html: str
+    text: str | None
+    templated: bool
+    data: str | None  # JSON: the template data all its recipients share
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientData:
+    content_id: int
+    recipient_key: str
+    data: str | None  # JSON, as stored
+
+
+async def content_links_source(session: AsyncSession, content_id: int) -> StoredLinks | None:
+    row = (
+        await session.execute(
+            select(Content.content, Content.text, Content.templated, Content.data).where(
+                Content.id == content_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else StoredLinks(row.content, row.text, row.templated, row.data)
+
+
+async def recipient_data(session: AsyncSession, request_id: int) -> RecipientData | None:
+    """What a request's templates were rendered with, besides its content's."""
+    row = (
+        await session.execute(
+            select(Request.content_id, Request.recipient_key, Request.data).where(
+                Request.id == request_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else RecipientData(row.content_id, row.recipient_key, row.data)
 
 
 async def clicks_since(

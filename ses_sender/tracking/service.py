@@ -7,18 +7,23 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
+import orjson
+from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.models import EventType, ResultSource
+from ses_sender.templating import RenderError, recipient_context
 from ses_sender.tracking import repository
 from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
-from ses_sender.tracking.links import ClickLinks, Target
-from ses_sender.tracking.repository import RecentClick, RequestFacts
+from ses_sender.tracking.links import ClickLinks, LinkTemplate, Target, TrackedContent
+from ses_sender.tracking.repository import RecentClick, RecipientData, RequestFacts
 from ses_sender.tracking.tokens import ClickToken
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
 LINK_CACHE_SIZE = 1_024  # contents; a campaign's clicks all land on one
+RECIPIENT_CACHE_SIZE = 16_384  # recipients whose personal links were clicked lately
 # Clicks of one recipient this close together are one burst: a scanner follows every link of
 # an email within a second or two, a person reads between two clicks.
 BURST_WINDOW = timedelta(seconds=5)
@@ -33,9 +38,45 @@ class Destination:
     links_in_email: int
 
 
+@dataclass(frozen=True, slots=True)
+class _ContentLinks:
+    """A content's tracked links, as kept between clicks."""
+
+    tracked: TrackedContent
+    shared: dict[str, Any]  # the template data its recipients share; empty unless templated
+    distinct_links: int
+
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+class _Kept(Generic[Key, Value]):
+    """The `size` values used last, by key."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: OrderedDict[Key, Value] = OrderedDict()
+
+    def get(self, key: Key) -> Value | None:
+        value = self._values.get(key)
+        if value is not None:
+            self._values.move_to_end(key)
+        return value
+
+    def keep(self, key: Key, value: Value) -> Value:
+        self._values[key] = value
+        if len(self._values) > self._size:
+            self._values.popitem(last=False)
+        return value
+
+
 class LinkTargets:
     """Where each tracked link of a content leads, read from the stored content on its first
-    click and kept: the redirect reads no database while its content is cached."""
+    click and kept: the redirect reads no database while its content is cached. A link rendered
+    for its recipient (its URL holds template tags) also needs the recipient's stored data, read
+    on their first click and kept too: a scanner that follows every link of an email reads it
+    once."""
 
     def __init__(
         self,
@@ -46,31 +87,65 @@ class LinkTargets:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._links = links
-        self._size = size
-        self._targets: OrderedDict[int, tuple[Target, ...]] = OrderedDict()
+        self._contents = _Kept[int, _ContentLinks](size)
+        self._recipients = _Kept[int, RecipientData](RECIPIENT_CACHE_SIZE)
 
     async def target(self, click: ClickToken) -> Destination | None:
-        """The link the token names, if its content still has it there."""
-        targets = self._targets.get(click.content_id)
-        if targets is None:
-            targets = await self._load(click.content_id)
-        else:
-            self._targets.move_to_end(click.content_id)
-        if click.position >= len(targets):
+        """The link the token names, if its content still has it there and it still leads
+        where it led."""
+        content = self._contents.get(click.content_id) or await self._load(click.content_id)
+        links = content.tracked.links
+        if click.position >= len(links):
             return None
-        target = targets[click.position]
-        if target.fingerprint != click.fingerprint:
+        link = links[click.position]
+        target = (
+            await self._rendered(link, click, content.shared)
+            if isinstance(link, LinkTemplate)
+            else link
+        )
+        if target is None or target.fingerprint != click.fingerprint:
             return None
-        return Destination(target.url, target.location, len({t.url for t in targets}))
+        return Destination(target.url, target.location, content.distinct_links)
 
-    async def _load(self, content_id: int) -> tuple[Target, ...]:
+    async def _rendered(
+        self, link: LinkTemplate, click: ClickToken, shared: dict[str, Any]
+    ) -> Target | None:
+        """The link rendered again for the click's recipient, from their stored data."""
+        recipient = self._recipients.get(click.request_id)
+        if recipient is None:
+            async with self._sessionmaker() as session:
+                recipient = await repository.recipient_data(session, click.request_id)
+            if recipient is None:
+                return None
+            self._recipients.keep(click.request_id, recipient)
+        if recipient.content_id != click.content_id:
+            return None
+        context = recipient_context(
+            shared,
+            recipient.data,
+            email=recipient.recipient_key,
+            request_id=click.request_id,
+            unsubscribe_url=None,
+        )
+        try:
+            _url, target = link.render(context, self._links.untracked_prefix)
+        except RenderError:
+            return None
+        return target
+
+    async def _load(self, content_id: int) -> _ContentLinks:
         async with self._sessionmaker() as session:
-            html = await repository.content_html(session, content_id)
-        targets = () if html is None else self._links.rewrite(html).targets
-        self._targets[content_id] = targets
-        if len(self._targets) > self._size:
-            self._targets.popitem(last=False)
-        return targets
+            stored = await repository.content_links_source(session, content_id)
+        content = _ContentLinks(TrackedContent("", None, "", ()), {}, 0)
+        if stored is not None:
+            try:
+                tracked = self._links.track(stored.html, stored.text, templated=stored.templated)
+            except TemplateError:
+                pass  # no longer compiles: none of its emails was sent with links
+            else:
+                shared = orjson.loads(stored.data) if stored.data else {}
+                content = _ContentLinks(tracked, shared, tracked.distinct_links)
+        return self._contents.keep(content_id, content)
 
 
 @dataclass(frozen=True, slots=True)

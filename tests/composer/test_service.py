@@ -3,9 +3,11 @@ what is left alone."""
 
 from __future__ import annotations
 
+import re
+
 from ses_sender.composer.service import EmailComposer
 from ses_sender.delivery.emails import ContentParts, QueuedEmail
-from ses_sender.tracking.links import HONEYPOT_POSITION
+from ses_sender.tracking.links import HONEYPOT_POSITION, fingerprint
 from ses_sender.tracking.tokens import TrackingTokens
 from tests.support.tracking import tracked_links
 
@@ -75,3 +77,67 @@ def test_a_message_can_turn_tracking_on_against_the_default() -> None:
     html, _ = compose(1, ContentParts("S", HTML, track_clicks=True), track_clicks=False)
 
     assert len(tracked_links(html)) == 2
+
+
+TEMPLATE = (
+    '<html><body><p>Hi {{ name }}. <a href="https://shop.example/sale">Sale</a>'
+    ' <a href="https://shop.example/orders/{{ order }}">Your order</a>'
+    ' <a href="{{ link }}">Yours</a></p></body></html>'
+)
+
+
+def personal(request_id: int, data: str, *, text: str | None = None) -> tuple[str, str]:
+    composer = EmailComposer(
+        sender="s@example.com", public_base_url=BASE, tokens=TOKENS, track_clicks=True
+    )
+    content = ContentParts("S", TEMPLATE, text=text, templated=True, data='{"name": "you"}')
+    queued = QueuedEmail(
+        request_id, "t", "a@example.com", "a@example.com", 5, 1, lease_token=1, data=data
+    )
+    email = composer.compose(queued, content)
+    return email.html, email.text
+
+
+def test_a_templated_content_gives_each_recipient_links_to_their_own_urls() -> None:
+    jane_html, jane_text = personal(1, '{"order": 7, "link": "https://jane.example/"}')
+    john_html, _ = personal(2, '{"order": 8, "link": "https://john.example/?a=1&b=2"}')
+
+    jane_sale, jane_order, jane_own, jane_honeypot = tracked_links(jane_html)
+    john_sale, john_order, john_own, _ = tracked_links(john_html)
+    assert jane_text == (
+        f"Hi you. [Sale]({jane_sale}) [Your order]({jane_order}) [Yours]({jane_own})"
+    )
+    clicks = [TOKENS.click(link.rsplit("/", 1)[1]) for link in (jane_order, jane_own, john_own)]
+    assert [(c.request_id, c.position, c.fingerprint) for c in clicks if c is not None] == [
+        (1, 1, fingerprint("https://shop.example/orders/7")),
+        (1, 2, fingerprint("https://jane.example/")),
+        (2, 2, fingerprint("https://john.example/?a=1&b=2")),
+    ]
+    assert jane_sale != john_sale
+    assert jane_order != john_order
+    honeypot = TOKENS.click(jane_honeypot.rsplit("/", 1)[1])
+    assert honeypot is not None
+    assert honeypot.position == HONEYPOT_POSITION
+
+
+def test_a_link_rendered_to_a_url_we_do_not_track_goes_out_as_rendered() -> None:
+    html, text = personal(1, '{"order": 7, "link": "mailto:a@example.com?subject=a&body=\\""}')
+
+    assert len(tracked_links(html)) == 3  # the sale, the order, the honeypot
+    assert '<a href="mailto:a@example.com?subject=a&amp;body=&#34;">Yours</a>' in html
+    assert '[Yours](mailto:a@example.com?subject=a&body=")' in text
+
+
+def test_a_given_text_template_has_its_urls_tracked() -> None:
+    html, text = personal(
+        1,
+        '{"order": 7, "link": "https://x.example/"}',
+        text="Order: https://shop.example/o/{{ order }}",
+    )
+
+    [link] = re.findall(rf"{BASE}/v1/c/[\w-]+", text)
+    assert text == f"Order: {link}"
+    click = TOKENS.click(link.rsplit("/", 1)[1])
+    assert click is not None
+    assert (click.position, click.fingerprint) == (3, fingerprint("https://shop.example/o/7"))
+    assert link not in html

@@ -13,8 +13,9 @@ from selectolax.lexbor import LexborHTMLParser
 
 from ses_sender.composer.service import EmailComposer
 from ses_sender.composition import Runtime
-from ses_sender.delivery.emails import ContentParts, QueuedEmail
-from ses_sender.models import Content, Request
+from ses_sender.delivery import repository as delivery
+from ses_sender.delivery.emails import QueuedEmail
+from ses_sender.models import Request
 from ses_sender.tracking.classify import RequestShape, Signatures
 from ses_sender.tracking.service import Judge
 from ses_sender.transports.base import OutgoingEmail
@@ -57,6 +58,14 @@ async def fetch_as(client: httpx.AsyncClient, url: str, shape: RequestShape) -> 
     return await client.request(shape.method, url, headers=headers)
 
 
+def tampered(token: str, *, every: int) -> list[str]:
+    """`token` with one character changed, at every `every`th place."""
+    return [
+        token[:i] + ("B" if token[i] == "A" else "A") + token[i + 1 :]
+        for i in range(0, len(token), every)
+    ]
+
+
 def click_path(link: str) -> str:
     """The path of a tracked link in an email."""
     return "/v1/c/" + link.rsplit("/v1/c/", 1)[1]
@@ -73,8 +82,7 @@ async def composed(runtime: Runtime, request_id: int) -> OutgoingEmail:
     async with runtime.sessionmaker() as session:
         row = await session.get(Request, request_id)
         assert row is not None
-        content = await session.get(Content, row.content_id)
-        assert content is not None
+        content = (await delivery.contents(session, [row.content_id]))[row.content_id]
     composer = EmailComposer(
         sender="sender@example.com",
         public_base_url=runtime.settings.server_host,
@@ -89,10 +97,9 @@ async def composed(runtime: Runtime, request_id: int) -> OutgoingEmail:
         row.content_id,
         row.attempts + 1,
         lease_token=row.lease_token or 0,
+        data=row.data,
     )
-    return composer.compose(
-        queued, ContentParts(content.subject, content.content, track_clicks=content.track_clicks)
-    )
+    return composer.compose(queued, content)
 
 
 def tracked_links(html: str) -> list[str]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from selectolax.lexbor import LexborHTMLParser
 
-from ses_sender.tracking.links import ClickLinks, cut, fingerprint, track_links
+from ses_sender.tracking.links import (
+    LINK_FUNCTION,
+    ClickLinks,
+    LinkTemplate,
+    Target,
+    cut,
+    fingerprint,
+    track_content,
+    track_links,
+)
 from ses_sender.tracking.tokens import TrackingTokens
 
 OURS = "https://mail.example.com/v1/"
@@ -101,14 +110,14 @@ def test_the_rewritten_html_parses_to_the_same_document_with_our_links() -> None
         '<p>Two <a href="https://a.example/2">2</a><br></p></div></body></html>'
     )
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
-    tracked = links.rewrite(html)
-    mine = links.urls(tracked.targets, request_id=9, content_id=4)
+    tracked = links.track(html, None, templated=False)
+    mine = links.recipient_links(tracked.links, request_id=9, content_id=4)
 
     filled = cut(tracked.html, tracked.slot).fill(mine)
 
     assert filled.startswith("<!DOCTYPE html><html><head><title>T</title></head><body>")
     document = LexborHTMLParser(filled)
-    assert [a.attrs["href"] for a in document.css("a")] == mine
+    assert [a.attrs["href"] for a in document.css("a")] == [mine(0), mine(1)]
     assert [a.attrs.get("class") for a in document.css("a")] == ["btn", None]
     assert [p.text() for p in document.css("p")] == ["One 1", "Two 2"]
 
@@ -126,10 +135,10 @@ def test_the_same_content_gives_the_same_targets_every_time() -> None:
 
 def test_each_recipients_links_differ_only_in_their_token() -> None:
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
-    tracked = links.rewrite('<a href="https://a.example/">a</a>')
+    tracked = links.track('<a href="https://a.example/">a</a>', None, templated=False)
 
-    [jane] = links.urls(tracked.targets, request_id=1, content_id=4)
-    [john] = links.urls(tracked.targets, request_id=2, content_id=4)
+    jane = links.recipient_links(tracked.links, request_id=1, content_id=4)(0)
+    john = links.recipient_links(tracked.links, request_id=2, content_id=4)(0)
 
     assert jane.startswith("https://mail.example.com/v1/c/")
     assert john.startswith("https://mail.example.com/v1/c/")
@@ -147,3 +156,108 @@ def test_the_honeypot_link_is_hidden() -> None:
     assert anchor.attrs["aria-hidden"] == "true"
     assert anchor.attrs["tabindex"] == "-1"
     assert anchor.text() == ""
+
+
+# -- templates and text parts -----------------------------------------------------------------
+
+
+def test_a_templates_links_are_slotted_and_the_rest_stays_exactly_as_written() -> None:
+    source = (
+        "<table>{% for row in rows if row.price < 10 %}<tr><td>{{ row.name }}</td>"
+        '<td><a href="https://a.example/buy">buy</a></td></tr>{% endfor %}</table>'
+        '{# <a href="https://hidden.example/"> #}<p>{{ "<a href=x>" }} &nbsp;&amp;'
+        "<a href='https://b.example/?a=1&amp;b=2' title=\"{{ title }}\">b</a></p>"
+    )
+
+    tracked = track_content(source, None, templated=True, untracked_prefix=OURS)
+
+    assert tracked.html == source.replace(
+        'href="https://a.example/buy"', f'href="{tracked.slot}00000"'
+    ).replace(
+        "href='https://b.example/?a=1&amp;b=2' title=\"{{ title }}\"",
+        f'href="{tracked.slot}00001" title="{{{{ title }}}}"',
+    )
+    assert [link.url for link in tracked.links if isinstance(link, Target)] == [
+        "https://a.example/buy",
+        "https://b.example/?a=1&b=2",
+    ]
+
+
+def test_a_link_whose_url_holds_tags_is_rendered_for_each_recipient() -> None:
+    source = '<a href="https://a.example/o/{{ order }}?l={{ lang|upper }}&amp;x=1">o</a>'
+
+    tracked = track_content(source, None, templated=True, untracked_prefix=OURS)
+
+    [link] = tracked.links
+    assert isinstance(link, LinkTemplate)
+    assert link.source == "https://a.example/o/{{ order }}?l={{ lang|upper }}&x=1"
+    url, target = link.render({"order": "ß 1", "lang": "de"}, OURS)
+    assert url == "https://a.example/o/ß 1?l=DE&x=1"
+    assert target is not None
+    assert target.location == "https://a.example/o/%C3%9F%201?l=DE&x=1"
+    assert f"{LINK_FUNCTION}(0, " in tracked.html
+
+
+def test_links_that_cannot_be_rendered_again_alike_are_left_as_written() -> None:
+    source = (
+        '{% for item in items %}<a href="https://a.example/{{ item }}">i</a>{% endfor %}'
+        '{% set page = "p" %}<a href="https://a.example/{{ page }}">p</a>'
+        '<a href="https://a.example/{{ [1, 2]|random }}">r</a>'
+        '<a href="{{ unsubscribe_url }}">u</a>'
+        '<a href="https://a.example/?u={{ unsubscribe_url }}">u</a>'
+        '<a href="{% if x %}https://a.example/">a block around the link</a>{% endif %}'
+    )
+
+    tracked = track_content(source, None, templated=True, untracked_prefix=OURS)
+
+    assert tracked.links == ()
+    assert tracked.html == source
+
+
+def test_links_in_a_raw_block_are_text_to_jinja() -> None:
+    source = '{% raw %}<a href="https://a.example/{{ x }}">x</a>{% endraw %}'
+
+    tracked = track_content(source, None, templated=True, untracked_prefix=OURS)
+
+    assert [link.url for link in tracked.links if isinstance(link, Target)] == [
+        "https://a.example/{{ x }}"
+    ]
+    assert tracked.html == f'{{% raw %}}<a href="{tracked.slot}00000">x</a>{{% endraw %}}'
+
+
+def test_urls_of_a_text_part_are_tracked_after_the_htmls_links() -> None:
+    html = '<a href="https://a.example/">a</a>'
+    text = (
+        "{{ name }}: see https://a.example/, (https://b.example/x_(y)) or"
+        " https://c.example/{{ id }}. Not: mailto:a@example.com, ftp://f.example/, b.example, https://mail.example.com/v1/u/x"
+    )
+
+    tracked = track_content(html, text, templated=True, untracked_prefix=OURS)
+    as_given = track_content(html, text, templated=False, untracked_prefix=OURS)
+
+    slot = tracked.slot
+    assert tracked.text == text.replace("https://a.example/,", f"{slot}00001,").replace(
+        "https://b.example/x_(y)", f"{slot}00002"
+    ).replace(
+        "https://c.example/{{ id }}",
+        "{% set ses_sender_url %}{% autoescape false %}https://c.example/{{ id }}"
+        "{% endautoescape %}{% endset %}{{ ses_sender_link(3, ses_sender_url) }}",
+    )
+    assert [type(link).__name__ for link in tracked.links] == [
+        "Target",
+        "Target",
+        "Target",
+        "LinkTemplate",
+    ]
+    # Sent as given, a text part is no template: its braces are text, and end the URL.
+    assert as_given.text == (
+        text.replace("https://a.example/,", f"{as_given.slot}00001,")
+        .replace("https://b.example/x_(y)", f"{as_given.slot}00002")
+        .replace("https://c.example/{{", f"{as_given.slot}00003{{{{")
+    )
+    assert [link.url for link in as_given.links if isinstance(link, Target)] == [
+        "https://a.example/",
+        "https://a.example/",
+        "https://b.example/x_(y)",
+        "https://c.example/",
+    ]
