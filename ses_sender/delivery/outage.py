@@ -30,7 +30,7 @@ from ses_sender.clock import Clock
 from ses_sender.delivery.emails import Failed, QueuedEmail, Requeued, SendResult
 from ses_sender.delivery.pause_gate import CHECK_INTERVAL_S, PauseGate
 from ses_sender.delivery.ports import PauseSource
-from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, wait_any
+from ses_sender.tasks import TRANSIENT_ERRORS, Sleep, unless_set, wait_any
 from ses_sender.transports.base import LimitsSource, SendError, TransientError
 
 log = logging.getLogger(__name__)
@@ -170,9 +170,11 @@ class ProviderOutage:
                 else self._probe_first_s
             )
         await wait_any(self._stopping, timeout_s=self._probe_wait_s, sleep=self._sleep)
-        if self._stopping.is_set():
+        # A probe of an SES that does not answer takes up to its timeout: not the stop's.
+        probe = await unless_set(self._stopping, self._provider_answers())
+        if probe is None:
             return
-        if await self._provider_answers():
+        if probe.result():
             async with self._sessionmaker() as session, session.begin():
                 await self._pauses.resume_after_outage(session)
         else:

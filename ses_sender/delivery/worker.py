@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
@@ -40,7 +39,7 @@ from ses_sender.delivery.ports import Composer
 from ses_sender.delivery.recorder import OutcomesNotRecorded, Recorder, Unrecorded
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
 from ses_sender.delivery.wakeup import Wakeup
-from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, wait_any
+from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, unless_set, wait_any
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
@@ -52,8 +51,6 @@ from ses_sender.transports.base import (
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 POLL_INTERVAL_S = 1.0  # newly due rows are seen within this, even from another process
 CLAIM_HORIZON_S = 0.5  # claim about this much sending at a time, never a backlog
@@ -388,18 +385,13 @@ class Worker:
                 # Their lease runs out and a sweep queues them again: nothing was sent.
                 log.exception("giving back %d unsent emails failed", len(never_tried))
 
-    async def _unless_stopping(self, awaitable: Awaitable[T]) -> bool:
+    async def _unless_stopping(self, awaitable: Awaitable[None]) -> bool:
         """Await `awaitable` unless the worker is told to stop first; whether it completed."""
-        task = asyncio.ensure_future(awaitable)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if task in done:
-            task.result()
-            return True
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return False
+        finished = await unless_set(self._stopping, awaitable)
+        if finished is None:
+            return False
+        finished.result()
+        return True
 
 
 class _Handover:

@@ -107,6 +107,7 @@ async def test_ses_away_for_longer_than_every_retry_fails_nothing_and_sends_each
 
     output = worker.output()
     assert output.count(PAUSED_LINE) == 1, output
+    assert f"ERROR ses_sender.sending.service: {PAUSED_LINE}" in output  # so Sentry hears of it
     assert output.count(RESUMED_LINE) == 1, output
     accepted = accepted_per_request(ses_stub)
     assert set(accepted) == set(ids), "lost"
