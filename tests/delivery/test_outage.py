@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -22,28 +22,14 @@ from ses_sender.models import Request, RequestStatus
 from ses_sender.sending.service import SES_UNREACHABLE, active_pauses, pause_sending
 from ses_sender.transports.base import TransientError, Transport
 from ses_sender.transports.ses import SesTransport
-from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.polling import wait_until, while_running
 from tests.support.rows import queue_emails, requests_by_id
 from tests.support.ses_stub import SesStub
+from tests.support.worker_processes import roomy_account
 from tests.support.workers import RecordingTransport
 
 MAX_ATTEMPTS = 2  # an outage that used attempts would fail emails after two tries
 FAILURES_TO_PAUSE = 3
-
-
-@pytest.fixture
-async def ses(ses_stub: SesStub) -> AsyncIterator[SesTransport]:
-    ses_stub.configure({"max_send_rate": 100_000, "max_24_hour_send": 10_000_000})
-    transport = SesTransport(
-        "us-east-1",
-        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=ses_stub.url,
-        timeout_s=5.0,
-    )
-    yield transport
-    await transport.close()
 
 
 Engine = tuple[Worker, ProviderOutage]
@@ -100,6 +86,7 @@ async def test_ses_failing_every_send_pauses_sending_uses_no_attempt_and_resumes
     ses: SesTransport,
     make_engine: Callable[[Transport], Engine],
 ) -> None:
+    roomy_account(ses_stub)
     ses_stub.configure({"unavailable": True})
     worker, outage = make_engine(ses)
     ids = await queue_emails(live_runtime, [f"r{i}@example.com" for i in range(12)])

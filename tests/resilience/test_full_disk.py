@@ -21,10 +21,11 @@ from tests.support.ses_stub import SesStub
 from tests.support.settings import API_KEY
 from tests.support.worker_processes import (
     StartWorker,
-    accepted_per_request,
-    all_sent,
+    assert_each_sent_once,
     roomy_account,
     settled,
+    until_accepted,
+    until_all_sent,
     worker_env,
 )
 
@@ -66,10 +67,7 @@ async def test_a_full_disk_loses_no_outcome_and_sends_nothing_twice(
         ids = await post_topic(api, "full-disk", RECIPIENTS)
         worker = start_worker(env)
 
-        async def some_sent() -> bool:
-            return len(ses_stub.accepted) >= 15
-
-        await wait_until(some_sent, "the campaign under way", within_s=120)
+        await until_accepted(ses_stub, 15)
         await outage.start()
 
         async def unhealthy() -> bool:
@@ -87,15 +85,10 @@ async def test_a_full_disk_loses_no_outcome_and_sends_nothing_twice(
 
         restarted = start_worker(env)
 
-        async def campaign_sent() -> bool:
-            return await all_sent(outage.runtime, ids)
-
-        await wait_until(campaign_sent, "the campaign sent after the disk was freed", within_s=120)
+        await until_all_sent(outage.runtime, ids, "the campaign sent after the disk was freed")
         assert await restarted.stop() == 0, restarted.output()
         assert (await api.get("/health")).status_code == 200
     await settled(ses_stub)
 
     assert "had journaled" in restarted.output()
-    accepted = accepted_per_request(ses_stub)
-    assert set(accepted) == set(ids), "lost"
-    assert {i: n for i, n in accepted.items() if n > 1} == {}, "sent twice"
+    assert_each_sent_once(ses_stub, ids)

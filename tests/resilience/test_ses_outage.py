@@ -15,15 +15,16 @@ from ses_sender.composition import Runtime
 from ses_sender.delivery.retry import BACKOFF_BASE_S
 from ses_sender.models import RequestStatus
 from tests.support.api import post_topic
-from tests.support.polling import wait_until
+from tests.support.polling import until_elapsed, wait_until
 from tests.support.rows import requests_by_id
 from tests.support.ses_stub import SesStub
 from tests.support.worker_processes import (
     StartWorker,
     accepted_per_request,
-    all_sent,
     roomy_account,
     settled,
+    until_accepted,
+    until_all_sent,
     worker_env,
 )
 
@@ -73,10 +74,7 @@ async def test_ses_away_for_longer_than_every_retry_fails_nothing_and_sends_each
     ids = await post_topic(live_client, "ses-outage", RECIPIENTS)
     worker = start_worker(worker_env(database_url, ses_stub, **ENV))
 
-    async def some_sent() -> bool:
-        return len(ses_stub.accepted) >= 10
-
-    await wait_until(some_sent, "the campaign under way", within_s=120)
+    await until_accepted(ses_stub, 10)
     come_back = await outage(ses_stub)
     began = time.monotonic()
 
@@ -88,18 +86,12 @@ async def test_ses_away_for_longer_than_every_retry_fails_nothing_and_sends_each
     health = (await live_client.get("/health")).json()
     assert any(reason.startswith("ses_unreachable: ") for reason in health["sending"]["reasons"])
 
-    async def outlasted_every_retry() -> bool:
-        return time.monotonic() - began >= OUTAGE_S
-
-    await wait_until(outlasted_every_retry, f"an outage of {OUTAGE_S:g} s", within_s=OUTAGE_S + 30)
+    await until_elapsed(began, OUTAGE_S, f"an outage of {OUTAGE_S:g} s")
     rows = await requests_by_id(live_runtime)
     assert RequestStatus.FAILED not in {rows[i].status for i in ids}
     await come_back()
 
-    async def campaign_sent() -> bool:
-        return await all_sent(live_runtime, ids)
-
-    await wait_until(campaign_sent, "the campaign sent after SES came back", within_s=120)
+    await until_all_sent(live_runtime, ids, "the campaign sent after SES came back")
     health = (await live_client.get("/health")).json()
     assert (health["status"], health["transport"]["reachable"]) == ("ok", True)
     assert await worker.stop() == 0, worker.output()
