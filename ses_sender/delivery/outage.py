@@ -27,6 +27,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.delivery.emails import Failed, QueuedEmail, Requeued, SendResult
 from ses_sender.delivery.pause_gate import CHECK_INTERVAL_S, PauseGate
 from ses_sender.delivery.ports import PauseSource
@@ -145,8 +146,11 @@ class ProviderOutage:
         while not self._stopping.is_set():
             try:
                 await self._probe_if_paused()
-            except TRANSIENT_ERRORS:
-                log.exception("the SES outage probe could not reach the database; trying again")
+            except TRANSIENT_ERRORS as error:
+                # The worker logs the outage itself: one line here, no traceback.
+                log.warning(
+                    "the SES outage probe cannot read the pause: %s", database.describe(error)
+                )
                 await wait_any(self._stopping, timeout_s=CHECK_INTERVAL_S, sleep=self._sleep)
 
     async def _probe_if_paused(self) -> None:
