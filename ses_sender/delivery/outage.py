@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -95,14 +96,15 @@ class ProviderOutage:
         # Whether the provider answered a send since this worker last found it out: until it
         # does, a probe that answers may be its API and not its sending coming back.
         self._answered_since_outage = True
+        self._answered_at = -math.inf  # monotonic
         self._pause_seen = False
-        self._lifted_unconfirmed = False  # lifted, and no send answered since
+        self._pause_last_seen_at = -math.inf  # monotonic
         self._stopping = asyncio.Event()
 
     def answered(self) -> None:
         self._run.clear()
         self._answered_since_outage = True
-        self._lifted_unconfirmed = False
+        self._answered_at = self._clock.monotonic()
 
     async def failed(
         self, queued: QueuedEmail, error: TransientError, judged: SendResult
@@ -159,20 +161,20 @@ class ProviderOutage:
         if not paused:
             if self._pause_seen:  # lifted, here or by another process: a new run starts
                 self._pause_seen = False
-                self._lifted_unconfirmed = True
                 self._run.clear()
             await wait_any(self._stopping, timeout_s=CHECK_INTERVAL_S, sleep=self._sleep)
             return
         if not self._pause_seen:
             self._pause_seen = True
-            # Paused again before any send was answered: the provider's API answered the last
-            # probe, its sending did not. Waiting longer each time keeps such an outage from
-            # pausing and resuming every few seconds.
+            # Paused again with no send answered since the last pause: the provider's API
+            # answered the last probe, its sending did not. Waiting longer each time keeps such
+            # an outage from pausing and resuming every few seconds.
             self._probe_wait_s = (
                 min(2 * self._probe_wait_s, self._probe_max_s)
-                if self._lifted_unconfirmed
+                if self._answered_at < self._pause_last_seen_at
                 else self._probe_first_s
             )
+        self._pause_last_seen_at = self._clock.monotonic()
         await wait_any(self._stopping, timeout_s=self._probe_wait_s, sleep=self._sleep)
         # A probe of an SES that does not answer takes up to its timeout: not the stop's.
         probe = await unless_set(self._stopping, self._provider_answers())

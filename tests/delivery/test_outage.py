@@ -16,10 +16,16 @@ from ses_sender.composition import Runtime, build_outage_watch, build_pause_gate
 from ses_sender.delivery import worker as worker_module
 from ses_sender.delivery.outage import ProviderOutage
 from ses_sender.delivery.pacer import Pacer
+from ses_sender.delivery.pause_gate import CHECK_INTERVAL_S
 from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.delivery.worker import Worker
 from ses_sender.models import Request, RequestStatus
-from ses_sender.sending.service import SES_UNREACHABLE, active_pauses, pause_sending
+from ses_sender.sending.service import (
+    SES_UNREACHABLE,
+    SendingPauses,
+    active_pauses,
+    pause_sending,
+)
 from ses_sender.transports.base import TransientError, Transport
 from ses_sender.transports.ses import SesTransport
 from tests.support.polling import wait_until, while_running
@@ -206,3 +212,61 @@ async def test_the_probe_lifts_only_the_outage_pause(
     await asyncio.wait_for(probe, 10)
 
     assert await pause_names(live_runtime) == ["guardrail"]
+
+
+async def test_the_probe_waits_longer_after_each_silence_and_after_a_lift_too_early(
+    live_runtime: Runtime, ses_stub: SesStub, ses: SesTransport
+) -> None:
+    probe_waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # virtual time: the waits are what is tested
+        if seconds != CHECK_INTERVAL_S:
+            probe_waits.append(seconds)
+        await asyncio.sleep(0)
+
+    outage = ProviderOutage(
+        source=ses,
+        pauses=SendingPauses(),
+        gate=build_pause_gate(live_runtime),
+        sessionmaker=live_runtime.sessionmaker,
+        clock=live_runtime.clock,
+        failures_to_pause=FAILURES_TO_PAUSE,
+        probe_first_s=0.3,
+        probe_max_s=5.0,
+        timeout_s=5.0,
+        sleep=sleep,
+    )
+
+    async def pause_for_outage() -> None:
+        async with live_runtime.sessionmaker() as session, session.begin():
+            await SendingPauses().pause_for_outage(session, "SES away", now=datetime.now(UTC))
+
+    async def lifted() -> bool:
+        return SES_UNREACHABLE not in await pause_names(live_runtime)
+
+    ses_stub.configure({"unavailable": True})
+    await pause_for_outage()
+    probe = asyncio.create_task(outage.run())
+
+    async def three_silences() -> bool:
+        return ses_stub.account_checks >= 3
+
+    await wait_until(while_running(probe, three_silences), "three probes SES did not answer")
+    ses_stub.configure({"unavailable": False})
+    await wait_until(while_running(probe, lifted), "the pause lifted once SES answered")
+    doubling = [0.3, 0.6, 1.2, 2.4, 4.8, 5.0, 5.0, 5.0]
+    first_outage = len(probe_waits)
+    assert first_outage >= 4
+    assert probe_waits == doubling[:first_outage]
+
+    # Paused again before any send was answered: SES's API came back, its sending did not.
+    await pause_for_outage()
+    await wait_until(while_running(probe, lifted), "the pause lifted again")
+    assert probe_waits[first_outage:] == [doubling[first_outage]]
+
+    outage.answered()  # a send went out: the next outage is a new one
+    await pause_for_outage()
+    await wait_until(while_running(probe, lifted), "a new outage's pause lifted")
+    assert probe_waits[first_outage + 1 :] == [0.3]
+    outage.stop()
+    await asyncio.wait_for(probe, 10)
