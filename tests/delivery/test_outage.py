@@ -106,7 +106,6 @@ async def test_ses_failing_every_send_pauses_sending_uses_no_attempt_and_resumes
     checks = ses_stub.account_checks
 
     async def probed_long() -> bool:
-        await make_due(live_runtime)
         return ses_stub.account_checks >= checks + 3
 
     # Far longer than two attempts of each email would last, were they counted.
