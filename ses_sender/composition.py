@@ -35,6 +35,7 @@ from ses_sender.delivery.dependencies import WAKEUP
 from ses_sender.delivery.housekeeping import SWEEP_INTERVAL_S, Housekeeping
 from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
+from ses_sender.delivery.outage import NoOutageWatch, OutageWatch, ProviderOutage
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.pause_gate import PauseGate
 from ses_sender.delivery.ports import HousekeepingJob
@@ -300,7 +301,19 @@ def build_pacer(runtime: Runtime) -> Pacer:
     return Pacer(runtime.settings.email_rate, schedule=DatabaseSchedule(runtime.sessionmaker))
 
 
-def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker:
+def build_pause_gate(runtime: Runtime) -> PauseGate:
+    return PauseGate(runtime.sessionmaker, pauses=SendingPauses(), clock=runtime.clock)
+
+
+def build_worker(
+    runtime: Runtime,
+    transport: Transport,
+    pacer: Pacer,
+    *,
+    pauses: PauseGate | None = None,
+    outage: OutageWatch | None = None,
+) -> Worker:
+    """`pauses` and `outage`: shared with the outage probe, when the transport has one."""
     settings = runtime.settings
     in_flight = InFlightLimit(settings.concurrency)
     leases = Leases(
@@ -344,7 +357,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         transport=transport,
         pacer=pacer,
         recorder=recorder,
-        pauses=PauseGate(runtime.sessionmaker, pauses=SendingPauses(), clock=runtime.clock),
+        pauses=pauses or build_pause_gate(runtime),
         retry=RetryPolicy(settings.max_attempts),
         clock=runtime.clock,
         in_flight=in_flight,
@@ -352,6 +365,7 @@ def build_worker(runtime: Runtime, transport: Transport, pacer: Pacer) -> Worker
         send_timeout_s=settings.send_timeout_s,
         shutdown_grace_s=settings.shutdown_grace_s,
         wakeup=runtime.wakeup,
+        outage=outage or NoOutageWatch(),
     )
 
 
@@ -366,6 +380,21 @@ def build_account_watch(runtime: Runtime, ses: SesTransport, pacer: Pacer) -> Ac
         email_rate=settings.email_rate,
         headroom=settings.rate_headroom,
         interval_s=settings.account_check_s,
+    )
+
+
+def build_outage_watch(runtime: Runtime, ses: SesTransport, gate: PauseGate) -> ProviderOutage:
+    settings = runtime.settings
+    return ProviderOutage(
+        source=ses,
+        pauses=SendingPauses(),
+        gate=gate,
+        sessionmaker=runtime.sessionmaker,
+        clock=runtime.clock,
+        failures_to_pause=settings.ses_outage_failures,
+        probe_first_s=settings.ses_outage_probe_s,
+        probe_max_s=settings.ses_outage_probe_max_s,
+        timeout_s=settings.send_timeout_s,
     )
 
 

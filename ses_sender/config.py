@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     max_concurrent: int | None = Field(None, alias="MAX_CONCURRENT", ge=1, le=10_000)
     rate_headroom: float = Field(0.0, alias="RATE_HEADROOM", ge=0, lt=1)
     account_check_s: float = Field(60.0, alias="ACCOUNT_CHECK_SECONDS", ge=1, le=3_600)
+    # An SES outage: this many emails failing in a row pause all sending; SES is then probed
+    # after the first wait, doubled after each silence up to the longest.
+    ses_outage_failures: int = Field(5, alias="SES_OUTAGE_FAILURES", ge=2, le=1_000)
+    ses_outage_probe_s: float = Field(5.0, alias="SES_OUTAGE_PROBE_SECONDS", ge=0.1, le=3_600)
+    ses_outage_probe_max_s: float = Field(
+        300.0, alias="SES_OUTAGE_PROBE_MAX_SECONDS", ge=0.1, le=86_400
+    )
     ses_config_set: str | None = Field(None, alias="SES_CONFIG_SET")
     aws_region: str = Field(
         "ap-northeast-2", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -223,6 +230,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"LEASE_SECONDS ({self.lease_s:g}) must be at least twice SEND_TIMEOUT_SECONDS "
                 f"({self.send_timeout_s:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _probe_waits_in_order(self) -> Settings:
+        if self.ses_outage_probe_max_s < self.ses_outage_probe_s:
+            raise ValueError(
+                f"SES_OUTAGE_PROBE_MAX_SECONDS ({self.ses_outage_probe_max_s:g}) must be at "
+                f"least SES_OUTAGE_PROBE_SECONDS ({self.ses_outage_probe_s:g})"
             )
         return self
 

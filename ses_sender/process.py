@@ -18,7 +18,9 @@ from fastapi import FastAPI
 from ses_sender.composition import (
     Runtime,
     build_account_watch,
+    build_outage_watch,
     build_pacer,
+    build_pause_gate,
     build_side_tasks,
     build_worker,
     choose_transport,
@@ -29,6 +31,7 @@ from ses_sender.composition import (
 )
 from ses_sender.config import Settings
 from ses_sender.db.migrate import ensure_schema
+from ses_sender.delivery.outage import NoOutageWatch, OutageWatch
 from ses_sender.delivery.recorder import OutcomesNotRecorded
 from ses_sender.observability import flush_sentry, init_sentry
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
@@ -103,13 +106,16 @@ async def _start_worker(
     """The worker and what runs beside it, started; the parts to stop."""
     pacer = build_pacer(runtime)
     parts: dict[str, SideTask] = build_side_tasks(runtime)
+    pauses = build_pause_gate(runtime)
+    outage: OutageWatch = NoOutageWatch()
     if isinstance(transport, SesTransport):
         account = build_account_watch(runtime, transport, pacer)
         await account.check()  # the account's rate is known before the first send
         parts["account"] = Periodic(
             "SES account check", account.check, runtime.settings.account_check_s
         )
-    worker = build_worker(runtime, transport, pacer)
+        parts["ses-outage-probe"] = outage = build_outage_watch(runtime, transport, pauses)
+    worker = build_worker(runtime, transport, pacer, pauses=pauses, outage=outage)
     tasks["worker"] = asyncio.create_task(worker.run(), name="worker")
     for name, part in parts.items():
         tasks[name] = asyncio.create_task(part.run(), name=name)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 # Failures that pass: the database or the network is away for a while.
@@ -41,6 +43,20 @@ async def wait_any(*events: asyncio.Event, timeout_s: float, sleep: Sleep) -> No
         for wait in waits:
             wait.cancel()
         await asyncio.gather(*waits, return_exceptions=True)
+
+
+async def unless_set(event: asyncio.Event, awaitable: Awaitable[T]) -> asyncio.Future[T] | None:
+    """Await `awaitable` unless `event` is set first (then it is cancelled): the finished
+    future, whose `result()` gives its value or raises its error, or None."""
+    task = asyncio.ensure_future(awaitable)
+    setting = asyncio.ensure_future(event.wait())
+    done, _ = await asyncio.wait({task, setting}, return_when=asyncio.FIRST_COMPLETED)
+    setting.cancel()
+    if task in done:
+        return task
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
 
 
 class Periodic:

@@ -8,9 +8,10 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from ses_sender.composition import TransportChoice, create_app, open_runtime
+from ses_sender.composition import Runtime, TransportChoice, create_app, open_runtime
 from ses_sender.config import TransportKind
 from ses_sender.db.migrate import upgrade_to_head_async
+from ses_sender.sending.service import SendingPauses, pause_sending
 from tests.support.clock import FakeClock
 from tests.support.databases import POSTGRES_ADMIN_DSN, postgres_database, postgresql_only
 from tests.support.outages import Outage, database_outage
@@ -41,9 +42,35 @@ async def test_the_api_key_shows_database_transport_sending_and_sns(
     body = response.json()
     assert body["status"] == "ok"
     assert body["database"] == "ok"
-    assert body["transport"] == {"kind": "outbox", "detail": "tests"}
+    assert body["transport"] == {"kind": "outbox", "detail": "tests", "reachable": True}
     assert body["sending"] == {"paused": False, "reasons": []}
     assert body["sns"] == {"accepting": True, "trustedTopics": [TRUSTED_TOPIC_ARN]}
+
+
+async def test_ses_not_answering_makes_the_status_degraded_not_unhealthy(
+    runtime: Runtime,
+    clock: FakeClock,
+    client: httpx.AsyncClient,
+) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await pause_sending(session, "guardrail", "bounce rate 6%", now=clock.now())
+        await SendingPauses().pause_for_outage(session, "5 emails in a row failed", now=clock.now())
+
+    anonymous = await client.get("/health", headers={"x-api-key": ""})
+    detailed = (await client.get("/health")).json()
+
+    assert anonymous.status_code == 200  # a restart would not bring SES back
+    assert anonymous.json()["status"] == "degraded"
+    assert detailed["transport"]["reachable"] is False
+    assert detailed["sending"] == {
+        "paused": True,
+        "reasons": ["guardrail: bounce rate 6%", "ses_unreachable: 5 emails in a row failed"],
+    }
+    async with runtime.sessionmaker() as session, session.begin():
+        await SendingPauses().resume_after_outage(session)
+    after = (await client.get("/health")).json()
+    assert (after["status"], after["transport"]["reachable"]) == ("ok", True)
+    assert after["sending"]["reasons"] == ["guardrail: bounce rate 6%"]  # not the probe's to lift
 
 
 async def test_with_no_trusted_topic_health_says_events_are_refused(

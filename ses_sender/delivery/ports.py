@@ -75,8 +75,8 @@ class HousekeepingJob(Protocol):
 
 class PauseSource(Protocol):
     """The pauses of all sending, shared by every worker (an operator's, the guardrail's, the
-    provider account's), and the one the engine sets itself when the provider refuses the
-    account."""
+    provider account's), and the two the engine sets itself: when the provider refuses the
+    account, and when it fails every send (`outage.py`), which only the engine lifts."""
 
     async def sending_paused(self, session: AsyncSession, *, now: datetime) -> bool: ...
 
@@ -85,3 +85,11 @@ class PauseSource(Protocol):
     ) -> None: ...
 
     async def resume_for_account(self, session: AsyncSession) -> None: ...
+
+    async def pause_for_outage(
+        self, session: AsyncSession, reason: str, *, now: datetime
+    ) -> None: ...
+
+    async def outage_paused(self, session: AsyncSession, *, now: datetime) -> bool: ...
+
+    async def resume_after_outage(self, session: AsyncSession) -> None: ...

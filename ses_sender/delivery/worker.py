@@ -4,7 +4,8 @@ hand the results to the recorder; on stop, drain what is in flight.
 Before its first claim, the worker writes the outcomes a stopped worker left in the journal.
 While it runs, it renews the leases of everything it has claimed and not recorded
 (`leases.py`). Sends still on the wire when the shutdown grace ends are recorded as sent,
-unconfirmed: at most once, never sent again.
+unconfirmed: at most once, never sent again. Transient failures go through the outage watch
+(`outage.py`): the provider failing every send pauses all sending and uses no email's attempts.
 
 The engine around it is wired from ports (`ports.py`): it imports no feature. The loop waits
 with an injected `sleep`, as the pacer does, so tests can run it in virtual time.
@@ -16,7 +17,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Sequence
-from typing import TypeVar
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
@@ -32,13 +32,14 @@ from ses_sender.delivery.emails import (
     Unconfirmed,
 )
 from ses_sender.delivery.leases import Leases
+from ses_sender.delivery.outage import OutageWatch
 from ses_sender.delivery.pacer import Pacer, Slot
 from ses_sender.delivery.pause_gate import PauseGate
 from ses_sender.delivery.ports import Composer
 from ses_sender.delivery.recorder import OutcomesNotRecorded, Recorder, Unrecorded
 from ses_sender.delivery.retry import GiveUp, RetryPolicy
 from ses_sender.delivery.wakeup import Wakeup
-from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, wait_any
+from ses_sender.tasks import TRANSIENT_ERRORS, Periodic, Sleep, unless_set, wait_any
 from ses_sender.transports.base import (
     AccountPausedError,
     OutgoingEmail,
@@ -50,8 +51,6 @@ from ses_sender.transports.base import (
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 POLL_INTERVAL_S = 1.0  # newly due rows are seen within this, even from another process
 CLAIM_HORIZON_S = 0.5  # claim about this much sending at a time, never a backlog
@@ -77,6 +76,7 @@ class Worker:
         send_timeout_s: float,
         shutdown_grace_s: float,
         wakeup: Wakeup,
+        outage: OutageWatch,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._claimer = claimer
@@ -99,6 +99,7 @@ class Worker:
         self._send_timeout_s = send_timeout_s
         self._shutdown_grace_s = shutdown_grace_s
         self._wakeup = wakeup
+        self._outage = outage
         self._sleep = sleep
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -239,7 +240,7 @@ class Worker:
             try:
                 email = self._composer.compose(queued, content)
             except SendError as error:
-                result = self._after_failure(queued, error)
+                result = self._given_up_counted(self._after_failure(queued, error), error)
             else:
                 slot = await self._wait_for_slot(queued)
                 if slot is None:
@@ -300,19 +301,27 @@ class Worker:
             async with asyncio.timeout(self._send_timeout_s):
                 message_id = await self._transport.send(email, on_sent=handover)
         except SendError as error:
-            return self._after_failure(queued, error)
+            failure = error
         except TimeoutError:
-            return self._after_failure(queued, TransientError("timed out"))
+            failure = TransientError("timed out")
         except Exception as error:
             log.exception("unexpected error sending request %s", queued.request_id)
-            return self._after_failure(queued, TransientError(f"{type(error).__name__}: {error}"))
+            failure = TransientError(f"{type(error).__name__}: {error}")
+        else:
+            self._outage.answered()
+            instruments.EMAILS_SENT.inc()
+            return Sent(queued.request_id, message_id, self._clock.now(), queued.lease_token)
         finally:
             took_s = self._clock.monotonic() - started
             self._latency.observe(took_s)
             instruments.SEND_DURATION.observe(took_s)
             self._in_flight_limit.resize(self._in_flight_wanted())
-        instruments.EMAILS_SENT.inc()
-        return Sent(queued.request_id, message_id, self._clock.now(), queued.lease_token)
+        result = self._after_failure(queued, failure)
+        if isinstance(failure, TransientError):
+            result = await self._outage.failed(queued, failure, result)
+        else:
+            self._outage.answered()
+        return self._given_up_counted(result, failure)
 
     def _in_flight_wanted(self) -> int:
         return in_flight_for(self._pacer.rate, self._latency.mean_s, maximum=self._max_in_flight)
@@ -330,10 +339,6 @@ class Worker:
             instruments.SEND_FAILURES.labels("transient").inc()
         decision = self._retry.decide(error, attempts=queued.attempts, now=self._clock.now())
         if isinstance(decision, GiveUp):
-            if isinstance(error, PermanentError):
-                instruments.EMAILS_FAILED_PERMANENT.inc()
-            else:
-                instruments.EMAILS_FAILED_ATTEMPTS.inc()
             return Failed(queued.request_id, decision.reason, queued.lease_token)
         return Requeued(
             queued.request_id,
@@ -342,6 +347,16 @@ class Worker:
             decision.counts_as_attempt,
             queued.lease_token,
         )
+
+    @staticmethod
+    def _given_up_counted(result: SendResult, error: SendError) -> SendResult:
+        """Counted once the outage watch has had its say: it may put a give-up back."""
+        if isinstance(result, Failed):
+            if isinstance(error, PermanentError):
+                instruments.EMAILS_FAILED_PERMANENT.inc()
+            else:
+                instruments.EMAILS_FAILED_ATTEMPTS.inc()
+        return result
 
     # -- stopping --------------------------------------------------------------------------
 
@@ -370,18 +385,13 @@ class Worker:
                 # Their lease runs out and a sweep queues them again: nothing was sent.
                 log.exception("giving back %d unsent emails failed", len(never_tried))
 
-    async def _unless_stopping(self, awaitable: Awaitable[T]) -> bool:
+    async def _unless_stopping(self, awaitable: Awaitable[None]) -> bool:
         """Await `awaitable` unless the worker is told to stop first; whether it completed."""
-        task = asyncio.ensure_future(awaitable)
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if task in done:
-            task.result()
-            return True
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return False
+        finished = await unless_set(self._stopping, awaitable)
+        if finished is None:
+            return False
+        finished.result()
+        return True
 
 
 class _Handover:

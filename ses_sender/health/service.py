@@ -1,5 +1,10 @@
-"""What `/health` reports: whether the database takes a write (the status, for anyone), and,
-for whoever has the API key, the transport, paused sending and the trusted SNS topics.
+"""What `/health` reports: whether the database takes a write and SES answers (the status, for
+anyone), and, for whoever has the API key, the transport, paused sending and the trusted SNS
+topics.
+
+SES not answering (the outage pause, see `delivery/outage.py`) makes the status "degraded" but
+the answer stays 200: the process is fine, and a restart would not help. Only a database that
+takes no write answers 503.
 
 The check commits a write, not only a read: a full disk or a read-only database still answers
 `SELECT 1`, and fails only when something must be written. A write rolled back would not do:
@@ -19,6 +24,7 @@ from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
 from ses_sender.health import repository
+from ses_sender.models import SendingPause
 from ses_sender.sending import service as sending
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
 
@@ -53,18 +59,24 @@ class Health:
     async def report(self, *, details: bool) -> Report:
         database = await self._database_state()
         healthy = database == "ok"
+        pauses = await self._pauses() if healthy else None
+        ses_reachable = None if pauses is None else _ses_reachable(pauses)
         body: dict[str, Any] = {
-            "status": "ok" if healthy else "degraded",
+            "status": "ok" if healthy and ses_reachable is not False else "degraded",
             "service": SERVICE_NAME,
             "time": self._clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if details:
             body |= {
                 "database": database,
-                "transport": self._transport,
+                "transport": self._transport | {"reachable": ses_reachable},
                 # Paused sending is reported, not unhealthy: the process is fine, and a restart
                 # would not help.
-                "sending": await self._sending_state() if healthy else UNKNOWN_SENDING_STATE,
+                "sending": (
+                    UNKNOWN_SENDING_STATE
+                    if pauses is None
+                    else sending.state_of(pauses).model_dump()
+                ),
                 "sns": await self._sns_state(),
             }
         return Report(healthy, body)
@@ -84,14 +96,13 @@ class Health:
             return f"unavailable: {reason}"
         return "ok"
 
-    async def _sending_state(self) -> dict[str, object]:
+    async def _pauses(self) -> list[SendingPause] | None:
         try:
             async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_S), self._sessionmaker() as session:
-                state = await sending.sending_state(session, now=self._clock.now())
+                return await sending.active_pauses(session, now=self._clock.now())
         except Exception as error:
             log.warning("health: reading the sending pauses failed: %s", database.describe(error))
-            return UNKNOWN_SENDING_STATE
-        return state.model_dump()
+            return None
 
     async def _sns_state(self) -> dict[str, object]:
         """Which topics' messages count; with none, every SES event is refused."""
@@ -101,3 +112,7 @@ class Health:
             log.warning("health: reading the trusted SNS topics failed: %s", error)
             return {"accepting": None, "trustedTopics": sorted(self._topics.configured)}
         return {"accepting": bool(trusted), "trustedTopics": sorted(trusted)}
+
+
+def _ses_reachable(pauses: list[SendingPause]) -> bool:
+    return all(pause.name != sending.SES_UNREACHABLE for pause in pauses)

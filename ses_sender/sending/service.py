@@ -1,8 +1,9 @@
 """Pausing and resuming all sending, account-wide: rows stay queued while any pause is in force.
 
-A pause has a name (who paused: `ACCOUNT` when SES stops the account, "guardrail" for the
-reputation guardrail), a reason people read in /health and the logs, and an optional end. Workers
-look before every claim. Other features pause and resume through these three functions:
+A pause has a name (who paused: `ACCOUNT` when SES stops the account, `SES_UNREACHABLE` when SES
+fails every send, "guardrail" for the reputation guardrail), a reason people read in /health and
+the logs, and an optional end. Workers look before every claim. Other features pause and resume
+through these three functions:
 
     await pause_sending(session, "guardrail", "bounce rate 6.1% > 5%", now=now)
     await active_pauses(session, now=now)
@@ -12,6 +13,7 @@ look before every claim. Other features pause and resume through these three fun
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,7 @@ from ses_sender.sending import repository
 from ses_sender.sending.schemas import SendingState
 
 ACCOUNT = "account"
+SES_UNREACHABLE = "ses_unreachable"
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,10 @@ async def resume_sending(session: AsyncSession, name: str | None = None) -> list
 
 
 async def sending_state(session: AsyncSession, *, now: datetime) -> SendingState:
-    pauses = await active_pauses(session, now=now)
+    return state_of(await active_pauses(session, now=now))
+
+
+def state_of(pauses: Sequence[SendingPause]) -> SendingState:
     return SendingState(
         paused=bool(pauses), reasons=[f"{pause.name}: {pause.reason}" for pause in pauses]
     )
@@ -75,3 +81,12 @@ class SendingPauses:
 
     async def resume_for_account(self, session: AsyncSession) -> None:
         await resume_sending(session, ACCOUNT)
+
+    async def pause_for_outage(self, session: AsyncSession, reason: str, *, now: datetime) -> None:
+        await pause_sending(session, SES_UNREACHABLE, reason, now=now)
+
+    async def outage_paused(self, session: AsyncSession, *, now: datetime) -> bool:
+        return any(pause.name == SES_UNREACHABLE for pause in await active_pauses(session, now=now))
+
+    async def resume_after_outage(self, session: AsyncSession) -> None:
+        await resume_sending(session, SES_UNREACHABLE)

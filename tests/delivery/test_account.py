@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -19,19 +18,6 @@ from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.ses_stub import SesStub
 
 EMAIL_RATE = 100.0
-
-
-@pytest.fixture
-async def ses(ses_stub: SesStub) -> AsyncIterator[SesTransport]:
-    transport = SesTransport(
-        "us-east-1",
-        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=ses_stub.url,
-        timeout_s=5.0,
-    )
-    yield transport
-    await transport.close()
 
 
 def make_pacer(runtime: Runtime) -> Pacer:

@@ -22,7 +22,6 @@ from ses_sender.models import RequestStatus
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
-from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.ses_stub import SesStub
 from tests.support.settings import API_KEY
 from tests.support.workers import WorkerFactory, send_with_worker
@@ -30,19 +29,6 @@ from tests.support.workers import WorkerFactory, send_with_worker
 RECIPIENTS = 40
 OUTBOX_RECIPIENTS = 8  # each a file written in a thread: slow on a busy machine
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-
-
-@pytest.fixture
-async def ses(ses_stub: SesStub) -> AsyncIterator[SesTransport]:
-    transport = SesTransport(
-        "us-east-1",
-        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=ses_stub.url,
-        timeout_s=5.0,
-    )
-    yield transport
-    await transport.close()
 
 
 @pytest.fixture

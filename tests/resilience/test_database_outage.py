@@ -13,16 +13,18 @@ from ses_sender.composition import Runtime
 from ses_sender.models import RequestStatus
 from tests.support.api import post_topic
 from tests.support.databases import postgresql_only
-from tests.support.polling import wait_until
+from tests.support.polling import until_elapsed, wait_until
 from tests.support.rows import requests_by_id
 from tests.support.ses_stub import SesStub
 from tests.support.worker_outage import worker_database_outage
 from tests.support.worker_processes import (
     StartWorker,
     accepted_per_request,
-    all_sent,
+    assert_each_sent_once,
     roomy_account,
     settled,
+    until_accepted,
+    until_all_sent,
     worker_env,
 )
 
@@ -35,26 +37,6 @@ ENV = {
     "LEASE_SECONDS": str(LEASE_SECONDS),
     "SEND_TIMEOUT_SECONDS": "5",
 }
-
-
-async def stub_accepted(ses_stub: SesStub, count: int) -> None:
-    async def enough() -> bool:
-        return len(ses_stub.accepted) >= count
-
-    await wait_until(enough, f"{count} emails at SES", within_s=120)
-
-
-async def outage_lasted(since: float) -> None:
-    async def long_enough() -> bool:
-        return time.monotonic() - since >= OUTAGE_S
-
-    await wait_until(long_enough, f"an outage of {OUTAGE_S} s", within_s=OUTAGE_S + 30)
-
-
-def assert_each_sent_once(ses_stub: SesStub, ids: list[int]) -> None:
-    accepted = accepted_per_request(ses_stub)
-    assert set(accepted) == set(ids), "lost"
-    assert {i: n for i, n in accepted.items() if n > 1} == {}, "sent twice"
 
 
 @pytest.mark.timeout(240)
@@ -70,17 +52,14 @@ async def test_a_worker_cut_off_for_longer_than_its_lease_sends_nothing_twice(
     ids = await post_topic(live_client, "outage", RECIPIENTS)
     async with worker_database_outage(database_url) as outage:
         worker = start_worker(worker_env(outage.url, ses_stub, **ENV))
-        await stub_accepted(ses_stub, 20)
+        await until_accepted(ses_stub, 20)
 
         await outage.begin()
         began = time.monotonic()
-        await outage_lasted(began)
+        await until_elapsed(began, OUTAGE_S, f"an outage of {OUTAGE_S} s")
         await outage.end()
 
-        async def campaign_sent() -> bool:
-            return await all_sent(live_runtime, ids)
-
-        await wait_until(campaign_sent, "the campaign sent after the outage", within_s=120)
+        await until_all_sent(live_runtime, ids, "the campaign sent after the outage")
         assert await worker.stop() == 0, worker.output()
     await settled(ses_stub)
 
@@ -101,17 +80,14 @@ async def test_rows_another_worker_took_over_are_not_sent_by_the_worker_cut_off(
     ids = await post_topic(live_client, "takeover", RECIPIENTS)
     async with worker_database_outage(database_url) as outage:
         cut_off = start_worker(worker_env(outage.url, ses_stub, **ENV))
-        await stub_accepted(ses_stub, 20)
+        await until_accepted(ses_stub, 20)
         await outage.begin()
         rows = await requests_by_id(live_runtime)
         held = {i for i in ids if rows[i].status == RequestStatus.PROCESSING}
         other = start_worker(worker_env(database_url, ses_stub, **ENV))
 
-        async def campaign_sent() -> bool:
-            return await all_sent(live_runtime, ids)
-
         # The other worker sends the rest, and, once their lease ran out, the cut-off worker's.
-        await wait_until(campaign_sent, "the campaign sent by the other worker", within_s=150)
+        await until_all_sent(live_runtime, ids, "the campaign sent by the other worker")
         await outage.end()
         # Stopped with the database back, the cut-off worker writes what it still holds (or it
         # would exit 1): whether its lease renewal or its recorder reaches the database first
@@ -147,7 +123,7 @@ async def test_a_worker_stopped_while_the_database_is_away_journals_what_it_sent
     async with worker_database_outage(database_url) as outage:
         env = worker_env(outage.url, ses_stub, **ENV)
         worker = start_worker(env)
-        await stub_accepted(ses_stub, 20)
+        await until_accepted(ses_stub, 20)
         await outage.begin()
 
         async def unrecorded_outcomes() -> bool:
@@ -162,10 +138,7 @@ async def test_a_worker_stopped_while_the_database_is_away_journals_what_it_sent
 
         restarted = start_worker(env)
 
-        async def campaign_sent() -> bool:
-            return await all_sent(live_runtime, ids)
-
-        await wait_until(campaign_sent, "the campaign sent after the restart", within_s=120)
+        await until_all_sent(live_runtime, ids, "the campaign sent after the restart")
         assert await restarted.stop() == 0, restarted.output()
     await settled(ses_stub)
 

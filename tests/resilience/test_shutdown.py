@@ -16,9 +16,9 @@ from tests.support.ses_stub import SesStub
 from tests.support.worker_processes import (
     StartWorker,
     accepted_per_request,
-    all_sent,
     roomy_account,
     settled,
+    until_all_sent,
     worker_env,
 )
 
@@ -64,10 +64,7 @@ async def test_sigterm_with_no_grace_sends_nothing_twice(
     ses_stub.configure({"latency_s": 0.0})
     restarted = start_worker(env)
 
-    async def campaign_sent() -> bool:
-        return await all_sent(live_runtime, ids)
-
-    await wait_until(campaign_sent, "the campaign sent after the restart", within_s=120)
+    await until_all_sent(live_runtime, ids, "the campaign sent after the restart")
     assert await restarted.stop() == 0, restarted.output()
     await settled(ses_stub)
 

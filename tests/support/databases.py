@@ -29,6 +29,8 @@ BACKENDS_ENV = "SES_SENDER_TEST_BACKENDS"  # e.g. "sqlite": which backends the d
 # A db test that is about what only PostgreSQL offers (several processes over one database):
 # it runs on PostgreSQL alone, and under --backend sqlite it is deselected.
 postgresql_only = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+# And one about what only SQLite has (its database a file on a disk that can fill up).
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def skip_without_postgres() -> NoReturn:

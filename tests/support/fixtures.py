@@ -5,8 +5,8 @@ from tests.support.fixtures import fake_aws_env, moto, moto_server, ses_stub
 
 __all__ = ["fake_aws_env", "moto", "moto_server", "ses_stub"]
 
-(and `moto_complement` with `moto_complement_server`, for moto plus what it lacks, and
-`start_worker` for real `ses-sender worker` processes)
+(and `moto_complement` with `moto_complement_server`, for moto plus what it lacks, `ses` for an
+SES transport to the stub, and `start_worker` for real `ses-sender worker` processes)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ses_sender.transports.ses import SesTransport
 from tests.support.moto_complement import MotoComplement, run_moto_complement
 from tests.support.moto_server import FAKE_AWS_ENV, MotoServer, run_moto_server
 from tests.support.ses_stub import SesStub
@@ -45,6 +46,20 @@ async def ses_stub(fake_aws_env: None) -> AsyncIterator[SesStub]:
         yield stub
     finally:
         await stub.stop()
+
+
+@pytest.fixture
+async def ses(ses_stub: SesStub) -> AsyncIterator[SesTransport]:
+    """The SES transport, sending to the stub."""
+    transport = SesTransport(
+        "us-east-1",
+        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=ses_stub.url,
+        timeout_s=5.0,
+    )
+    yield transport
+    await transport.close()
 
 
 @pytest.fixture(scope="session")

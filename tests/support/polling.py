@@ -7,6 +7,7 @@ condition, up to a deadline, and the failure says what it was waiting for.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -59,3 +60,13 @@ def while_running(
         return await condition()
 
     return check
+
+
+async def until_elapsed(since: float, seconds: float, what: str) -> None:
+    """Wait until `seconds` have passed since `since` (`time.monotonic()`): an outage made to
+    last, never a measure of how fast anything is."""
+
+    async def long_enough() -> bool:
+        return time.monotonic() - since >= seconds
+
+    await wait_until(long_enough, what, within_s=seconds + 30)

@@ -38,10 +38,10 @@ class RunningService:
 
 @asynccontextmanager
 async def running_service(
-    database_url: str, directory: Path, **settings: str
+    database_url: str, directory: Path, *, role: str = "serve", **settings: str
 ) -> AsyncIterator[RunningService]:
-    """`ses-sender serve` on `database_url` (migrated), writing emails to an outbox in
-    `directory`, its key SERVICE_KEY; killed at the end."""
+    """`ses-sender serve` (or `role`: `api`) on `database_url` (migrated), writing emails to an
+    outbox in `directory`, its key SERVICE_KEY; killed at the end."""
     port = free_port()
     env = subprocess_env()
     env.update(
@@ -60,7 +60,7 @@ async def running_service(
     log = directory / "service.log"
     with log.open("w") as output:
         process = subprocess.Popen(  # noqa: ASYNC220 - started once, waited on in a thread
-            [str(SCRIPT), "serve"],
+            [str(SCRIPT), role],
             env=env,
             cwd=directory,
             stdout=output,
@@ -82,7 +82,7 @@ async def _healthy(service: RunningService) -> None:
 
         async def answers() -> bool:
             if service.process.poll() is not None:
-                pytest.fail(f"ses-sender serve exited early:\n{service.output()}")
+                pytest.fail(f"ses-sender exited early:\n{service.output()}")
             try:
                 return (await client.get("/health")).status_code == 200
             except httpx.TransportError:
@@ -90,5 +90,5 @@ async def _healthy(service: RunningService) -> None:
 
         # Start-up imports the whole service: tens of seconds on a loaded 2-CPU machine.
         await wait_until(
-            answers, f"ses-sender serve to answer /health (its log: {service.log})", within_s=120
+            answers, f"ses-sender to answer /health (its log: {service.log})", within_s=120
         )

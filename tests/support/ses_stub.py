@@ -19,10 +19,11 @@ port) prints the bound port number, alone on one line, once listening; SIGTERM s
 * `POST /_stub/script` `{"failures": ["throttled", {"status": 400, "code": "C", "message": "M"}]}`
   queues failures for the next sends (preset names are the keys of `PRESETS`)
 * `POST /_stub/config` `{"latency_s": 0.2, "max_per_second": 10, "max_send_rate": 14,
-  "max_24_hour_send": 50000, "sending_enabled": false}` (any subset; `max_per_second: null`
-  lifts the window). GetAccount reports them, and sends are refused as SES refuses them: with
-  `SendingPausedException` while `sending_enabled` is false, with the daily-quota error once
-  `max_24_hour_send` recipients were accepted.
+  "max_24_hour_send": 50000, "sending_enabled": false, "unavailable": true}` (any subset;
+  `max_per_second: null` lifts the window). GetAccount reports them, and sends are refused as SES
+  refuses them: with `SendingPausedException` while `sending_enabled` is false, with the
+  daily-quota error once `max_24_hour_send` recipients were accepted. While `unavailable`,
+  SendEmail and GetAccount both answer 503, as SES does to everyone in an outage.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ SENDING_PAUSED = Failure(400, "SendingPausedException", "Sending is paused for t
 ACCOUNT_SUSPENDED = Failure(400, "AccountSuspendedException", "Your account is suspended.")
 DAILY_QUOTA = Failure(400, "LimitExceededException", "Daily message quota exceeded.")
 BAD_REQUEST = Failure(400, "BadRequestException", "Invalid request.")
+UNAVAILABLE = Failure(503, "ServiceUnavailable", "Service is unavailable.")
 
 PRESETS: Mapping[str, Failure] = {
     "throttled": THROTTLED,
@@ -129,6 +131,7 @@ class SesStub:
         self.max_send_rate = DEFAULT_MAX_SEND_RATE
         self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
         self.sending_enabled = True
+        self.unavailable = False
         self.sent_recipients = 0  # accepted so far: SentLast24Hours, and the daily quota's count
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -154,6 +157,7 @@ class SesStub:
         self.max_send_rate = DEFAULT_MAX_SEND_RATE
         self.max_24_hour_send = DEFAULT_MAX_24_HOUR_SEND
         self.sending_enabled = True
+        self.unavailable = False
         self.sent_recipients = 0
         self.peak_in_flight = self.in_flight
         self.account_checks = 0
@@ -173,6 +177,8 @@ class SesStub:
             self.max_24_hour_send = float(settings["max_24_hour_send"])
         if "sending_enabled" in settings:
             self.sending_enabled = bool(settings["sending_enabled"])
+        if "unavailable" in settings:
+            self.unavailable = bool(settings["unavailable"])
 
     async def start(self, host: str = HOST, port: int = 0) -> str:
         """Listen on host:port (0 picks a free port); return the base URL, also kept in `url`."""
@@ -186,6 +192,11 @@ class SesStub:
         """No connection open or waiting: every request its clients sent has been recorded
         (see `StampedServer.idle`). With the clients gone, what the stub holds is final."""
         return self._server is None or self._server.idle()
+
+    async def restart(self) -> None:
+        """Listen again on the port it had, after `stop`: SES back where it was."""
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        await self.start(host, int(port))
 
     async def stop(self) -> None:
         """Stop at once: a send still in its latency sleep (its client gave up) is dropped."""
@@ -217,6 +228,8 @@ class SesStub:
         record = _record(request.json(), arrival, authorized=_is_signed(request))
         self.received.append(record)
         failure = self._failures.popleft() if self._failures else None
+        if failure is None and self.unavailable:
+            failure = UNAVAILABLE
         if failure is None and not self.sending_enabled:
             failure = SENDING_PAUSED
         if failure is None and self.sent_recipients >= self.max_24_hour_send:
@@ -238,6 +251,8 @@ class SesStub:
 
     async def _get_account(self, request: Request) -> Response:
         self.account_checks += 1
+        if self.unavailable:
+            return _error(UNAVAILABLE)
         return json_response(
             {
                 "SendQuota": {

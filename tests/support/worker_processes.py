@@ -114,3 +114,27 @@ async def all_sent(runtime: Runtime, ids: list[int]) -> bool:
             select(func.count()).where(Request.id.in_(ids), Request.status == RequestStatus.SENT)
         )
     return sent == len(ids)
+
+
+async def until_all_sent(runtime: Runtime, ids: list[int], what: str) -> None:
+    """Wait until every request of `ids` is Sent; `what`: the wait, named for its failure."""
+
+    async def sent() -> bool:
+        return await all_sent(runtime, ids)
+
+    await wait_until(sent, what, within_s=150)
+
+
+async def until_accepted(ses_stub: SesStub, count: int) -> None:
+    """Wait until the stub has accepted `count` sends: a campaign under way."""
+
+    async def enough() -> bool:
+        return len(ses_stub.accepted) >= count
+
+    await wait_until(enough, f"{count} emails at SES", within_s=120)
+
+
+def assert_each_sent_once(ses_stub: SesStub, ids: list[int]) -> None:
+    accepted = accepted_per_request(ses_stub)
+    assert set(accepted) == set(ids), "lost"
+    assert {i: n for i, n in accepted.items() if n > 1} == {}, "sent twice"
