@@ -222,15 +222,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_openapi(app)
     app.add_middleware(RequestTiming)
     app.add_middleware(EdgeGuard)
+    # The router tries routes in this order: the public pixel and redirect, the busiest by far,
+    # come first (last, each click went through some 30 other routes' path tests).
     for router in (
+        clicks_router,
+        tracking_router,
         health_router,
         metrics_router,
         messages_router,
         templates_router,
         stats_router,
         control_router,
-        tracking_router,
-        clicks_router,
         ses_events_router,
         suppression_router,
         unsubscribe_router,

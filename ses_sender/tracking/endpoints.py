@@ -8,11 +8,11 @@ from fastapi.responses import Response
 from ses_sender.errors import NotFound
 from ses_sender.models import EventType
 from ses_sender.tracking.classify import RequestShape
-from ses_sender.tracking.dependencies import HitsDep, LinkTargetsDep, TokensDep
+from ses_sender.tracking.dependencies import HITS, LINK_TARGETS, TOKENS
 from ses_sender.tracking.links import HONEYPOT_POSITION
 from ses_sender.tracking.service import Hit
-from ses_sender.web.client import ClientAddressDep
-from ses_sender.web.dependencies import NowDep
+from ses_sender.web.client import client_address
+from ses_sender.web.dependencies import CLOCK
 
 router = APIRouter(prefix="/v1/events", tags=["tracking"])
 clicks_router = APIRouter(prefix="/v1/c", tags=["tracking"])
@@ -26,20 +26,19 @@ PIXEL_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate"}
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 MAX_USER_AGENT_CHARS = 512  # kept of a user agent: enough for every real one
 
+# The pixel and the redirect take no dependencies from FastAPI: they read what they need from
+# the app themselves. At 1,000 clicks/s in one process FastAPI's dependency solver was the
+# largest part of the redirect's own CPU (8 dependency levels; under cProfile 0.66 ms of
+# about 2 ms per click, against 0.2 ms for the endpoint itself).
+
 
 @router.get("/open", response_class=Response)
-async def open_pixel(
-    request: Request,
-    tokens: TokensDep,
-    hits: HitsDep,
-    now: NowDep,
-    client_address: ClientAddressDep,
-    t: str = "",
-) -> Response:
+async def open_pixel(request: Request, t: str = "") -> Response:
     """Always the pixel, at once; an open is recorded afterwards, and only for a genuine token."""
-    request_id = tokens.open_request_id(t) if t else None
+    request_id = TOKENS.of(request).open_request_id(t) if t else None
     if request_id is not None:
-        hits.add(Hit(EventType.OPEN, request_id, now, _shape(request, client_address)))
+        now = CLOCK.of(request).now()
+        HITS.of(request).add(Hit(EventType.OPEN, request_id, now, _shape(request)))
     return Response(PIXEL_PNG, media_type="image/png", headers=PIXEL_HEADERS)
 
 
@@ -47,26 +46,20 @@ async def open_pixel(
 @clicks_router.head(
     "/{token}", response_class=Response, status_code=302, operation_id="follow_link_head"
 )
-async def follow_link(
-    token: str,
-    request: Request,
-    tokens: TokensDep,
-    targets: LinkTargetsDep,
-    hits: HitsDep,
-    now: NowDep,
-    client_address: ClientAddressDep,
-) -> Response:
+async def follow_link(token: str, request: Request) -> Response:
     """A tracked link: 302 to the link's target in the stored email, at once; the click is
     recorded afterwards. A token that is not ours, or names no link, gets a 404 and counts
     nothing."""
-    click = tokens.click(token)
+    click = TOKENS.of(request).click(token)
     if click is None:
         raise NotFound("link not found")
-    shape = _shape(request, client_address)
+    now = CLOCK.of(request).now()
+    shape = _shape(request)
+    hits = HITS.of(request)
     if click.position == HONEYPOT_POSITION:
         hits.add(Hit(EventType.CLICK, click.request_id, now, shape))
         return Response(status_code=204, headers=REDIRECT_HEADERS)
-    target = await targets.target(click)
+    target = await LINK_TARGETS.of(request).target(click)
     if target is None:
         raise NotFound("link not found")
     hits.add(
@@ -82,6 +75,6 @@ async def follow_link(
     return Response(status_code=302, headers={**REDIRECT_HEADERS, "Location": target.location})
 
 
-def _shape(request: Request, client_address: str | None) -> RequestShape:
+def _shape(request: Request) -> RequestShape:
     user_agent = request.headers.get("user-agent", "")[:MAX_USER_AGENT_CHARS]
-    return RequestShape(request.method, user_agent, client_address)
+    return RequestShape(request.method, user_agent, client_address(request))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from ses_sender.web.provided import Provided
 
@@ -51,12 +50,7 @@ def _is_address(text: str) -> bool:
 TRUSTED_PROXIES = Provided[TrustedProxies]("trusted proxies")
 
 
-async def _client_address(
-    request: Request, proxies: Annotated[TrustedProxies, Depends(TRUSTED_PROXIES)]
-) -> str | None:
+def client_address(request: Request) -> str | None:
     peer = request.client.host if request.client else None
     forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))
-    return proxies.client_address(peer, forwarded_for)
-
-
-ClientAddressDep = Annotated[str | None, Depends(_client_address)]
+    return TRUSTED_PROXIES.of(request).client_address(peer, forwarded_for)

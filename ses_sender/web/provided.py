@@ -27,6 +27,10 @@ class Provided(Generic[T]):
 
     # async: FastAPI runs a plain function dependency in a thread, a round trip per request.
     async def __call__(self, request: Request) -> T:
+        return self.of(request)
+
+    def of(self, request: Request) -> T:
+        """The value itself, for an endpoint that reads it without FastAPI's dependency solver."""
         try:
             return cast(T, request.app.state.provided[self])
         except (AttributeError, KeyError):
