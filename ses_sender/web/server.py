@@ -8,6 +8,10 @@
 - an idle kept-alive connection is closed after `KEEP_ALIVE_S`.
 
 Bodies are bounded by each route (`web/body.py`); their pace is the client's.
+
+The parser is httptools (llhttp, in C), not h11: at 1,000 clicks/s in one process h11 took
+about a quarter of the API's CPU (0.755 ms per click with h11, 0.551 ms with httptools, the
+rest alike). httptools has no header-size limit of its own, so the protocol below counts.
 """
 
 from __future__ import annotations
@@ -15,30 +19,59 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
 
 
-class GuardedH11Protocol(H11Protocol):
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout_s = HEADER_TIMEOUT_S
+    max_header_bytes = MAX_HEADER_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._awaiting_head = True  # the next request's line and headers are not all in
+        # Bytes of the request line and headers so far, counted as they arrive: the parser
+        # keeps an unfinished header in memory whatever its size and says nothing until it
+        # ends. None while no request head is being read.
+        self._head_bytes: int | None = None
+        self._read_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_deadline()
 
     def data_received(self, data: bytes) -> None:
+        self._read_bytes = len(data)
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the headers are in
-            self._disarm_header_deadline()
+        if (
+            self._head_bytes is not None
+            and self._head_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self.send_400_response("Request line and headers too large.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # Where in this read the request starts is not known: all of it counts, which can only
+        # make the limit stricter (and is exact unless requests are pipelined).
+        self._head_bytes = self._read_bytes
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_bytes = None
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._awaiting_head = True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -60,7 +93,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if self._awaiting_head and not answering and not self.transport.is_closing():
             self.transport.close()
 
 
@@ -70,8 +104,7 @@ def server_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn.
         app,
         host=host,
         port=port,
-        http=GuardedH11Protocol,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        http=GuardedHttpToolsProtocol,
         timeout_keep_alive=KEEP_ALIVE_S,
         log_config=None,
         lifespan="off",

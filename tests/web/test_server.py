@@ -12,7 +12,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from ses_sender.web.access_log import redact_access_log, redact_tokens
-from ses_sender.web.server import MAX_HEADER_BYTES, GuardedH11Protocol, server_config
+from ses_sender.web.server import MAX_HEADER_BYTES, GuardedHttpToolsProtocol, server_config
 from tests.support.polling import wait_until
 
 # Generous: a wait for the server to act, not a measurement.
@@ -25,7 +25,7 @@ async def ok(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-class QuickHeaderDeadline(GuardedH11Protocol):
+class QuickHeaderDeadline(GuardedHttpToolsProtocol):
     header_timeout_s = 0.5
 
 
@@ -80,7 +80,7 @@ async def test_a_connection_that_says_nothing_is_closed(port: int) -> None:
 
 
 async def test_headers_over_the_limit_are_refused(port: int) -> None:
-    # As a client's bytes come: in many reads (h11 counts what is buffered between them).
+    # As a client's bytes come: in many reads (the server counts them as they arrive).
     big = b"X-Big: " + b"a" * (64 * MAX_HEADER_BYTES) + b"\r\n"
 
     try:
@@ -88,6 +88,45 @@ async def test_headers_over_the_limit_are_refused(port: int) -> None:
     except ConnectionResetError:
         return  # refused, and closed on bytes still unread: the 400 may be lost with them
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_many_small_header_lines_over_the_limit_are_refused(port: int) -> None:
+    line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+
+    async with connection(port) as (reader, writer):
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(2 * MAX_HEADER_BYTES // len(line)):
+                writer.write(line)
+                await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), CLOSED_WITHIN_S)
+        except ConnectionResetError:
+            return  # refused, and closed on bytes still unread: the 400 may be lost with them
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_a_kept_alive_connection_answers_its_next_request_sent_in_pieces(
+    port: int,
+) -> None:
+    async with connection(port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), CLOSED_WITHIN_S)
+        for piece in (b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n\r\n"):
+            writer.write(piece)
+            await writer.drain()
+        second = await asyncio.wait_for(reader.read(), CLOSED_WITHIN_S)
+
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert second.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_body_larger_than_the_header_limit_is_no_header(port: int) -> None:
+    body = b"a" * (4 * MAX_HEADER_BYTES)
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+
+    answer = await answer_to(port, head.encode() + b"\r\n" + body)
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
 
 
 async def test_a_request_in_time_is_answered(port: int) -> None:
