@@ -162,6 +162,12 @@ def _add_client_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
     send.add_argument("--subject", required=True, help="the subject line")
     send.add_argument("--html", required=True, type=Path, metavar="FILE", help="the HTML body")
     send.add_argument(
+        "--text",
+        type=Path,
+        metavar="FILE",
+        help="the plain-text part (default: derived from the HTML by the service)",
+    )
+    send.add_argument(
         "--to-csv", required=True, type=Path, metavar="FILE", help="UTF-8 CSV, first row names"
     )
     send.add_argument("--column", default="email", help="the column of addresses (default: email)")
@@ -250,21 +256,25 @@ def _service_address(url: str | None, api_key: str | None) -> tuple[str, str | N
 
 
 def _campaign(args: argparse.Namespace) -> Campaign:
-    try:
-        html = args.html.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputProblem(
-            f"--html {args.html}: {getattr(error, 'strerror', None) or error}"
-        ) from None
     return Campaign(
         topic_id=args.topic,
         subject=args.subject,
-        html=html,
+        html=_read_text("--html", args.html),
+        text=None if args.text is None else _read_text("--text", args.text),
         scheduled_at=args.scheduled_at,
         recipients=args.to_csv,
         column=args.column,
         chunk_size=args.chunk_size,
     )
+
+
+def _read_text(option: str, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputProblem(
+            f"{option} {path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
 
 
 def _refuse(message: str) -> int:

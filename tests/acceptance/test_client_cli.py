@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
-from ses_sender.models import Request, RequestStatus
+from ses_sender.models import Content, Request, RequestStatus
 from tests.support.cli import run_cli_within
 from tests.support.cutting_proxy import CuttingProxy
 from tests.support.ports import free_port
@@ -99,6 +99,28 @@ async def test_send_queues_every_address_once_and_shows_the_topic(
     assert f"queued {ADDRESSES} emails in 3 chunks" in done.stdout
     assert f"of {ADDRESSES} done" in done.stdout  # the topic's progress, at the end
     assert sorted(await recipients_of(runtime, "spring")) == sorted(people(ADDRESSES))
+
+
+async def test_send_gives_the_text_part_when_asked(
+    service: RunningService, runtime: Runtime, mail: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "mail.txt"
+    text.write_text("Spring sale: everything 20% off.", encoding="utf-8")
+    recipients = write_csv(tmp_path / "list.csv", people(3))
+
+    done = await cli(
+        tmp_path,
+        *send_args("texted", mail, recipients, "--text", str(text)),
+        SES_SENDER_URL=service.url,
+        SES_SENDER_API_KEY=SERVICE_KEY,
+    )
+
+    assert done.returncode == 0, done.stderr
+    async with runtime.sessionmaker() as session:
+        stored = list(
+            await session.scalars(select(Content.text).where(Content.topic_id == "texted"))
+        )
+    assert stored == ["Spring sale: everything 20% off."]
 
 
 async def test_an_interrupted_send_resumes_without_duplicates(
