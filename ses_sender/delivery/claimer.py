@@ -6,6 +6,7 @@ import secrets
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -118,10 +119,14 @@ class Claimer:
         return found
 
 
+# Shared by every change of a batch (the counters work out a run of one change once).
+_STATUS: Mapping[RequestStatus, Mapping[str, int]] = {
+    status: MappingProxyType({"status": int(status)}) for status in RequestStatus
+}
+
+
 def _moved(queued: QueuedEmail, before: RequestStatus, after: RequestStatus) -> RequestChange:
-    return RequestChange(
-        queued.topic_id, queued.recipient_key, {"status": int(before)}, {"status": int(after)}
-    )
+    return RequestChange(queued.topic_id, queued.recipient_key, _STATUS[before], _STATUS[after])
 
 
 def _claim_changes(
@@ -139,7 +144,7 @@ def _claim_changes(
                 RequestChange(
                     queued.topic_id,
                     queued.recipient_key,
-                    {"status": int(RequestStatus.CREATED)},
+                    _STATUS[RequestStatus.CREATED],
                     {"status": int(RequestStatus.STOPPED), "stop_reason": int(verdict.reason)},
                 )
             )

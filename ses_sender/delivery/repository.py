@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     case,
     false,
+    literal_column,
     or_,
     select,
     update,
@@ -337,7 +338,9 @@ def _claimed_update(dialect: str, kind: str) -> Any:
         .where(
             columns.id == rows.c.id,
             columns.lease_token == rows.c.token,
-            columns.status == RequestStatus.PROCESSING,
+            # "+ 0": not by the claim index, which SQLite's planner would take for the outer
+            # loop (every claimed row, each joined to every result); by the rows' ids.
+            columns.status + literal_column("0") == RequestStatus.PROCESSING,
         )
         .values(values)
         .returning(*returning)

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -125,8 +124,7 @@ class Request(Base):
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RequestChange:
+class RequestChange(NamedTuple):
     """What one write did to one request, as the writer knows it from its own statements, for
     the stats counters (stats/counters.py).
 
@@ -136,6 +134,7 @@ class RequestChange:
     None for a row the write inserted (then `after` has every counted column). `events` are
     the events attached to the request by this write, each (type, time) once: events stored
     again (a duplicate) are not in it.
+    (A tuple: a batch of sends makes one per row.)
     """
 
     topic_id: str

@@ -42,12 +42,14 @@ GRAINS_S = (MINUTE_S, HOUR_S, DAY_S)
 # domain "" and bucket 0; the account's buckets have topic "".
 CounterKey = tuple[int, str, str, int, str]
 
-# Metrics kept. Requests in flight (claimed), the domain table's "queued" and the sent
-# requests SES has said nothing of are not kept but derived (`derived_totals`): a claim and a
-# send then each change one count per domain rather than two or three.
+# Metrics kept. Requests queued, the sent requests SES has said nothing of, and (per domain)
+# those claimed are not kept but derived (`derived_totals`); a topic's requests in flight
+# (claimed) are counted from their rows by the read, a count bounded by what the workers hold
+# (repository.totals). So a claim, a release or a requeue changes no counter, and a send one
+# per scope.
 REQUESTS = "requests"  # every request
-CREATED = RequestStatus.CREATED.name.lower()  # queued (topic totals only)
-PROCESSING = RequestStatus.PROCESSING.name.lower()  # derived
+CREATED = RequestStatus.CREATED.name.lower()  # derived
+PROCESSING = RequestStatus.PROCESSING.name.lower()  # read from the rows (topic totals)
 SENT = RequestStatus.SENT.name.lower()
 FAILED = RequestStatus.FAILED.name.lower()
 STOPPED = RequestStatus.STOPPED.name.lower()
@@ -266,7 +268,6 @@ def _status(status: RequestStatus) -> Is:
 
 RULES: tuple[Rule, ...] = (
     Rule(REQUESTS, Always()),
-    Rule(CREATED, _status(RequestStatus.CREATED), totals=(CounterScope.TOPIC,)),
     Rule(SENT, _status(RequestStatus.SENT), at="sent_at"),
     Rule(FAILED, _status(RequestStatus.FAILED), at="updated_at"),
     Rule(STOPPED, _status(RequestStatus.STOPPED)),
@@ -304,9 +305,7 @@ RULES: tuple[Rule, ...] = (
 # Every event of these types counts once in its own minute.
 EVENT_RULES: tuple[tuple[str, frozenset[str]], ...] = ((OPENS, OPEN_TYPES), (CLICKS, CLICK_TYPES))
 _EVENT_METRIC = {event_type: metric for metric, types in EVENT_RULES for event_type in types}
-_RULES_BY_COLUMN: dict[str, tuple[Rule, ...]] = {
-    column: tuple(rule for rule in RULES if column in rule.columns) for column in FACT_COLUMNS
-}
+_RULE_COLUMNS = frozenset().union(*(rule.columns for rule in RULES))
 
 
 def domain_of(recipient_key: str) -> str:
@@ -352,21 +351,12 @@ def new_row(**columns: Any) -> dict[str, Any]:
 # -- counting changes -------------------------------------------------------------------------
 
 
-class _Deltas:
-    def __init__(self) -> None:
-        self.counts: Counter[CounterKey] = Counter()
-
-    def total(self, rule: Rule, topic: str, domain: str, value: int) -> None:
-        for scope in rule.totals:
-            where = domain if scope == CounterScope.DOMAIN else ""
-            self.counts[scope, topic, where, 0, rule.metric] += value
-
-    def timed(self, metric: str, topic: str, minute: int, value: int) -> None:
-        self.counts[CounterScope.TOPIC_TIME, topic, "", minute, metric] += value
-        self.counts[CounterScope.ACCOUNT_TIME, "", "", minute, metric] += value
-
-
 _MISSING = object()
+_TOPIC, _DOMAIN, _TIMED = int(CounterScope.TOPIC), int(CounterScope.DOMAIN), -1
+# What a change of one shape does, whatever its topic and domain: (where, metric, minute, n).
+Effects = tuple[tuple[int, str, int, int], ...]
+_EFFECTS_KEPT = 4_096  # shapes remembered (a shape includes its minutes, its message id...)
+_effects: dict[Any, Effects] = {}
 
 
 def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
@@ -374,29 +364,46 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
 
     For a change to an existing row, only the rules that read a column the change touched are
     looked at, on the row as it was and as it is; a rule that needs a column the writer did
-    not give raises KeyError (a writer that forgot one must not count wrong)."""
-    deltas = _Deltas()
+    not give raises KeyError (a writer that forgot one must not count wrong). Changes of one
+    shape (the same columns, the same values, times to the minute: a batch of sends, say) are
+    worked out once."""
+    counts: dict[CounterKey, int] = {}
+    last: tuple[Facts | None, Facts, Effects] | None = None
+    shaped: tuple[Facts | None, Any] = (None, None)  # the last `before` and its shape
     for change in changes:
-        topic, domain = change.topic_id, domain_of(change.recipient_key)
         before, after = change.before, change.after
-        if before is None:
-            rules: Iterable[Rule] = RULES
+        if last is not None and before is last[0] and after is last[1]:
+            effects = last[2]  # a batch of one change (a claim's rows): worked out once
         else:
-            touched = {
-                column
-                for column in after.keys() | before.keys()
-                if before.get(column, _MISSING) != after.get(column, _MISSING)
-            }
-            rules = _rules_reading(touched)
-        for rule in rules:
-            _count(rule, after, 1, topic, domain, deltas)
-            if before is not None:
-                _count(rule, before, -1, topic, domain, deltas)
+            if before is not None and before is not shaped[0]:
+                shaped = (before, _shape(before))  # a batch of sends shares the claimed state
+            effects = _effects_of(before, after, None if before is None else shaped[1])
+            last = (before, after, effects)
+        if not effects and not change.events:
+            continue
+        topic, domain = change.topic_id, domain_of(change.recipient_key)
+        for where, metric, minute, value in effects:
+            if where == _TIMED:
+                keys: tuple[CounterKey, ...] = (
+                    (CounterScope.TOPIC_TIME, topic, "", minute, metric),
+                    (CounterScope.ACCOUNT_TIME, "", "", minute, metric),
+                )
+            elif where == _DOMAIN:
+                keys = ((CounterScope.DOMAIN, topic, domain, 0, metric),)
+            else:
+                keys = ((CounterScope.TOPIC, topic, "", 0, metric),)
+            for key in keys:
+                counts[key] = counts.get(key, 0) + value
         for event_type, at in change.events:
-            metric = _EVENT_METRIC.get(event_type)
-            if metric is not None:
-                deltas.timed(metric, topic, minute_of(at), 1)
-    return {key: value for key, value in deltas.counts.items() if value}
+            each = _EVENT_METRIC.get(event_type)
+            if each is not None:
+                minute = minute_of(at)
+                for key in (
+                    (CounterScope.TOPIC_TIME, topic, "", minute, each),
+                    (CounterScope.ACCOUNT_TIME, "", "", minute, each),
+                ):
+                    counts[key] = counts.get(key, 0) + 1
+    return {key: value for key, value in counts.items() if value}
 
 
 def contribution(topic_id: str, recipient_key: str, facts: Facts) -> dict[CounterKey, int]:
@@ -404,24 +411,54 @@ def contribution(topic_id: str, recipient_key: str, facts: Facts) -> dict[Counte
     return change_deltas([RequestChange(topic_id, recipient_key, None, facts)])
 
 
-_rules_cache: dict[frozenset[str], tuple[Rule, ...]] = {}
-
-
-def _rules_reading(columns: set[str]) -> tuple[Rule, ...]:
-    key = frozenset(columns)
-    found = _rules_cache.get(key)
+def _effects_of(before: Facts | None, after: Facts, before_shape: Any) -> Effects:
+    """The effects of a change, looked up by its shape: every column it gives, before and after,
+    times to the minute (all a rule reads of them)."""
+    key = (before_shape, _shape(after))
+    found = _effects.get(key)
     if found is None:
-        found = tuple(rule for rule in RULES if rule.columns & key)
-        _rules_cache[key] = found
+        if len(_effects) >= _EFFECTS_KEPT:
+            _effects.clear()
+        found = _effects[key] = _work_out(before, after)
     return found
 
 
-def _count(rule: Rule, facts: Facts, sign: int, topic: str, domain: str, deltas: _Deltas) -> None:
-    total = rule.total(facts)
-    if total:
-        deltas.total(rule, topic, domain, sign * total)
-        if rule.at is not None and (at := facts[rule.at]) is not None:
-            deltas.timed(rule.metric, topic, minute_of(at), sign)
+def _shape(facts: Facts) -> frozenset[tuple[str, Any]]:
+    return frozenset(
+        (column, _plain(value)) for column, value in facts.items() if column in _RULE_COLUMNS
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A column's value as the rules see it: a time to its minute."""
+    return minute_of(value) if isinstance(value, datetime) else value
+
+
+def _work_out(before: Facts | None, after: Facts) -> Effects:
+    found: Counter[tuple[int, str, int]] = Counter()
+    if before is None:
+        rules: Iterable[Rule] = RULES
+    else:
+        touched = {
+            column
+            for column in after.keys() | before.keys()
+            if before.get(column, _MISSING) != after.get(column, _MISSING)
+        }
+        rules = tuple(rule for rule in RULES if rule.columns & touched)
+    for rule in rules:
+        for facts, sign in ((after, 1), (before, -1)):
+            if facts is None:
+                continue
+            total = rule.total(facts)
+            if not total:
+                continue
+            for scope in rule.totals:
+                found[int(scope), rule.metric, 0] += sign * total
+            if rule.at is not None and (at := facts[rule.at]) is not None:
+                found[_TIMED, rule.metric, minute_of(at)] += sign
+    return tuple(
+        (where, metric, minute, value) for (where, metric, minute), value in found.items() if value
+    )
 
 
 def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterKey, int], int]:
@@ -442,15 +479,13 @@ def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterK
 
 
 def derived_totals(found: Mapping[str, int], scope: CounterScope) -> dict[str, int]:
-    """The totals as kept, with those derived from them: requests claimed (topic), queued or
-    claimed (domain, as `created`), and sent requests SES said nothing of."""
+    """The totals as kept (with, for a topic, its requests in flight as read), and those derived
+    from them: requests queued (for a domain: queued or in flight), and sent requests SES said
+    nothing of."""
     counts = dict(found)
-    requests = counts.get(REQUESTS, 0)
     done = counts.get(SENT, 0) + counts.get(FAILED, 0) + counts.get(STOPPED, 0)
-    if scope == CounterScope.TOPIC:
-        counts[PROCESSING] = requests - done - counts.get(CREATED, 0)
-    else:
-        counts[CREATED] = requests - done
+    in_flight = counts.get(PROCESSING, 0) if scope == CounterScope.TOPIC else 0
+    counts[CREATED] = counts.get(REQUESTS, 0) - done - in_flight
     counts[outcome_metric(None)] = counts.get(SENT, 0) - sum(
         counts.get(outcome_metric(outcome), 0) for outcome in Outcome
     )

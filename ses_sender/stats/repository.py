@@ -36,13 +36,14 @@ from ses_sender.models import (
     CounterScope,
     EventType,
     Request,
+    RequestStatus,
     Result,
     ResultSource,
     StatCounter,
     StatDelta,
     StatTopic,
 )
-from ses_sender.stats.counters import FACT_COLUMNS, MINUTE_S, CounterKey
+from ses_sender.stats.counters import FACT_COLUMNS, MINUTE_S, PROCESSING, CounterKey
 
 _counters = cast(Table, StatCounter.__table__)
 _deltas = cast(Table, StatDelta.__table__)
@@ -150,13 +151,18 @@ async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int])
             _INSERT_DELTAS_ARRAYS, dict(zip(_DELTA_COLUMNS, columns, strict=True))
         )
         return
-    await session.execute(
-        _deltas.insert(),
-        [dict(zip(_DELTA_COLUMNS, (*key, value), strict=True)) for key, value in deltas.items()],
+    # The driver's executemany, below SQLAlchemy's per-row parameter handling (plain values).
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _INSERT_DELTAS_ROWS, [(int(key[0]), *key[1:], value) for key, value in deltas.items()]
     )
 
 
 _DELTA_COLUMNS = ("scope", "topic_id", "domain", "bucket", "metric", "value")
+_INSERT_DELTAS_ROWS = (
+    "INSERT INTO stat_deltas (scope, topic_id, domain, bucket, metric, value) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 _DELTA_ARRAYS = (
     func.unnest(
         *(bindparam(name, type_=postgresql.ARRAY(_deltas.c[name].type)) for name in _DELTA_COLUMNS)
@@ -249,7 +255,8 @@ async def register_topic(session: AsyncSession, topic_id: str, *, now: datetime)
 async def totals(
     session: AsyncSession, scope: CounterScope, topic_ids: Collection[str]
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """The totals of these topics (scope TOPIC or DOMAIN), by (topic, domain), then metric."""
+    """The totals of these topics (scope TOPIC or DOMAIN), by (topic, domain), then metric; a
+    topic's with its requests in flight (`PROCESSING`)."""
     if not topic_ids:
         return {}
     topics = list(topic_ids)
@@ -264,7 +271,21 @@ async def totals(
     pending = select(_deltas.c.topic_id, _deltas.c.domain, _deltas.c.metric, _deltas.c.value).where(
         _deltas.c.scope == scope, _deltas.c.topic_id.in_(topics)
     )
-    both = union_all(folded, pending).subquery()
+    parts = [folded, pending]
+    if scope == CounterScope.TOPIC:
+        # Requests in flight, from their rows (ix_email_requests_topic_status): as many as the
+        # workers hold, whatever the topic's size. In the same statement: one snapshot.
+        parts.append(
+            select(
+                Request.topic_id,
+                literal(""),
+                literal(PROCESSING),
+                func.count(),
+            )
+            .where(Request.topic_id.in_(topics), Request.status == RequestStatus.PROCESSING)
+            .group_by(Request.topic_id)
+        )
+    both = union_all(*parts).subquery()
     rows = await session.execute(
         select(both.c.topic_id, both.c.domain, both.c.metric, func.sum(both.c.value)).group_by(
             both.c.topic_id, both.c.domain, both.c.metric
