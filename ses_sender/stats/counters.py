@@ -423,15 +423,14 @@ def _effects_of(before: Facts | None, after: Facts, before_shape: Any) -> Effect
     return found
 
 
-def _shape(facts: Facts) -> frozenset[tuple[str, Any]]:
-    return frozenset(
-        (column, _plain(value)) for column, value in facts.items() if column in _RULE_COLUMNS
+def _shape(facts: Facts) -> tuple[tuple[str, Any], ...]:
+    """The columns a rule reads, in the writer's order (a writer gives its columns in one
+    order: the same shape is the same key), times to the minute."""
+    return tuple(
+        (column, minute_of(value) if isinstance(value, datetime) else value)
+        for column, value in facts.items()
+        if column in _RULE_COLUMNS
     )
-
-
-def _plain(value: Any) -> Any:
-    """A column's value as the rules see it: a time to its minute."""
-    return minute_of(value) if isinstance(value, datetime) else value
 
 
 def _work_out(before: Facts | None, after: Facts) -> Effects:
