@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, FromClause, Table, bindparam, func, select, text
+from sqlalchemy import ColumnElement, FromClause, Table, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -147,3 +147,12 @@ def rows_parameters(
             ]
         ).decode()
     }
+
+
+def json_object_entries(dialect: str, column: Any) -> Any:
+    """The entries of a JSON object column as rows (`key`, `value` as text), a table-valued
+    function to put in a FROM beside the column's table (`jsonb_each_text` on PostgreSQL,
+    `json_each` on SQLite: both read the row beside them)."""
+    if dialect == "postgresql":
+        return func.jsonb_each_text(cast(column, postgresql.JSONB)).table_valued("key", "value")
+    return func.json_each(column).table_valued("key", "value")

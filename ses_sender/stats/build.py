@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateTable, DropTable
 
 from ses_sender.db.base import UtcDateTime
+from ses_sender.db.dialect import json_object_entries
 from ses_sender.models import CounterScope, EventType, Request, Result, ResultSource, StatCounter
 from ses_sender.models import StatDelta as _StatDelta
 from ses_sender.stats.counters import (
@@ -334,10 +335,11 @@ def recount_statements(dialect: str, topic_id: str | None) -> list[Executable]:
     ]
 
 
-def differences_query(topic_id: str | None) -> Select[Any]:
+def differences_query(dialect: str, topic_id: str | None) -> Select[Any]:
     """(scope, topic, domain, grain, bucket, metric, kept, recounted) of every counter whose
     kept value (folded, plus pending deltas in each grain) differs from `recount_table`."""
     key = ("scope", "topic_id", "domain", "grain_s", "bucket", "metric")
+    entries = json_object_entries(dialect, _deltas.c.domains)
 
     def mine(table: Table) -> list[ColumnElement[bool]]:
         if topic_id is None:
@@ -359,10 +361,21 @@ def differences_query(topic_id: str | None) -> Select[Any]:
             _deltas.c.metric,
             _deltas.c.value,
             literal(0),
-        ).where(
-            _deltas.c.scope.in_([int(CounterScope.TOPIC), int(CounterScope.DOMAIN)]),
-            *mine(_deltas),
-        ),
+        ).where(_deltas.c.scope == int(CounterScope.TOPIC), *mine(_deltas)),
+        # A topic's domains: one row a metric, packed (`StatDelta.domains`).
+        select(
+            _deltas.c.scope,
+            _deltas.c.topic_id,
+            entries.c.key,
+            literal(0),
+            literal(0),
+            _deltas.c.metric,
+            entries.c.value.cast(BigInteger),
+            literal(0),
+        )
+        .select_from(_deltas)
+        .join(entries, true())
+        .where(_deltas.c.scope == int(CounterScope.DOMAIN), *mine(_deltas)),
     ]
     for grain_s in GRAINS_S:
         kept.append(

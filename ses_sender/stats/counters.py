@@ -367,6 +367,9 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     not give raises KeyError (a writer that forgot one must not count wrong). Changes of one
     shape (the same columns, the same values, times to the minute: a batch of sends, say) are
     worked out once."""
+    # Changes with the same effects in the same topic and domain are tallied first, and the
+    # counters' keys made once per tally: a batch of sends has one shape and a few domains.
+    tally: dict[tuple[Effects, str, str], int] = {}
     counts: dict[CounterKey, int] = {}
     last: tuple[Facts | None, Facts, Effects] | None = None
     shaped: tuple[Facts | None, Any] = (None, None)  # the last `before` and its shape
@@ -379,9 +382,19 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
                 shaped = (before, _shape(before))  # a batch of sends shares the claimed state
             effects = _effects_of(before, after, None if before is None else shaped[1])
             last = (before, after, effects)
-        if not effects and not change.events:
-            continue
-        topic, domain = change.topic_id, domain_of(change.recipient_key)
+        if effects:
+            tallied = (effects, change.topic_id, domain_of(change.recipient_key))
+            tally[tallied] = tally.get(tallied, 0) + 1
+        for event_type, at in change.events:
+            each = _EVENT_METRIC.get(event_type)
+            if each is not None:
+                minute = minute_of(at)
+                for timed in (
+                    (CounterScope.TOPIC_TIME, change.topic_id, "", minute, each),
+                    (CounterScope.ACCOUNT_TIME, "", "", minute, each),
+                ):
+                    counts[timed] = counts.get(timed, 0) + 1
+    for (effects, topic, domain), times in tally.items():
         for where, metric, minute, value in effects:
             if where == _TIMED:
                 keys: tuple[CounterKey, ...] = (
@@ -393,16 +406,7 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
             else:
                 keys = ((CounterScope.TOPIC, topic, "", 0, metric),)
             for key in keys:
-                counts[key] = counts.get(key, 0) + value
-        for event_type, at in change.events:
-            each = _EVENT_METRIC.get(event_type)
-            if each is not None:
-                minute = minute_of(at)
-                for key in (
-                    (CounterScope.TOPIC_TIME, topic, "", minute, each),
-                    (CounterScope.ACCOUNT_TIME, "", "", minute, each),
-                ):
-                    counts[key] = counts.get(key, 0) + 1
+                counts[key] = counts.get(key, 0) + value * times
     return {key: value for key, value in counts.items() if value}
 
 

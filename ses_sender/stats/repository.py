@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
+    BigInteger,
     Select,
     Table,
     and_,
@@ -26,12 +28,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.dialect import insert_for, insert_for_dialect, locks_rows
+from ses_sender.db.dialect import insert_for, insert_for_dialect, json_object_entries, locks_rows
 from ses_sender.models import (
     CounterScope,
     EventType,
@@ -139,13 +142,15 @@ _STATES_LOCKED = _STATES.with_for_update()
 
 async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int]) -> None:
     """One statement, whatever the number of deltas: on PostgreSQL the rows go as arrays
-    (`unnest`), one round trip and one plan; SQLite takes them as one executemany."""
+    (`unnest`), one round trip and one plan; SQLite takes them as one executemany. A metric's
+    changes to a topic's domains go as one row (`StatDelta.domains`)."""
     if not deltas:
         return
+    rows = _delta_rows(deltas)
     if session.get_bind().dialect.name == "postgresql":
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for key, value in deltas.items():
-            for column, item in zip(columns, (*key, value), strict=True):
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for row in rows:
+            for column, item in zip(columns, row, strict=True):
                 column.append(item)
         await session.execute(
             _INSERT_DELTAS_ARRAYS, dict(zip(_DELTA_COLUMNS, columns, strict=True))
@@ -153,15 +158,38 @@ async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int])
         return
     # The driver's executemany, below SQLAlchemy's per-row parameter handling (plain values).
     connection = await session.connection()
-    await connection.exec_driver_sql(
-        _INSERT_DELTAS_ROWS, [(int(key[0]), *key[1:], value) for key, value in deltas.items()]
-    )
+    await connection.exec_driver_sql(_INSERT_DELTAS_ROWS, rows)
 
 
-_DELTA_COLUMNS = ("scope", "topic_id", "domain", "bucket", "metric", "value")
+def _delta_rows(deltas: Mapping[CounterKey, int]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    by_domain: dict[tuple[str, str], dict[str, int]] = {}
+    for (scope, topic, domain, bucket, metric), value in deltas.items():
+        if scope == CounterScope.DOMAIN:
+            by_domain.setdefault((topic, metric), {})[domain] = value
+        else:
+            rows.append((int(scope), topic, domain, bucket, metric, value, None))
+    for (topic, metric), values in by_domain.items():
+        packed = orjson.dumps(values).decode()
+        rows.append((int(CounterScope.DOMAIN), topic, "", 0, metric, sum(values.values()), packed))
+    return rows
+
+
+def _unpacked(
+    scope: int, topic: str, domain: str, bucket: int, metric: str, value: int, domains: str | None
+) -> list[tuple[CounterKey, int]]:
+    if domains is None:
+        return [((scope, topic, domain, bucket, metric), value)]
+    return [
+        ((scope, topic, name, bucket, metric), int(count))
+        for name, count in orjson.loads(domains).items()
+    ]
+
+
+_DELTA_COLUMNS = ("scope", "topic_id", "domain", "bucket", "metric", "value", "domains")
 _INSERT_DELTAS_ROWS = (
-    "INSERT INTO stat_deltas (scope, topic_id, domain, bucket, metric, value) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO stat_deltas (scope, topic_id, domain, bucket, metric, value, domains) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _DELTA_ARRAYS = (
     func.unnest(
@@ -175,9 +203,12 @@ _INSERT_DELTAS_ARRAYS = _deltas.insert().from_select(
 )
 
 
-async def take_deltas(session: AsyncSession, limit: int) -> list[tuple[CounterKey, int]]:
-    """Delete up to `limit` of the oldest deltas, and return them; on PostgreSQL, deltas another
-    fold has taken are skipped rather than waited for."""
+async def take_deltas(
+    session: AsyncSession, limit: int
+) -> tuple[int, list[tuple[CounterKey, int]]]:
+    """Delete up to `limit` of the oldest delta rows; how many, and what they held (a packed
+    row of domains unpacked); on PostgreSQL, deltas another fold has taken are skipped rather
+    than waited for."""
     oldest = select(_deltas.c.id).order_by(_deltas.c.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
@@ -191,12 +222,11 @@ async def take_deltas(session: AsyncSession, limit: int) -> list[tuple[CounterKe
             _deltas.c.bucket,
             _deltas.c.metric,
             _deltas.c.value,
+            _deltas.c.domains,
         )
     )
-    return [
-        ((scope, topic, domain, bucket, metric), value)
-        for scope, topic, domain, bucket, metric, value in taken
-    ]
+    rows = taken.all()
+    return len(rows), [delta for row in rows for delta in _unpacked(*row)]
 
 
 async def add_to_counters(
@@ -268,9 +298,23 @@ async def totals(
         _counters.c.grain_s == 0,
         _counters.c.bucket == 0,
     )
-    pending = select(_deltas.c.topic_id, _deltas.c.domain, _deltas.c.metric, _deltas.c.value).where(
-        _deltas.c.scope == scope, _deltas.c.topic_id.in_(topics)
-    )
+    if scope == CounterScope.DOMAIN:
+        entries = json_object_entries(session.get_bind().dialect.name, _deltas.c.domains)
+        pending = (
+            select(
+                _deltas.c.topic_id,
+                entries.c.key,
+                _deltas.c.metric,
+                entries.c.value.cast(BigInteger),
+            )
+            .select_from(_deltas)
+            .join(entries, true())
+            .where(_deltas.c.scope == scope, _deltas.c.topic_id.in_(topics))
+        )
+    else:
+        pending = select(
+            _deltas.c.topic_id, _deltas.c.domain, _deltas.c.metric, _deltas.c.value
+        ).where(_deltas.c.scope == scope, _deltas.c.topic_id.in_(topics))
     parts = [folded, pending]
     if scope == CounterScope.TOPIC:
         # Requests in flight, from their rows (ix_email_requests_topic_status): as many as the

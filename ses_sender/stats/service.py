@@ -181,14 +181,14 @@ async def count_queued(
 
 async def fold(session: AsyncSession, *, limit: int = FOLD_BATCH) -> int:
     """Move up to `limit` deltas into the counters; how many were moved."""
-    taken = await repository.take_deltas(session, limit)
+    count, taken = await repository.take_deltas(session, limit)
     summed: dict[CounterKey, int] = {}
     for key, value in taken:
         summed[key] = summed.get(key, 0) + value
     await repository.add_to_counters(
         session, {key: value for key, value in spread_over_grains(summed).items() if value}
     )
-    return len(taken)
+    return count
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ async def verify(session: AsyncSession, topic_id: str | None) -> VerifyReport:
     requests = int(await session.scalar(build.requests_query(topic_id)) or 0)
     for statement in build.recount_statements(dialect, topic_id):
         await session.execute(statement)
-    rows = (await session.execute(build.differences_query(topic_id))).all()
+    rows = (await session.execute(build.differences_query(dialect, topic_id))).all()
     await session.execute(DropTable(build.recount_table))
     differences = [
         CounterDifference(

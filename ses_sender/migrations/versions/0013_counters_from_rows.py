@@ -5,7 +5,8 @@ Requests keep which event types they have had, their first open and click of any
 how many of our own opens and clicks a machine made (stats/counters.py): counting a change then
 reads no event. The columns are filled from the event log, and every counter (and pending
 delta) is replaced by a build from the rows by the counters' rules compiled to SQL aggregates
-(stats/build.py): one statement per step, whatever the number of requests.
+(stats/build.py): one statement per step, whatever the number of requests. A pending delta of
+a topic's domains is one row, the changes by domain in `domains`.
 
 Revision ID: 0013
 Revises: 0012
@@ -37,6 +38,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("machine_click_count", sa.Integer(), server_default="0", nullable=False)
         )
+    with op.batch_alter_table("stat_deltas") as batch:
+        batch.add_column(sa.Column("domains", sa.Text(), nullable=True))
     connection = op.get_bind()
     connection.execute(build.backfill_statement())
     for statement in build.rebuild_statements(connection.dialect.name):
@@ -44,6 +47,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Deltas of domains packed in one row mean nothing without the column: lost (a rebuild of
+    # the counters, by upgrading again, makes them exact).
+    op.execute(sa.text("DELETE FROM stat_deltas WHERE domains IS NOT NULL"))
+    with op.batch_alter_table("stat_deltas") as batch:
+        batch.drop_column("domains")
     with op.batch_alter_table("email_requests") as batch:
         batch.drop_column("machine_click_count")
         batch.drop_column("machine_open_count")
