@@ -18,9 +18,9 @@ database created and dropped here), against the real code:
    notifications a transaction, as the SNS endpoint's group commit), alternately with the
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
    the same database, with the collector kept off what start-up made as the service's
-   processes do: the rate with over the rate without. (What a request keeps of its events for the counters is kept in both:
-   it is written by the statements that record them, and the lookup that locks the requests an
-   SNS batch changes runs in both.)
+   processes do: the rate with over the rate without. (What a request keeps of its events for
+   the counters is kept in both: it is written by the statements that record them, and the
+   lookup that locks the requests an SNS batch changes runs in both.)
 
 Only loopback addresses are contacted.
 """
