@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from ses_sender.composition import Runtime
 from ses_sender.control import service as control
+from ses_sender.control.service import TopicHolds
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.emails import (
     Failed,
@@ -83,7 +84,7 @@ class RandomRun:
         self.leases = Leases(runtime.sessionmaker, clock=clock, lease_s=LEASE_S, send_timeout_s=5.0)
         self.claimer = Claimer(
             runtime.sessionmaker,
-            gates=[SuppressedAddresses()],
+            gates=[TopicHolds(), SuppressedAddresses()],
             counter=self.counter,
             clock=clock,
             leases=self.leases,
@@ -101,6 +102,7 @@ class RandomRun:
         self.delivered: list[tuple[str, str]] = []  # (SES message, SNS message id) stored
         self.retried = 0  # failed requests queued again
         self.failures = 0  # sends recorded failed
+        self.paused = False  # the "news" topic
 
     async def queue(self) -> None:
         topic = self.random.choice(["spring/sale", "news"])
@@ -251,6 +253,16 @@ class RandomRun:
                     session, self.random.choice(self.request_ids), now=self.clock.now()
                 )
 
+    async def toggle_pause(self) -> None:
+        """Pause the "news" topic (its queued rows held, what is claimed of it then held by the
+        claim's gate), or resume it."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            if self.paused:
+                await control.resume_topic(session, "news", now=self.clock.now())
+            else:
+                await control.pause_topic(session, "news", now=self.clock.now())
+        self.paused = not self.paused
+
     async def sweep(self) -> None:
         """The housekeeping jobs: adopt events that waited for their send, fold deltas."""
         await self.housekeeping.sweep()
@@ -272,9 +284,10 @@ class RandomRun:
                 self.unsubscribe,
                 self.cancel,
                 self.retry,
+                self.toggle_pause,
                 self.sweep,
             ],
-            weights=[6, 10, 10, 2, 1, 20, 5, 5, 2, 2, 1, 4],
+            weights=[6, 10, 10, 2, 1, 20, 5, 5, 2, 2, 1, 1, 4],
         )[0]
         await action()
         self.clock.advance(self.random.randint(0, 90))
