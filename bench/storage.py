@@ -1,6 +1,6 @@
 """Storage benchmark: the bytes SES events take on PostgreSQL, per recipient and per event,
 with the payload on every recipient's row (as up to migration 0012) and stored once per SNS
-message (0015).
+message (0014).
 
     .venv/bin/python -m bench.storage                   # 244 KB payloads, as the audit sent
     .venv/bin/python -m bench.storage --payload-kb 24   # a tenth of that, for a quick run
@@ -15,7 +15,7 @@ Two shapes, each in fresh temporary databases (created and dropped here):
 Before: the schema at 0012 and the rows its ingestion wrote, one per recipient with the whole
 payload, loaded in bulk. After: typical through the real ingestion path (`ingest_notifications`,
 50 notifications a transaction); wide, which the service now refuses (at most 50 recipients an
-event), by migrating the before database with 0015 and rewriting the table (VACUUM FULL, which
+event), by migrating the before database with 0014 and rewriting the table (VACUUM FULL, which
 a dropped column needs to give its space back). Then `pg_total_relation_size` (heap, TOAST and
 indexes) of the event tables over their rows. The requests the events belong to are the same
 in both and not counted.
@@ -50,7 +50,7 @@ from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.suppression.service import SoftBounceRule
 
 BEFORE = "0012"  # the payload on every recipient's row
-AFTER = "0015"  # the payload once per SNS message
+AFTER = "0014"  # the payload once per SNS message
 EVENT_TABLES = ("email_results", "event_payloads")
 SNS_BATCH = 50
 SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))

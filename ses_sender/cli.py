@@ -165,7 +165,7 @@ def _add_client_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--text",
         type=Path,
         metavar="FILE",
-        help="the plain-text part (default: derived from the HTML)",
+        help="the plain-text part (default: derived from the HTML by the service)",
     )
     send.add_argument(
         "--to-csv", required=True, type=Path, metavar="FILE", help="UTF-8 CSV, first row names"
@@ -259,8 +259,8 @@ def _campaign(args: argparse.Namespace) -> Campaign:
     return Campaign(
         topic_id=args.topic,
         subject=args.subject,
-        html=_read_option_file("--html", args.html),
-        text=None if args.text is None else _read_option_file("--text", args.text),
+        html=_read_text("--html", args.html),
+        text=None if args.text is None else _read_text("--text", args.text),
         scheduled_at=args.scheduled_at,
         recipients=args.to_csv,
         column=args.column,
@@ -268,7 +268,7 @@ def _campaign(args: argparse.Namespace) -> Campaign:
     )
 
 
-def _read_option_file(option: str, path: Path) -> str:
+def _read_text(option: str, path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Integer, String, Text, column, delete, func, insert, select, table
+from sqlalchemy import Integer, String, Text, column, delete, func, insert, select, table, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +28,7 @@ from ses_sender.models import (
     Result,
     StopReason,
 )
+from ses_sender.stats import counters
 from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
 
@@ -80,7 +81,7 @@ async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]
         yield url
 
 
-# email_results as the revisions before 0015 have it: the SNS payload on every row.
+# email_results as the revisions before 0014 have it: the SNS payload on every row.
 OLD_RESULTS = table(
     "email_results",
     column("id", Integer),
@@ -286,7 +287,7 @@ async def _count(connection: AsyncConnection, model: Any) -> int:
     return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
 
 
-async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
+async def test_0013_builds_the_counters_of_the_requests_and_events_there_are(
     fresh_database_url: str,
 ) -> None:
     await asyncio.to_thread(_migrate, fresh_database_url, "0007")
@@ -338,6 +339,35 @@ async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
                         created_at=at,
                     )
                 )
+            # Our own opens and clicks (one of each is found a machine's below, once 0012 gave
+            # them that column), and an SES click.
+            for request_id, event, minutes in (
+                (1, "Open", 1),
+                (1, "Open", 2),
+                (2, "Click", 3),
+                (2, "Click", 4),
+                (2, "SesClick", 1),
+            ):
+                await connection.execute(
+                    insert(Result).values(
+                        request_id=request_id,
+                        status=event,
+                        source="ses" if event.startswith("Ses") else "tracking",
+                        recipient="x",
+                        occurred_at=at + timedelta(minutes=minutes),
+                        created_at=at,
+                    )
+                )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0012")
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Result)
+                .where(
+                    Result.source == "tracking",
+                    Result.occurred_at.in_([at + timedelta(minutes=2), at + timedelta(minutes=3)]),
+                )
+                .values(machine=True)
+            )
         await asyncio.to_thread(_migrate, fresh_database_url, "head")
 
         sessionmaker = create_sessionmaker(engine)
@@ -345,19 +375,32 @@ async def test_0008_builds_the_counters_of_the_requests_and_events_there_are(
             report = await stats.verify(session, None)
             sale = await stats.topic_stats(session, "sale")
             topics = await stats.list_topics(session, cursor=None, limit=10)
+            kept = {
+                row.id: (row.event_types, row.opened_at, row.clicked_at, row.machine_click_count)
+                for row in (await session.scalars(select(Request))).all()
+            }
     finally:
         await engine.dispose()
 
     assert report.requests == 5
     assert report.differences == []
     assert (sale.request.total, sale.request.sent, sale.request.failed) == (4, 2, 1)
-    assert sale.result.statuses == {"Delivery": 1, "Open": 1}
+    assert sale.result.statuses == {"Delivery": 1, "Open": 1, "Click": 1, "SesClick": 1}
     assert (sale.result.outcomes.delivered, sale.result.outcomes.sent) == (1, 1)
+    assert (sale.opens.total, sale.opens.machine, sale.opens.unique_human) == (2, 1, 1)
+    assert (sale.clicks.total, sale.clicks.human, sale.clicks.unique_machine) == (2, 1, 1)
+    assert kept[2] == (
+        counters.EVENT_BITS["Click"] | counters.EVENT_BITS["SesClick"],
+        None,
+        at + timedelta(minutes=1),
+        1,
+    )
+    assert kept[3] == (0, None, None, 0)
     assert sorted(topic.topic_id for topic in topics.topics) == ["news", "sale"]
     await asyncio.to_thread(_migrate, fresh_database_url, "0007", down=True)
 
 
-async def test_0015_keeps_each_sns_payload_once_and_gives_it_back_on_the_way_down(
+async def test_0014_keeps_each_sns_payload_once_and_gives_it_back_on_the_way_down(
     fresh_database_url: str,
 ) -> None:
     await asyncio.to_thread(_migrate, fresh_database_url, "0012")
@@ -389,7 +432,7 @@ async def test_0015_keeps_each_sns_payload_once_and_gives_it_back_on_the_way_dow
                         created_at=received,
                     )
                 )
-        await asyncio.to_thread(_migrate, fresh_database_url, "0015")
+        await asyncio.to_thread(_migrate, fresh_database_url, "0014")
 
         async with engine.begin() as connection:
             payloads = (await connection.execute(select(EventPayload))).all()

@@ -1,7 +1,8 @@
 """`ses-sender send`: a CSV of recipients to one topic, in chunks, resumable.
 
 Each chunk goes with an Idempotency-Key made from everything that makes it what it is (the
-topic, the subject, the HTML, the time, the chunk's place in the file and its addresses). Run
+topic, the subject, the HTML and the text part, the time, the chunk's place in the file and its
+addresses). Run
 again after an interruption, the command sends every chunk again with the same keys: the
 service answers those it has already stored from its first answer and stores nothing twice, and
 stores the rest.
@@ -36,11 +37,11 @@ class Campaign:
     topic_id: str
     subject: str
     html: str
-    text: str | None  # None: the service derives it from the HTML
     scheduled_at: str | None
     recipients: Path
     column: str
     chunk_size: int
+    text: str | None = None  # the plain-text part; None: the service derives it from the HTML
 
 
 @dataclass
@@ -92,10 +93,13 @@ def idempotency_key(campaign: Campaign, chunk: Chunk) -> str:
         campaign.topic_id,
         campaign.subject,
         hashlib.sha256(campaign.html.encode()).hexdigest(),
+        # Absent and empty differ: no text part given, or an empty one.
+        ""
+        if campaign.text is None
+        else "text:" + hashlib.sha256(campaign.text.encode()).hexdigest(),
         campaign.scheduled_at or "",
         str(chunk.index),
         "\n".join(chunk.emails),
-        *([] if campaign.text is None else [hashlib.sha256(campaign.text.encode()).hexdigest()]),
     ):
         digest.update(part.encode())
         digest.update(b"\0")

@@ -6,12 +6,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, case, delete, literal, select, true, update
+from sqlalchemy import CursorResult, case, delete, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
 from ses_sender.db.dialect import insert_for
 from ses_sender.models import Request, RequestStatus, StopReason, TopicPause
+from ses_sender.stats.build import domain_sql
 
 CANCELLED = "cancelled"  # the error a cancelled request keeps
 # Ids bound in one statement: below every SQLite and PostgreSQL limit on parameters.
@@ -26,16 +27,32 @@ _CANCEL_VALUES: dict[str, Any] = {
 
 async def stop_requests(
     session: AsyncSession, topic_id: str, status: RequestStatus, *, now: datetime
-) -> list[str]:
-    """Every request of the topic in `status` becomes Stopped; the recipient key of each."""
-    stopped = await session.scalars(
+) -> dict[str, int]:
+    """Every request of the topic in `status` becomes Stopped; how many, by recipient domain,
+    counted in the database (a topic may have ten million)."""
+    stop = (
         update(Request)
         .where(Request.topic_id == topic_id, Request.status == status)
         .values({**_CANCEL_VALUES, "updated_at": now})
-        .returning(Request.recipient_key)
         .execution_options(synchronize_session=False)
     )
-    return list(stopped)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stopped = stop.returning(Request.recipient_key).cte("stopped")
+        domain = domain_sql(dialect, stopped.c.recipient_key)
+        rows = await session.execute(select(domain, func.count()).group_by(domain))
+        return {str(found): int(count) for found, count in rows}
+    # SQLite has no UPDATE in a WITH; its transaction holds the database, so the rows counted
+    # first are the rows stopped.
+    domain = domain_sql(dialect, Request.recipient_key)
+    rows = await session.execute(
+        select(domain, func.count())
+        .where(Request.topic_id == topic_id, Request.status == status)
+        .group_by(domain)
+    )
+    counts = {str(found): int(count) for found, count in rows}
+    await session.execute(stop)
+    return counts
 
 
 async def status_for_update(session: AsyncSession, request_id: int) -> int | None:
@@ -46,13 +63,17 @@ async def status_for_update(session: AsyncSession, request_id: int) -> int | Non
     return status
 
 
-async def stop_request(session: AsyncSession, request_id: int, *, now: datetime) -> None:
-    await session.execute(
+async def stop_request(session: AsyncSession, request_id: int, *, now: datetime) -> tuple[str, str]:
+    """Stop the request; its (topic, recipient key)."""
+    stopped = await session.execute(
         update(Request)
         .where(Request.id == request_id)
         .values({**_CANCEL_VALUES, "updated_at": now})
+        .returning(Request.topic_id, Request.recipient_key)
         .execution_options(synchronize_session=False)
     )
+    topic_id, recipient = stopped.one()
+    return topic_id, recipient
 
 
 async def get_request(session: AsyncSession, request_id: int) -> Request | None:

@@ -26,7 +26,7 @@ from ses_sender.delivery.emails import Hold, QueuedEmail, Verdict
 from ses_sender.errors import Conflict, InvalidInput, NotFound
 from ses_sender.messages.schemas import MAX_TOPIC_ID_LENGTH
 from ses_sender.messages.service import parse_scheduled_time
-from ses_sender.models import Request, RequestStatus
+from ses_sender.models import Request, RequestChange, RequestStatus, StopReason
 from ses_sender.stats import service as stats
 
 
@@ -58,13 +58,15 @@ async def _stop_requests(
 ) -> int:
     """`repository.stop_requests`, counted; how many were stopped."""
     stopped = await repository.stop_requests(session, topic_id, status, now=now)
-    await stats.count_moves(
-        session,
-        [stats.Moved(topic_id, recipient_key) for recipient_key in stopped],
-        before=status,
-        after=RequestStatus.STOPPED,
-    )
-    return len(stopped)
+    await stats.count_alike(session, topic_id, stopped, _status(status), _CANCELLED)
+    return sum(stopped.values())
+
+
+_CANCELLED = {"status": int(RequestStatus.STOPPED), "stop_reason": int(StopReason.CANCELLED)}
+
+
+def _status(status: int) -> dict[str, int]:
+    return {"status": int(status)}
 
 
 async def cancel_request(
@@ -81,8 +83,10 @@ async def cancel_request(
         )
     if status == RequestStatus.STOPPED:
         return RequestCancelledOut(id=request_id, status=status, outcome="alreadyStopped")
-    async with stats.counting(session, [request_id]):
-        await repository.stop_request(session, request_id, now=now)
+    topic_id, recipient = await repository.stop_request(session, request_id, now=now)
+    await stats.count_changes(
+        session, [RequestChange(topic_id, recipient, _status(status), _CANCELLED)]
+    )
     return RequestCancelledOut(
         id=request_id,
         status=RequestStatus.STOPPED,

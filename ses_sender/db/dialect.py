@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select, text
+import orjson
+from sqlalchemy import ColumnElement, FromClause, Table, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import TypeEngine
 
 # One round trip for all the ids. MATERIALIZED looks the sequence up once: inlined, the lookup
 # ran for every row (docs/decisions/0014-intake-ids-then-bulk-insert.md).
@@ -89,3 +91,68 @@ def locks_rows(session: AsyncSession) -> bool:
     """Whether `SELECT … FOR UPDATE` locks anything: PostgreSQL's does; an SQLite transaction
     already holds the whole database (`BEGIN IMMEDIATE`, db/engine.py)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+# -- many rows as one statement's parameters ---------------------------------------------------
+
+_ROWS_JSON = "b_rows_json"
+
+
+def rows_source(
+    dialect: str, name: str, columns: Sequence[tuple[str, TypeEngine[Any]]]
+) -> FromClause:
+    """A table of rows passed as parameters (`rows_parameters`), to join in one statement where
+    an executemany would run one per row, and which, unlike an executemany, can return rows
+    (`UPDATE … FROM rows … RETURNING`). Its SQL is the same whatever the number of rows (one
+    cached plan): arrays taken apart by `unnest` on PostgreSQL, a JSON array by `json_each` on
+    SQLite."""
+    names = [column for column, _type in columns]
+    if dialect == "postgresql":
+        arrays = (
+            bindparam(f"b_rows_{column}", type_=postgresql.ARRAY(type_))
+            for column, type_ in columns
+        )
+        return func.unnest(*arrays).table_valued(*names).render_derived(name=name)
+    each = func.json_each(bindparam(_ROWS_JSON)).table_valued("value")
+    return (
+        select(
+            *(
+                func.json_extract(each.c.value, f"$[{index}]").label(column)
+                for index, column in enumerate(names)
+            )
+        )
+        .select_from(each)
+        .subquery(name)
+    )
+
+
+def rows_parameters(
+    dialect: Dialect, columns: Sequence[tuple[str, TypeEngine[Any]]], rows: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """The parameters of `rows_source` for these rows (each a value per column, in order)."""
+    if dialect.name == "postgresql":
+        return {
+            f"b_rows_{column}": [row[index] for row in rows]
+            for index, (column, _type) in enumerate(columns)
+        }
+    processors = [type_.dialect_impl(dialect).bind_processor(dialect) for _name, type_ in columns]
+    return {
+        _ROWS_JSON: orjson.dumps(
+            [
+                [
+                    value if process is None else process(value)
+                    for process, value in zip(processors, row, strict=True)
+                ]
+                for row in rows
+            ]
+        ).decode()
+    }
+
+
+def json_object_entries(dialect: str, column: Any) -> Any:
+    """The entries of a JSON object column as rows (`key`, `value` as text), a table-valued
+    function to put in a FROM beside the column's table (`jsonb_each_text` on PostgreSQL,
+    `json_each` on SQLite: both read the row beside them)."""
+    if dialect == "postgresql":
+        return func.jsonb_each_text(cast(column, postgresql.JSONB)).table_valued("key", "value")
+    return func.json_each(column).table_valued("key", "value")

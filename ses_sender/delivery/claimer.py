@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +15,7 @@ from ses_sender.delivery import repository
 from ses_sender.delivery.emails import ContentParts, Hold, QueuedEmail, Stop, Verdict
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.ports import ChangeCounter, ClaimGate
+from ses_sender.models import RequestChange, RequestStatus
 
 LEASE_TOKEN_BITS = 63  # a positive BIGINT
 
@@ -49,8 +51,8 @@ class Claimer:
             claimed = await repository.claim_due(
                 session, now=now, lease_until=now + self._lease, lease_token=token, limit=limit
             )
-            await self._counter.claimed(session, claimed)
             verdicts = await self._screen(session, claimed, lease_token=token, now=now)
+            await self._counter.changed(session, _claim_changes(claimed, verdicts))
             batch = [queued for queued in claimed if queued.request_id not in verdicts]
             contents = await self._contents_of(session, batch)
         self._leases.claimed(batch, asked_at=asked_at)
@@ -61,15 +63,21 @@ class Claimer:
         by_token: dict[int, list[int]] = defaultdict(list)
         for queued in emails:
             by_token[queued.lease_token].append(queued.request_id)
-        async with (
-            self._sessionmaker() as session,
-            session.begin(),
-            self._counter.counting(session, [queued.request_id for queued in emails]),
-        ):
+        async with self._sessionmaker() as session, session.begin():
+            released: set[tuple[int, int]] = set()
             for token, request_ids in by_token.items():
-                await repository.release(
+                ours = await repository.release(
                     session, request_ids, lease_token=token, now=self._clock.now()
                 )
+                released |= {(token, request_id) for request_id in ours}
+            await self._counter.changed(
+                session,
+                [
+                    _moved(queued, RequestStatus.PROCESSING, RequestStatus.CREATED)
+                    for queued in emails
+                    if (queued.lease_token, queued.request_id) in released
+                ],
+            )
         self._leases.done(queued.request_id for queued in emails)
 
     async def _screen(
@@ -80,7 +88,8 @@ class Claimer:
         lease_token: int,
         now: datetime,
     ) -> dict[int, Verdict]:
-        """What the gates keep back: stopped or held at once, in the claim's transaction."""
+        """What the gates keep back: stopped or held at once, in the claim's transaction (which
+        holds the rows: both statements change every one of them)."""
         verdicts: dict[int, Verdict] = {}
         for gate in self._gates:
             remaining = [queued for queued in claimed if queued.request_id not in verdicts]
@@ -88,9 +97,8 @@ class Claimer:
                 verdicts.update(await gate.screen(session, remaining, now=now))
         stops = {rid: verdict for rid, verdict in verdicts.items() if isinstance(verdict, Stop)}
         holds = [rid for rid, verdict in verdicts.items() if isinstance(verdict, Hold)]
-        async with self._counter.counting(session, verdicts):
-            await repository.stop(session, stops, lease_token=lease_token, now=now)
-            await repository.release(session, holds, lease_token=lease_token, now=now, hold=True)
+        await repository.stop(session, stops, lease_token=lease_token, now=now)
+        await repository.release(session, holds, lease_token=lease_token, now=now, hold=True)
         return verdicts
 
     async def _contents_of(
@@ -109,3 +117,35 @@ class Claimer:
         ):
             cached_size -= self._contents.popitem(last=False)[1].size
         return found
+
+
+# Shared by every change of a batch (the counters work out a run of one change once).
+_STATUS: Mapping[RequestStatus, Mapping[str, int]] = {
+    status: MappingProxyType({"status": int(status)}) for status in RequestStatus
+}
+
+
+def _moved(queued: QueuedEmail, before: RequestStatus, after: RequestStatus) -> RequestChange:
+    return RequestChange(queued.topic_id, queued.recipient_key, _STATUS[before], _STATUS[after])
+
+
+def _claim_changes(
+    claimed: Sequence[QueuedEmail], verdicts: Mapping[int, Verdict]
+) -> list[RequestChange]:
+    """What a claim did to each row, the gates' verdicts included: claimed, stopped, or held
+    (queued still, which counts for nothing)."""
+    changes = []
+    for queued in claimed:
+        verdict = verdicts.get(queued.request_id)
+        if verdict is None:
+            changes.append(_moved(queued, RequestStatus.CREATED, RequestStatus.PROCESSING))
+        elif isinstance(verdict, Stop):
+            changes.append(
+                RequestChange(
+                    queued.topic_id,
+                    queued.recipient_key,
+                    _STATUS[RequestStatus.CREATED],
+                    {"status": int(RequestStatus.STOPPED), "stop_reason": int(verdict.reason)},
+                )
+            )
+    return changes

@@ -16,6 +16,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.delivery.emails import ContentParts, ProviderSend, QueuedEmail, Sent, Verdict
+from ses_sender.models import RequestChange
 from ses_sender.transports.base import OutgoingEmail
 
 
@@ -37,14 +38,16 @@ class ClaimGate(Protocol):
 class ChangeCounter(Protocol):
     """The read model's counters, which follow every change the engine makes to requests."""
 
-    def counting(
-        self, session: AsyncSession, request_ids: Collection[int]
-    ) -> AbstractAsyncContextManager[None]:
-        """Around a change to these requests in the session's transaction."""
+    async def changed(self, session: AsyncSession, changes: Sequence[RequestChange]) -> None:
+        """These rows changed so in this transaction, as the engine's own statements told it
+        (`RequestChange`): the counters read nothing."""
         ...
 
-    async def claimed(self, session: AsyncSession, claimed: Sequence[QueuedEmail]) -> None:
-        """These rows just went from queued to claimed, in this transaction."""
+    def counting(
+        self, session: AsyncSession, request_ids: Collection[int]
+    ) -> AbstractAsyncContextManager[object]:
+        """Around a change to these requests that the engine cannot describe (a sweep of
+        expired leases, sends of rows no longer claimed): their rows are read before and after."""
         ...
 
 

@@ -176,12 +176,12 @@ class Recorder:
 
     async def _write(self, results: Sequence[SendResult]) -> None:
         now = self._clock.now()
-        async with (
-            self._sessionmaker() as session,
-            session.begin(),
-            self._counter.counting(session, {result.request_id for result in results}),
-        ):
-            await repository.record_outcomes(session, results, now=now)
+        async with self._sessionmaker() as session, session.begin():
+            changes, rest = await repository.record_claimed(session, results, now=now)
+            await self._counter.changed(session, changes)
+            if rest:  # rows no longer claimed, or unconfirmed sends: rare
+                async with self._counter.counting(session, {r.request_id for r in rest}):
+                    await repository.record_outcomes(session, rest, now=now)
             sent = [result for result in results if isinstance(result, Sent)]
             if sent:
                 for hook in self._hooks:

@@ -15,11 +15,25 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Double, Table, bindparam, case, false, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    case,
+    false,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.dialect import insert_for_dialect
+from ses_sender.db.dialect import insert_for_dialect, rows_parameters, rows_source
 from ses_sender.db.queue import claim_statement
 from ses_sender.delivery.emails import (
     ContentParts,
@@ -33,7 +47,7 @@ from ses_sender.delivery.emails import (
     Unconfirmed,
 )
 from ses_sender.models import Attachment as AttachmentRow
-from ses_sender.models import Content, RateLimit, Request, RequestStatus
+from ses_sender.models import Content, RateLimit, Request, RequestChange, RequestStatus
 from ses_sender.transports.base import Attachment
 
 # Core table for executemany updates keyed by id: the ORM form cannot add the status guards.
@@ -174,11 +188,11 @@ async def release(
     lease_token: int,
     now: datetime,
     hold: bool = False,
-) -> None:
+) -> set[int]:
     """Claimed rows that were not tried: back to the queue, their attempt undone; `hold` keeps
-    them out of the claim's range until released (a paused topic)."""
+    them out of the claim's range until released (a paused topic). Which were still ours."""
     if not request_ids:
-        return
+        return set()
     values: dict[str, Any] = {
         "status": RequestStatus.CREATED,
         "attempts": Request.attempts - 1,
@@ -187,7 +201,7 @@ async def release(
     }
     if hold:
         values["held"] = True
-    await session.execute(
+    released = await session.scalars(
         update(Request)
         .where(
             Request.id.in_(request_ids),
@@ -195,7 +209,141 @@ async def release(
             Request.lease_token == lease_token,
         )
         .values(values)
+        .returning(Request.id)
         .execution_options(synchronize_session=False)
+    )
+    return set(released)
+
+
+async def record_claimed(
+    session: AsyncSession, results: Sequence[SendResult], *, now: datetime
+) -> tuple[list[RequestChange], list[SendResult]]:
+    """Record the results of rows still claimed under their token, the usual case: one
+    statement per kind, which returns what the counters need
+    (docs/decisions/0020-stats-counters-as-deltas.md). The changes made, and the results left
+    for `record_outcomes` (sends of rows no longer claimed: cancelled in flight, put back in
+    the queue by a sweep; unconfirmed sends). A failure or requeue of a row no longer claimed
+    changes nothing, as in `record_outcomes`."""
+    # In id order, as other writers lock the rows they count (no deadlock between them).
+    ordered = sorted(results, key=lambda result: result.request_id)
+    sent = [r for r in ordered if isinstance(r, Sent)]
+    failed = [r for r in ordered if isinstance(r, Failed)]
+    requeued = [r for r in ordered if isinstance(r, Requeued)]
+    rest: list[SendResult] = [r for r in ordered if isinstance(r, Unconfirmed)]
+    changes: list[RequestChange] = []
+    dialect = session.get_bind().dialect
+    claimed = {"status": int(RequestStatus.PROCESSING)}
+    if sent:
+        rows = await session.execute(
+            _claimed_update(dialect.name, "sent"),
+            {
+                "b_now": now,
+                **rows_parameters(
+                    dialect,
+                    _CLAIMED_ROWS["sent"],
+                    [(r.request_id, r.lease_token, r.message_id, r.sent_at) for r in sent],
+                ),
+            },
+        )
+        done = set()
+        for request_id, topic_id, recipient, outcome, sent_at in rows:
+            done.add(request_id)
+            after = {"status": int(RequestStatus.SENT), "sent_at": sent_at, "outcome": outcome}
+            changes.append(RequestChange(topic_id, recipient, claimed, after))
+        rest += [r for r in sent if r.request_id not in done]
+    if failed:
+        rows = await session.execute(
+            _claimed_update(dialect.name, "failed"),
+            {
+                "b_now": now,
+                **rows_parameters(
+                    dialect,
+                    _CLAIMED_ROWS["failed"],
+                    [(r.request_id, r.lease_token, r.error) for r in failed],
+                ),
+            },
+        )
+        after = {"status": int(RequestStatus.FAILED), "updated_at": now}
+        changes += [RequestChange(topic, recipient, claimed, after) for _, topic, recipient in rows]
+    if requeued:
+        rows = await session.execute(
+            _claimed_update(dialect.name, "requeued"),
+            {
+                "b_now": now,
+                **rows_parameters(
+                    dialect,
+                    _CLAIMED_ROWS["requeued"],
+                    [
+                        (
+                            r.request_id,
+                            r.lease_token,
+                            r.due_at,
+                            r.error,
+                            0 if r.counts_as_attempt else 1,
+                        )
+                        for r in requeued
+                    ],
+                ),
+            },
+        )
+        after = {"status": int(RequestStatus.CREATED)}
+        changes += [RequestChange(topic, recipient, claimed, after) for _, topic, recipient in rows]
+    return changes, rest
+
+
+_CLAIMED_ROWS: dict[str, list[tuple[str, Any]]] = {
+    "sent": [
+        ("id", BigInteger()),
+        ("token", BigInteger()),
+        ("message_id", String()),
+        ("sent_at", UtcDateTime()),
+    ],
+    "failed": [("id", BigInteger()), ("token", BigInteger()), ("error", Text())],
+    "requeued": [
+        ("id", BigInteger()),
+        ("token", BigInteger()),
+        ("due_at", UtcDateTime()),
+        ("error", Text()),
+        ("undo", Integer()),
+    ],
+}
+
+
+@functools.cache
+def _claimed_update(dialect: str, kind: str) -> Any:
+    """Built once per kind: `record_claimed`'s statement, guarded by the row's claim."""
+    rows = rows_source(dialect, "v", _CLAIMED_ROWS[kind])
+    columns = _requests.c
+    values: dict[str, Any] = {"lease_expires_at": None, "updated_at": bindparam("b_now")}
+    returning = [columns.id, columns.topic_id, columns.recipient_key]
+    if kind == "sent":
+        values |= {
+            "status": RequestStatus.SENT,
+            "message_id": rows.c.message_id,
+            "sent_at": rows.c.sent_at,
+            "error": None,
+        }
+        returning += [columns.outcome, columns.sent_at]
+    elif kind == "failed":
+        values |= {"status": RequestStatus.FAILED, "error": rows.c.error}
+    else:
+        values |= {
+            "status": RequestStatus.CREATED,
+            "due_at": rows.c.due_at,
+            "error": rows.c.error,
+            "attempts": columns.attempts - rows.c.undo,
+        }
+    return (
+        update(_requests)
+        .where(
+            columns.id == rows.c.id,
+            columns.lease_token == rows.c.token,
+            # "+ 0": not by the claim index, which SQLite's planner would take for the outer
+            # loop (every claimed row, each joined to every result); by the rows' ids.
+            columns.status + literal_column("0") == RequestStatus.PROCESSING,
+        )
+        .values(values)
+        .returning(*returning)
     )
 
 

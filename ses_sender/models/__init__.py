@@ -3,7 +3,13 @@
 from ses_sender.models.content import Attachment, Content
 from ses_sender.models.health import HealthCheck
 from ses_sender.models.idempotency import IdempotencyKey
-from ses_sender.models.request import Outcome, Request, RequestStatus, StopReason
+from ses_sender.models.request import (
+    Outcome,
+    Request,
+    RequestChange,
+    RequestStatus,
+    StopReason,
+)
 from ses_sender.models.result import EventPayload, EventType, Result, ResultSource
 from ses_sender.models.secret import AppSecret
 from ses_sender.models.sending import RateLimit, SendingPause, TopicPause
@@ -26,6 +32,7 @@ __all__ = [
     "Outcome",
     "RateLimit",
     "Request",
+    "RequestChange",
     "RequestStatus",
     "Result",
     "ResultSource",

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -105,7 +107,38 @@ class Request(Base):
     # This recipient's own template data, a JSON object (its content is templated).
     data: Mapped[str | None] = mapped_column(Text)
 
+    # What the stats counters need of its events, kept by the statements that attach them so
+    # that counting a change never reads the event log (stats/counters.py): which event types
+    # it has had (bits, `counters.EVENT_BITS`), its earliest open and click of any source (ours
+    # or SES's), and how many of our own opens and clicks (`open_count`, `click_count`) we
+    # judged a machine's.
+    event_types: Mapped[int] = mapped_column(Integer, server_default="0")
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clicked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    machine_open_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    machine_click_count: Mapped[int] = mapped_column(Integer, server_default="0")
+
     __table_args__ = (
         Index("ix_email_requests_claim", "status", "held", "due_at", "id"),
         Index("ix_email_requests_topic_status", "topic_id", "status"),
     )
+
+
+class RequestChange(NamedTuple):
+    """What one write did to one request, as the writer knows it from its own statements, for
+    the stats counters (stats/counters.py).
+
+    `before` and `after` map `Request` column names to the values they had and have: those the
+    write changed, and those it knows that the counters may need beside them (`outcome`, say,
+    when a send is recorded). A column in neither is one the write left alone. `before` is
+    None for a row the write inserted (then `after` has every counted column). `events` are
+    the events attached to the request by this write, each (type, time) once: events stored
+    again (a duplicate) are not in it.
+    (A tuple: a batch of sends makes one per row.)
+    """
+
+    topic_id: str
+    recipient_key: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any]
+    events: tuple[tuple[str, datetime], ...] = ()

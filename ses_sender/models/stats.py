@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -41,7 +41,10 @@ class StatDelta(Base):
 
     Writers only insert, so no row is shared by concurrent writers; the fold moves deltas into
     `StatCounter` in the background, and reads add the ones not folded yet. Time buckets here
-    are minutes (the fold adds them to the hour and the day too).
+    are minutes (the fold adds them to the hour and the day too). A transaction's changes to
+    one metric of one topic's domains are one row (scope DOMAIN, `domain` ""): `domains` holds
+    them, a JSON object of domain to change, and `value` their sum. A batch of sends touches
+    dozens of domains: one row, not dozens, each a cost to its writer.
     """
 
     __tablename__ = "stat_deltas"
@@ -53,6 +56,7 @@ class StatDelta(Base):
     bucket: Mapped[int] = mapped_column(BigInteger)
     metric: Mapped[str] = mapped_column(String(32))
     value: Mapped[int] = mapped_column(BigInteger)
+    domains: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_stat_deltas_scope_topic", "scope", "topic_id", "bucket"),)
 

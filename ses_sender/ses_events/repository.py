@@ -15,7 +15,19 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import SmallInteger, String, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Update
 
@@ -96,6 +108,77 @@ class SummaryChange:
     outcome: int
     detail_field: str | None = None
     detail: str | None = None
+    event_bit: int = 0  # the event's type, for `Request.event_types` (stats/counters.py)
+
+
+@dataclass(frozen=True, slots=True)
+class EventMark:
+    """An event that changes nothing of its request's summary but what the counters keep: its
+    type, and (an SES open or click) its time, kept if earliest (`time_field`)."""
+
+    request_id: int
+    event_bit: int
+    time_field: str | None = None
+    at: datetime | None = None
+
+
+# What ingestion reads of the requests it changes, for the counters (stats/counters.py): the
+# columns its statements change, and those its guards read.
+COUNTED_COLUMNS = (
+    "status",
+    "stop_reason",
+    "outcome",
+    "attempts",
+    "message_id",
+    "sent_at",
+    "updated_at",
+    "delivered_at",
+    "bounced_at",
+    "complained_at",
+    "event_types",
+    "opened_at",
+    "clicked_at",
+)
+_FIND_FOR_EVENTS = (
+    select(*_REQUEST_COLUMNS, *(_requests.c[name] for name in COUNTED_COLUMNS))
+    .where(
+        or_(
+            _requests.c.id.in_(bindparam("b_ids", expanding=True)),
+            _requests.c.message_id.in_(bindparam("b_message_ids", expanding=True)),
+        )
+    )
+    .order_by(_requests.c.id)
+    .with_for_update()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRequests:
+    by_id: dict[int, RequestRef]
+    by_message_id: dict[str, list[RequestRef]]
+    counted: dict[int, dict[str, Any]]  # id -> `COUNTED_COLUMNS`, as they were
+
+
+async def requests_for_events(
+    session: AsyncSession, ids: Collection[int], ses_message_ids: Collection[str]
+) -> FoundRequests:
+    """The requests these ids or SES message ids name, in one statement, locked until the
+    transaction ends (PostgreSQL), in id order: the counters take what the ingestion changes
+    from them, so no other transaction changes them meanwhile."""
+    found = FoundRequests({}, defaultdict(list), {})
+    if not ids and not ses_message_ids:
+        return found
+    rows = await session.execute(
+        _FIND_FOR_EVENTS, {"b_ids": list(ids), "b_message_ids": list(ses_message_ids)}
+    )
+    for row in rows:
+        request = RequestRef(*row[: len(_REQUEST_COLUMNS)])
+        counted = dict(zip(COUNTED_COLUMNS, row[len(_REQUEST_COLUMNS) :], strict=True))
+        found.by_id[request.id] = request
+        if counted["message_id"] is not None:
+            found.by_message_id[counted["message_id"]].append(request)
+        found.counted[request.id] = counted
+    return found
 
 
 async def requests_by_ids(session: AsyncSession, ids: Collection[int]) -> dict[int, RequestRef]:
@@ -242,10 +325,34 @@ async def update_summaries(session: AsyncSession, changes: Sequence[SummaryChang
                 "b_at": change.at,
                 "b_outcome": change.outcome,
                 "b_detail": change.detail,
+                "b_bits": change.event_bit,
             }
         )
     for (time_field, detail_field), parameters in by_fields.items():
         await session.execute(_summary_update(time_field, detail_field), parameters)
+
+
+async def mark_events(session: AsyncSession, marks: Sequence[EventMark]) -> None:
+    """Note each event on its request for the counters: one executemany per kind."""
+    by_field: defaultdict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for mark in marks:
+        by_field[mark.time_field].append(
+            {"b_id": mark.request_id, "b_bits": mark.event_bit, "b_at": mark.at}
+        )
+    for time_field, parameters in by_field.items():
+        await session.execute(_mark_update(time_field), parameters)
+
+
+_BITS = bindparam("b_bits", type_=Integer())
+
+
+@functools.cache
+def _mark_update(time_field: str | None) -> Update:
+    values: dict[str, Any] = {"event_types": _requests.c.event_types.op("|")(_BITS)}
+    if time_field is not None:
+        time_column = _requests.c[time_field]
+        values[time_field] = if_earlier(time_column, _AT, _AT, time_column)
+    return update(_requests).where(_requests.c.id == bindparam("b_id")).values(values)
 
 
 @functools.cache
@@ -254,6 +361,7 @@ def _summary_update(time_field: str, detail_field: str | None) -> Update:
     values = {
         "outcome": at_least(_requests.c.outcome, _OUTCOME),
         time_field: if_earlier(time_column, _AT, _AT, time_column),
+        "event_types": _requests.c.event_types.op("|")(_BITS),
     }
     if detail_field is not None:
         detail_column = _requests.c[detail_field]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,9 +17,15 @@ from ses_sender.delivery import service as delivery
 from ses_sender.delivery.emails import ProviderSend
 from ses_sender.errors import InvalidInput
 from ses_sender.messages.addresses import recipient_key
-from ses_sender.models import EventType, Outcome
+from ses_sender.models import EventType, Outcome, RequestChange, RequestStatus
 from ses_sender.ses_events import repository
-from ses_sender.ses_events.repository import EventRow, PayloadRow, RequestRef, SummaryChange
+from ses_sender.ses_events.repository import (
+    EventMark,
+    EventRow,
+    PayloadRow,
+    RequestRef,
+    SummaryChange,
+)
 from ses_sender.ses_events.schemas import (
     SesEvent,
     SesEventError,
@@ -28,6 +36,7 @@ from ses_sender.ses_events.schemas import (
 )
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
+from ses_sender.stats import counters
 from ses_sender.stats import service as stats
 from ses_sender.suppression import service as suppression
 from ses_sender.suppression.service import Feedback, FeedbackKind, SoftBounceRule
@@ -61,6 +70,8 @@ _SUMMARY_TIME_FIELDS = {
     SesEventType.REJECT: "rejected_at",
     SesEventType.DELIVERY_DELAY: "delayed_at",
 }
+# The first-time column of the counters (stats/counters.py) that SES's opens and clicks set.
+_FIRST_TIME_FIELDS = {EventType.SES_OPEN: "opened_at", EventType.SES_CLICK: "clicked_at"}
 # The recipient stored for an event that names nobody: the unique key needs a value.
 NO_RECIPIENT = ""
 SETUP_AWS = "setup-aws"  # who recorded a trusted topic
@@ -147,11 +158,10 @@ async def ingest_notifications(
     for event in events:
         if event is not None:
             firsts.setdefault(event.sns_message_id, event)
-    firsts_found = await _find_requests(session, list(firsts.values()))
-    request_ids = {request.id for found in firsts_found for request in found.values()}
-    async with stats.counting(session, request_ids):
-        stored = await _store(session, list(firsts.values()), firsts_found)
-        await _act_on(session, stored, soft_bounces=soft_bounces)
+    firsts_found, counted = await _find_requests(session, list(firsts.values()))
+    stored = await _store(session, list(firsts.values()), firsts_found)
+    await _act_on(session, stored, soft_bounces=soft_bounces)
+    await stats.count_changes(session, _changes(stored, counted))
     unanswered = {item.event.sns_message_id for item in stored}
     outcomes = []
     for event in events:
@@ -272,7 +282,7 @@ async def adopt_waiting_events(
     soft_bounces: SoftBounceRule,
     now: datetime,
 ) -> None:
-    async with stats.counting(session, [request_id]):
+    async with stats.counting(session, [request_id]) as counted:
         adopted = await repository.adopt_waiting_results(session, request_id, ses_message_id)
         if not adopted:
             return
@@ -285,10 +295,13 @@ async def adopt_waiting_events(
                 ses_message_id,
             )
         request = (await repository.requests_by_ids(session, [request_id]))[request_id]
+        events = [parse_ses_event(raw) for raw in kept.values()]
+        counted.events(
+            request_id,
+            [(result_status(event), event.occurred_at) for event in events if event.occurred_at],
+        )
         await _apply(
-            session,
-            [_Applied(request, parse_ses_event(raw), now) for raw in kept.values()],
-            soft_bounces=soft_bounces,
+            session, [_Applied(request, event, now) for event in events], soft_bounces=soft_bounces
         )
 
 
@@ -314,27 +327,80 @@ async def waiting_message_ids(session: AsyncSession, message_ids: Iterable[str])
 
 async def _find_requests(
     session: AsyncSession, events: Sequence[_MailEvent]
-) -> list[dict[str, RequestRef]]:
-    """The requests each event is about, by recipient key."""
+) -> tuple[list[dict[str, RequestRef]], dict[int, dict[str, Any]]]:
+    """The requests each event is about, by recipient key; and, by id, what the counters need
+    of each request found, as it was (their rows are locked: see `_changes`)."""
     tagged = [_tagged_request_ids(event.event) for event in events]
-    by_id = await repository.requests_by_ids(session, {i for ids in tagged for i in ids})
+    candidates = await repository.requests_for_events(
+        session, {i for ids in tagged for i in ids}, {event.ses_message_id for event in events}
+    )
     found: list[dict[str, RequestRef]] = []
     for ids in tagged:
-        request = next((by_id[i] for i in ids if i in by_id), None)
+        request = next((candidates.by_id[i] for i in ids if i in candidates.by_id), None)
         found.append({} if request is None else {request.recipient_key: request})
     # Without a tag naming a request, the message id: SES sent each of ours as its own message.
-    untagged = [
-        (event.ses_message_id, requests)
-        for event, requests in zip(events, found, strict=True)
-        if not requests
-    ]
-    by_message_id = await repository.requests_by_message_ids(
-        session, {message_id for message_id, _requests in untagged}
-    )
-    for message_id, requests in untagged:
-        for request in by_message_id.get(message_id, []):
-            requests.setdefault(request.recipient_key, request)
-    return found
+    for event, requests in zip(events, found, strict=True):
+        if not requests:
+            for request in candidates.by_message_id.get(event.ses_message_id, []):
+                requests.setdefault(request.recipient_key, request)
+    return found, candidates.counted
+
+
+def _changes(stored: Sequence[_Stored], counted: dict[int, dict[str, Any]]) -> list[RequestChange]:
+    """What `_act_on` did to each request, for the counters: worked out from its row as it was
+    (locked since) and the events stored now, by the rules its statements follow (each time
+    the earliest, the outcome the strongest, a send recorded once: `summary_change`,
+    `repository.if_earlier`, `delivery.record_provider_sends`), not read again."""
+    events: dict[int, list[_MailEvent]] = {}
+    requests: dict[int, RequestRef] = {}
+    for item in stored:
+        for recipient in item.recipients:
+            request = item.requests.get(recipient)
+            if request is not None:
+                events.setdefault(request.id, []).append(item.event)
+                requests[request.id] = request
+    changes = []
+    for request_id, mail_events in events.items():
+        before = counted[request_id]
+        after = dict(before)
+        for mail_event in mail_events:
+            event_type = result_status(mail_event.event)
+            after["event_types"] |= counters.EVENT_BITS[event_type]
+            first_time = _FIRST_TIME_FIELDS.get(event_type)
+            change = summary_change(mail_event.event, request_id)
+            for field, at in ((first_time, mail_event.occurred_at), _change_time(change)):
+                if field in after and (after[field] is None or after[field] > at):
+                    after[field] = at
+            if change is not None and (
+                after["outcome"] is None or after["outcome"] < change.outcome
+            ):
+                after["outcome"] = change.outcome
+        first = mail_events[0]
+        if after["attempts"] > 0 and not (
+            after["status"] == RequestStatus.SENT and after["message_id"] is not None
+        ):
+            after.update(
+                status=int(RequestStatus.SENT),
+                message_id=first.ses_message_id,
+                sent_at=first.occurred_at,
+                updated_at=first.received.now,
+            )
+        request = requests[request_id]
+        changes.append(
+            RequestChange(
+                request.topic_id,
+                request.recipient_key,
+                before,
+                after,
+                tuple((result_status(e.event), e.occurred_at) for e in mail_events),
+            )
+        )
+    return changes
+
+
+def _change_time(change: SummaryChange | None) -> tuple[str | None, datetime]:
+    """The summary time an event sets (the counters count some: not `rejected_at`, say)."""
+    return (None, datetime.min) if change is None else (change.time_field, change.at)
 
 
 def _tagged_request_ids(event: SesEvent) -> list[int]:
@@ -358,14 +424,19 @@ async def _apply(
 ) -> None:
     """Update each request's summary, queue the webhook deliveries, and suppress the addresses
     the events say to, in the caller's transaction: stored together or not at all."""
-    await repository.update_summaries(
-        session,
-        [
-            change
-            for item in applied
-            if (change := summary_change(item.event, item.request.id)) is not None
-        ],
-    )
+    changes: list[SummaryChange] = []
+    marks: list[EventMark] = []
+    for item in applied:
+        event_type = result_status(item.event)
+        bit = counters.EVENT_BITS[event_type]
+        change = summary_change(item.event, item.request.id)
+        if change is not None:
+            changes.append(dataclasses.replace(change, event_bit=bit))
+        else:
+            first_time = _FIRST_TIME_FIELDS.get(event_type)
+            marks.append(EventMark(item.request.id, bit, first_time, item.event.occurred_at))
+    await repository.update_summaries(session, changes)
+    await repository.mark_events(session, marks)
     await enqueue_events(
         session,
         [

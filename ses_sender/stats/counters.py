@@ -1,21 +1,37 @@
 """What each request counts for: the one definition the live counters, the migration that builds
 them and `stats verify` share.
 
-Every counter is the sum, over requests, of what `contribution` gives for the request's row and
-its events. A change to requests therefore changes the counters by `contribution(after) -
-contribution(before)`, whatever the change was (a send, a late or duplicated event, a cancel):
-the counters stay equal to a recount by construction.
+A request counts for what its row says (`RULES`, each a condition on the row's columns, and a
+time column for the time buckets), plus one count for each open and click it had, in the
+minute it happened (`EVENT_RULES`). What the counters need of a request's events is kept on
+its row (`Request.event_types`, `opened_at`, `clicked_at`, the open and click counts), by the
+statements that attach the events: so a change to a request changes the counters by what
+its row's rules give after the change less what they gave before, plus its new events, and
+no change ever reads the event log to be counted.
+
+The rules are data: `RequestChange`s are counted by evaluating them in Python on the columns
+a writer knows (`change_deltas`), and the migration and `stats verify` count every request
+at once by compiling the same rules to SQL aggregates (`Rule.total_sql`, repository.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ses_sender.models import CounterScope, EventType, Outcome, RequestStatus, StopReason
+from sqlalchemy import ColumnElement, and_, case, literal, true
+
+from ses_sender.models import (
+    CounterScope,
+    EventType,
+    Outcome,
+    RequestChange,
+    RequestStatus,
+    StopReason,
+)
 
 MINUTE_S = 60
 HOUR_S = 3_600
@@ -26,75 +42,270 @@ GRAINS_S = (MINUTE_S, HOUR_S, DAY_S)
 # domain "" and bucket 0; the account's buckets have topic "".
 CounterKey = tuple[int, str, str, int, str]
 
-# Metrics of totals (TOPIC and DOMAIN scopes).
+# Metrics kept. Requests queued, the sent requests SES has said nothing of, and (per domain)
+# those claimed are not kept but derived (`derived_totals`); a topic's requests in flight
+# (claimed) are counted from their rows by the read, a count bounded by what the workers hold
+# (repository.totals). So a claim, a release or a requeue changes no counter, and a send one
+# per scope.
+REQUESTS = "requests"  # every request
+CREATED = RequestStatus.CREATED.name.lower()  # derived
+PROCESSING = RequestStatus.PROCESSING.name.lower()  # read from the rows (topic totals)
+SENT = RequestStatus.SENT.name.lower()
+FAILED = RequestStatus.FAILED.name.lower()
+STOPPED = RequestStatus.STOPPED.name.lower()
+SUPPRESSED = "suppressed"  # stopped because the address is suppressed
+OUTCOME_PREFIX = "outcome:"  # + an OutcomeCounts field: sent requests by outcome
 EVENTS = "events"  # requests with any event
 EVENT_PREFIX = "event:"  # + an EventType: requests with an event of that type
-OUTCOME_PREFIX = "outcome:"  # + an OutcomeCounts field: sent requests by outcome
-SUPPRESSED = "suppressed"  # stopped because the address is suppressed
-# Metrics of both totals and time buckets.
-SENT = "sent"
-FAILED = "failed"
 DELIVERED = "delivered"
 BOUNCED = "bounced"
 COMPLAINED = "complained"
-OPENED = "opened"  # requests opened (the first open's time, in buckets)
-OPENS = "opens"  # every open
-CLICKED = "clicked"
-CLICKS = "clicks"
 UNSUBSCRIBED = "unsubscribed"
+OPENED = "opened"  # requests opened, by any source (the first open's time, in buckets)
+CLICKED = "clicked"
+OPENS = "opens"  # every open, in the time buckets only
+CLICKS = "clicks"
+# Our own opens and clicks (topic totals only): every one, a machine's, and the requests with
+# any, with a person's, with a machine's.
+TRACKED_OPENS = "tracked:opens"
+MACHINE_OPENS = "machine:opens"
+TRACKED_OPENED = "tracked:opened"
+HUMAN_OPENED = "human:opened"
+MACHINE_OPENED = "machine:opened"
+TRACKED_CLICKS = "tracked:clicks"
+MACHINE_CLICKS = "machine:clicks"
+TRACKED_CLICKED = "tracked:clicked"
+HUMAN_CLICKED = "human:clicked"
+MACHINE_CLICKED = "machine:clicked"
 
 OPEN_TYPES = frozenset({EventType.OPEN.value, EventType.SES_OPEN.value})
 CLICK_TYPES = frozenset({EventType.CLICK.value, EventType.SES_CLICK.value})
 
+# `Request.event_types`: one bit per event type. Stored: never renumber one.
+EVENT_BITS: Mapping[str, int] = {
+    EventType.SEND.value: 1 << 0,
+    EventType.REJECT.value: 1 << 1,
+    EventType.BOUNCE.value: 1 << 2,
+    EventType.COMPLAINT.value: 1 << 3,
+    EventType.DELIVERY.value: 1 << 4,
+    EventType.DELIVERY_DELAY.value: 1 << 5,
+    EventType.RENDERING_FAILURE.value: 1 << 6,
+    EventType.SUBSCRIPTION.value: 1 << 7,
+    EventType.SES_OPEN.value: 1 << 8,
+    EventType.SES_CLICK.value: 1 << 9,
+    EventType.OPEN.value: 1 << 10,
+    EventType.CLICK.value: 1 << 11,
+    EventType.UNSUBSCRIBE.value: 1 << 12,
+}
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the counters read of one request: its row and its events (type, time)."""
+# The columns of a request the rules read (besides its topic and recipient).
+FACT_COLUMNS = (
+    "status",
+    "stop_reason",
+    "outcome",
+    "sent_at",
+    "updated_at",
+    "delivered_at",
+    "bounced_at",
+    "complained_at",
+    "unsubscribed_at",
+    "event_types",
+    "opened_at",
+    "clicked_at",
+    "open_count",
+    "machine_open_count",
+    "click_count",
+    "machine_click_count",
+)
 
-    topic_id: str
-    recipient_key: str
-    status: int
-    stop_reason: int | None
-    outcome: int | None
-    sent_at: datetime | None
-    updated_at: datetime  # when a Failed request failed
-    delivered_at: datetime | None
-    bounced_at: datetime | None
-    complained_at: datetime | None
-    unsubscribed_at: datetime | None
-    events: tuple[tuple[str, datetime], ...] = field(default=())
+Facts = Mapping[str, Any]
+Columns = Any  # column name -> an SQL column: a table's or a subquery's `.c`
 
 
-def facts_of(row: Sequence[Any], events: Sequence[tuple[str, datetime]]) -> RequestFacts:
-    """The facts of a row of (id, then `RequestFacts`' fields but the events, in order)."""
-    (
-        _id,
-        topic_id,
-        recipient_key,
-        status,
-        stop_reason,
-        outcome,
-        sent_at,
-        updated_at,
-        delivered_at,
-        bounced_at,
-        complained_at,
-        unsubscribed_at,
-    ) = row
-    return RequestFacts(
-        topic_id,
-        recipient_key,
-        status,
-        stop_reason,
-        outcome,
-        sent_at,
-        updated_at,
-        delivered_at,
-        bounced_at,
-        complained_at,
-        unsubscribed_at,
-        tuple(events),
-    )
+# -- conditions: evaluated on a row's facts in Python, or compiled to SQL --------------------
+
+
+class Cond:
+    columns: frozenset[str] = frozenset()
+
+    def test(self, facts: Facts) -> bool:
+        raise NotImplementedError
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Always(Cond):
+    def test(self, facts: Facts) -> bool:
+        return True
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        return true()
+
+
+@dataclass(frozen=True)
+class Is(Cond):
+    column: str
+    value: int
+
+    @property
+    def columns(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.column})
+
+    def test(self, facts: Facts) -> bool:
+        return bool(facts[self.column] == self.value)
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        return c[self.column] == literal(self.value)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Present(Cond):
+    column: str
+
+    @property
+    def columns(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.column})
+
+    def test(self, facts: Facts) -> bool:
+        return facts[self.column] is not None
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        return c[self.column].is_not(None)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class HasBit(Cond):
+    column: str
+    bit: int
+
+    @property
+    def columns(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.column})
+
+    def test(self, facts: Facts) -> bool:
+        return bool(facts[self.column] & self.bit)
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        return c[self.column].op("&")(literal(self.bit)) != 0  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Above(Cond):
+    """The column is larger than another column (or than 0)."""
+
+    column: str
+    other: str | None = None
+
+    @property
+    def columns(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.column} | ({self.other} if self.other else set()))
+
+    def test(self, facts: Facts) -> bool:
+        return bool(facts[self.column] > (facts[self.other] if self.other else 0))
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        other = c[self.other] if self.other else literal(0)
+        return c[self.column] > other  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Both(Cond):
+    """Every condition, in order: a later one is not looked at once one fails (a sent
+    request's outcome, say, whose columns a writer that did not send it need not know)."""
+
+    conds: tuple[Cond, ...]
+
+    @property
+    def columns(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(cond.columns for cond in self.conds))
+
+    def test(self, facts: Facts) -> bool:
+        return all(cond.test(facts) for cond in self.conds)
+
+    def sql(self, c: Columns) -> ColumnElement[bool]:
+        return and_(*(cond.sql(c) for cond in self.conds))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A metric a request counts in: `weight` (the value of that column, or 1) while `when`
+    holds, in the `totals` scopes; and, with `at`, once in the minute of that column's time
+    (TOPIC_TIME and ACCOUNT_TIME), when the time is set."""
+
+    metric: str
+    when: Cond
+    totals: tuple[CounterScope, ...] = (CounterScope.TOPIC, CounterScope.DOMAIN)
+    at: str | None = None
+    weight: str | None = None
+    columns: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        extra = {name for name in (self.at, self.weight) if name is not None}
+        object.__setattr__(self, "columns", self.when.columns | extra)
+
+    def total(self, facts: Facts) -> int:
+        if not self.when.test(facts):
+            return 0
+        return 1 if self.weight is None else int(facts[self.weight])
+
+    def minute(self, facts: Facts) -> int | None:
+        """The minute this request counts in (once), if it does."""
+        if self.at is None or not self.when.test(facts):
+            return None
+        at = facts[self.at]
+        return None if at is None else minute_of(at)
+
+    def total_sql(self, c: Columns) -> ColumnElement[Any]:
+        weight = literal(1) if self.weight is None else c[self.weight]
+        return case((self.when.sql(c), weight), else_=literal(0))
+
+
+def _status(status: RequestStatus) -> Is:
+    return Is("status", int(status))
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(REQUESTS, Always()),
+    Rule(SENT, _status(RequestStatus.SENT), at="sent_at"),
+    Rule(FAILED, _status(RequestStatus.FAILED), at="updated_at"),
+    Rule(STOPPED, _status(RequestStatus.STOPPED)),
+    Rule(
+        SUPPRESSED,
+        Both((_status(RequestStatus.STOPPED), Is("stop_reason", int(StopReason.SUPPRESSED)))),
+    ),
+    *(
+        Rule(
+            OUTCOME_PREFIX + outcome.name.lower(),
+            Both((_status(RequestStatus.SENT), Is("outcome", int(outcome)))),
+        )
+        for outcome in Outcome
+    ),
+    Rule(DELIVERED, Present("delivered_at"), at="delivered_at"),
+    Rule(BOUNCED, Present("bounced_at"), at="bounced_at"),
+    Rule(COMPLAINED, Present("complained_at"), at="complained_at"),
+    Rule(UNSUBSCRIBED, Present("unsubscribed_at"), at="unsubscribed_at"),
+    Rule(EVENTS, Above("event_types")),
+    *(Rule(EVENT_PREFIX + name, HasBit("event_types", bit)) for name, bit in EVENT_BITS.items()),
+    Rule(OPENED, Present("opened_at"), at="opened_at"),
+    Rule(CLICKED, Present("clicked_at"), at="clicked_at"),
+    *(
+        Rule(metric, when, totals=(CounterScope.TOPIC,), weight=weight)
+        for kind in ("open", "click")
+        for metric, when, weight in (
+            (f"tracked:{kind}s", Above(f"{kind}_count"), f"{kind}_count"),
+            (f"machine:{kind}s", Above(f"machine_{kind}_count"), f"machine_{kind}_count"),
+            (f"tracked:{kind}ed", Above(f"{kind}_count"), None),
+            (f"human:{kind}ed", Above(f"{kind}_count", f"machine_{kind}_count"), None),
+            (f"machine:{kind}ed", Above(f"machine_{kind}_count"), None),
+        )
+    ),
+)
+# Every event of these types counts once in its own minute.
+EVENT_RULES: tuple[tuple[str, frozenset[str]], ...] = ((OPENS, OPEN_TYPES), (CLICKS, CLICK_TYPES))
+_EVENT_METRIC = {event_type: metric for metric, types in EVENT_RULES for event_type in types}
+_RULE_COLUMNS = frozenset().union(*(rule.columns for rule in RULES))
 
 
 def domain_of(recipient_key: str) -> str:
@@ -115,60 +326,145 @@ def outcome_metric(outcome: int | None) -> str:
     return OUTCOME_PREFIX + name
 
 
-def contribution(facts: RequestFacts) -> Counter[CounterKey]:
-    totals: list[str] = [RequestStatus(facts.status).name.lower()]
-    timed: list[tuple[str, datetime]] = []
-    if facts.status == RequestStatus.STOPPED and facts.stop_reason == StopReason.SUPPRESSED:
-        totals.append(SUPPRESSED)
-    if facts.status == RequestStatus.SENT:
-        totals.append(outcome_metric(facts.outcome))
-        if facts.sent_at is not None:
-            timed.append((SENT, facts.sent_at))
-    if facts.status == RequestStatus.FAILED:
-        timed.append((FAILED, facts.updated_at))
-    for metric, at in (
-        (DELIVERED, facts.delivered_at),
-        (BOUNCED, facts.bounced_at),
-        (COMPLAINED, facts.complained_at),
-        (UNSUBSCRIBED, facts.unsubscribed_at),
-    ):
-        if at is not None:
-            totals.append(metric)
-            timed.append((metric, at))
-    types = {event_type for event_type, _at in facts.events}
-    if types:
-        totals.append(EVENTS)
-        totals.extend(EVENT_PREFIX + event_type for event_type in types)
-    for unique, each, kinds in ((OPENED, OPENS, OPEN_TYPES), (CLICKED, CLICKS, CLICK_TYPES)):
-        times = [at for event_type, at in facts.events if event_type in kinds]
-        if times:
-            totals.append(unique)
-            timed.append((unique, min(times)))
-            totals.extend(each for _ in times)
-            timed.extend((each, at) for at in times)
-    topic, domain = facts.topic_id, domain_of(facts.recipient_key)
-    counts: Counter[CounterKey] = Counter()
-    for metric in totals:
-        counts[CounterScope.TOPIC, topic, "", 0, metric] += 1
-        counts[CounterScope.DOMAIN, topic, domain, 0, metric] += 1
-    for metric, at in timed:
-        minute = minute_of(at)
-        counts[CounterScope.TOPIC_TIME, topic, "", minute, metric] += 1
-        counts[CounterScope.ACCOUNT_TIME, "", "", minute, metric] += 1
-    return counts
+def event_bits(event_types: Iterable[str]) -> int:
+    bits = 0
+    for event_type in event_types:
+        bits |= EVENT_BITS.get(event_type, 0)
+    return bits
 
 
-def changes(before: Iterable[RequestFacts], after: Iterable[RequestFacts]) -> dict[CounterKey, int]:
-    """The counters' change from requests as they were to the same requests as they are."""
-    delta: Counter[CounterKey] = Counter()
-    for facts in after:
-        delta.update(contribution(facts))
-    for facts in before:
-        delta.subtract(contribution(facts))
-    return {key: value for key, value in delta.items() if value}
+def new_row(**columns: Any) -> dict[str, Any]:
+    """The facts of a row just inserted: `columns` over the defaults of a queued request."""
+    facts: dict[str, Any] = dict.fromkeys(FACT_COLUMNS)
+    facts.update(
+        status=int(RequestStatus.CREATED),
+        event_types=0,
+        open_count=0,
+        machine_open_count=0,
+        click_count=0,
+        machine_click_count=0,
+    )
+    facts.update(columns)
+    return facts
 
 
-def spread_over_grains(minutes: dict[CounterKey, int]) -> dict[tuple[CounterKey, int], int]:
+# -- counting changes -------------------------------------------------------------------------
+
+
+_MISSING = object()
+_TOPIC, _DOMAIN, _TIMED = int(CounterScope.TOPIC), int(CounterScope.DOMAIN), -1
+# What a change of one shape does, whatever its topic and domain: (where, metric, minute, n).
+Effects = tuple[tuple[int, str, int, int], ...]
+_EFFECTS_KEPT = 4_096  # shapes remembered (a shape includes its minutes, its message id...)
+_effects: dict[Any, Effects] = {}
+
+
+def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
+    """What these changes do to the counters (zeros left out).
+
+    For a change to an existing row, only the rules that read a column the change touched are
+    looked at, on the row as it was and as it is; a rule that needs a column the writer did
+    not give raises KeyError (a writer that forgot one must not count wrong). Changes of one
+    shape (the same columns, the same values, times to the minute: a batch of sends, say) are
+    worked out once."""
+    # Changes with the same effects in the same topic and domain are tallied first, and the
+    # counters' keys made once per tally: a batch of sends has one shape and a few domains.
+    tally: dict[tuple[Effects, str, str], int] = {}
+    counts: dict[CounterKey, int] = {}
+    last: tuple[Facts | None, Facts, Effects] | None = None
+    shaped: tuple[Facts | None, Any] = (None, None)  # the last `before` and its shape
+    for change in changes:
+        before, after = change.before, change.after
+        if last is not None and before is last[0] and after is last[1]:
+            effects = last[2]  # a batch of one change (a claim's rows): worked out once
+        else:
+            if before is not None and before is not shaped[0]:
+                shaped = (before, _shape(before))  # a batch of sends shares the claimed state
+            effects = _effects_of(before, after, None if before is None else shaped[1])
+            last = (before, after, effects)
+        if effects:
+            tallied = (effects, change.topic_id, domain_of(change.recipient_key))
+            tally[tallied] = tally.get(tallied, 0) + 1
+        for event_type, at in change.events:
+            each = _EVENT_METRIC.get(event_type)
+            if each is not None:
+                minute = minute_of(at)
+                for timed in (
+                    (CounterScope.TOPIC_TIME, change.topic_id, "", minute, each),
+                    (CounterScope.ACCOUNT_TIME, "", "", minute, each),
+                ):
+                    counts[timed] = counts.get(timed, 0) + 1
+    for (effects, topic, domain), times in tally.items():
+        for where, metric, minute, value in effects:
+            if where == _TIMED:
+                keys: tuple[CounterKey, ...] = (
+                    (CounterScope.TOPIC_TIME, topic, "", minute, metric),
+                    (CounterScope.ACCOUNT_TIME, "", "", minute, metric),
+                )
+            elif where == _DOMAIN:
+                keys = ((CounterScope.DOMAIN, topic, domain, 0, metric),)
+            else:
+                keys = ((CounterScope.TOPIC, topic, "", 0, metric),)
+            for key in keys:
+                counts[key] = counts.get(key, 0) + value * times
+    return {key: value for key, value in counts.items() if value}
+
+
+def contribution(topic_id: str, recipient_key: str, facts: Facts) -> dict[CounterKey, int]:
+    """What one row counts for by its columns (its events' own minutes left out)."""
+    return change_deltas([RequestChange(topic_id, recipient_key, None, facts)])
+
+
+def _effects_of(before: Facts | None, after: Facts, before_shape: Any) -> Effects:
+    """The effects of a change, looked up by its shape: every column it gives, before and after,
+    times to the minute (all a rule reads of them)."""
+    key = (before_shape, _shape(after))
+    found = _effects.get(key)
+    if found is None:
+        if len(_effects) >= _EFFECTS_KEPT:
+            _effects.clear()
+        found = _effects[key] = _work_out(before, after)
+    return found
+
+
+def _shape(facts: Facts) -> tuple[tuple[str, Any], ...]:
+    """The columns a rule reads, in the writer's order (a writer gives its columns in one
+    order: the same shape is the same key), times to the minute."""
+    return tuple(
+        (column, minute_of(value) if isinstance(value, datetime) else value)
+        for column, value in facts.items()
+        if column in _RULE_COLUMNS
+    )
+
+
+def _work_out(before: Facts | None, after: Facts) -> Effects:
+    found: Counter[tuple[int, str, int]] = Counter()
+    if before is None:
+        rules: Iterable[Rule] = RULES
+    else:
+        touched = {
+            column
+            for column in after.keys() | before.keys()
+            if before.get(column, _MISSING) != after.get(column, _MISSING)
+        }
+        rules = tuple(rule for rule in RULES if rule.columns & touched)
+    for rule in rules:
+        for facts, sign in ((after, 1), (before, -1)):
+            if facts is None:
+                continue
+            total = rule.total(facts)
+            if not total:
+                continue
+            for scope in rule.totals:
+                found[int(scope), rule.metric, 0] += sign * total
+            if rule.at is not None and (at := facts[rule.at]) is not None:
+                found[_TIMED, rule.metric, minute_of(at)] += sign
+    return tuple(
+        (where, metric, minute, value) for (where, metric, minute), value in found.items() if value
+    )
+
+
+def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterKey, int], int]:
     """Counts by minute as the counters keep them: totals once (grain 0), time buckets in the
     minute, the hour and the day; by (key, grain)."""
     spread: Counter[tuple[CounterKey, int]] = Counter()
@@ -180,3 +476,20 @@ def spread_over_grains(minutes: dict[CounterKey, int]) -> dict[tuple[CounterKey,
         for grain_s in GRAINS_S:
             spread[(scope, topic, domain, bucket_of(bucket, grain_s), metric), grain_s] += value
     return dict(spread)
+
+
+# -- reading: the counts not kept -------------------------------------------------------------
+
+
+def derived_totals(found: Mapping[str, int], scope: CounterScope) -> dict[str, int]:
+    """The totals as kept (with, for a topic, its requests in flight as read), and those derived
+    from them: requests queued (for a domain: queued or in flight), and sent requests SES said
+    nothing of."""
+    counts = dict(found)
+    done = counts.get(SENT, 0) + counts.get(FAILED, 0) + counts.get(STOPPED, 0)
+    in_flight = counts.get(PROCESSING, 0) if scope == CounterScope.TOPIC else 0
+    counts[CREATED] = counts.get(REQUESTS, 0) - done - in_flight
+    counts[outcome_metric(None)] = counts.get(SENT, 0) - sum(
+        counts.get(outcome_metric(outcome), 0) for outcome in Outcome
+    )
+    return counts

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
+    BigInteger,
     Select,
     Table,
     and_,
@@ -26,22 +28,25 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.dialect import insert_for, insert_for_dialect, locks_rows
+from ses_sender.db.dialect import insert_for, insert_for_dialect, json_object_entries, locks_rows
 from ses_sender.models import (
     CounterScope,
     EventType,
     Request,
+    RequestStatus,
     Result,
     ResultSource,
     StatCounter,
     StatDelta,
     StatTopic,
 )
-from ses_sender.stats.counters import MINUTE_S, CounterKey, RequestFacts, facts_of
+from ses_sender.stats.counters import FACT_COLUMNS, MINUTE_S, PROCESSING, CounterKey
 
 _counters = cast(Table, StatCounter.__table__)
 _deltas = cast(Table, StatDelta.__table__)
@@ -49,20 +54,7 @@ _topics = cast(Table, StatTopic.__table__)
 # SQLite allows 32,766 bound parameters a statement; PostgreSQL 32,767.
 _IDS_PER_QUERY = 5_000
 
-_FACT_COLUMNS = (
-    Request.id,
-    Request.topic_id,
-    Request.recipient_key,
-    Request.status,
-    Request.stop_reason,
-    Request.outcome,
-    Request.sent_at,
-    Request.updated_at,
-    Request.delivered_at,
-    Request.bounced_at,
-    Request.complained_at,
-    Request.unsubscribed_at,
-)
+_FACT_COLUMNS = tuple(Request.__table__.c[name] for name in FACT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +88,13 @@ def _tracked_in_topic(topic_id: str, kind: EventType) -> Select[Any]:
     )
 
 
-async def engagement(session: AsyncSession, topic_id: str, kind: EventType) -> Engagement:
-    row = (await session.execute(_tracked_in_topic(topic_id, kind))).one()
-    return Engagement(*(int(value) for value in row))
-
-
 async def link_engagement(
     session: AsyncSession, topic_id: str, *, limit: int
 ) -> list[tuple[str, Engagement]]:
-    """Clicks by link URL, the most clicked first (the honeypot, which has none, left out)."""
+    """Clicks by link URL, the most clicked first (the honeypot, which has none, left out).
+
+    The one stats read that reads events: the topic's clicks, by the request index; its answer
+    is bounded (`limit` links), its time grows with the topic's clicks."""
     rows = await session.execute(
         _tracked_in_topic(topic_id, EventType.CLICK)
         .add_columns(Result.url)
@@ -119,117 +109,106 @@ async def link_engagement(
 # -- the facts the counters count -------------------------------------------------------------
 
 
-async def request_facts(
+RequestState = tuple[str, str, dict[str, Any]]  # (topic, recipient key, facts)
+
+
+async def request_states(
     session: AsyncSession, request_ids: Collection[int], *, lock: bool
-) -> list[RequestFacts]:
-    """The facts of those of these requests that exist; `lock` holds their rows until the
-    transaction ends (PostgreSQL; SQLite transactions are serial), in id order, so that two
-    transactions counting overlapping requests wait for each other instead of deadlocking.
-
-    The lock is taken by a statement of its own, before the facts are read: under READ
-    COMMITTED a statement that waited for a lock re-reads the locked row but not the events
-    joined to it, and would miss an event the other transaction committed (and count it again).
-    One statement a chunk reads rows and events joined: this runs twice in every counted change
-    (a worker's batch of sends, a batch of SNS notifications), where each round trip shows."""
+) -> dict[int, RequestState]:
+    """What the counters read of those of these rows that exist (their columns only: no
+    event is read); `lock` holds them until the transaction ends (PostgreSQL; an SQLite
+    transaction holds the whole database), in id order, so that two transactions counting
+    overlapping requests wait for each other instead of deadlocking."""
     ordered = sorted(request_ids)
-    found: list[RequestFacts] = []
+    found: dict[int, RequestState] = {}
+    statement = _STATES_LOCKED if lock and locks_rows(session) else _STATES
     for start in range(0, len(ordered), _IDS_PER_QUERY):
-        ids = {"b_ids": ordered[start : start + _IDS_PER_QUERY]}
-        if lock and locks_rows(session):
-            await session.execute(_LOCK_REQUESTS, ids)
-        found.extend(_group_facts(await session.execute(_FACTS_WITH_EVENTS, ids)))
+        rows = await session.execute(statement, {"b_ids": ordered[start : start + _IDS_PER_QUERY]})
+        for row in rows:
+            found[row[0]] = (row[1], row[2], dict(zip(FACT_COLUMNS, row[3:], strict=True)))
     return found
 
 
-_LOCK_REQUESTS = (
-    select(Request.id)
-    .where(Request.id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(Request.id)
-    .with_for_update()
-)
-_FACTS_WITH_EVENTS = (
-    select(*_FACT_COLUMNS, Result.status, Result.occurred_at)
-    .outerjoin(Result, Result.request_id == Request.id)
+_STATES = (
+    select(Request.id, Request.topic_id, Request.recipient_key, *_FACT_COLUMNS)
     .where(Request.id.in_(bindparam("b_ids", expanding=True)))
     .order_by(Request.id)
 )
-
-
-def _group_facts(rows: Iterable[Any]) -> list[RequestFacts]:
-    """Facts from rows of (request columns, event type, event time), a request's rows
-    together; a request without events has one row with no event."""
-    found: list[RequestFacts] = []
-    current: Any = None
-    events: list[tuple[str, datetime]] = []
-    for row in rows:
-        if current is None or row[0] != current[0]:
-            if current is not None:
-                found.append(facts_of(current[: len(_FACT_COLUMNS)], events))
-            current, events = row, []
-        if row[-2] is not None:
-            events.append((row[-2], row[-1]))
-    if current is not None:
-        found.append(facts_of(current[: len(_FACT_COLUMNS)], events))
-    return found
-
-
-async def _events_of(
-    session: AsyncSession, request_ids: Sequence[int]
-) -> dict[int, tuple[tuple[str, datetime], ...]]:
-    rows = await session.execute(
-        select(Result.request_id, Result.status, Result.occurred_at).where(
-            Result.request_id.in_(request_ids)
-        )
-    )
-    events: defaultdict[int, list[tuple[str, datetime]]] = defaultdict(list)
-    for request_id, status, occurred_at in rows:
-        if request_id is not None:
-            events[request_id].append((status, occurred_at))
-    return {request_id: tuple(found) for request_id, found in events.items()}
-
-
-async def all_request_facts(
-    session: AsyncSession, topic_id: str | None, *, chunk: int = 5_000
-) -> AsyncIterator[list[RequestFacts]]:
-    """Every request's facts (of one topic, or all), a chunk at a time, in id order."""
-    after = 0
-    while True:
-        query = select(*_FACT_COLUMNS).where(Request.id > after).order_by(Request.id).limit(chunk)
-        if topic_id is not None:
-            query = query.where(Request.topic_id == topic_id)
-        rows = (await session.execute(query)).all()
-        if not rows:
-            return
-        events = await _events_of(session, [row[0] for row in rows])
-        yield [facts_of(row, events.get(row[0], ())) for row in rows]
-        after = rows[-1][0]
+_STATES_LOCKED = _STATES.with_for_update()
 
 
 # -- writing: deltas and their fold -----------------------------------------------------------
 
 
 async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int]) -> None:
+    """One statement, whatever the number of deltas: on PostgreSQL the rows go as arrays
+    (`unnest`), one round trip and one plan; SQLite takes them as one executemany. A metric's
+    changes to a topic's domains go as one row (`StatDelta.domains`)."""
     if not deltas:
         return
-    await session.execute(
-        _deltas.insert(),
-        [
-            {
-                "scope": scope,
-                "topic_id": topic_id,
-                "domain": domain,
-                "bucket": bucket,
-                "metric": metric,
-                "value": value,
-            }
-            for (scope, topic_id, domain, bucket, metric), value in deltas.items()
-        ],
+    rows = _delta_rows(deltas)
+    if session.get_bind().dialect.name == "postgresql":
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for row in rows:
+            for column, item in zip(columns, row, strict=True):
+                column.append(item)
+        await session.execute(
+            _INSERT_DELTAS_ARRAYS, dict(zip(_DELTA_COLUMNS, columns, strict=True))
+        )
+        return
+    # The driver's executemany, below SQLAlchemy's per-row parameter handling (plain values).
+    connection = await session.connection()
+    await connection.exec_driver_sql(_INSERT_DELTAS_ROWS, rows)
+
+
+def _delta_rows(deltas: Mapping[CounterKey, int]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    by_domain: dict[tuple[str, str], dict[str, int]] = {}
+    for (scope, topic, domain, bucket, metric), value in deltas.items():
+        if scope == CounterScope.DOMAIN:
+            by_domain.setdefault((topic, metric), {})[domain] = value
+        else:
+            rows.append((int(scope), topic, domain, bucket, metric, value, None))
+    for (topic, metric), values in by_domain.items():
+        packed = orjson.dumps(values).decode()
+        rows.append((int(CounterScope.DOMAIN), topic, "", 0, metric, sum(values.values()), packed))
+    return rows
+
+
+def _unpacked(
+    scope: int, topic: str, domain: str, bucket: int, metric: str, value: int, domains: str | None
+) -> list[tuple[CounterKey, int]]:
+    if domains is None:
+        return [((scope, topic, domain, bucket, metric), value)]
+    return [
+        ((scope, topic, name, bucket, metric), int(count))
+        for name, count in orjson.loads(domains).items()
+    ]
+
+
+_DELTA_COLUMNS = ("scope", "topic_id", "domain", "bucket", "metric", "value", "domains")
+_INSERT_DELTAS_ROWS = (
+    "INSERT INTO stat_deltas (scope, topic_id, domain, bucket, metric, value, domains) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DELTA_ARRAYS = (
+    func.unnest(
+        *(bindparam(name, type_=postgresql.ARRAY(_deltas.c[name].type)) for name in _DELTA_COLUMNS)
     )
+    .table_valued(*_DELTA_COLUMNS)
+    .render_derived(name="d")
+)
+_INSERT_DELTAS_ARRAYS = _deltas.insert().from_select(
+    _DELTA_COLUMNS, select(*(_DELTA_ARRAYS.c[name] for name in _DELTA_COLUMNS))
+)
 
 
-async def take_deltas(session: AsyncSession, limit: int) -> list[tuple[CounterKey, int]]:
-    """Delete up to `limit` of the oldest deltas, and return them; on PostgreSQL, deltas another
-    fold has taken are skipped rather than waited for."""
+async def take_deltas(
+    session: AsyncSession, limit: int
+) -> tuple[int, list[tuple[CounterKey, int]]]:
+    """Delete up to `limit` of the oldest delta rows; how many, and what they held (a packed
+    row of domains unpacked); on PostgreSQL, deltas another fold has taken are skipped rather
+    than waited for."""
     oldest = select(_deltas.c.id).order_by(_deltas.c.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
@@ -243,12 +222,11 @@ async def take_deltas(session: AsyncSession, limit: int) -> list[tuple[CounterKe
             _deltas.c.bucket,
             _deltas.c.metric,
             _deltas.c.value,
+            _deltas.c.domains,
         )
     )
-    return [
-        ((scope, topic, domain, bucket, metric), value)
-        for scope, topic, domain, bucket, metric, value in taken
-    ]
+    rows = taken.all()
+    return len(rows), [delta for row in rows for delta in _unpacked(*row)]
 
 
 async def add_to_counters(
@@ -307,7 +285,8 @@ async def register_topic(session: AsyncSession, topic_id: str, *, now: datetime)
 async def totals(
     session: AsyncSession, scope: CounterScope, topic_ids: Collection[str]
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """The totals of these topics (scope TOPIC or DOMAIN), by (topic, domain), then metric."""
+    """The totals of these topics (scope TOPIC or DOMAIN), by (topic, domain), then metric; a
+    topic's with its requests in flight (`PROCESSING`)."""
     if not topic_ids:
         return {}
     topics = list(topic_ids)
@@ -319,10 +298,38 @@ async def totals(
         _counters.c.grain_s == 0,
         _counters.c.bucket == 0,
     )
-    pending = select(_deltas.c.topic_id, _deltas.c.domain, _deltas.c.metric, _deltas.c.value).where(
-        _deltas.c.scope == scope, _deltas.c.topic_id.in_(topics)
-    )
-    both = union_all(folded, pending).subquery()
+    if scope == CounterScope.DOMAIN:
+        entries = json_object_entries(session.get_bind().dialect.name, _deltas.c.domains)
+        pending = (
+            select(
+                _deltas.c.topic_id,
+                entries.c.key,
+                _deltas.c.metric,
+                entries.c.value.cast(BigInteger),
+            )
+            .select_from(_deltas)
+            .join(entries, true())
+            .where(_deltas.c.scope == scope, _deltas.c.topic_id.in_(topics))
+        )
+    else:
+        pending = select(
+            _deltas.c.topic_id, _deltas.c.domain, _deltas.c.metric, _deltas.c.value
+        ).where(_deltas.c.scope == scope, _deltas.c.topic_id.in_(topics))
+    parts = [folded, pending]
+    if scope == CounterScope.TOPIC:
+        # Requests in flight, from their rows (ix_email_requests_topic_status): as many as the
+        # workers hold, whatever the topic's size. In the same statement: one snapshot.
+        parts.append(
+            select(
+                Request.topic_id,
+                literal(""),
+                literal(PROCESSING),
+                func.count(),
+            )
+            .where(Request.topic_id.in_(topics), Request.status == RequestStatus.PROCESSING)
+            .group_by(Request.topic_id)
+        )
+    both = union_all(*parts).subquery()
     rows = await session.execute(
         select(both.c.topic_id, both.c.domain, both.c.metric, func.sum(both.c.value)).group_by(
             both.c.topic_id, both.c.domain, both.c.metric
@@ -374,46 +381,6 @@ async def buckets(
         if value:
             found[int(bucket)][metric] = int(value)
     return dict(found)
-
-
-async def counters_of(
-    session: AsyncSession, topic_id: str | None
-) -> tuple[dict[tuple[CounterKey, int], int], dict[CounterKey, int]]:
-    """Every count as kept, a topic's or all of them: (the folded ones by (key, grain), the
-    pending deltas summed by key)."""
-    folded = select(
-        _counters.c.scope,
-        _counters.c.topic_id,
-        _counters.c.domain,
-        _counters.c.bucket,
-        _counters.c.metric,
-        _counters.c.grain_s,
-        _counters.c.value,
-    )
-    pending = select(
-        _deltas.c.scope,
-        _deltas.c.topic_id,
-        _deltas.c.domain,
-        _deltas.c.bucket,
-        _deltas.c.metric,
-        literal(0).label("grain_s"),
-        _deltas.c.value,
-    )
-    if topic_id is not None:
-        ours = and_(
-            _counters.c.topic_id == topic_id, _counters.c.scope != CounterScope.ACCOUNT_TIME
-        )
-        folded = folded.where(ours)
-        pending = pending.where(
-            _deltas.c.topic_id == topic_id, _deltas.c.scope != CounterScope.ACCOUNT_TIME
-        )
-    counts: defaultdict[tuple[CounterKey, int], int] = defaultdict(int)
-    for scope, topic, domain, bucket, metric, grain_s, value in await session.execute(folded):
-        counts[(scope, topic, domain, bucket, metric), grain_s] += value
-    pending_by_key: defaultdict[CounterKey, int] = defaultdict(int)
-    for scope, topic, domain, bucket, metric, _grain, value in await session.execute(pending):
-        pending_by_key[scope, topic, domain, bucket, metric] += value
-    return dict(counts), dict(pending_by_key)
 
 
 async def topics_page(

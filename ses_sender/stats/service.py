@@ -1,35 +1,38 @@
 """The read model: counters kept where the facts change, and the reads they answer.
 
 Writers call one of these in the transaction that changes requests:
-- `counting(session, request_ids)`, around any change to existing requests (a send, an event, a
-  requeue, a cancel): the counters follow whatever the change did;
-- `count_queued` for requests the API queues, `count_added` for rows written in any state;
-- `count_moves` for many requests moved between the statuses that carry nothing else (queued,
-  claimed, cancelled), without reading them.
+- `count_changes(session, changes)`, with what their own statements told them of the rows they
+  changed (`RequestChange`: the columns before and after, the events attached): nothing is read
+  to count (docs/decisions/0020-stats-counters-as-deltas.md);
+- `counting(session, request_ids)`, around a change its writer cannot describe: the rows'
+  columns are read before and after (never their events);
+- `count_queued` for requests the API queues, `count_added` for rows written in any state.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import DropTable
 
 from ses_sender.cursor import decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput
-from ses_sender.models import CounterScope, EventType, Outcome, RequestStatus
-from ses_sender.stats import counters, repository
+from ses_sender.models import CounterScope, Outcome, RequestChange, RequestStatus
+from ses_sender.stats import build, counters, repository
 from ses_sender.stats.counters import (
     DAY_S,
     HOUR_S,
     MINUTE_S,
     CounterKey,
-    changes,
+    change_deltas,
     contribution,
+    derived_totals,
     domain_of,
     spread_over_grains,
 )
@@ -74,102 +77,133 @@ _COUNTED = "stats.counting"  # session.info: the requests a `counting` block cov
 # -- keeping the counters ---------------------------------------------------------------------
 
 
+async def count_changes(session: AsyncSession, changes: Iterable[RequestChange]) -> None:
+    """These changes to requests, as their writers know them (`RequestChange`), in the
+    session's transaction: what the hot paths call, having read nothing to count."""
+    await repository.insert_deltas(session, change_deltas(changes))
+
+
+class Counted:
+    """What a `counting` block is told beside the rows it reads: the events attached to its
+    requests in the block (each once)."""
+
+    def __init__(self) -> None:
+        self.attached: dict[int, list[tuple[str, datetime]]] = {}
+
+    def events(self, request_id: int, events: Iterable[tuple[str, datetime]]) -> None:
+        self.attached.setdefault(request_id, []).extend(events)
+
+
 @asynccontextmanager
-async def counting(session: AsyncSession, request_ids: Collection[int]) -> AsyncIterator[None]:
-    """Around a change to these requests in the session's transaction: the counters change by
-    what the change did to them. The rows are locked first, so concurrent changes to the same
-    requests count one after the other; a block inside another for the same requests leaves
-    them to the outer one."""
+async def counting(session: AsyncSession, request_ids: Collection[int]) -> AsyncIterator[Counted]:
+    """Around a change to these requests that its writer cannot describe (a sweep, a requeue
+    of failed requests, a test's own UPDATE): their rows are read (their columns only, never
+    their events), locked, before, and again after, and the counters change by the
+    difference, plus the events the block reports attaching (`Counted.events`); the block
+    keeps what the rows hold of their events up to date itself. A block inside another for
+    the same requests leaves them to the outer one."""
+    counted = Counted()
     covered: set[int] = session.info.setdefault(_COUNTED, set())
     ours = set(request_ids) - covered
     if not ours:
-        yield
+        yield counted
         return
-    before = await repository.request_facts(session, ours, lock=True)
+    before = await repository.request_states(session, ours, lock=True)
     covered |= ours
     try:
-        yield
-        await session.flush()  # rows added through the session (an event logged) count too
-        after = await repository.request_facts(session, ours, lock=False)
-        await repository.insert_deltas(session, changes(before, after))
+        yield counted
+        await session.flush()
+        after = await repository.request_states(session, ours, lock=False)
+        changes = []
+        for request_id in ours:
+            found = after.get(request_id) or before.get(request_id)
+            if found is None:
+                continue
+            topic, recipient, _facts = found
+            old = before.get(request_id)
+            new = after.get(request_id)
+            changes.append(
+                RequestChange(
+                    topic,
+                    recipient,
+                    None if old is None else old[2],
+                    {} if new is None else new[2],
+                    tuple(counted.attached.get(request_id, ())),
+                )
+            )
+        await count_changes(session, changes)
     finally:
         covered -= ours
 
 
 async def count_added(session: AsyncSession, request_ids: Collection[int]) -> None:
-    """Requests inserted in this transaction, in whatever state they were written."""
-    await repository.insert_deltas(
-        session, changes([], await repository.request_facts(session, request_ids, lock=False))
+    """Requests inserted in this transaction, in whatever state they were written (tests)."""
+    states = await repository.request_states(session, request_ids, lock=False)
+    await count_changes(
+        session,
+        [
+            RequestChange(topic, recipient, None, facts)
+            for topic, recipient, facts in states.values()
+        ],
     )
+
+
+async def count_alike(
+    session: AsyncSession,
+    topic_id: str,
+    by_domain: Mapping[str, int],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """Many requests of one topic changed alike (a topic cancelled), counted by domain: one
+    change is counted per domain, and multiplied."""
+    deltas: Counter[CounterKey] = Counter()
+    for domain, count in by_domain.items():
+        one = RequestChange(topic_id, f"@{domain}", before, after)
+        for key, value in change_deltas([one]).items():
+            deltas[key] += value * count
+    await repository.insert_deltas(session, {key: value for key, value in deltas.items() if value})
 
 
 async def count_queued(
     session: AsyncSession, topic_id: str, recipient_keys: Sequence[str], *, now: datetime
 ) -> None:
-    """New requests, queued to `topic_id`. A new request counts only as queued, in its topic
-    and its domain (`counters.contribution` of such a row), so the deltas are summed here
-    without building each row's facts: intake takes 100,000 recipients a request."""
+    """New requests, queued to `topic_id`. Every new request counts alike but for its domain,
+    so one is counted per domain and multiplied: intake takes 100,000 recipients a request."""
     await repository.register_topic(session, topic_id, now=now)
-    queued = RequestStatus.CREATED.name.lower()
-    deltas: dict[CounterKey, int] = {
-        (CounterScope.TOPIC, topic_id, "", 0, queued): len(recipient_keys)
-    }
+    one = counters.new_row()
+    deltas: Counter[CounterKey] = Counter()
     for domain, count in Counter(domain_of(key) for key in recipient_keys).items():
-        deltas[CounterScope.DOMAIN, topic_id, domain, 0, queued] = count
-    await repository.insert_deltas(session, deltas if recipient_keys else {})
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    topic_id: str
-    recipient_key: str
-
-
-async def count_moves(
-    session: AsyncSession,
-    moved: Iterable[Moved],
-    *,
-    before: RequestStatus,
-    after: RequestStatus,
-) -> None:
-    """Requests moved from `before` to `after`, two of queued, claimed and cancelled (Stopped):
-    the statuses whose count is all they change."""
-    plain = {RequestStatus.CREATED, RequestStatus.PROCESSING, RequestStatus.STOPPED}
-    if before not in plain or after not in plain:
-        raise ValueError(f"{before.name} to {after.name} changes more than a status count")
-    old, new = before.name.lower(), after.name.lower()
-    deltas: dict[CounterKey, int] = {}
-    for request in moved:
-        for scope, domain in (
-            (CounterScope.TOPIC, ""),
-            (CounterScope.DOMAIN, domain_of(request.recipient_key)),
-        ):
-            for metric, step in ((old, -1), (new, 1)):
-                key = (scope, request.topic_id, domain, 0, metric)
-                deltas[key] = deltas.get(key, 0) + step
-    await repository.insert_deltas(session, deltas)
+        for key, value in contribution(topic_id, f"@{domain}", one).items():
+            deltas[key] += value * count
+    await repository.insert_deltas(session, {key: value for key, value in deltas.items() if value})
 
 
 async def fold(session: AsyncSession, *, limit: int = FOLD_BATCH) -> int:
     """Move up to `limit` deltas into the counters; how many were moved."""
-    taken = await repository.take_deltas(session, limit)
+    count, taken = await repository.take_deltas(session, limit)
     summed: dict[CounterKey, int] = {}
     for key, value in taken:
         summed[key] = summed.get(key, 0) + value
     await repository.add_to_counters(
         session, {key: value for key, value in spread_over_grains(summed).items() if value}
     )
-    return len(taken)
+    return count
 
 
 # -- reads --------------------------------------------------------------------------------------
 
 
-async def request_counts(session: AsyncSession, topic_id: str) -> dict[int, int]:
-    """The topic's requests by status (a `RequestStatus` absent: none)."""
+async def _topic_totals(session: AsyncSession, topic_id: str) -> dict[str, int]:
     found = (await repository.totals(session, CounterScope.TOPIC, [topic_id])).get(
         (topic_id, ""), {}
     )
+    return derived_totals(found, CounterScope.TOPIC)
+
+
+async def request_counts(session: AsyncSession, topic_id: str) -> dict[int, int]:
+    """The topic's requests by status (a `RequestStatus` absent: none)."""
+    found = await _topic_totals(session, topic_id)
     return {
         status: found[status.name.lower()]
         for status in RequestStatus
@@ -178,17 +212,17 @@ async def request_counts(session: AsyncSession, topic_id: str) -> dict[int, int]
 
 
 async def topic_stats(session: AsyncSession, topic_id: str) -> TopicStats:
-    """The seed's topic stats (zeros for an unknown topic)."""
-    found = (await repository.totals(session, CounterScope.TOPIC, [topic_id])).get(
-        (topic_id, ""), {}
-    )
+    """The seed's topic stats (zeros for an unknown topic), from the counters alone."""
+    found = await _topic_totals(session, topic_id)
     statuses = {status.name.lower(): found.get(status.name.lower(), 0) for status in RequestStatus}
     sent = statuses[RequestStatus.SENT.name.lower()]
     return TopicStats(
-        opens=_engagement(await repository.engagement(session, topic_id, EventType.OPEN), sent),
-        clicks=_engagement(await repository.engagement(session, topic_id, EventType.CLICK), sent),
+        opens=_engagement(_kept_engagement(found, "open"), sent),
+        clicks=_engagement(_kept_engagement(found, "click"), sent),
         request=RequestCounts(
-            total=sum(statuses.values()), suppressed=found.get(counters.SUPPRESSED, 0), **statuses
+            total=found.get(counters.REQUESTS, 0),
+            suppressed=found.get(counters.SUPPRESSED, 0),
+            **statuses,
         ),
         result=ResultCounts(
             total=found.get(counters.EVENTS, 0),
@@ -221,7 +255,11 @@ async def list_topics(session: AsyncSession, *, cursor: str | None, limit: int) 
     )
     return TopicPage(
         topics=[
-            _summary(topic_id, created_at, totals.get((topic_id, ""), {}))
+            _summary(
+                topic_id,
+                created_at,
+                derived_totals(totals.get((topic_id, ""), {}), CounterScope.TOPIC),
+            )
             for topic_id, created_at in shown
         ],
         next_cursor=(
@@ -250,9 +288,7 @@ def _summary(topic_id: str, created_at: datetime, found: dict[str, int]) -> Topi
         failed=found.get(RequestStatus.FAILED.name.lower(), 0),
         stopped=found.get(RequestStatus.STOPPED.name.lower(), 0),
     )
-    progress.total = (
-        progress.queued + progress.processing + progress.sent + progress.failed + progress.stopped
-    )
+    progress.total = found.get(counters.REQUESTS, 0)
     return TopicSummary(
         topic_id=topic_id,
         created_at=created_at,
@@ -381,16 +417,17 @@ def _timeline(topic_id: str | None, span: TimeRange, found: dict[int, dict[str, 
 async def topic_domains(
     session: AsyncSession, topic_id: str, *, limit: int = DEFAULT_DOMAINS
 ) -> TopicDomains:
-    """The topic's counts per recipient domain, the `limit` largest (by requests) first."""
+    """The topic's counts per recipient domain, the `limit` largest (by requests) first. A
+    domain's `queued` counts the emails claimed and not yet sent too."""
     found = await repository.totals(session, CounterScope.DOMAIN, [topic_id])
     rows = [
         DomainCounts(
             domain=domain,
-            queued=counts.get(RequestStatus.CREATED.name.lower(), 0),
-            sent=counts.get(RequestStatus.SENT.name.lower(), 0),
-            failed=counts.get(RequestStatus.FAILED.name.lower(), 0),
-            stopped=counts.get(RequestStatus.STOPPED.name.lower(), 0),
-            total=sum(counts.get(status.name.lower(), 0) for status in RequestStatus),
+            queued=counts.get(counters.CREATED, 0),
+            sent=counts.get(counters.SENT, 0),
+            failed=counts.get(counters.FAILED, 0),
+            stopped=counts.get(counters.STOPPED, 0),
+            total=counts.get(counters.REQUESTS, 0),
             delivered=counts.get(counters.DELIVERED, 0),
             bounced=counts.get(counters.BOUNCED, 0),
             complained=counts.get(counters.COMPLAINED, 0),
@@ -398,7 +435,8 @@ async def topic_domains(
             clicked=counts.get(counters.CLICKED, 0),
             unsubscribed=counts.get(counters.UNSUBSCRIBED, 0),
         )
-        for (_topic, domain), counts in found.items()
+        for (_topic, domain), kept in found.items()
+        for counts in [derived_totals(kept, CounterScope.DOMAIN)]
     ]
     rows.sort(key=lambda row: (-row.total, row.domain))
     return TopicDomains(topic_id=topic_id, domains=rows[:limit], more=max(0, len(rows) - limit))
@@ -420,6 +458,17 @@ async def topic_links(session: AsyncSession, topic_id: str) -> TopicLinks:
             )
             for url, counts in rows
         ],
+    )
+
+
+def _kept_engagement(found: dict[str, int], kind: str) -> Engagement:
+    """Our own opens (`kind` "open") or clicks, from the topic's counters."""
+    return Engagement(
+        total=found.get(f"tracked:{kind}s", 0),
+        machine=found.get(f"machine:{kind}s", 0),
+        unique=found.get(f"tracked:{kind}ed", 0),
+        unique_human=found.get(f"human:{kind}ed", 0),
+        unique_machine=found.get(f"machine:{kind}ed", 0),
     )
 
 
@@ -478,47 +527,22 @@ async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> Sen
 # -- verifying -----------------------------------------------------------------------------------
 
 
-async def recount(
-    session: AsyncSession, topic_id: str | None
-) -> tuple[int, dict[tuple[CounterKey, int], int]]:
-    """(requests read, every counter they make up by (key, grain)): a topic's counters or all."""
-    minutes: dict[CounterKey, int] = {}
-    requests = 0
-    async for chunk in repository.all_request_facts(session, topic_id):
-        requests += len(chunk)
-        for facts in chunk:
-            for key, value in contribution(facts).items():
-                minutes[key] = minutes.get(key, 0) + value
-    if topic_id is not None:
-        minutes = {
-            key: value for key, value in minutes.items() if key[0] != CounterScope.ACCOUNT_TIME
-        }
-    return requests, spread_over_grains(minutes)
-
-
-async def kept_counters(
-    session: AsyncSession, topic_id: str | None
-) -> dict[tuple[CounterKey, int], int]:
-    """The counters as reads see them (folded and pending), by (key, grain), zeros left out."""
-    folded, pending = await repository.counters_of(session, topic_id)
-    kept = dict(folded)
-    for key, value in spread_over_grains(pending).items():
-        kept[key] = kept.get(key, 0) + value
-    return {key: value for key, value in kept.items() if value}
-
-
 async def verify(session: AsyncSession, topic_id: str | None) -> VerifyReport:
-    """Recount from the rows and compare with the counters kept; every difference."""
-    requests, recounted = await recount(session, topic_id)
-    kept = await kept_counters(session, topic_id)
+    """Recount from the rows and events, in the database (build.py: the rules as SQL
+    aggregates), and compare with the counters kept (folded and pending); every difference."""
+    dialect = session.get_bind().dialect.name
+    requests = int(await session.scalar(build.requests_query(topic_id)) or 0)
+    for statement in build.recount_statements(dialect, topic_id):
+        await session.execute(statement)
+    rows = (await session.execute(build.differences_query(dialect, topic_id))).all()
+    await session.execute(DropTable(build.recount_table))
     differences = [
         CounterDifference(
-            counter=_describe(*key_grain),
-            kept=kept.get(key_grain, 0),
-            recounted=recounted.get(key_grain, 0),
+            counter=_describe((scope, topic, domain, int(bucket), metric), int(grain_s)),
+            kept=int(kept),
+            recounted=int(recounted),
         )
-        for key_grain in sorted(set(kept) | set(recounted))
-        if kept.get(key_grain, 0) != recounted.get(key_grain, 0)
+        for scope, topic, domain, grain_s, bucket, metric, kept, recounted in rows
     ]
     return VerifyReport(topic_id=topic_id, requests=requests, differences=differences)
 

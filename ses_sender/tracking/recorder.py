@@ -21,7 +21,6 @@ from ses_sender import instruments
 from ses_sender.clock import Clock
 from ses_sender.db import errors as database
 from ses_sender.models import EventType
-from ses_sender.stats import service as stats
 from ses_sender.tracking import service
 from ses_sender.tracking.service import Hit, Judge
 
@@ -75,11 +74,7 @@ class HitRecorder:
 
     async def _write(self, batch: list[Hit]) -> None:
         try:
-            async with (
-                self._sessionmaker() as session,
-                session.begin(),
-                stats.counting(session, {hit.request_id for hit in batch}),
-            ):
+            async with self._sessionmaker() as session, session.begin():
                 await service.record_hits(session, batch, judge=self._judge, now=self._clock.now())
         except Exception as error:
             if database.is_outage(error):

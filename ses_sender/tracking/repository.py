@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.db.base import UtcDateTime
 from ses_sender.db.dialect import insert_for
 from ses_sender.models import AppSecret, Content, EventType, Request, Result
+from ses_sender.stats.counters import EVENT_BITS
 
 _requests = cast(Table, Request.__table__)
 _results = cast(Table, Result.__table__)
@@ -34,6 +36,19 @@ class RequestFacts:
     topic_id: str
     recipient_key: str
     sent_at: datetime | None
+    counted: dict[str, Any]  # `COUNTED_COLUMNS` as they were, for the counters
+
+
+# What the counters need of the columns recording hits changes (stats/counters.py).
+COUNTED_COLUMNS = (
+    "event_types",
+    "opened_at",
+    "clicked_at",
+    "open_count",
+    "machine_open_count",
+    "click_count",
+    "machine_click_count",
+)
 
 
 @dataclass(slots=True)
@@ -45,20 +60,37 @@ class RecentClick:
     machine: bool
     reason: str
     rejudged: bool = False  # found a machine's after it was written
+    unmasked: bool = False  # and was a person's until then
 
     def rejudge(self, reason: str) -> None:
+        self.unmasked = self.unmasked or not self.machine
         self.machine, self.reason, self.rejudged = True, reason, True
 
 
 async def request_facts(
     session: AsyncSession, request_ids: Iterable[int]
 ) -> dict[int, RequestFacts]:
+    """The requests hit, locked until the transaction ends (PostgreSQL), in id order: the
+    counters take what recording changes from them, so no other transaction changes them
+    meanwhile."""
     rows = await session.execute(
-        select(Request.id, Request.topic_id, Request.recipient_key, Request.sent_at).where(
-            Request.id.in_(set(request_ids))
+        select(
+            Request.id,
+            Request.topic_id,
+            Request.recipient_key,
+            Request.sent_at,
+            *(_requests.c[name] for name in COUNTED_COLUMNS),
         )
+        .where(Request.id.in_(set(request_ids)))
+        .order_by(Request.id)
+        .with_for_update()
     )
-    return {row.id: RequestFacts(row.topic_id, row.recipient_key, row.sent_at) for row in rows}
+    return {
+        row[0]: RequestFacts(
+            row[1], row[2], row[3], dict(zip(COUNTED_COLUMNS, row[4:], strict=True))
+        )
+        for row in rows
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,24 +161,44 @@ async def clicks_since(
     ]
 
 
-async def count_events(
-    session: AsyncSession, kind: EventType, counts: dict[int, tuple[int, datetime]]
-) -> None:
-    """Add to each request's count of opens or clicks, and set its first time once."""
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """A batch's opens (or clicks) of one request: how many, how many a machine's (with earlier
+    ones found a machine's now), the earliest."""
+
+    added: int
+    machine: int
+    first: datetime
+
+
+async def count_events(session: AsyncSession, kind: EventType, counts: dict[int, Counts]) -> None:
+    """Add to each request's count of opens or clicks (and of a machine's), set its first time
+    once, and keep what the counters need (`COUNTED_COLUMNS`: the earliest, the event type)."""
     if not counts:
         return
     requests = _requests
     if kind is EventType.OPEN:
         count, first = requests.c.open_count, requests.c.first_opened_at
+        machine, earliest = requests.c.machine_open_count, requests.c.opened_at
     else:
         count, first = requests.c.click_count, requests.c.first_clicked_at
+        machine, earliest = requests.c.machine_click_count, requests.c.clicked_at
+    at = bindparam("at", type_=UtcDateTime())
     await session.execute(
         update(requests)
         .where(requests.c.id == bindparam("request_id"))
-        .values({count: count + bindparam("added"), first: func.coalesce(first, bindparam("at"))}),
+        .values(
+            {
+                count: count + bindparam("added"),
+                first: func.coalesce(first, at),
+                machine: machine + bindparam("machine"),
+                earliest: case((or_(earliest.is_(None), earliest > at), at), else_=earliest),
+                requests.c.event_types: requests.c.event_types.op("|")(EVENT_BITS[kind]),
+            }
+        ),
         [
-            {"request_id": request_id, "added": added, "at": at}
-            for request_id, (added, at) in counts.items()
+            {"request_id": request_id, "added": c.added, "machine": c.machine, "at": c.first}
+            for request_id, c in counts.items()
         ],
     )
 

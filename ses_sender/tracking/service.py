@@ -13,12 +13,14 @@ import orjson
 from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ses_sender.models import EventType, ResultSource
+from ses_sender.models import EventType, RequestChange, ResultSource
+from ses_sender.stats import service as stats
+from ses_sender.stats.counters import EVENT_BITS
 from ses_sender.templating import RenderError, recipient_context
 from ses_sender.tracking import repository
 from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
 from ses_sender.tracking.links import ClickLinks, LinkTemplate, Target, TrackedContent
-from ses_sender.tracking.repository import RecentClick, RecipientData, RequestFacts
+from ses_sender.tracking.repository import Counts, RecentClick, RecipientData, RequestFacts
 from ses_sender.tracking.tokens import ClickToken
 from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
@@ -227,8 +229,18 @@ async def record_hits(
             for hit, verdict in zip(hits, final, strict=True)
         ],
     )
-    for kind in (EventType.OPEN, EventType.CLICK):
-        await repository.count_events(session, kind, _counts(hits, kind))
+    unmasked: dict[int, int] = {}  # earlier clicks found a machine's now, by request
+    for burst in recent.values():
+        for click in burst:
+            if click.result_id is not None and click.unmasked:
+                unmasked[click.request_id] = unmasked.get(click.request_id, 0) + 1
+    counts = {
+        kind: _counts(hits, final, kind, unmasked if kind is EventType.CLICK else {})
+        for kind in (EventType.OPEN, EventType.CLICK)
+    }
+    for kind, kind_counts in counts.items():
+        await repository.count_events(session, kind, kind_counts)
+    await stats.count_changes(session, _changes(hits, facts, counts))
     await enqueue_events(
         session,
         [
@@ -279,13 +291,59 @@ def _judge_click(
     return judged
 
 
-def _counts(hits: Sequence[Hit], kind: EventType) -> dict[int, tuple[int, datetime]]:
-    counts: dict[int, tuple[int, datetime]] = {}
-    for hit in hits:
+def _counts(
+    hits: Sequence[Hit], verdicts: Sequence[Verdict], kind: EventType, unmasked: dict[int, int]
+) -> dict[int, Counts]:
+    counts: dict[int, Counts] = {}
+    for hit, verdict in zip(hits, verdicts, strict=True):
         if hit.kind is kind:
-            count, first = counts.get(hit.request_id, (0, hit.at))
-            counts[hit.request_id] = (count + 1, min(first, hit.at))
+            found = counts.get(hit.request_id)
+            if found is None:
+                found = Counts(0, unmasked.get(hit.request_id, 0), hit.at)
+            counts[hit.request_id] = Counts(
+                found.added + 1, found.machine + verdict.machine, min(found.first, hit.at)
+            )
     return counts
+
+
+_COUNT_COLUMNS = {
+    EventType.OPEN: ("open_count", "machine_open_count", "opened_at"),
+    EventType.CLICK: ("click_count", "machine_click_count", "clicked_at"),
+}
+
+
+def _changes(
+    hits: Sequence[Hit], facts: dict[int, RequestFacts], counts: dict[EventType, dict[int, Counts]]
+) -> list[RequestChange]:
+    """What `count_events` did to each request, for the counters: from its row as it was
+    (locked since) and the hits, not read again."""
+    attached: dict[int, list[tuple[str, datetime]]] = {}
+    for hit in hits:
+        attached.setdefault(hit.request_id, []).append((hit.kind.value, hit.at))
+    changes = []
+    for request_id, events in attached.items():
+        request = facts[request_id]
+        before = request.counted
+        after = dict(before)
+        for kind, (count, machine, earliest) in _COUNT_COLUMNS.items():
+            found = counts[kind].get(request_id)
+            if found is None:
+                continue
+            after[count] += found.added
+            after[machine] += found.machine
+            if after[earliest] is None or after[earliest] > found.first:
+                after[earliest] = found.first
+            after["event_types"] |= EVENT_BITS[kind]
+        changes.append(
+            RequestChange(
+                request.topic_id,
+                request.recipient_key,
+                before,
+                after,
+                tuple(events),
+            )
+        )
+    return changes
 
 
 def _details(hit: Hit, verdict: Verdict) -> dict[str, object]:

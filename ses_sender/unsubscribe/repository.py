@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.models import EventType, Request, Result, ResultSource
+from ses_sender.stats.counters import EVENT_BITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,11 @@ async def mark_unsubscribed(
     marked = await session.execute(
         update(Request)
         .where(Request.id == request_id, Request.unsubscribed_at.is_(None))
-        .values(unsubscribed_at=now)
+        # The event logged with it, kept for the counters (stats/counters.py).
+        .values(
+            unsubscribed_at=now,
+            event_types=Request.event_types.op("|")(EVENT_BITS[EventType.UNSUBSCRIBE]),
+        )
         .returning(Request.recipient_key, Request.topic_id)
     )
     row = marked.one_or_none()

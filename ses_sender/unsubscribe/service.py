@@ -25,12 +25,13 @@ async def unsubscribe(session: AsyncSession, request_id: int, *, now: datetime) 
     Safe to repeat (mailbox providers may POST twice): the event is logged once, and the
     address is suppressed again if it was taken off the list since.
     """
-    async with stats.counting(session, [request_id]):
+    async with stats.counting(session, [request_id]) as counted:
         unsubscribed = await repository.mark_unsubscribed(session, request_id, now=now)
         if unsubscribed is None:
             return None
         if unsubscribed.first_time:
             repository.log_unsubscribe(session, request_id, unsubscribed.recipient_key, now=now)
+            counted.events(request_id, [(EventType.UNSUBSCRIBE.value, now)])
     if unsubscribed.first_time:
         await enqueue_event(
             session,

@@ -1,6 +1,8 @@
-"""The counters equal a recount from the rows after long random runs of everything that changes
-requests: queuing, claims, sends, failures, requeues, releases, expired leases, cancels, opens,
-unsubscribes and SES events (late, early, duplicated, out of order), with folds in between."""
+"""The counters equal a recount from the rows and events after long random runs of everything
+that changes requests: queuing, claims, sends (confirmed or not), failures, requeues (by the
+worker, by a retry of failed requests), releases, expired leases, cancels (of a request, of a
+topic), opens and clicks (people's and machines', bursts found out later), unsubscribes and SES
+events (late, early, duplicated, out of order), with folds in between."""
 
 from __future__ import annotations
 
@@ -12,31 +14,54 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ses_sender.composition import Runtime
 from ses_sender.control import service as control
+from ses_sender.control.service import TopicHolds
 from ses_sender.delivery.claimer import Claimer
-from ses_sender.delivery.emails import Failed, QueuedEmail, Requeued, SendResult, Sent
+from ses_sender.delivery.emails import (
+    Failed,
+    QueuedEmail,
+    Requeued,
+    SendResult,
+    Sent,
+    Unconfirmed,
+)
 from ses_sender.delivery.housekeeping import Housekeeping
 from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.recorder import Recorder, Unrecorded
 from ses_sender.errors import Conflict
-from ses_sender.models import Request, RequestStatus
+from ses_sender.models import Request, RequestStatus, Result, ResultSource
 from ses_sender.ses_events.hooks import SesEventHooks
 from ses_sender.stats import commands, service
 from ses_sender.stats.hooks import StatsHooks
-from ses_sender.stats.schemas import VerifyReport
+from ses_sender.stats.schemas import EngagementCounts, VerifyReport
 from ses_sender.suppression.service import SuppressedAddresses
 from ses_sender.unsubscribe import service as unsubscribe
 from tests.support.clock import FakeClock
 from tests.support.ses_events import SOFT_BOUNCES, ingest, ses_message
+from tests.support.tracking import DESKTOP_BROWSER, click_path, composed, tracked_links
 
 LEASE_S = 60.0
 # Long enough to reach every status and event type; short enough for the suite's deadline.
 STEPS = 250
-EVENT_KINDS = ("Delivery", "Delivery", "Bounce", "Complaint", "Open", "Click", "DeliveryDelay")
+EVENT_KINDS = (
+    "Delivery",
+    "Delivery",
+    "Bounce",
+    "Complaint",
+    "Open",
+    "Click",
+    "DeliveryDelay",
+    "Send",
+)
+HTML = (
+    '<p><a href="https://shop.example/sale">sale</a> <a href="https://shop.example/faq">faq</a></p>'
+)
+PERSON = {"user-agent": DESKTOP_BROWSER, "x-forwarded-for": "203.0.113.7"}
+SCANNER = {"user-agent": DESKTOP_BROWSER, "x-forwarded-for": "40.107.22.60"}  # Safe Links
 
 
 class RandomRun:
@@ -59,7 +84,7 @@ class RandomRun:
         self.leases = Leases(runtime.sessionmaker, clock=clock, lease_s=LEASE_S, send_timeout_s=5.0)
         self.claimer = Claimer(
             runtime.sessionmaker,
-            gates=[SuppressedAddresses()],
+            gates=[TopicHolds(), SuppressedAddresses()],
             counter=self.counter,
             clock=clock,
             leases=self.leases,
@@ -75,6 +100,9 @@ class RandomRun:
         self.request_ids: list[int] = []
         self.claimed: list[QueuedEmail] = []
         self.delivered: list[tuple[str, str]] = []  # (SES message, SNS message id) stored
+        self.retried = 0  # failed requests queued again
+        self.failures = 0  # sends recorded failed
+        self.paused = False  # the "news" topic
 
     async def queue(self) -> None:
         topic = self.random.choice(["spring/sale", "news"])
@@ -86,7 +114,7 @@ class RandomRun:
         response = await self.client.post(
             "/v1/messages",
             json={
-                "messages": [{"topicId": topic, "emails": emails, "subject": "S", "content": "C"}]
+                "messages": [{"topicId": topic, "emails": emails, "subject": "S", "content": HTML}]
             },
         )
         assert response.status_code == 200, response.text
@@ -120,6 +148,7 @@ class RandomRun:
                 Sent(queued.request_id, _message_id(queued.request_id), now, queued.lease_token),
                 Sent(queued.request_id, _message_id(queued.request_id), now, queued.lease_token),
                 Failed(queued.request_id, "MessageRejected", queued.lease_token),
+                Unconfirmed(queued.request_id, now, queued.lease_token),
                 Requeued(
                     queued.request_id,
                     now + timedelta(seconds=5),
@@ -128,7 +157,9 @@ class RandomRun:
                     queued.lease_token,
                 ),
             ]
-            recorder.add(self.random.choice(choices))
+            result = self.random.choice(choices)
+            self.failures += isinstance(result, Failed)
+            recorder.add(result)
         assert await recorder.flush_before_exit() == Unrecorded(journaled=0, lost=0)
 
     async def release(self) -> None:
@@ -171,6 +202,41 @@ class RandomRun:
         assert response.status_code == 200
         await self.runtime.hits.settle()  # written after the answer: let this step end there
 
+    async def click(self) -> None:
+        """Links followed: by a person, by a scanner, or every link at once (a burst: the
+        earlier clicks are found a machine's too)."""
+        request_id = self.random.choice(self.request_ids)
+        links = tracked_links((await composed(self.runtime, request_id)).html)
+        how = self.random.choice(["person", "scanner", "burst", "honeypot"])
+        if how == "burst":
+            chosen = [link for link in links if "/v1/c/" in link][:2]
+        elif how == "honeypot":
+            chosen = [links[-1]]
+        else:
+            chosen = [links[0]]
+        for link in chosen:
+            headers = SCANNER if how == "scanner" else PERSON
+            response = await self.client.get(click_path(link), headers=headers)
+            assert response.status_code in (204, 302), response.text
+            self.clock.advance(self.random.randint(0, 2))
+        await self.runtime.hits.settle()
+
+    async def retry(self) -> None:
+        """An operator queues the failed requests again."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            if self.random.random() < 0.5:
+                requeued = await control.requeue_failed(
+                    session, topic_id="spring/sale", request_id=None, now=self.clock.now()
+                )
+            else:
+                requeued = await control.requeue_failed(
+                    session,
+                    topic_id=None,
+                    request_id=self.random.choice(self.request_ids),
+                    now=self.clock.now(),
+                )
+        self.retried += sum(requeued.values())
+
     async def unsubscribe(self) -> None:
         async with self.runtime.sessionmaker() as session, session.begin():
             await unsubscribe.unsubscribe(
@@ -186,6 +252,16 @@ class RandomRun:
                 await control.cancel_request(
                     session, self.random.choice(self.request_ids), now=self.clock.now()
                 )
+
+    async def toggle_pause(self) -> None:
+        """Pause the "news" topic (its queued rows held, what is claimed of it then held by the
+        claim's gate), or resume it."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            if self.paused:
+                await control.resume_topic(session, "news", now=self.clock.now())
+            else:
+                await control.pause_topic(session, "news", now=self.clock.now())
+        self.paused = not self.paused
 
     async def sweep(self) -> None:
         """The housekeeping jobs: adopt events that waited for their send, fold deltas."""
@@ -204,11 +280,14 @@ class RandomRun:
                 self.expire_leases,
                 self.ses_event,
                 self.open_pixel,
+                self.click,
                 self.unsubscribe,
                 self.cancel,
+                self.retry,
+                self.toggle_pause,
                 self.sweep,
             ],
-            weights=[6, 10, 10, 2, 1, 20, 5, 2, 2, 4],
+            weights=[6, 10, 10, 2, 1, 20, 5, 5, 2, 2, 1, 1, 4],
         )[0]
         await action()
         self.clock.advance(self.random.randint(0, 90))
@@ -220,6 +299,35 @@ async def _nothing() -> None:
 
 def _message_id(request_id: int) -> str:
     return f"0100018c-run-{request_id:08d}-000000"
+
+
+async def engagement_from_events(runtime: Runtime, topic: str, kind: str) -> EngagementCounts:
+    """Our own opens or clicks of a topic, counted from the event log (as the stats did before
+    they were counters)."""
+    async with runtime.sessionmaker() as session:
+        sent = (await service.topic_stats(session, topic)).request.sent
+        rows = (
+            await session.execute(
+                select(Result.request_id, Result.machine)
+                .join(Request, Request.id == Result.request_id)
+                .where(
+                    Request.topic_id == topic,
+                    Result.status == kind,
+                    Result.source == ResultSource.TRACKING,
+                )
+            )
+        ).all()
+    human = {request_id for request_id, machine in rows if not machine}
+    machine = {request_id for request_id, machine in rows if machine}
+    return EngagementCounts(
+        total=len(rows),
+        human=sum(1 for _id, flagged in rows if not flagged),
+        machine=sum(1 for _id, flagged in rows if flagged),
+        unique=len(human | machine),
+        unique_human=len(human),
+        unique_machine=len(machine),
+        rate=round(len(human) / sent, 4) if sent else 0.0,
+    )
 
 
 async def verify(runtime: Runtime, topic_id: str | None = None) -> VerifyReport:
@@ -245,8 +353,13 @@ async def test_counters_equal_a_recount_after_a_long_random_run(
     assert unfolded.requests == folded.requests == len(run.request_ids)
     assert (unfolded.differences, folded.differences, news.differences) == ([], [], [])
     # No empty check: the run reached what the counters count.
-    assert min(sale.request.created, sale.request.sent, sale.request.failed) > 0
-    assert {"Delivery", "Bounce", "Open", "Complaint"} <= set(sale.result.statuses)
+    assert min(sale.request.created, sale.request.sent, run.failures) > 0
+    assert {"Delivery", "Bounce", "Open", "Complaint", "Click", "SesClick"} <= set(
+        sale.result.statuses
+    )
+    assert min(sale.clicks.human, sale.clicks.machine, sale.opens.total) > 0
+    assert sale.clicks == await engagement_from_events(runtime, "spring/sale", "Click")
+    assert sale.opens == await engagement_from_events(runtime, "spring/sale", "Open")
 
 
 async def test_verify_reports_a_change_made_behind_the_counters_back(

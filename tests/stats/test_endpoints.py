@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import update
 
 from ses_sender.composition import Runtime
-from ses_sender.models import Request, RequestStatus, Result, ResultSource
+from ses_sender.models import Request, RequestStatus
 from ses_sender.stats import service as stats
 from tests.support.clock import FakeClock
-from tests.support.rows import queue_emails
+from tests.support.rows import log_event, queue_emails
 
 NO_OUTCOMES = {
     "complained": 0,
@@ -52,23 +52,6 @@ async def set_status(runtime: Runtime, ids: list[int], status: RequestStatus) ->
         if status == RequestStatus.SENT:
             values["sent_at"] = runtime.clock.now()
         await session.execute(update(Request).where(Request.id.in_(ids)).values(**values))
-
-
-async def log_event(runtime: Runtime, request_id: int, status: str) -> None:
-    async with (
-        runtime.sessionmaker() as session,
-        session.begin(),
-        stats.counting(session, [request_id]),
-    ):
-        session.add(
-            Result(
-                request_id=request_id,
-                status=status,
-                source=ResultSource.SES,
-                occurred_at=runtime.clock.now(),
-                created_at=runtime.clock.now(),
-            )
-        )
 
 
 async def test_an_unknown_topic_has_the_same_shape(client: httpx.AsyncClient) -> None:

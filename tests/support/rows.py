@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 
 from ses_sender.composition import Runtime
 from ses_sender.messages.addresses import recipient_key
@@ -19,6 +19,7 @@ from ses_sender.models import (
     StopReason,
     Suppression,
 )
+from ses_sender.stats import counters
 from ses_sender.stats import service as stats
 from tests.support.ses_events import RECIPIENT, SES_MESSAGE_ID
 
@@ -195,6 +196,51 @@ async def add_sends(
         await session.flush()
         await stats.count_added(session, [row.id for row in rows])
         return [row.id for row in rows]
+
+
+async def log_event(
+    runtime: Runtime,
+    request_id: int,
+    status: str,
+    *,
+    source: str = "ses",
+    machine: bool | None = None,
+    at: datetime | None = None,
+) -> None:
+    """An event logged straight to the table, with what the request keeps of its events for
+    the counters (as the writers keep it), counted. The summary times (`delivered_at`, ...)
+    are left as they are."""
+    when = at or runtime.clock.now()
+    values: dict[str, object] = {
+        "event_types": Request.event_types.op("|")(counters.EVENT_BITS[status])
+    }
+    for types, column in (
+        (counters.OPEN_TYPES, Request.opened_at),
+        (counters.CLICK_TYPES, Request.clicked_at),
+    ):
+        if status in types:
+            values[column.key] = case((or_(column.is_(None), column > when), when), else_=column)
+    if source == "tracking" and status in ("Open", "Click"):
+        kind = status.lower()
+        for name, add in ((f"{kind}_count", 1), (f"machine_{kind}_count", int(bool(machine)))):
+            values[name] = getattr(Request, name) + add
+    async with (
+        runtime.sessionmaker() as session,
+        session.begin(),
+        stats.counting(session, [request_id]) as counted,
+    ):
+        session.add(
+            Result(
+                request_id=request_id,
+                status=status,
+                source=source,
+                occurred_at=when,
+                machine=machine,
+                created_at=runtime.clock.now(),
+            )
+        )
+        await session.execute(update(Request).where(Request.id == request_id).values(values))
+        counted.events(request_id, [(status, when)])
 
 
 # -- reads ----------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Each SNS message's payload moves from every event row it made (one per recipient
 each with the whole message) to one row of `event_payloads`, keyed by the SNS message id; the
 event rows keep the summary. Set-based, in one statement each way.
 
-Revision ID: 0015
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03 16:00:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from ses_sender.db.base import UtcDateTime
 
-revision: str = "0015"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
