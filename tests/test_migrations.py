@@ -349,12 +349,13 @@ async def test_0013_builds_the_counters_of_the_requests_and_events_there_are(
                 (2, "SesClick", 1),
             ):
                 await connection.execute(
-                    insert(Result).values(
+                    insert(OLD_RESULTS).values(
                         request_id=request_id,
                         status=event,
                         source="ses" if event.startswith("Ses") else "tracking",
                         recipient="x",
                         occurred_at=at + timedelta(minutes=minutes),
+                        raw="{}",
                         created_at=at,
                     )
                 )
