@@ -45,6 +45,7 @@ from ses_sender.models import CounterScope, EventType, Request, Result, ResultSo
 from ses_sender.models import StatDelta as _StatDelta
 from ses_sender.stats.counters import (
     EVENT_BITS,
+    EVENT_FACT_COLUMNS,
     EVENT_RULES,
     FACT_COLUMNS,
     GRAINS_S,
@@ -152,16 +153,7 @@ def events_summary() -> Select[Any]:
     )
 
 
-EVENT_COLUMNS = (
-    "event_types",
-    "opened_at",
-    "clicked_at",
-    "open_count",
-    "machine_open_count",
-    "click_count",
-    "machine_click_count",
-)
-_ZERO_WHEN_NONE = frozenset(EVENT_COLUMNS) - {"opened_at", "clicked_at"}
+_ZERO_WHEN_NONE = frozenset(EVENT_FACT_COLUMNS) - {"opened_at", "clicked_at"}
 
 
 def request_source(*, from_events: bool, topic_id: str | None) -> FromClause:
@@ -174,7 +166,7 @@ def request_source(*, from_events: bool, topic_id: str | None) -> FromClause:
         summary = events_summary().subquery("event_summary")
         joined = _requests.outerjoin(summary, summary.c.request_id == _requests.c.id)
         for name in FACT_COLUMNS:
-            if name not in EVENT_COLUMNS:
+            if name not in EVENT_FACT_COLUMNS:
                 columns.append(_requests.c[name])
             elif name in _ZERO_WHEN_NONE:
                 columns.append(func.coalesce(summary.c[name], 0).label(name))
@@ -316,13 +308,13 @@ def rebuild_statements(dialect: str) -> list[Executable]:
 
 
 def backfill_statement() -> Executable:
-    """Set what every request keeps of its events (`EVENT_COLUMNS`) from the event log, in one
+    """Set what every request keeps of its events (`EVENT_FACT_COLUMNS`) from the event log, in one
     statement: for the migration that adds those columns."""
     summary = events_summary().subquery("event_summary")
     return (
         _requests.update()
         .where(_requests.c.id == summary.c.request_id)
-        .values({name: summary.c[name] for name in EVENT_COLUMNS})
+        .values({name: summary.c[name] for name in EVENT_FACT_COLUMNS})
     )
 
 

@@ -98,6 +98,18 @@ EVENT_BITS: Mapping[str, int] = {
     EventType.UNSUBSCRIBE.value: 1 << 12,
 }
 
+# What a request keeps of its events for the rules: written by the statements that attach
+# events, filled from the event log by the build (stats/build.py).
+EVENT_FACT_COLUMNS = (
+    "event_types",
+    "opened_at",
+    "clicked_at",
+    "open_count",
+    "machine_open_count",
+    "click_count",
+    "machine_click_count",
+)
+
 # The columns of a request the rules read (besides its topic and recipient).
 FACT_COLUMNS = (
     "status",
@@ -109,13 +121,7 @@ FACT_COLUMNS = (
     "bounced_at",
     "complained_at",
     "unsubscribed_at",
-    "event_types",
-    "opened_at",
-    "clicked_at",
-    "open_count",
-    "machine_open_count",
-    "click_count",
-    "machine_click_count",
+    *EVENT_FACT_COLUMNS,
 )
 
 Facts = Mapping[str, Any]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ses_sender.db.base import UtcDateTime
 from ses_sender.db.dialect import insert_for
 from ses_sender.models import AppSecret, Content, EventType, Request, Result
-from ses_sender.stats.counters import EVENT_BITS
+from ses_sender.stats.counters import EVENT_BITS, EVENT_FACT_COLUMNS
 
 _requests = cast(Table, Request.__table__)
 _results = cast(Table, Result.__table__)
@@ -36,19 +36,7 @@ class RequestFacts:
     topic_id: str
     recipient_key: str
     sent_at: datetime | None
-    counted: dict[str, Any]  # `COUNTED_COLUMNS` as they were, for the counters
-
-
-# What the counters need of the columns recording hits changes (stats/counters.py).
-COUNTED_COLUMNS = (
-    "event_types",
-    "opened_at",
-    "clicked_at",
-    "open_count",
-    "machine_open_count",
-    "click_count",
-    "machine_click_count",
-)
+    counted: dict[str, Any]  # `EVENT_FACT_COLUMNS` as they were, for the counters
 
 
 @dataclass(slots=True)
@@ -79,7 +67,7 @@ async def request_facts(
             Request.topic_id,
             Request.recipient_key,
             Request.sent_at,
-            *(_requests.c[name] for name in COUNTED_COLUMNS),
+            *(_requests.c[name] for name in EVENT_FACT_COLUMNS),
         )
         .where(Request.id.in_(set(request_ids)))
         .order_by(Request.id)
@@ -87,7 +75,7 @@ async def request_facts(
     )
     return {
         row[0]: RequestFacts(
-            row[1], row[2], row[3], dict(zip(COUNTED_COLUMNS, row[4:], strict=True))
+            row[1], row[2], row[3], dict(zip(EVENT_FACT_COLUMNS, row[4:], strict=True))
         )
         for row in rows
     }
@@ -173,7 +161,7 @@ class Counts:
 
 async def count_events(session: AsyncSession, kind: EventType, counts: dict[int, Counts]) -> None:
     """Add to each request's count of opens or clicks (and of a machine's), set its first time
-    once, and keep what the counters need (`COUNTED_COLUMNS`: the earliest, the event type)."""
+    once, and keep what the counters need (`EVENT_FACT_COLUMNS`: the earliest, the event type)."""
     if not counts:
         return
     requests = _requests
