@@ -164,9 +164,9 @@ def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -
     )
     return f"""
         INSERT INTO email_results (request_id, status, source, sns_message_id, ses_message_id,
-            recipient, occurred_at, created_at)
+            recipient, occurred_at, raw, created_at)
         SELECT id, '{kind}', 'ses', 'sns-{kind}-{copy}-' || id, message_id, recipient_key,
-            {at}, {at}
+            {at}, '{{}}', {at}
         FROM email_requests WHERE status = 2 AND ({which})
     """  # noqa: S608 - our own constants
 
