@@ -132,7 +132,9 @@ Columns = Any  # column name -> an SQL column: a table's or a subquery's `.c`
 
 
 class Cond:
-    columns: frozenset[str] = frozenset()
+    @property
+    def columns(self) -> frozenset[str]:
+        return frozenset()
 
     def test(self, facts: Facts) -> bool:
         raise NotImplementedError
@@ -151,13 +153,17 @@ class Always(Cond):
 
 
 @dataclass(frozen=True)
-class Is(Cond):
+class OneColumn(Cond):
     column: str
-    value: int
 
     @property
-    def columns(self) -> frozenset[str]:  # type: ignore[override]
+    def columns(self) -> frozenset[str]:
         return frozenset({self.column})
+
+
+@dataclass(frozen=True)
+class Is(OneColumn):
+    value: int
 
     def test(self, facts: Facts) -> bool:
         return bool(facts[self.column] == self.value)
@@ -167,13 +173,7 @@ class Is(Cond):
 
 
 @dataclass(frozen=True)
-class Present(Cond):
-    column: str
-
-    @property
-    def columns(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({self.column})
-
+class Present(OneColumn):
     def test(self, facts: Facts) -> bool:
         return facts[self.column] is not None
 
@@ -182,13 +182,8 @@ class Present(Cond):
 
 
 @dataclass(frozen=True)
-class HasBit(Cond):
-    column: str
+class HasBit(OneColumn):
     bit: int
-
-    @property
-    def columns(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({self.column})
 
     def test(self, facts: Facts) -> bool:
         return bool(facts[self.column] & self.bit)
@@ -198,14 +193,13 @@ class HasBit(Cond):
 
 
 @dataclass(frozen=True)
-class Above(Cond):
+class Above(OneColumn):
     """The column is larger than another column (or than 0)."""
 
-    column: str
     other: str | None = None
 
     @property
-    def columns(self) -> frozenset[str]:  # type: ignore[override]
+    def columns(self) -> frozenset[str]:
         return frozenset({self.column} | ({self.other} if self.other else set()))
 
     def test(self, facts: Facts) -> bool:
@@ -224,7 +218,7 @@ class Both(Cond):
     conds: tuple[Cond, ...]
 
     @property
-    def columns(self) -> frozenset[str]:  # type: ignore[override]
+    def columns(self) -> frozenset[str]:
         return frozenset().union(*(cond.columns for cond in self.conds))
 
     def test(self, facts: Facts) -> bool:
