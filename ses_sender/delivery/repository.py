@@ -358,12 +358,8 @@ async def record_outcomes(
     requeues change only rows still claimed, so a row cancelled in flight is never queued again.
     Recording the same results twice (from the journal) changes nothing more.
     """
-    sent = [r for r in results if isinstance(r, Sent)]
-    failed = [r for r in results if isinstance(r, Failed)]
-    requeued = [r for r in results if isinstance(r, Requeued)]
-    unconfirmed = [r for r in results if isinstance(r, Unconfirmed)]
-    if sent:
-        await session.execute(
+    writes: tuple[tuple[Any, list[dict[str, Any]]], ...] = (
+        (
             _record_sends(fenced=True),
             [
                 {
@@ -373,54 +369,28 @@ async def record_outcomes(
                     "b_sent_at": r.sent_at,
                     "b_now": now,
                 }
-                for r in sent
+                for r in results
+                if isinstance(r, Sent)
             ],
-        )
-    if unconfirmed:
-        await session.execute(
-            update(_requests)
-            .where(
-                _our_claim,
-                # Claimed, or put back in the queue by a sweep (executemany takes no IN list).
-                (_requests.c.status == RequestStatus.PROCESSING)
-                | (_requests.c.status == RequestStatus.CREATED),
-            )
-            .values(
-                status=RequestStatus.SENT,
-                sent_at=bindparam("b_sent_at"),
-                error=UNCONFIRMED_ERROR,
-                lease_expires_at=None,
-                updated_at=now,
-            ),
+        ),
+        (
+            _RECORD_UNCONFIRMED,
             [
-                {"b_id": r.request_id, "b_token": r.lease_token, "b_sent_at": r.at}
-                for r in unconfirmed
+                {"b_id": r.request_id, "b_token": r.lease_token, "b_sent_at": r.at, "b_now": now}
+                for r in results
+                if isinstance(r, Unconfirmed)
             ],
-        )
-    if failed:
-        await session.execute(
-            update(_requests)
-            .where(_still_claimed)
-            .values(
-                status=RequestStatus.FAILED,
-                error=bindparam("b_error"),
-                lease_expires_at=None,
-                updated_at=now,
-            ),
-            [{"b_id": r.request_id, "b_token": r.lease_token, "b_error": r.error} for r in failed],
-        )
-    if requeued:
-        await session.execute(
-            update(_requests)
-            .where(_still_claimed)
-            .values(
-                status=RequestStatus.CREATED,
-                due_at=bindparam("b_due_at"),
-                error=bindparam("b_error"),
-                attempts=_requests.c.attempts - bindparam("b_undo"),
-                lease_expires_at=None,
-                updated_at=now,
-            ),
+        ),
+        (
+            _RECORD_FAILED,
+            [
+                {"b_id": r.request_id, "b_token": r.lease_token, "b_error": r.error, "b_now": now}
+                for r in results
+                if isinstance(r, Failed)
+            ],
+        ),
+        (
+            _RECORD_REQUEUED,
             [
                 {
                     "b_id": r.request_id,
@@ -428,10 +398,57 @@ async def record_outcomes(
                     "b_due_at": r.due_at,
                     "b_error": r.error,
                     "b_undo": 0 if r.counts_as_attempt else 1,
+                    "b_now": now,
                 }
-                for r in requeued
+                for r in results
+                if isinstance(r, Requeued)
             ],
-        )
+        ),
+    )
+    for statement, rows in writes:
+        if rows:
+            await session.execute(statement, rows)
+
+
+# Built once, as the sends' statement is: they run for every batch of outcomes.
+_RECORD_UNCONFIRMED = (
+    update(_requests)
+    .where(
+        _our_claim,
+        # Claimed, or put back in the queue by a sweep (executemany takes no IN list).
+        (_requests.c.status == RequestStatus.PROCESSING)
+        | (_requests.c.status == RequestStatus.CREATED),
+    )
+    .values(
+        status=RequestStatus.SENT,
+        sent_at=bindparam("b_sent_at"),
+        error=UNCONFIRMED_ERROR,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_RECORD_FAILED = (
+    update(_requests)
+    .where(_still_claimed)
+    .values(
+        status=RequestStatus.FAILED,
+        error=bindparam("b_error"),
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_RECORD_REQUEUED = (
+    update(_requests)
+    .where(_still_claimed)
+    .values(
+        status=RequestStatus.CREATED,
+        due_at=bindparam("b_due_at"),
+        error=bindparam("b_error"),
+        attempts=_requests.c.attempts - bindparam("b_undo"),
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
 
 
 async def record_provider_sends(session: AsyncSession, sends: Mapping[int, ProviderSend]) -> None:
