@@ -205,8 +205,9 @@ def _database(backend: str, workdir: Path, postgres_dsn: str) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_database(admin_dsn: str) -> Iterator[str]:
-    """A new, empty database on the server `admin_dsn` names; dropped on the way out."""
+def postgres_database(admin_dsn: str, *, keep: bool = False) -> Iterator[str]:
+    """A new, empty database on the server `admin_dsn` names; dropped on the way out unless
+    `keep`."""
     name = f"ses_sender_bench_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(admin_dsn, f'CREATE DATABASE "{name}"'))
@@ -215,7 +216,8 @@ def postgres_database(admin_dsn: str) -> Iterator[str]:
     try:
         yield urlsplit(admin_dsn)._replace(path=f"/{name}").geturl()
     finally:
-        asyncio.run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            asyncio.run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _shown(dsn: str) -> str:

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.stats               # 10,000,000 on PostgreSQL, 1,000,000 on SQLite
     .venv/bin/python -m bench.stats --scale 0.01  # a hundredth of that, for a quick run
+    .venv/bin/python -m bench.stats --backends postgresql --keep       # prints the database's URL
+    .venv/bin/python -m bench.stats --reads-only --database URL        # the reads again, on it
 
 For each backend, in a fresh database (SQLite in a temporary file, PostgreSQL in a temporary
 database created and dropped here), against the real code:
@@ -13,7 +15,9 @@ database created and dropped here), against the real code:
 2. build: the migrations from there on, timed: 0013 fills what each request keeps of its
    events and builds the counters in SQL (stats/build.py); the counters measured are the ones
    it builds, which the service keeps from then on;
-3. reads: each read of the stats API, by its service function, `--repeat` times: p50 and p95;
+3. reads: each read of the stats API, by its service function, `--repeat` times after one
+   untimed call (a running service has compiled and prepared its statements), with the
+   collector kept off what start-up made, as in the service: p50 and p95;
 4. cost: claiming and recording sends (batches of 200) and ingesting SES Delivery events (50
    notifications a transaction, as the SNS endpoint's group commit), alternately with the
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
@@ -179,8 +183,8 @@ class Figures:
     load_s: float
     build_s: float
     reads_ms: dict[str, tuple[float, float]]  # read -> (p50, p95)
-    sends_per_s: tuple[float, float]  # (with counters, without)
-    events_per_s: tuple[float, float]
+    sends_per_s: tuple[float, float] | None  # (with counters, without); None: not measured
+    events_per_s: tuple[float, float] | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,13 +199,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
     parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES))
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each loaded database (a PostgreSQL database, an SQLite file) and print its URL",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="measure the reads of a database a run with --keep loaded (with --reads-only)",
+    )
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="skip the cost rounds (they claim the loaded queued rows: a database takes one)",
+    )
     args = parser.parse_args(argv)
+    if args.database is not None and not args.reads_only:
+        parser.error("--database needs --reads-only: the cost rounds have claimed its rows")
     results = []
     try:
-        for backend in args.backends.split(","):
+        if args.database is not None:
+            figures = asyncio.run(_measure_kept(args.database, args.repeat))
+            _print(figures)
+            results.append(figures)
+        for backend in [] if args.database else args.backends.split(","):
             size = max(_COST_ROWS, int(FULL_SIZE[backend] * args.scale))
-            with _database(backend, args.postgres) as url:
-                figures = _run(backend, url, size, args.repeat)
+            with _database(backend, args.postgres, keep=args.keep) as url:
+                figures = _run(backend, url, size, args.repeat, cost=not args.reads_only)
+                if args.keep:
+                    print(f"{backend}: kept {url}")
             _print(figures)
             results.append(figures)
     except BenchError as error:
@@ -213,18 +240,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _database(backend: str, postgres_dsn: str) -> Iterator[str]:
-    if backend == "sqlite":
+def _database(backend: str, postgres_dsn: str, *, keep: bool) -> Iterator[str]:
+    if backend == "sqlite" and keep:
+        yield f"sqlite:///{Path(tempfile.mkdtemp(prefix='ses-sender-bench-')) / 'bench.db'}"
+    elif backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="ses-sender-bench-") as directory:
             yield f"sqlite:///{Path(directory) / 'bench.db'}"
     elif backend == "postgresql":
-        with postgres_database(postgres_dsn) as url:
+        with postgres_database(postgres_dsn, keep=keep) as url:
             yield url
     else:
         raise BenchError(f"unknown backend {backend!r}")
 
 
-def _run(backend: str, url: str, size: int, repeat: int) -> Figures:
+def _run(backend: str, url: str, size: int, repeat: int, *, cost: bool) -> Figures:
     command.upgrade(alembic_config(url), BEFORE_COUNTERS)
     started = time.perf_counter()
     requests, events = asyncio.run(_load(backend, url, size))
@@ -232,7 +261,24 @@ def _run(backend: str, url: str, size: int, repeat: int) -> Figures:
     started = time.perf_counter()
     command.upgrade(alembic_config(url), "head")
     build_s = time.perf_counter() - started
-    return asyncio.run(_measure(backend, url, requests, events, load_s, build_s, repeat))
+    asyncio.run(_analyze(url))
+    return asyncio.run(_measure(backend, url, requests, events, load_s, build_s, repeat, cost=cost))
+
+
+async def _measure_kept(url: str, repeat: int) -> Figures:
+    """The reads of a database loaded before, brought to this code's schema first."""
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    engine = create_engine(to_async_url(url))
+    try:
+        async with engine.connect() as connection:
+            requests = await connection.scalar(text("SELECT count(*) FROM email_requests"))
+            events = await connection.scalar(text("SELECT count(*) FROM email_results"))
+            backend = connection.dialect.name
+    finally:
+        await engine.dispose()
+    return await _measure(
+        backend, url, int(requests or 0), int(events or 0), 0.0, 0.0, repeat, cost=False
+    )
 
 
 async def _load(backend: str, url: str, size: int) -> tuple[int, int]:
@@ -267,20 +313,38 @@ async def _load(backend: str, url: str, size: int) -> tuple[int, int]:
                     text("SELECT setval('email_requests_id_seq', :last)"),
                     {"last": size + cost_rows},
                 )
+        await _analyze(url)
         async with engine.connect() as connection:
-            if backend == "postgresql":
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await connection.execute(text("VACUUM ANALYZE"))
-            else:
-                await connection.execute(text("ANALYZE"))
             events = await connection.scalar(text("SELECT count(*) FROM email_results"))
     finally:
         await engine.dispose()
     return size + cost_rows, int(events or 0)
 
 
+async def _analyze(url: str) -> None:
+    """The planner's statistics of what was just written, as autovacuum soon has them."""
+    engine = create_engine(to_async_url(url))
+    try:
+        async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text("VACUUM ANALYZE"))
+            else:
+                await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+
+
 async def _measure(
-    backend: str, url: str, requests: int, events: int, load_s: float, build_s: float, repeat: int
+    backend: str,
+    url: str,
+    requests: int,
+    events: int,
+    load_s: float,
+    build_s: float,
+    repeat: int,
+    *,
+    cost: bool,
 ) -> Figures:
     engine = create_engine(to_async_url(url))
     sessionmaker = create_sessionmaker(engine)
@@ -288,15 +352,15 @@ async def _measure(
         async with sessionmaker() as session:
             page = await service.list_topics(session, cursor=None, limit=50)
         reads = _reads(BIG_TOPIC, page.next_cursor)
+        # As the service's processes run: what start-up made is out of the collector's sight
+        # (process.py), or full collections of it fall on whichever read or mode allocates more.
+        gc.collect()
+        gc.freeze()
         reads_ms = {
             name: await _percentiles(sessionmaker, read, repeat) for name, read in reads.items()
         }
-        # As the service's processes run: what start-up made is out of the collector's sight
-        # (process.py), or full collections of it fall on whichever mode allocates more.
-        gc.collect()
-        gc.freeze()
-        sends = await _cost(lambda with_: _sends(sessionmaker, with_))
-        ingested = await _cost(lambda with_: _events(sessionmaker, with_))
+        sends = await _cost(lambda with_: _sends(sessionmaker, with_)) if cost else None
+        ingested = await _cost(lambda with_: _events(sessionmaker, with_)) if cost else None
     finally:
         await engine.dispose()
     return Figures(backend, requests, events, load_s, build_s, reads_ms, sends, ingested)
@@ -331,12 +395,13 @@ async def _percentiles(
     sessionmaker: async_sessionmaker[AsyncSession], read: Read, repeat: int
 ) -> tuple[float, float]:
     timings = []
-    for _ in range(repeat):
+    for _ in range(repeat + 1):
         async with sessionmaker() as session, session.begin():
             started = time.perf_counter()
             await read(session)
             timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings), statistics.quantiles(timings, n=20)[18]
+    warm = timings[1:]
+    return statistics.median(warm), statistics.quantiles(warm, n=20)[18]
 
 
 async def _cost(round_: Callable[[bool], Awaitable[float]]) -> tuple[float, float]:
@@ -481,10 +546,13 @@ def _print(figures: Figures) -> None:
     )
     for name, (p50, p95) in figures.reads_ms.items():
         print(f"  {name:28} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
-    for name, (kept, bare) in (
+    for name, rates in (
         ("claim + record sends", figures.sends_per_s),
         ("SES events ingested", figures.events_per_s),
     ):
+        if rates is None:
+            continue
+        kept, bare = rates
         print(
             f"  {name:28} {kept:8,.0f}/s with counters, {bare:8,.0f}/s without "
             f"({kept / bare:.0%} of the rate without)"

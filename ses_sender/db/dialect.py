@@ -156,3 +156,9 @@ def json_object_entries(dialect: str, column: Any) -> Any:
     if dialect == "postgresql":
         return func.jsonb_each_text(cast(column, postgresql.JSONB)).table_valued("key", "value")
     return func.json_each(column).table_valued("key", "value")
+
+
+def by_code_point(dialect: str, column: ColumnElement[str]) -> ColumnElement[str]:
+    """The column compared character by character, as Python compares strings (SQLite's
+    default; PostgreSQL's database collation may order by language rules)."""
+    return column.collate("C") if dialect == "postgresql" else column

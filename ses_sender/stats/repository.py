@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -17,24 +17,31 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Select,
+    Subquery,
     Table,
-    and_,
     bindparam,
     case,
     distinct,
     false,
     func,
     literal,
-    or_,
     select,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.db.dialect import insert_for, insert_for_dialect, json_object_entries, locks_rows
+from ses_sender.db.dialect import (
+    by_code_point,
+    insert_for,
+    insert_for_dialect,
+    json_object_entries,
+    locks_rows,
+)
 from ses_sender.models import (
     CounterScope,
     EventType,
@@ -289,7 +296,61 @@ async def totals(
     topic's with its requests in flight (`PROCESSING`)."""
     if not topic_ids:
         return {}
-    topics = list(topic_ids)
+    both = _totals_source(session, scope, list(topic_ids))
+    rows = await session.execute(
+        select(both.c.topic_id, both.c.domain, both.c.metric, func.sum(both.c.value)).group_by(
+            both.c.topic_id, both.c.domain, both.c.metric
+        )
+    )
+    found: defaultdict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for topic_id, domain, metric, value in rows:
+        if value:
+            found[topic_id, domain][metric] = int(value)
+    return dict(found)
+
+
+async def largest_domains(
+    session: AsyncSession, topic_id: str, metrics: Sequence[str], *, by: str, limit: int
+) -> tuple[list[tuple[str, dict[str, int]]], int]:
+    """The topic's `limit` domains largest by the metric `by` (then by name, as Python orders
+    strings), each with these metrics, and how many domains it has (with any count not 0).
+
+    Summed, ordered and cut in the database: the answer is `limit` rows whatever the number of
+    domains and metrics kept for them."""
+    dialect = session.get_bind().dialect.name
+    both = _totals_source(session, CounterScope.DOMAIN, [topic_id])
+    per_metric = (
+        select(both.c.domain, both.c.metric, func.sum(both.c.value).label("value"))
+        .group_by(both.c.domain, both.c.metric)
+        .having(func.sum(both.c.value) != 0)
+        .subquery()
+    )
+    columns = _metric_columns(per_metric, [by, *metrics])
+    rows = (
+        await session.execute(
+            select(per_metric.c.domain, func.count().over(), *columns[1:])
+            .group_by(per_metric.c.domain)
+            .order_by(columns[0].desc(), by_code_point(dialect, per_metric.c.domain))
+            .limit(limit)
+        )
+    ).all()
+    domains = [(row[0], dict(zip(metrics, map(int, row[2:]), strict=True))) for row in rows]
+    return domains, int(rows[0][1]) if rows else 0
+
+
+def _metric_columns(source: Subquery, metrics: Sequence[str]) -> list[ColumnElement[Any]]:
+    """Each metric's sum over the group (0 for none), a column each: one row a group, not one
+    a group and metric."""
+    return [
+        func.coalesce(func.sum(source.c.value).filter(source.c.metric == metric), 0)
+        for metric in metrics
+    ]
+
+
+def _totals_source(session: AsyncSession, scope: CounterScope, topics: list[str]) -> Subquery:
+    """(topic_id, domain, metric, value) rows whose sums are the totals: the folded counters,
+    the pending deltas (a packed row of domains unpacked) and, for topics, the requests in
+    flight."""
     folded = select(
         _counters.c.topic_id, _counters.c.domain, _counters.c.metric, _counters.c.value
     ).where(
@@ -329,36 +390,29 @@ async def totals(
             .where(Request.topic_id.in_(topics), Request.status == RequestStatus.PROCESSING)
             .group_by(Request.topic_id)
         )
-    both = union_all(*parts).subquery()
-    rows = await session.execute(
-        select(both.c.topic_id, both.c.domain, both.c.metric, func.sum(both.c.value)).group_by(
-            both.c.topic_id, both.c.domain, both.c.metric
-        )
-    )
-    found: defaultdict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for topic_id, domain, metric, value in rows:
-        if value:
-            found[topic_id, domain][metric] = int(value)
-    return dict(found)
+    return union_all(*parts).subquery()
 
 
 async def buckets(
     session: AsyncSession,
     scope: CounterScope,
     topic_id: str,
+    metrics: Sequence[str],
     *,
     grain_s: int,
     first: int,
     last: int,
-) -> dict[int, dict[str, int]]:
+) -> dict[int, tuple[int, ...]]:
     """Time-bucket counts (scope TOPIC_TIME or ACCOUNT_TIME) of buckets starting from `first` to
-    `last` (epoch seconds, both aligned to the grain), by bucket, then metric."""
+    `last` (epoch seconds, both aligned to the grain): by bucket, these metrics' counts in their
+    order (a bucket with none of them absent)."""
     folded = select(_counters.c.bucket, _counters.c.metric, _counters.c.value).where(
         _counters.c.scope == scope,
         _counters.c.topic_id == topic_id,
         _counters.c.domain == "",
         _counters.c.grain_s == grain_s,
         _counters.c.bucket.between(first, last),
+        _counters.c.metric.in_(metrics),
     )
     # Pending deltas are by minute: each goes to the bucket its minute falls in.
     pending = select(
@@ -369,18 +423,18 @@ async def buckets(
         _deltas.c.scope == scope,
         _deltas.c.topic_id == topic_id,
         _deltas.c.bucket.between(first, last + grain_s - MINUTE_S),
+        _deltas.c.metric.in_(metrics),
     )
     both = union_all(folded, pending).subquery()
     rows = await session.execute(
-        select(both.c.bucket, both.c.metric, func.sum(both.c.value)).group_by(
-            both.c.bucket, both.c.metric
-        )
+        select(both.c.bucket, *_metric_columns(both, metrics)).group_by(both.c.bucket)
     )
-    found: defaultdict[int, dict[str, int]] = defaultdict(dict)
-    for bucket, metric, value in rows:
-        if value:
-            found[int(bucket)][metric] = int(value)
-    return dict(found)
+    return {
+        int(bucket): counts
+        for bucket, *values in rows
+        for counts in [tuple(map(int, values))]
+        if any(counts)
+    }
 
 
 async def topics_page(
@@ -395,11 +449,10 @@ async def topics_page(
     )
     if before is not None:
         created_at, topic_id = before
+        # As one row value: both databases seek the index to it, where the same condition
+        # spelt with OR made PostgreSQL read the index from its start.
         query = query.where(
-            or_(
-                StatTopic.created_at < created_at,
-                and_(StatTopic.created_at == created_at, StatTopic.topic_id < topic_id),
-            )
+            tuple_(StatTopic.created_at, StatTopic.topic_id) < tuple_(created_at, topic_id)
         )
     return [(topic_id, created_at) for topic_id, created_at in await session.execute(query)]
 

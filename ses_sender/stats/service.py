@@ -360,58 +360,93 @@ def _parse_time(name: str, text: str) -> datetime:
 
 async def topic_timeline(session: AsyncSession, topic_id: str, span: TimeRange) -> Timeline:
     """One topic's counts per bucket, every bucket of the range (zeros where nothing happened)."""
-    found = await repository.buckets(
-        session,
-        CounterScope.TOPIC_TIME,
-        topic_id,
-        grain_s=span.grain_s,
-        first=span.first,
-        last=span.last,
-    )
-    return _timeline(topic_id, span, found)
+    return await _timeline(session, CounterScope.TOPIC_TIME, topic_id, span)
 
 
 async def account_timeline(session: AsyncSession, span: TimeRange) -> Timeline:
     """`topic_timeline` for every topic together."""
+    return await _timeline(session, CounterScope.ACCOUNT_TIME, "", span)
+
+
+# A timeline bucket's counts, in the order `_bucket` takes them.
+_TIMELINE_METRICS: Final = (
+    counters.SENT,
+    counters.DELIVERED,
+    counters.BOUNCED,
+    counters.COMPLAINED,
+    counters.OPENED,
+    counters.OPENS,
+    counters.CLICKED,
+    counters.CLICKS,
+    counters.UNSUBSCRIBED,
+    counters.FAILED,
+)
+_NO_COUNTS: Final = (0,) * len(_TIMELINE_METRICS)
+
+
+async def _timeline(
+    session: AsyncSession, scope: CounterScope, topic_id: str, span: TimeRange
+) -> Timeline:
     found = await repository.buckets(
         session,
-        CounterScope.ACCOUNT_TIME,
-        "",
+        scope,
+        topic_id,
+        _TIMELINE_METRICS,
         grain_s=span.grain_s,
         first=span.first,
         last=span.last,
     )
-    return _timeline(None, span, found)
-
-
-def _timeline(topic_id: str | None, span: TimeRange, found: dict[int, dict[str, int]]) -> Timeline:
-    buckets = []
-    for start in range(span.first, span.last + 1, span.grain_s):
-        counts = found.get(start, {})
-        buckets.append(
-            TimelineBucket(
-                start=datetime.fromtimestamp(start, UTC),
-                sent=counts.get(counters.SENT, 0),
-                delivered=counts.get(counters.DELIVERED, 0),
-                bounced=counts.get(counters.BOUNCED, 0),
-                complained=counts.get(counters.COMPLAINED, 0),
-                opened=UniqueAndTotal(
-                    unique=counts.get(counters.OPENED, 0), total=counts.get(counters.OPENS, 0)
-                ),
-                clicked=UniqueAndTotal(
-                    unique=counts.get(counters.CLICKED, 0), total=counts.get(counters.CLICKS, 0)
-                ),
-                unsubscribed=counts.get(counters.UNSUBSCRIBED, 0),
-                failed=counts.get(counters.FAILED, 0),
-            )
-        )
     return Timeline(
-        topic_id=topic_id,
+        topic_id=topic_id if scope == CounterScope.TOPIC_TIME else None,
         bucket=span.bucket,
         from_=datetime.fromtimestamp(span.first, UTC),
         to=datetime.fromtimestamp(span.last + span.grain_s, UTC),
-        buckets=buckets,
+        buckets=[
+            _bucket(start, *found.get(start, _NO_COUNTS))
+            for start in range(span.first, span.last + 1, span.grain_s)
+        ],
     )
+
+
+def _bucket(
+    start: int,
+    sent: int,
+    delivered: int,
+    bounced: int,
+    complained: int,
+    opened: int,
+    opens: int,
+    clicked: int,
+    clicks: int,
+    unsubscribed: int,
+    failed: int,
+) -> TimelineBucket:
+    return TimelineBucket(
+        start=datetime.fromtimestamp(start, UTC),
+        sent=sent,
+        delivered=delivered,
+        bounced=bounced,
+        complained=complained,
+        opened=UniqueAndTotal(unique=opened, total=opens),
+        clicked=UniqueAndTotal(unique=clicked, total=clicks),
+        unsubscribed=unsubscribed,
+        failed=failed,
+    )
+
+
+# A domain's counts: what `DomainCounts` shows, and what its queued count is derived from.
+_DOMAIN_METRICS: Final = (
+    counters.REQUESTS,
+    counters.SENT,
+    counters.FAILED,
+    counters.STOPPED,
+    counters.DELIVERED,
+    counters.BOUNCED,
+    counters.COMPLAINED,
+    counters.OPENED,
+    counters.CLICKED,
+    counters.UNSUBSCRIBED,
+)
 
 
 async def topic_domains(
@@ -419,27 +454,28 @@ async def topic_domains(
 ) -> TopicDomains:
     """The topic's counts per recipient domain, the `limit` largest (by requests) first. A
     domain's `queued` counts the emails claimed and not yet sent too."""
-    found = await repository.totals(session, CounterScope.DOMAIN, [topic_id])
+    found, domains = await repository.largest_domains(
+        session, topic_id, _DOMAIN_METRICS, by=counters.REQUESTS, limit=limit
+    )
     rows = [
         DomainCounts(
             domain=domain,
-            queued=counts.get(counters.CREATED, 0),
-            sent=counts.get(counters.SENT, 0),
-            failed=counts.get(counters.FAILED, 0),
-            stopped=counts.get(counters.STOPPED, 0),
-            total=counts.get(counters.REQUESTS, 0),
-            delivered=counts.get(counters.DELIVERED, 0),
-            bounced=counts.get(counters.BOUNCED, 0),
-            complained=counts.get(counters.COMPLAINED, 0),
-            opened=counts.get(counters.OPENED, 0),
-            clicked=counts.get(counters.CLICKED, 0),
-            unsubscribed=counts.get(counters.UNSUBSCRIBED, 0),
+            queued=counts[counters.CREATED],
+            sent=counts[counters.SENT],
+            failed=counts[counters.FAILED],
+            stopped=counts[counters.STOPPED],
+            total=counts[counters.REQUESTS],
+            delivered=counts[counters.DELIVERED],
+            bounced=counts[counters.BOUNCED],
+            complained=counts[counters.COMPLAINED],
+            opened=counts[counters.OPENED],
+            clicked=counts[counters.CLICKED],
+            unsubscribed=counts[counters.UNSUBSCRIBED],
         )
-        for (_topic, domain), kept in found.items()
+        for domain, kept in found
         for counts in [derived_totals(kept, CounterScope.DOMAIN)]
     ]
-    rows.sort(key=lambda row: (-row.total, row.domain))
-    return TopicDomains(topic_id=topic_id, domains=rows[:limit], more=max(0, len(rows) - limit))
+    return TopicDomains(topic_id=topic_id, domains=rows, more=max(0, domains - limit))
 
 
 async def topic_links(session: AsyncSession, topic_id: str) -> TopicLinks:
@@ -507,6 +543,7 @@ async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> Sen
         session,
         CounterScope.ACCOUNT_TIME,
         "",
+        [counters.SENT],
         grain_s=MINUTE_S,
         first=first_minute,
         last=first_hour - MINUTE_S,
@@ -515,12 +552,13 @@ async def sent_count(session: AsyncSession, hours: int, *, now: datetime) -> Sen
         session,
         CounterScope.ACCOUNT_TIME,
         "",
+        [counters.SENT],
         grain_s=HOUR_S,
         first=first_hour,
         last=int(now.timestamp()) // HOUR_S * HOUR_S + HOUR_S,
     )
     for found in (minutes, hours_found):
-        count += sum(counts.get(counters.SENT, 0) for counts in found.values())
+        count += sum(sent for (sent,) in found.values())
     return SentCount(count=count, hours=hours, since=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 

@@ -289,3 +289,90 @@ async def test_domains_are_listed_largest_first(client: httpx.AsyncClient) -> No
         ("example.com", 1, 1),
     ]
     assert body["more"] == 1
+
+
+async def fold_some(runtime: Runtime, deltas: int) -> None:
+    async with runtime.sessionmaker() as session, session.begin():
+        await stats.fold(session, limit=deltas)
+
+
+async def test_domains_of_equal_size_go_by_name_folded_or_not(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # "a-b" before "a.": character by character, whatever the database's collation says.
+    for emails in (["a@b.example", "b@b.example"], ["c@a.example", "d@a-b.example"]):
+        await post_to(client, "sale", emails)
+    await post_to(client, "sale", ["e@a.example", "f@c.example", "g@a-b.example"])
+    expected = {
+        "topicId": "sale",
+        "domains": [
+            {**dict.fromkeys(_DOMAIN_FIELDS, 0), "domain": domain, "total": 2, "queued": 2}
+            for domain in ("a-b.example", "a.example")
+        ],
+        "more": 2,
+    }
+
+    answers = []
+    for deltas in (0, 1, 1_000):  # none folded, some, all
+        await fold_some(runtime, deltas)
+        answers.append((await client.get("/v1/topics/sale/domains", params={"limit": 2})).json())
+
+    assert answers == [expected] * 3
+
+
+_DOMAIN_FIELDS = (
+    "total",
+    "queued",
+    "sent",
+    "failed",
+    "stopped",
+    "delivered",
+    "bounced",
+    "complained",
+    "opened",
+    "clicked",
+    "unsubscribed",
+)
+
+
+async def test_a_minute_timeline_adds_pending_deltas_to_folded_counters(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    sale = await post_to(client, "sale", ["a@example.com", "b@example.com", "c@example.com"])
+    await set_status(runtime, sale[:1], RequestStatus.SENT)  # at 10:00
+    await log_event(runtime, sale[0], "Open")
+    clock.advance(60)
+    await set_status(runtime, sale[1:], RequestStatus.SENT)  # at 10:01
+    window = {"from": "2026-01-05T09:59:00Z", "to": "2026-01-05T10:01:00Z", "bucket": "minute"}
+
+    answers = []
+    for deltas in (0, 1, 1_000):
+        await fold_some(runtime, deltas)
+        answer = (await client.get("/v1/topics/sale/timeline", params=window)).json()
+        answers.append([(b["start"], b["sent"], b["opened"]) for b in answer["buckets"]])
+
+    expected = [
+        ("2026-01-05T09:59:00Z", 0, {"unique": 0, "total": 0}),
+        ("2026-01-05T10:00:00Z", 1, {"unique": 1, "total": 1}),
+        ("2026-01-05T10:01:00Z", 2, {"unique": 0, "total": 0}),
+    ]
+    assert answers == [expected] * 3
+
+
+async def test_topics_first_queued_at_once_are_paged_by_id(
+    client: httpx.AsyncClient,
+) -> None:
+    for topic in ("b", "c", "a"):
+        await post_to(client, topic, ["a@example.com"])
+
+    listed: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "1"} if cursor is None else {"limit": "1", "cursor": cursor}
+        page = (await client.get("/v1/topics", params=params)).json()
+        listed += [topic["topicId"] for topic in page["topics"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+
+    assert listed == ["c", "b", "a"]
