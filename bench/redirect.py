@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import signal
@@ -171,7 +172,14 @@ async def _click(base_url: str, api_pid: int, database: Path, args: argparse.Nam
             await _get(session, path, location)
             latencies.append((time.perf_counter() - scheduled) * 1000)
 
-        await asyncio.gather(*(one(index) for index in range(total)))
+        # The load generator's own collector must not count as the server's latency: with the
+        # run's requests all pending, one full collection here stalled every answer it was
+        # reading for up to 100 ms (p99 52-81 ms, against 11-19 ms with it off, same server).
+        gc.disable()
+        try:
+            await asyncio.gather(*(one(index) for index in range(total)))
+        finally:
+            gc.enable()
         elapsed = time.perf_counter() - start
         api_cpu = cpu_seconds(api_pid) - cpu_before
     answered = time.perf_counter()
