@@ -38,19 +38,26 @@ def open_of(runtime: Runtime, request_id: int) -> Hit:
     return Hit(EventType.OPEN, request_id, runtime.clock.now(), PERSON)
 
 
+class Commits:
+    """The transactions committed on an engine while watched."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.one = asyncio.Event()  # set at the first
+
+    def committed(self, _connection: Any) -> None:
+        self.count += 1
+        self.one.set()
+
+
 @contextmanager
-def commits_counted(runtime: Runtime) -> Iterator[list[None]]:
-    """One item per transaction committed on the runtime's engine meanwhile."""
-    seen: list[None] = []
-
-    def committed(_connection: Any) -> None:
-        seen.append(None)
-
-    event.listen(runtime.engine.sync_engine, "commit", committed)
+def commits_counted(runtime: Runtime) -> Iterator[Commits]:
+    commits = Commits()
+    event.listen(runtime.engine.sync_engine, "commit", commits.committed)
     try:
-        yield seen
+        yield commits
     finally:
-        event.remove(runtime.engine.sync_engine, "commit", committed)
+        event.remove(runtime.engine.sync_engine, "commit", commits.committed)
 
 
 async def test_hits_gather_into_one_transaction_and_settle_writes_them_at_once(
@@ -60,11 +67,13 @@ async def test_hits_gather_into_one_transaction_and_settle_writes_them_at_once(
     hits = recorder(runtime)
 
     with commits_counted(runtime) as commits:
-        for request_id in [*request_ids, request_ids[0]]:
+        hits.add(open_of(runtime, request_ids[0]))
+        await asyncio.sleep(0)  # the writer starts gathering
+        for request_id in [request_ids[1], request_ids[0]]:
             hits.add(open_of(runtime, request_id))
         await hits.settle()
 
-    assert len(commits) == 1
+    assert commits.count == 1
     assert [(row.request_id, row.status) for row in await stored_results(runtime)] == [
         (request_ids[0], "Open"),
         (request_ids[1], "Open"),
@@ -82,14 +91,13 @@ async def test_a_full_batch_is_written_without_waiting_for_the_window(runtime: R
         await asyncio.sleep(0)  # the writer starts gathering
         for request_id in request_ids[1:]:
             hits.add(open_of(runtime, request_id))
-        while len(await stored_results(runtime)) < 2:  # the pytest timeout ends a wait
-            await asyncio.sleep(0.01)
+        await commits.one.wait()  # long before the window: the pytest timeout ends a wait
         written_before_settle = [row.request_id for row in await stored_results(runtime)]
         await hits.settle()
 
     assert written_before_settle == request_ids[:2]
     assert [row.request_id for row in await stored_results(runtime)] == request_ids
-    assert len(commits) == 2
+    assert commits.count == 2
 
 
 async def test_a_redirect_is_answered_while_its_click_waits_on_the_database(
