@@ -1,9 +1,11 @@
 """Opens and clicks are answered first and recorded after, together.
 
 The pixel and the redirect hand their hit to the `HitRecorder` and answer at once; one writer
-takes whatever has arrived, up to `MAX_BATCH`, and records it in one transaction
-(`service.record_hits`). Under light load a batch is one hit and nothing waits on a timer;
-under load the hits that arrive while a batch is written make the next one.
+gathers what arrives for `GATHER_WINDOW` after the first hit (or until `MAX_BATCH` have), and
+records it in one transaction (`service.record_hits`). A transaction costs the process far more
+than a hit does, so the window keeps their number low whatever the rate: without it a batch was
+one or two hits under light load and recording cost the most CPU per click there. `settle`
+writes at once, without waiting for the window.
 
 A hit is already answered, so a batch that cannot be written is written again one hit per
 transaction, and a hit that still fails is logged and lost, never retried for ever.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from contextlib import suppress
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,7 +29,8 @@ from ses_sender.tracking.service import Hit, Judge
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256  # hits per transaction
+MAX_BATCH = 64  # hits per transaction
+GATHER_WINDOW_S = 0.05  # at most 20 transactions a second; a hit is written within this of it
 # Hits waiting beyond this are dropped (and logged): a flood of clicks must not grow the
 # process without bound while the database is away.
 MAX_WAITING = 100_000
@@ -41,14 +45,18 @@ class HitRecorder:
         clock: Clock,
         max_batch: int = MAX_BATCH,
         max_waiting: int = MAX_WAITING,
+        gather_window_s: float = GATHER_WINDOW_S,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._judge = judge
         self._clock = clock
         self._max_batch = max_batch
         self._max_waiting = max_waiting
+        self._gather_window_s = gather_window_s
         self._waiting: deque[Hit] = deque()
         self._writer: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()  # set: write what has arrived, gather no longer
+        self._settling = 0  # callers of `settle` waiting
 
     def add(self, hit: Hit) -> None:
         """Record `hit` soon; returns at once."""
@@ -56,21 +64,38 @@ class HitRecorder:
             log.warning("%d hits wait to be recorded; one dropped", len(self._waiting))
             return
         self._waiting.append(hit)
+        if len(self._waiting) >= self._max_batch:
+            self._hurry.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all(), name="record opens and clicks")
 
     async def settle(self) -> None:
-        """Wait until every hit handed over so far is recorded (or given up)."""
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Wait until every hit handed over so far is recorded (or given up), without waiting
+        for the gathering window."""
+        self._settling += 1
+        self._hurry.set()
+        try:
+            while self._writer is not None:
+                await asyncio.shield(self._writer)
+        finally:
+            self._settling -= 1
 
     async def _write_all(self) -> None:
         try:
             while self._waiting:
+                await self._gather()
                 count = min(len(self._waiting), self._max_batch)
                 await self._write([self._waiting.popleft() for _ in range(count)])
         finally:
             self._writer = None
+
+    async def _gather(self) -> None:
+        """Let the batch fill for the window, unless it is full or someone settles."""
+        if self._settling or len(self._waiting) >= self._max_batch:
+            return
+        self._hurry.clear()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), self._gather_window_s)
 
     async def _write(self, batch: list[Hit]) -> None:
         try:
