@@ -55,12 +55,13 @@ def parse_json(body: bytes, model: type[ModelT]) -> ModelT:
             raise InvalidInput("invalid request body: expected a JSON object") from None
         raise InvalidInput(describe_validation_error(first)) from None
     # In valid JSON a NUL can only be written as this escape; the walk finds whose it is.
-    if b"\\u0000" in body and (field := _field_holding_nul(value.model_dump(by_alias=True))):
+    if b"\\u0000" in body and (field := field_holding_nul(value.model_dump(by_alias=True))):
         raise InvalidInput(f"{field}: must not contain the NUL character")
     return value
 
 
-def _field_holding_nul(value: Any, where: str = "") -> str | None:
+def field_holding_nul(value: Any, where: str = "") -> str | None:
+    """Where in a parsed JSON document (`where` names the document) the first NUL is."""
     if isinstance(value, str):
         return (where or "body") if NUL in value else None
     if isinstance(value, dict):
@@ -70,7 +71,7 @@ def _field_holding_nul(value: Any, where: str = "") -> str | None:
     else:
         return None
     for path, item in children:
-        if (found := _field_holding_nul(item, path)) is not None:
+        if (found := field_holding_nul(item, path)) is not None:
             return found
     return None
 
