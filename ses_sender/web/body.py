@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
@@ -30,10 +31,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        # The client left, or the server cut off a body too slow (web/server.py): nobody is
+        # there to read an answer, and it is no error of ours to log with a traceback.
+        raise InvalidInput("request body: the connection closed before it was complete") from None
     return bytes(body)
 
 
