@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
+from starlette.requests import ClientDisconnect
 
 from ses_sender.errors import InvalidInput, PayloadTooLarge, describe_validation_error
 from ses_sender.text import NUL
