@@ -257,6 +257,13 @@ async def test_a_request_in_time_is_answered(port: int) -> None:
         ("/v1/unsubscribe/abc.def", "/v1/unsubscribe/[token]"),
         ("/v1/x?a=1&token=abc.def&b=2", "/v1/x?a=1&token=[token]&b=2"),
         ("/v1/topics/abc.def", "/v1/topics/abc.def"),
+        ("/v1/events/open?T=abc.def", "/v1/events/open?T=[token]"),
+        ("//v1/c/abc.def", "//v1/c/[token]"),
+        ("/V1/C/abc.def", "/V1/C/[token]"),
+        ("/v1/events/open?t;=abc.def", "/v1/events/open?t;=[token]"),
+        ("/v1/events/open?t%3D=abc.def", "/v1/events/open?t%3D=[token]"),
+        ("/v1/events/open?t%3Dabc.def", "/v1/events/open?[token]"),
+        ("/v1/x?to=a&topic=b", "/v1/x?to=a&topic=b"),
     ],
 )
 def test_tokens_are_redacted(path: str, logged: str) -> None:
