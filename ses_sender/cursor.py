@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from ses_sender.errors import InvalidInput
+from ses_sender.text import NUL
 
 _SEPARATOR = "\n"  # in no key we page by: addresses and ISO times have no line breaks
 
@@ -21,7 +22,8 @@ def decode_cursor(cursor: str, *, parts: int) -> list[str]:
         decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (ValueError, binascii.Error):
         decoded = None
-    found = None if decoded is None else decoded.split(_SEPARATOR)
+    # No key we page by holds NUL, and PostgreSQL fails on it where SQLite would not.
+    found = None if decoded is None or NUL in decoded else decoded.split(_SEPARATOR)
     if found is None or len(found) != parts:
         raise InvalidInput("cursor: not a cursor from a previous page")
     return found

@@ -23,18 +23,16 @@ from ses_sender.control.schemas import (
     TopicRetriedOut,
 )
 from ses_sender.delivery.emails import Hold, QueuedEmail, Verdict
-from ses_sender.errors import Conflict, InvalidInput, NotFound
-from ses_sender.messages.schemas import MAX_TOPIC_ID_LENGTH
-from ses_sender.messages.service import parse_scheduled_time
+from ses_sender.errors import Conflict, NotFound
+from ses_sender.messages.service import checked_topic_id, parse_scheduled_time
 from ses_sender.models import Request, RequestChange, RequestStatus, StopReason
 from ses_sender.stats import service as stats
 
 
 def check_topic_id(topic_id: str) -> str:
-    """The rule topics are created with; anything else names no topic, and would not fit."""
-    if len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
-        raise InvalidInput(f"topicId: at most {MAX_TOPIC_ID_LENGTH} printable characters")
-    return topic_id
+    """The rule topics are created with (a blank one is none). A topic without requests is
+    still a topic: pausing it first holds what is posted to it later (README)."""
+    return checked_topic_id(topic_id, "topicId")
 
 
 async def cancel_topic(session: AsyncSession, topic_id: str, *, now: datetime) -> TopicCancelledOut:

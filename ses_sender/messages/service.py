@@ -132,6 +132,17 @@ async def validate_batch(
     ]
 
 
+def checked_topic_id(topic_id: str, where: str) -> str:
+    """A topic id as topics are stored: stripped, 1 to 255 printable characters; anything else
+    names no topic (a 400 naming `where`)."""
+    topic_id = topic_id.strip()
+    if not topic_id or len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
+        raise InvalidInput(
+            f"{where}: 1 to {MAX_TOPIC_ID_LENGTH} printable characters, not all spaces"
+        )
+    return topic_id
+
+
 async def validate_message(
     session: AsyncSession,
     message: MessageIn,
@@ -139,11 +150,7 @@ async def validate_message(
     now: datetime,
     senders: SenderPolicy,
 ) -> ValidMessage:
-    topic_id = message.topic_id.strip()
-    if not topic_id or len(topic_id) > MAX_TOPIC_ID_LENGTH or not topic_id.isprintable():
-        raise InvalidInput(
-            f"{where}.topicId: 1 to {MAX_TOPIC_ID_LENGTH} printable characters, not all spaces"
-        )
+    topic_id = checked_topic_id(message.topic_id, f"{where}.topicId")
     template = None
     if message.template_id is not None:
         for name, value in (("subject", message.subject), ("content", message.content)):

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
-MAX_PAUSE_NAME_LENGTH = 64  # the column's size
+from pydantic import BaseModel, ConfigDict
+
+# Who can pause sending (service.ACCOUNT, service.SES_UNREACHABLE, the guardrail's PAUSE_NAME):
+# resuming any other name could lift nothing, ever, so it is a mistake worth a 400.
+PauseName = Literal["account", "guardrail", "ses_unreachable"]
 MAX_RESUME_BODY_BYTES = 4096
 
 
@@ -15,7 +19,7 @@ class ResumeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # None: every pause.
-    name: str | None = Field(None, min_length=1, max_length=MAX_PAUSE_NAME_LENGTH)
+    name: PauseName | None = None
 
 
 class ResumeOut(BaseModel):

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ses_sender.web.body import load_json
+from ses_sender.web.body import field_holding_nul, load_json
 
 # SES sends one message to at most 50 recipients (To, Cc and Bcc together); each recipient an
 # event names is a row: more is not SES, and would multiply what one notification stores.
 MAX_RECIPIENTS_PER_EVENT: Final = 50
+# The widest values the event log's columns hold (models/result.py, models/request.py): SES's
+# are far shorter, so a longer one is no SES event, refused on both databases alike.
+MAX_MESSAGE_ID_LENGTH: Final = 255
+MAX_ADDRESS_LENGTH: Final = 998
+MAX_KIND_LENGTH: Final = 64
 
 
 class SesEventError(Exception):
@@ -107,6 +112,9 @@ def parse_ses_event(message: str) -> SesEvent:
     except ValueError:
         raise SesEventError("Message is not JSON") from None
     document = _object(document, "Message")
+    # In JSON a NUL can only be written as this escape; PostgreSQL cannot store it.
+    if "\\u0000" in message and (where := field_holding_nul(document, "Message")):
+        raise SesEventError(f"{where} holds the NUL character")
     type_name = document.get("eventType", document.get("notificationType"))
     if type_name == SesEventType.SUBSCRIPTION_SUCCEEDED:
         return _subscription_succeeded(document)
@@ -118,9 +126,9 @@ def parse_ses_event(message: str) -> SesEvent:
     detail = _object(document.get(detail_key, {}), detail_key)
     is_bounce = event_type is SesEventType.BOUNCE
     is_complaint = event_type is SesEventType.COMPLAINT
-    return SesEvent(
+    event = SesEvent(
         event_type=event_type,
-        ses_message_id=_string(mail, "messageId", "mail"),
+        ses_message_id=_string(mail, "messageId", "mail", max_length=MAX_MESSAGE_ID_LENGTH),
         occurred_at=_occurred_at(detail, detail_key, mail),
         recipients=_at_most(
             MAX_RECIPIENTS_PER_EVENT, _affected_recipients(event_type, detail, detail_key, mail)
@@ -133,6 +141,13 @@ def parse_ses_event(message: str) -> SesEvent:
         ),
         detail=detail,
     )
+    for kind, where in (
+        (event.bounce_kind, f"{detail_key}.bounceType/bounceSubType"),
+        (event.complaint_feedback_type, f"{detail_key}.complaintFeedbackType"),
+    ):
+        if kind is not None and len(kind) > MAX_KIND_LENGTH:
+            raise SesEventError(f"{where} is longer than {MAX_KIND_LENGTH} characters")
+    return event
 
 
 def _subscription_succeeded(document: dict[str, Any]) -> SesEvent:
@@ -155,11 +170,11 @@ def _affected_recipients(
         case SesEventType.COMPLAINT:
             return _addresses(detail, "complainedRecipients", detail_key)
         case SesEventType.DELIVERY:
-            return _strings(detail.get("recipients"), f"{detail_key}.recipients")
+            return _addresses_in(detail.get("recipients"), f"{detail_key}.recipients")
         case SesEventType.DELIVERY_DELAY:
             return _addresses(detail, "delayedRecipients", detail_key)
         case _:
-            return _strings(mail.get("destination", []), "mail.destination")
+            return _addresses_in(mail.get("destination", []), "mail.destination")
 
 
 def _at_most(limit: int, recipients: tuple[str, ...]) -> tuple[str, ...]:
@@ -173,9 +188,21 @@ def _addresses(detail: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     if not isinstance(entries, list):
         raise SesEventError(f"{where}.{key} is not a list")
     return tuple(
-        _string(_object(entry, f"{where}.{key}[]"), "emailAddress", f"{where}.{key}[]")
+        _string(
+            _object(entry, f"{where}.{key}[]"),
+            "emailAddress",
+            f"{where}.{key}[]",
+            max_length=MAX_ADDRESS_LENGTH,
+        )
         for entry in entries
     )
+
+
+def _addresses_in(value: Any, where: str) -> tuple[str, ...]:
+    addresses = _strings(value, where)
+    if any(len(address) > MAX_ADDRESS_LENGTH for address in addresses):
+        raise SesEventError(f"{where} holds an address longer than {MAX_ADDRESS_LENGTH} characters")
+    return addresses
 
 
 def _tags(mail: dict[str, Any]) -> dict[str, list[str]]:
@@ -198,7 +225,10 @@ def _timestamp(container: dict[str, Any], where: str) -> datetime:
         raise SesEventError(f"{where}.timestamp is not an ISO 8601 time") from None
     if timestamp.tzinfo is None:
         raise SesEventError(f"{where}.timestamp has no time zone")
-    return timestamp
+    try:
+        return timestamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 and 9999-12-31T23:59-14:00 have no UTC time
+        raise SesEventError(f"{where}.timestamp is out of range") from None
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -207,10 +237,14 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _string(container: dict[str, Any], key: str, where: str) -> str:
+def _string(
+    container: dict[str, Any], key: str, where: str, *, max_length: int | None = None
+) -> str:
     value = container.get(key)
     if not isinstance(value, str) or not value:
         raise SesEventError(f"{where}.{key} is missing or not a string")
+    if max_length is not None and len(value) > max_length:
+        raise SesEventError(f"{where}.{key} is longer than {max_length} characters")
     return value
 
 

@@ -35,7 +35,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from ses_sender.ses_events.schemas import MAX_MESSAGE_ID_LENGTH
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
+from ses_sender.text import NUL
 from ses_sender.web.body import load_json
 
 MessageType: TypeAlias = Literal[
@@ -440,6 +442,11 @@ def _normalise_envelope(document: dict[str, Any]) -> dict[str, Any]:
             raise SnsVerificationError(f"{message_type} without {key}")
         if not isinstance(envelope[key], str):
             raise SnsVerificationError(f"{key} is not a string")
+        # Never SNS's, and PostgreSQL cannot store it: refused, so SNS does not retry.
+        if NUL in envelope[key]:
+            raise SnsVerificationError(f"{key} holds the NUL character")
+    if len(envelope["MessageId"]) > MAX_MESSAGE_ID_LENGTH:
+        raise SnsVerificationError(f"MessageId is longer than {MAX_MESSAGE_ID_LENGTH} characters")
     return envelope
 
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
+from starlette.requests import ClientDisconnect
 
 from ses_sender.errors import InvalidInput, PayloadTooLarge, describe_validation_error
 from ses_sender.text import NUL
@@ -30,10 +31,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        # The client left, or the server cut off a body too slow (web/server.py): nobody is
+        # there to read an answer, and it is no error of ours to log with a traceback.
+        raise InvalidInput("request body: the connection closed before it was complete") from None
     return bytes(body)
 
 
@@ -55,12 +61,13 @@ def parse_json(body: bytes, model: type[ModelT]) -> ModelT:
             raise InvalidInput("invalid request body: expected a JSON object") from None
         raise InvalidInput(describe_validation_error(first)) from None
     # In valid JSON a NUL can only be written as this escape; the walk finds whose it is.
-    if b"\\u0000" in body and (field := _field_holding_nul(value.model_dump(by_alias=True))):
+    if b"\\u0000" in body and (field := field_holding_nul(value.model_dump(by_alias=True))):
         raise InvalidInput(f"{field}: must not contain the NUL character")
     return value
 
 
-def _field_holding_nul(value: Any, where: str = "") -> str | None:
+def field_holding_nul(value: Any, where: str = "") -> str | None:
+    """Where in a parsed JSON document (`where` names the document) the first NUL is."""
     if isinstance(value, str):
         return (where or "body") if NUL in value else None
     if isinstance(value, dict):
@@ -70,7 +77,7 @@ def _field_holding_nul(value: Any, where: str = "") -> str | None:
     else:
         return None
     for path, item in children:
-        if (found := _field_holding_nul(item, path)) is not None:
+        if (found := field_holding_nul(item, path)) is not None:
             return found
     return None
 

@@ -28,6 +28,15 @@ DATABASE_RETRY_AFTER_S = 5
 DATABASE_UNAVAILABLE = "the database is unavailable: try again later"
 
 
+def error_document(message: str, *, path: str, method: str) -> dict[str, Any]:
+    return {
+        "error": message,
+        "path": path,
+        "method": method,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def error_response(
     request: Request,
     status_code: int,
@@ -38,10 +47,7 @@ def error_response(
     return JSONResponse(
         {
             **(details or {}),
-            "error": message,
-            "path": request.url.path,
-            "method": request.method,
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **error_document(message, path=request.url.path, method=request.method),
         },
         status_code=status_code,
         headers=headers,

@@ -20,6 +20,9 @@ from aiohttp.resolver import ThreadedResolver
 # link-local and unique-local, refused as such.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-compatible IPv6 (::a.b.c.d), deprecated since 2006 (RFC 4291): no host outside has
+# such an address, and some stacks reach the IPv4 address inside it (::127.0.0.1).
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 class InsideAddress(OSError):
@@ -28,12 +31,15 @@ class InsideAddress(OSError):
 
 def is_outside(address: IPv4Address | IPv6Address) -> bool:
     """Globally routable unicast: not loopback, private, link-local, shared (CGNAT), unique-
-    local, site-local, multicast or reserved, nor an IPv6 form of one of those."""
+    local, site-local, multicast or reserved, nor an IPv6 form of one of those, nor IPv4-
+    compatible IPv6."""
     if isinstance(address, IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:
             embedded = IPv4Address(int(address) & 0xFFFF_FFFF)
         if (embedded is not None and not is_outside(embedded)) or address.is_site_local:
+            return False
+        if address in _IPV4_COMPATIBLE:
             return False
     return address.is_global and not address.is_multicast
 

@@ -131,12 +131,14 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise InvalidInput(f"url: 1 to {MAX_URL_LENGTH} printable characters, no spaces")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        port = parts.port  # raises ValueError on a port that is not a number
     except ValueError:
         raise wrong from None
     host = parts.hostname
     if not host or parts.scheme not in ("https", "http"):
         raise wrong
+    if port == 0:
+        raise InvalidInput("url: port 0 is no port a receiver listens on")
     if "@" in parts.netloc:
         raise InvalidInput(
             "url: must not hold credentials (user:password@); check the X-Ses-Sender-Signature "

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ses_sender.composition import Runtime
+from ses_sender.control import service as control
 from ses_sender.control.repository import CANCELLED
 from ses_sender.control.service import TopicHolds
 from ses_sender.delivery import repository as delivery_repository
@@ -139,14 +140,27 @@ async def test_topic_actions_take_the_last_segment_so_any_topic_id_works(
     assert stats.json()["request"]["stopped"] == 1
 
 
-@pytest.mark.parametrize("topic", ["x" * 256, "tab%09in"])
+@pytest.mark.parametrize("topic", ["x" * 256, "tab%09in", "%20", "%20%20%20"])
 async def test_a_topic_id_no_topic_can_have_is_refused(
-    client: httpx.AsyncClient, topic: str
+    client: httpx.AsyncClient, runtime: Runtime, topic: str
 ) -> None:
-    for action in ("cancel", "pause", "resume"):
-        response = await client.post(f"/v1/topics/{topic}/{action}")
+    # As POST /v1/messages refuses it: a blank topic id names no topic.
+    for action in ("cancel", "pause", "resume", "reschedule"):
+        response = await client.post(f"/v1/topics/{topic}/{action}", json={"scheduledAt": ""})
         assert response.status_code == 400
-        assert response.json()["error"].startswith("topicId: at most 255 printable characters")
+        assert response.json()["error"] == (
+            "topicId: 1 to 255 printable characters, not all spaces"
+        )
+    async with runtime.sessionmaker() as session:
+        assert await control.topic_paused_at(session, " ") is None
+
+
+async def test_a_topic_with_no_request_yet_can_be_paused(client: httpx.AsyncClient) -> None:
+    # Deliberately not a 404 (README): a topic paused first holds what is posted to it later.
+    response = await client.post("/v1/topics/not-posted-yet/pause")
+
+    assert response.status_code == 200
+    assert response.json()["paused"] is True
 
 
 # -- cancel one request -----------------------------------------------------------------------

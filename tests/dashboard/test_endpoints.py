@@ -432,6 +432,15 @@ async def test_a_topic_id_with_control_characters_is_a_400(browser: httpx.AsyncC
     assert "topicId" in response.json()["error"]
 
 
+async def test_a_cursor_of_nul_bytes_is_a_400(browser: httpx.AsyncClient) -> None:
+    await signed_in_token(browser)
+
+    response = await browser.get("/dashboard/suppressions", params={"cursor": "AAAA"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "cursor: not a cursor from a previous page"
+
+
 async def test_the_suppression_list_is_searched_and_an_address_removed(
     browser: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
 ) -> None:

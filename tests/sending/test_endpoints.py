@@ -78,8 +78,9 @@ async def test_resume_needs_the_api_key(
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        (b'{"name": 5}', 400, "name: Input should be a valid string"),
-        (b'{"name": ""}', 400, "name: String should have at least 1 character"),
+        (b'{"name": 5}', 400, "name: Input should be 'account', 'guardrail' or 'ses_unrea"),
+        (b'{"name": ""}', 400, "name: Input should be 'account', 'guardrail' or 'ses_unrea"),
+        (b'{"name": "x"}', 400, "name: Input should be 'account', 'guardrail' or 'ses_unrea"),
         (b'{"nam": "account"}', 400, "nam: Extra inputs are not permitted"),
         (b'["account"]', 400, "invalid request body: expected a JSON object"),
         (b"{name", 400, "invalid request body: key must be a string"),

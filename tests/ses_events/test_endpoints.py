@@ -719,6 +719,107 @@ async def test_an_event_naming_more_recipients_than_ses_mail_has_is_refused(
     assert await stored_results(runtime) == []
 
 
+def _with_ses_message_id(ses_message_id: str) -> Callable[[FakeClock, int], str]:
+    def message(clock: FakeClock, request_id: int) -> str:
+        return ses_message(
+            "Delivery", at=earlier(clock), request_id=request_id, ses_message_id=ses_message_id
+        )
+
+    return message
+
+
+def _delivered_at(timestamp: str) -> Callable[[FakeClock, int], str]:
+    def message(clock: FakeClock, request_id: int) -> str:
+        return ses_message(
+            "Delivery", at=earlier(clock), request_id=request_id, timestamp=timestamp
+        )
+
+    return message
+
+
+def _bounced(address: str) -> Callable[[FakeClock, int], str]:
+    def message(clock: FakeClock, request_id: int) -> str:
+        bounced = [{"emailAddress": address}]
+        return ses_message(
+            "Bounce", at=earlier(clock), request_id=request_id, bouncedRecipients=bounced
+        )
+
+    return message
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (_with_ses_message_id("m\x00"), "Message.mail.messageId holds the NUL character"),
+        (
+            _bounced("a\x00@example.net"),
+            "Message.bounce.bouncedRecipients[0].emailAddress holds the NUL character",
+        ),
+        (_with_ses_message_id("m" * 256), "mail.messageId is longer than 255 characters"),
+        (_delivered_at("0001-01-01T00:00:00+14:00"), "delivery.timestamp is out of range"),
+        (_delivered_at("9999-12-31T23:59:59-14:00"), "delivery.timestamp is out of range"),
+    ],
+    ids=["nul-message-id", "nul-recipient", "long-message-id", "before-year-1", "after-9999"],
+)
+async def test_an_event_no_database_could_store_is_refused_for_good(
+    sns: httpx.AsyncClient,
+    runtime: Runtime,
+    publisher: Publisher,
+    clock: FakeClock,
+    message: Callable[[FakeClock, int], str],
+    error: str,
+) -> None:
+    # 400, not 503: SES never sends such an event, and SNS retries a 5xx for days.
+    request_id = await add_request(runtime)
+
+    response = await post(sns, publisher.notification(message(clock, request_id)))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == f"Message: not an SES event: {error}"
+    await untouched(runtime, request_id)
+
+
+@pytest.mark.parametrize(
+    ("message_id", "error"),
+    [
+        ("m\x00", "MessageId holds the NUL character"),
+        ("m" * 256, "MessageId is longer than 255 characters"),
+    ],
+    ids=["nul", "long"],
+)
+async def test_an_sns_message_id_no_database_could_store_is_refused_for_good(
+    sns: httpx.AsyncClient,
+    runtime: Runtime,
+    publisher: Publisher,
+    clock: FakeClock,
+    message_id: str,
+    error: str,
+) -> None:
+    request_id = await add_request(runtime)
+    message = ses_message("Delivery", at=earlier(clock), request_id=request_id)
+
+    response = await post(sns, publisher.notification(message, MessageId=message_id))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == f"SNS message rejected: {error}"
+    await untouched(runtime, request_id)
+
+
+async def test_ids_as_long_as_their_columns_are_stored(
+    sns: httpx.AsyncClient, runtime: Runtime, publisher: Publisher, clock: FakeClock
+) -> None:
+    request_id = await add_request(runtime)
+    message = ses_message(
+        "Delivery", at=earlier(clock), request_id=request_id, ses_message_id="m" * 255
+    )
+
+    response = await post(sns, publisher.notification(message, MessageId="s" * 255))
+
+    assert response.status_code == 200
+    [stored] = await stored_results(runtime)
+    assert (stored.sns_message_id, stored.ses_message_id) == ("s" * 255, "m" * 255)
+
+
 @pytest.mark.parametrize(
     "body",
     [

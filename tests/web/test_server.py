@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ses_sender.web.access_log import redact_access_log, redact_tokens
+from ses_sender.web.body import read_body
+from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.server import MAX_HEADER_BYTES, GuardedHttpToolsProtocol, server_config
 from tests.support.polling import wait_until
 
@@ -20,13 +24,24 @@ CLOSED_WITHIN_S = 30.0
 
 
 async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+    """200 "ok"; a PUT reads its body first, as a route taking JSON does."""
     assert scope["type"] == "http"
+    if scope["method"] == "PUT":
+        while (await receive()).get("more_body"):
+            pass
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-class QuickHeaderDeadline(GuardedHttpToolsProtocol):
+class QuickDeadlines(GuardedHttpToolsProtocol):
     header_timeout_s = 0.5
+    body_window_s = 0.5
+    body_window_bytes = 100
+
+
+class PatientBodyDeadline(GuardedHttpToolsProtocol):
+    body_window_s = 3.0
+    body_window_bytes = 1
 
 
 class Server(uvicorn.Server):
@@ -55,10 +70,12 @@ async def answer_to(port: int, request: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(), CLOSED_WITHIN_S)
 
 
-@pytest.fixture
-async def port() -> AsyncIterator[int]:
-    config = server_config(ok, host="127.0.0.1", port=0)
-    config.http = QuickHeaderDeadline
+@contextlib.asynccontextmanager
+async def serving(
+    protocol: type[GuardedHttpToolsProtocol], app: ASGIApp = ok
+) -> AsyncIterator[int]:
+    config = server_config(app, host="127.0.0.1", port=0)
+    config.http = protocol
     server = Server(config)
     task = asyncio.create_task(server.serve())
 
@@ -69,6 +86,20 @@ async def port() -> AsyncIterator[int]:
     yield server.servers[0].sockets[0].getsockname()[1]
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    async with serving(QuickDeadlines) as port:
+        yield port
+
+
+def refusal(answer: bytes) -> tuple[bytes, dict[str, str], dict[str, str]]:
+    """The status line, headers and JSON envelope of an answer from the protocol itself."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return status.encode(), headers, json.loads(body)
 
 
 async def test_headers_that_never_finish_lose_the_connection(port: int) -> None:
@@ -88,6 +119,86 @@ async def test_headers_over_the_limit_are_refused(port: int) -> None:
     except ConnectionResetError:
         return  # refused, and closed on bytes still unread: the 400 may be lost with them
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_headers_over_the_limit_in_one_read_are_refused_in_the_envelope(port: int) -> None:
+    big = b"a" * (MAX_HEADER_BYTES + 600)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + big + b"\r\n\r\n"
+
+    status, headers, envelope = refusal(await answer_to(port, head))
+
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert envelope["error"] == f"request line and headers: at most {MAX_HEADER_BYTES} bytes"
+    assert (envelope["path"], envelope["method"]) == ("/health", "")
+
+
+async def test_many_header_lines_over_the_limit_in_one_read_are_refused(port: int) -> None:
+    lines = b"".join(b"X-Filler-%d: %s\r\n" % (n, b"a" * 100) for n in range(200))
+
+    answer = await answer_to(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_headers_just_under_the_limit_in_one_read_are_answered(port: int) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+    head += b"a" * (MAX_HEADER_BYTES - len(head) - 4) + b"\r\n\r\n"
+
+    assert (await answer_to(port, head)).startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_body_that_dribbles_is_answered_408_and_cut_off(port: int) -> None:
+    async with connection(port) as (reader, writer):
+        writer.write(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        answer = asyncio.ensure_future(reader.read())
+        with contextlib.suppress(ConnectionError):
+            while not answer.done():  # a byte at a time, far below the pace asked for
+                writer.write(b"a")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        status, headers, envelope = refusal(await asyncio.wait_for(answer, CLOSED_WITHIN_S))
+
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert envelope["error"] == "request body: too slow: at least 100 bytes every 0.5 s"
+    assert (envelope["path"], envelope["method"]) == ("/", "PUT")
+
+
+async def test_a_body_that_never_comes_is_answered_408(port: int) -> None:
+    request = b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
+
+    assert (await answer_to(port, request)).startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_body_cut_off_leaves_no_error_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/")
+    async def take(request: Request) -> None:
+        await read_body(request, 1000)
+
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
+    async with serving(QuickDeadlines, app) as port:
+        with caplog.at_level(logging.INFO):
+            assert (await answer_to(port, request)).startswith(b"HTTP/1.1 408 ")
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_body_that_keeps_the_pace_is_answered() -> None:
+    # One byte each 3 s is the pace asked here; pieces come every 0.5 s, for several windows.
+    async with serving(PatientBodyDeadline) as port, connection(port) as (reader, writer):
+        writer.write(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+        for _ in range(8):
+            await asyncio.sleep(0.5)
+            writer.write(b"a")
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"ok"), CLOSED_WITHIN_S)
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
 
 
 async def test_many_small_header_lines_over_the_limit_are_refused(port: int) -> None:
@@ -146,6 +257,13 @@ async def test_a_request_in_time_is_answered(port: int) -> None:
         ("/v1/unsubscribe/abc.def", "/v1/unsubscribe/[token]"),
         ("/v1/x?a=1&token=abc.def&b=2", "/v1/x?a=1&token=[token]&b=2"),
         ("/v1/topics/abc.def", "/v1/topics/abc.def"),
+        ("/v1/events/open?T=abc.def", "/v1/events/open?T=[token]"),
+        ("//v1/c/abc.def", "//v1/c/[token]"),
+        ("/V1/C/abc.def", "/V1/C/[token]"),
+        ("/v1/events/open?t;=abc.def", "/v1/events/open?t;=[token]"),
+        ("/v1/events/open?t%3D=abc.def", "/v1/events/open?t%3D=[token]"),
+        ("/v1/events/open?t%3Dabc.def", "/v1/events/open?[token]"),
+        ("/v1/x?to=a&topic=b", "/v1/x?to=a&topic=b"),
     ],
 )
 def test_tokens_are_redacted(path: str, logged: str) -> None:

@@ -48,6 +48,8 @@ async def stored_webhook(runtime: Runtime, url: str) -> int:
         "https://[fd00:ec2::254]/",
         "https://[fe80::1]/",
         "https://[::ffff:10.0.0.5]/",
+        "https://[::127.0.0.1]/",  # IPv4-compatible IPv6, ::7f00:1
+        "https://[::8.8.8.8]/",  # the same form names no host outside either
         "https://metadata.google.internal/computeMetadata/v1/",
         "https://localhost/",
         "https://127.0.0.1/",
@@ -66,6 +68,14 @@ async def test_registration_refuses_addresses_inside_the_network(
     assert error.startswith("url: ")
     assert "inside the network" in error
     assert "WEBHOOK_ALLOW_PRIVATE" in error
+    assert (await client.get("/v1/webhooks")).json()["webhooks"] == []
+
+
+async def test_registration_refuses_port_0(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/webhooks", json={"url": "https://example.com:0/"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "url: port 0 is no port a receiver listens on"
     assert (await client.get("/v1/webhooks")).json()["webhooks"] == []
 
 
