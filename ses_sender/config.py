@@ -12,7 +12,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -295,6 +295,24 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def dead_links(self) -> str | None:
+        """Why the links in mail would lead nowhere, or None: SERVER_HOST names this machine
+        (localhost, a loopback address) on another port than SERVER_PORT, as when only the
+        port was changed."""
+        parts = urlsplit(self.server_host)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
+        if not _is_loopback(parts.hostname) or port == self.server_port:
+            return None
+        return (
+            f"SERVER_HOST names this machine on port {port} but SERVER_PORT is "
+            f"{self.server_port}: the tracking and unsubscribe links in mail lead nowhere; "
+            "set SERVER_HOST to the URL people reach this service at"
+        )
+
+    @property
     def concurrency(self) -> int:
         return self.max_concurrent or max(1, int(self.email_rate * 2))
 
@@ -337,6 +355,17 @@ def database_url_problem(url: str) -> str | None:
                 "not sslmode"
             )
     return None
+
+
+def _is_loopback(hostname: str | None) -> bool:
+    if hostname is None:
+        return False
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def to_async_url(url: str) -> str:

@@ -208,3 +208,35 @@ def test_a_bad_setting_is_named_without_its_value(values: dict[str, Any], secret
     described = describe_settings_error(refused.value)
     assert described.split(":")[0] in values
     assert secret not in described
+
+
+@pytest.mark.parametrize(
+    ("values", "port"),
+    [
+        ({"SERVER_PORT": 3950}, 3000),
+        ({"SERVER_HOST": "http://127.0.0.1:8080"}, 8080),
+        ({"SERVER_HOST": "https://[::1]"}, 443),
+        ({"SERVER_HOST": "http://mail.localhost:3001"}, 3001),
+    ],
+)
+def test_links_to_this_machine_on_another_port_are_dead(values: dict[str, Any], port: int) -> None:
+    configured = settings(**values)
+
+    assert configured.dead_links == (
+        f"SERVER_HOST names this machine on port {port} but SERVER_PORT is "
+        f"{configured.server_port}: the tracking and unsubscribe links in mail lead nowhere; "
+        "set SERVER_HOST to the URL people reach this service at"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"SERVER_PORT": 3950, "SERVER_HOST": "http://localhost:3950"},
+        {"SERVER_PORT": 8080, "SERVER_HOST": "https://mail.example.com"},
+        {"SERVER_PORT": 80, "SERVER_HOST": "http://127.0.0.1"},
+    ],
+)
+def test_links_elsewhere_or_on_the_served_port_are_fine(values: dict[str, Any]) -> None:
+    assert settings(**values).dead_links is None

@@ -191,7 +191,7 @@ def test_migrate_says_why_the_database_cannot_be_reached_in_one_line(
     assert line.startswith(f"ses-sender: {reason}")
 
 
-async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: Path) -> None:
+async def test_the_api_warns_at_start_up_of_no_trusted_topic_and_dead_links(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "SERVER_PORT": str(free_port())}
     assert run_cli(["migrate"], tmp_path, **env).returncode == 0
     log = tmp_path / "api.log"
@@ -216,6 +216,11 @@ async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: P
     assert (
         "no SNS topic is trusted, so every SES event and subscription confirmation is refused: "
         "run `ses-sender setup-aws` (it records the topic it wires) or set SNS_TOPIC_ARNS"
+    ) in log.read_text()
+    # Only the port was changed: SERVER_HOST still says localhost:3000.
+    assert (
+        f"SERVER_HOST names this machine on port 3000 but SERVER_PORT is {env['SERVER_PORT']}: "
+        "the tracking and unsubscribe links in mail lead nowhere"
     ) in log.read_text()
 
 
