@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ses_sender.aws_setup.plan import DELIVERY_POLICY
 from tests.support.aws_setup import CONFIG_SET, ENDPOINT, TOPIC_NAME, Cli
 from tests.support.moto_complement import EVENT_TYPES
 from tests.support.ports import free_port
@@ -120,17 +121,7 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
         ENDPOINT,
         "false",
     )
-    assert json.loads(subscription["delivery_policy"]) == {
-        "healthyRetryPolicy": {
-            "minDelayTarget": 35,
-            "maxDelayTarget": 35,
-            "numRetries": 100,
-            "numNoDelayRetries": 0,
-            "numMinDelayRetries": 0,
-            "numMaxDelayRetries": 0,
-            "backoffFunction": "linear",
-        }
-    }
+    assert json.loads(subscription["delivery_policy"]) == json.loads(DELIVERY_POLICY)
 
     second = cli("setup-aws", "--endpoint", ENDPOINT)
 
