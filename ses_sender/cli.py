@@ -49,7 +49,7 @@ def _service(args: argparse.Namespace) -> int:
     seconds of CPU to import, which `send` and `status`, a person's client, do without."""
     from ses_sender.aws_setup import commands as aws_commands
     from ses_sender.composition import credentials_source
-    from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, upgrade_to_head_async
+    from ses_sender.db.migrate import DatabaseUnreachable, SchemaOutOfDate, migrate_database
     from ses_sender.observability import configure_logging
     from ses_sender.process import Role, run_process
     from ses_sender.stats import commands as stats_commands
@@ -62,7 +62,7 @@ def _service(args: argparse.Namespace) -> int:
     configure_logging(settings)
     try:
         if args.command == "migrate":
-            asyncio.run(upgrade_to_head_async(settings.sqlalchemy_url))
+            asyncio.run(migrate_database(settings.sqlalchemy_url))
             log.info("database is at the latest migration")
             return 0
         if args.command == "setup-aws":

@@ -7,18 +7,35 @@ Nothing here reads the environment by itself: `cli.py` builds `Settings()` (envi
 from __future__ import annotations
 
 import enum
+import inspect
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import asyncpg
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_SQLITE_PATH = "./data/app.db"
 # A worker renews its leases four times a lease; below this, renewals would crowd the database.
 MIN_LEASE_S = 10
+# arn:<partition>:sns:<region>:<account>:<topic>; a topic name is up to 256 letters, digits,
+# '-' and '_', with ".fifo" for a FIFO topic.
+SNS_TOPIC_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?"
+)
+# What a PostgreSQL URL's query may name: the keyword arguments of asyncpg.connect, which
+# SQLAlchemy hands it, and the two SQLAlchemy's asyncpg adapter takes for itself.
+POSTGRESQL_QUERY_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(asyncpg.connect).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    and name not in {"loop", "connection_class", "record_class"}
+) | {"prepared_statement_cache_size", "prepared_statement_name_func"}
 
 
 class TransportKind(enum.StrEnum):
@@ -165,11 +182,23 @@ class Settings(BaseSettings):
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
+        # The entry is counted, not quoted: settings errors never show a value.
+        for number, entry in enumerate(value, start=1):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or network") from None
+                raise ValueError(f"entry {number} is not an IP address or network") from None
+        return value
+
+    @field_validator("sns_topic_arns")
+    @classmethod
+    def _topic_arns(cls, value: list[str]) -> list[str]:
+        for number, entry in enumerate(value, start=1):
+            if not SNS_TOPIC_ARN.fullmatch(entry):
+                raise ValueError(
+                    f"entry {number} is not an SNS topic ARN "
+                    "(arn:<partition>:sns:<region>:<12-digit account>:<topic name>)"
+                )
         return value
 
     @field_validator("server_host")
@@ -190,8 +219,13 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgres", "sqlite")):
+        if value is None:
+            return value
+        if not value.startswith(("postgres", "sqlite")):
             raise ValueError("must be a postgresql://… or sqlite:///… URL")
+        problem = database_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -261,6 +295,24 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def dead_links(self) -> str | None:
+        """Why the links in mail would lead nowhere, or None: SERVER_HOST names this machine
+        (localhost, a loopback address) on another port than SERVER_PORT, as when only the
+        port was changed."""
+        parts = urlsplit(self.server_host)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
+        if not _is_loopback(parts.hostname) or port == self.server_port:
+            return None
+        return (
+            f"SERVER_HOST names this machine on port {port} but SERVER_PORT is "
+            f"{self.server_port}: the tracking and unsubscribe links in mail lead nowhere; "
+            "set SERVER_HOST to the URL people reach this service at"
+        )
+
+    @property
     def concurrency(self) -> int:
         return self.max_concurrent or max(1, int(self.email_rate * 2))
 
@@ -282,6 +334,38 @@ def without_statement_caches(url: str) -> str:
     return (
         make_url(url).update_query_dict(STATEMENT_CACHES_OFF).render_as_string(hide_password=False)
     )
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a database URL before anything connects, or None; never its parts'
+    values, which may hold the password."""
+    try:
+        parsed = make_url(to_async_url(url))
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        return "not a valid URL (postgresql://user:password@host:port/database or sqlite:///path)"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be between 1 and 65535"
+    if parsed.get_backend_name() == "postgresql":
+        unknown = sorted(set(parsed.query) - POSTGRESQL_QUERY_OPTIONS)
+        if unknown:
+            return (
+                f"unknown query option {unknown[0]!r} for the PostgreSQL driver (asyncpg): it "
+                f"takes {', '.join(sorted(POSTGRESQL_QUERY_OPTIONS))}; TLS is ssl=require, "
+                "not sslmode"
+            )
+    return None
+
+
+def _is_loopback(hostname: str | None) -> bool:
+    if hostname is None:
+        return False
+    if hostname == "localhost" or hostname.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def to_async_url(url: str) -> str:

@@ -58,6 +58,8 @@ async def run_process(settings: Settings, role: Role) -> int:
         )
         async with open_runtime(settings, transport=choice) as runtime:
             log.info("sending through %s: %s", choice.kind, choice.why)
+            if settings.dead_links is not None:
+                log.warning("%s", settings.dead_links)
             return await _run_roles(runtime, role)
     finally:
         flush_sentry()

@@ -40,11 +40,82 @@ def test_database_url_accepts_plain_urls_and_wins(given: str, expected: str) -> 
     assert settings(DATABASE_URL=given, DB_HOST="ignored").sqlalchemy_url == expected
 
 
+TOPIC_A = "arn:aws:sns:us-east-1:123456789012:mail-ses-events"
+TOPIC_B = "arn:aws-cn:sns:cn-north-1:123456789012:b_topic.fifo"
+
+
 def test_several_api_keys_and_topic_arns_are_comma_separated() -> None:
-    configured = settings(API_KEY=" old , new ,", SNS_TOPIC_ARNS="arn:a,arn:b")
+    configured = settings(API_KEY=" old , new ,", SNS_TOPIC_ARNS=f"{TOPIC_A}, {TOPIC_B}")
 
     assert configured.api_keys == ["old", "new"]
-    assert configured.sns_topic_arns == ["arn:a", "arn:b"]
+    assert configured.sns_topic_arns == [TOPIC_A, TOPIC_B]
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "notanarn",
+        "arn:a",
+        "arn:aws:sqs:us-east-1:123456789012:queue",
+        "arn:aws:sns:us-east-1:12345678901:short-account",
+        "arn:aws:sns:useast1:123456789012:no-region",
+        "arn:aws:sns:us-east-1:123456789012:",
+        "arn:aws:sns:us-east-1:123456789012:has space",
+        f"{TOPIC_A}:subscription-id",
+        "arn:aws:sns:us-east-1:123456789012:a/b",
+    ],
+)
+def test_a_topic_arn_that_is_not_one_is_refused_by_position(arn: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(SNS_TOPIC_ARNS=f"{TOPIC_A},{arn}")
+
+    assert describe_settings_error(refused.value) == (
+        "SNS_TOPIC_ARNS: entry 2 is not an SNS topic ARN "
+        "(arn:<partition>:sns:<region>:<12-digit account>:<topic name>)"
+    )
+
+
+def test_a_proxy_address_that_is_not_one_is_refused_without_its_value() -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(FORWARDED_ALLOW_IPS="10.0.0.0/8,999.1.1.1")
+
+    described = describe_settings_error(refused.value)
+    assert described == "FORWARDED_ALLOW_IPS: entry 2 is not an IP address or network"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgres://u:hunter2@[::1", "not a valid URL"),
+        ("postgresql://u:hunter2@db:port/x", "not a valid URL"),
+        ("postgresql://u:hunter2@db:99999/x", "the port must be between 1 and 65535"),
+        ("postgresql://u:hunter2@db:0/x", "the port must be between 1 and 65535"),
+        ("postgresql://u:hunter2@db/x?sslmode=hunter2", "unknown query option 'sslmode'"),
+        ("postgresql://u:hunter2@db/x?ssl=require&hunter3=1", "unknown query option 'hunter3'"),
+    ],
+)
+def test_a_database_url_that_cannot_work_is_refused_before_connecting(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(DATABASE_URL=url)
+
+    described = describe_settings_error(refused.value)
+    assert described.startswith(f"DATABASE_URL: {problem}")
+    assert "hunter2" not in described
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@db:5432/x?ssl=require&command_timeout=5",
+        "postgresql://u:p@/x?host=db-a:5432&host=db-b:5432&target_session_attrs=primary",
+        "postgresql://u:p@db/x?prepared_statement_cache_size=0&statement_cache_size=0",
+        "sqlite:///data/app.db?mode=ro",
+    ],
+)
+def test_the_driver_options_are_taken(url: str) -> None:
+    assert settings(DATABASE_URL=url).database_url == url
 
 
 def test_defaults_follow_the_seed() -> None:
@@ -137,3 +208,35 @@ def test_a_bad_setting_is_named_without_its_value(values: dict[str, Any], secret
     described = describe_settings_error(refused.value)
     assert described.split(":")[0] in values
     assert secret not in described
+
+
+@pytest.mark.parametrize(
+    ("values", "port"),
+    [
+        ({"SERVER_PORT": 3950}, 3000),
+        ({"SERVER_HOST": "http://127.0.0.1:8080"}, 8080),
+        ({"SERVER_HOST": "https://[::1]"}, 443),
+        ({"SERVER_HOST": "http://mail.localhost:3001"}, 3001),
+    ],
+)
+def test_links_to_this_machine_on_another_port_are_dead(values: dict[str, Any], port: int) -> None:
+    configured = settings(**values)
+
+    assert configured.dead_links == (
+        f"SERVER_HOST names this machine on port {port} but SERVER_PORT is "
+        f"{configured.server_port}: the tracking and unsubscribe links in mail lead nowhere; "
+        "set SERVER_HOST to the URL people reach this service at"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"SERVER_PORT": 3950, "SERVER_HOST": "http://localhost:3950"},
+        {"SERVER_PORT": 8080, "SERVER_HOST": "https://mail.example.com"},
+        {"SERVER_PORT": 80, "SERVER_HOST": "http://127.0.0.1"},
+    ],
+)
+def test_links_elsewhere_or_on_the_served_port_are_fine(values: dict[str, Any]) -> None:
+    assert settings(**values).dead_links is None

@@ -415,6 +415,12 @@ def judge_subscription(subscription: Subscription) -> Check:
             "raw message delivery is on: messages arrive unsigned and the service refuses them; "
             "run ses-sender setup-aws",
         )
+    if not subscription.retries_for_an_hour:
+        return warn(
+            SUBSCRIPTION,
+            f"{subscription.endpoint} is confirmed, but SNS gives up on a failed delivery after "
+            "3 retries in a minute (its default); run ses-sender setup-aws to retry for an hour",
+        )
     return ok(SUBSCRIPTION, f"{subscription.endpoint} is confirmed")
 
 

@@ -18,6 +18,7 @@ from aiobotocore.session import get_session  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_sender.aws_setup.plan import (
+    DELIVERY_POLICY,
     DESTINATION_NAME,
     EVENT_TYPES,
     SIGNATURE_VERSION,
@@ -29,12 +30,14 @@ from ses_sender.aws_setup.plan import (
     Desired,
     Destination,
     PutEventDestination,
+    SetDeliveryPolicy,
     SetSignatureVersion,
     Subscribe,
     Subscription,
     Topic,
     TrustTopic,
     TurnOffRawDelivery,
+    retries_for_an_hour,
 )
 from ses_sender.aws_setup.topic_policy import ses_may_publish, with_ses_statement
 from ses_sender.config import Settings
@@ -201,8 +204,13 @@ async def find_subscription(sns: Any, topic_arn: str, endpoint: str) -> Subscrip
     if arn is None:
         return Subscription(endpoint, None, raw_message_delivery=False)
     response = await sns.get_subscription_attributes(SubscriptionArn=arn)
-    raw = response.get("Attributes", {}).get("RawMessageDelivery", "false")
-    return Subscription(endpoint, arn, raw_message_delivery=raw.lower() == "true")
+    attributes = response.get("Attributes", {})
+    return Subscription(
+        endpoint,
+        arn,
+        raw_message_delivery=attributes.get("RawMessageDelivery", "false").lower() == "true",
+        retries_for_an_hour=retries_for_an_hour(attributes.get("DeliveryPolicy")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,12 +298,18 @@ async def apply_changes(
                     TopicArn=change.topic_arn or created_topic_arn,
                     Protocol="https",
                     Endpoint=endpoint,
-                    Attributes={"RawMessageDelivery": "false"},
+                    Attributes={"RawMessageDelivery": "false", "DeliveryPolicy": DELIVERY_POLICY},
                     ReturnSubscriptionArn=True,
                 )
             case TurnOffRawDelivery(subscription_arn=arn):
                 await clients.sns.set_subscription_attributes(
                     SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue="false"
+                )
+            case SetDeliveryPolicy(subscription_arn=arn):
+                await clients.sns.set_subscription_attributes(
+                    SubscriptionArn=arn,
+                    AttributeName="DeliveryPolicy",
+                    AttributeValue=DELIVERY_POLICY,
                 )
         applied(change)
 

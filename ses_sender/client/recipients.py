@@ -11,6 +11,10 @@ from pathlib import Path
 
 from ses_sender.messages.addresses import parse_recipient
 
+# A line longer than this is not a list of addresses (a binary file, /dev/zero): refused before
+# it is read whole, so memory stays bounded whatever the file holds.
+MAX_LINE_CHARS = 1024 * 1024
+
 
 class InputProblem(Exception):
     """A file cannot be sent as it is; the message names the file or line and what is wrong."""
@@ -35,7 +39,7 @@ def read_chunks(path: Path, column: str, chunk_size: int) -> Iterator[Chunk]:
     except OSError as error:
         raise InputProblem(f"{path}: {error.strerror}") from None
     with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        rows = csv.reader(text)
+        rows = csv.reader(_bounded_lines(text))
         try:
             position = _column_position(next(rows, None), column, path)
             emails: list[str] = []
@@ -58,6 +62,17 @@ def read_chunks(path: Path, column: str, chunk_size: int) -> Iterator[Chunk]:
             yield Chunk(index, emails, first_line, raw.tell())
 
 
+def _bounded_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    number = 0
+    while line := text.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise InputProblem(
+                f"line {number}: longer than {MAX_LINE_CHARS:,} characters; is this a CSV file?"
+            )
+        yield line
+
+
 def file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -69,11 +84,16 @@ def _column_position(header: list[str] | None, column: str, path: Path) -> int:
     if header is None:
         raise InputProblem(f"{path}: the file is empty (the first line names the columns)")
     names = [name.strip() for name in header]
-    if column in names:
-        return names.index(column)
-    folded = [name.casefold() for name in names]
-    if column.casefold() in folded:
-        return folded.index(column.casefold())
+    # Case does not tell columns apart here, so "email" and "Email" are the same one twice.
+    wanted = column.casefold()
+    positions = [number for number, name in enumerate(names, start=1) if name.casefold() == wanted]
+    if len(positions) > 1:
+        raise InputProblem(
+            f"line 1: the column {column!r} is named more than once (columns "
+            f"{', '.join(map(str, positions))}); keep one"
+        )
+    if positions:
+        return positions[0] - 1
     shown = ", ".join(repr(name) for name in names)
     raise InputProblem(
         f"line 1: no column {column!r} (the columns are {shown}); choose with --column"

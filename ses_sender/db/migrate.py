@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import NoReturn
 
 from alembic import command
 from alembic.config import Config
@@ -12,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ses_sender.config import to_async_url
+from ses_sender.config import SettingsError, to_async_url
 from ses_sender.db.engine import create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -34,6 +35,20 @@ def upgrade_to_head(url: str) -> None:
 async def upgrade_to_head_async(url: str) -> None:
     # env.py runs its own event loop, so it gets a thread of its own.
     await asyncio.to_thread(upgrade_to_head, url)
+
+
+async def migrate_database(url: str) -> None:
+    """`ses-sender migrate`: a database that does not answer is said in one line
+    (`DatabaseUnreachable`, `SettingsError`) before the migrations start."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect():
+            pass
+    except Exception as error:
+        _raise_connect_failure(error)
+    finally:
+        await engine.dispose()
+    await upgrade_to_head_async(url)
 
 
 async def is_at_head(engine: AsyncEngine) -> bool:
@@ -62,10 +77,23 @@ async def ensure_schema(url: str, *, migrate_sqlite: bool) -> None:
     engine = create_engine(url)
     try:
         at_head = await is_at_head(engine)
-    except (OSError, DBAPIError) as error:
-        reason = str(getattr(error, "orig", None) or error) or type(error).__name__
-        raise DatabaseUnreachable(f"the database is unreachable: {reason}") from error
+    except Exception as error:
+        _raise_connect_failure(error)
     finally:
         await engine.dispose()
     if not at_head:
         raise SchemaOutOfDate("the database schema is not up to date: run `ses-sender migrate`")
+
+
+def _raise_connect_failure(error: Exception) -> NoReturn:
+    """Connecting failed: the database did not answer (or refused us), or the driver refused
+    DATABASE_URL's options; anything else is raised as it is."""
+    if isinstance(error, OSError | DBAPIError):
+        reason = str(getattr(error, "orig", None) or error) or type(error).__name__
+        raise DatabaseUnreachable(f"the database is unreachable: {reason}") from error
+    if isinstance(error, ValueError | TypeError):
+        # asyncpg's message quotes the option's value, which may be a secret.
+        raise SettingsError(
+            "DATABASE_URL: the database driver refuses the value of one of its options"
+        ) from error
+    raise error

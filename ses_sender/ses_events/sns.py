@@ -29,6 +29,8 @@ from typing import Any, Final, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import aiohttp
+import botocore.loaders
+import botocore.regions
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -58,13 +60,12 @@ FAILURE_TTL: Final = 30.0  # seconds a failed certificate fetch is remembered
 NEW_CERTIFICATE_FETCHES: Final = 3
 NEW_CERTIFICATE_PERIOD_S: Final = 60.0
 
-# AWS's regional SNS hosts, exactly: sns.<region>.amazonaws.com (us-east-1, eu-west-3,
-# us-gov-west-1, ...) and sns.cn-<area>-<n>.amazonaws.com.cn in China; nothing else under
-# amazonaws.com (sns.s3.amazonaws.com is an S3 bucket anyone can create).
-_SNS_HOST: Final = re.compile(
-    r"sns\.(?!cn-)[a-z]{2}(?:-gov)?-[a-z]+-[0-9]{1,2}\.amazonaws\.com"
-    r"|sns\.cn-[a-z]+-[0-9]{1,2}\.amazonaws\.com\.cn"
-)
+# The partitions whose SNS hosts sign messages we take: AWS's commercial regions, China and
+# GovCloud.
+SNS_PARTITIONS: Final = ("aws", "aws-cn", "aws-us-gov")
+# The certificate file AWS names in SigningCertURL: 32 hexadecimal digits, as in every message
+# AWS has been seen to sign (tests/support/vectors/sns).
+_CERTIFICATE_PATH: Final = re.compile(r"/SimpleNotificationService-[0-9a-f]{32}\.pem")
 # Printable ASCII without space and backslash. Whitespace, control characters and backslashes are
 # where URL parsers disagree (urllib silently drops tabs and newlines), so such URLs are refused.
 _URL_CHARACTERS: Final = re.compile(r"[!-\[\]-~]+")
@@ -151,6 +152,36 @@ def parse_envelope(body: bytes) -> dict[str, Any]:
     return _normalise_envelope(document)
 
 
+def regional_sns_hosts() -> dict[str, str]:
+    """Region to SNS host (sns.us-east-1.amazonaws.com, sns.cn-north-1.amazonaws.com.cn, ...) for
+    every region of `SNS_PARTITIONS`, from the endpoint data botocore ships: no name that merely
+    looks like a region (sns.xx-fake-1.amazonaws.com) and nothing else under amazonaws.com
+    (sns.s3.amazonaws.com is an S3 bucket anyone can create)."""
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    resolver = botocore.regions.EndpointResolver(endpoints)
+    hosts: dict[str, str] = {}
+    for partition in endpoints["partitions"]:
+        if partition["partition"] not in SNS_PARTITIONS:
+            continue
+        for region in partition["regions"]:
+            endpoint = resolver.construct_endpoint("sns", region, partition["partition"])
+            if endpoint is not None:
+                hosts[region] = endpoint["hostname"]
+    return hosts
+
+
+SNS_HOSTS: Final = regional_sns_hosts()
+_SNS_HOSTNAMES: Final = frozenset(SNS_HOSTS.values())
+
+
+def topic_sns_host(topic_arn: str) -> str | None:
+    """The SNS host of the region of `topic_arn` (arn:<partition>:sns:<region>:...), or None."""
+    parts = topic_arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
+        return None
+    return SNS_HOSTS.get(parts[3])
+
+
 def is_trusted_sns_url(url: str) -> bool:
     """True for an https URL on an Amazon SNS regional host, and nothing that could pass for one."""
     if not _URL_CHARACTERS.fullmatch(url):
@@ -165,15 +196,16 @@ def is_trusted_sns_url(url: str) -> bool:
         and "@" not in parts.netloc
         and port in (None, 443)
         and parts.hostname is not None
-        and _SNS_HOST.fullmatch(parts.hostname) is not None
+        and parts.hostname in _SNS_HOSTNAMES
     )
 
 
 def is_trusted_cert_url(url: str) -> bool:
+    """An SNS host's SimpleNotificationService-<32 hex digits>.pem, and nothing else."""
     parts = urlsplit(url)
     return (
         is_trusted_sns_url(url)
-        and parts.path.endswith(".pem")
+        and _CERTIFICATE_PATH.fullmatch(parts.path) is not None
         and not parts.query
         and not parts.fragment
     )
@@ -379,6 +411,12 @@ class SnsVerifier:
         cert_url = envelope["SigningCertURL"]
         if not is_trusted_cert_url(cert_url):
             raise SnsVerificationError("SigningCertURL is not an Amazon SNS certificate URL")
+        # SNS signs with a certificate on the topic's own regional host: a URL on another host
+        # is not this topic's, and costs no fetch.
+        if urlsplit(cert_url).hostname != topic_sns_host(envelope["TopicArn"]):
+            raise SnsVerificationError(
+                "SigningCertURL is not on the SNS host of the topic's region"
+            )
         signature = _decode_signature(envelope["Signature"])
         timestamp = _parse_timestamp(envelope["Timestamp"])
         self._check_freshness(timestamp)

@@ -56,6 +56,57 @@ def test_a_bad_setting_stops_start_up_with_one_line(
     assert expected in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("command", "env", "expected"),
+    [
+        (
+            "migrate",
+            {"DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/x?sslmode=hunter2"},
+            "ses-sender: DATABASE_URL: unknown query option 'sslmode'",
+        ),
+        (
+            "api",
+            {"DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/x?sslmode=require"},
+            "ses-sender: DATABASE_URL: unknown query option 'sslmode'",
+        ),
+        (
+            "doctor",
+            {"DATABASE_URL": "postgres://u:hunter2@[::1"},
+            "ses-sender: DATABASE_URL: not a valid URL",
+        ),
+        (
+            "worker",
+            {"DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:99999/x"},
+            "ses-sender: DATABASE_URL: the port must be between 1 and 65535",
+        ),
+        (
+            "serve",
+            {"FORWARDED_ALLOW_IPS": "999.1.1.1"},
+            "ses-sender: FORWARDED_ALLOW_IPS: entry 1 is not an IP address or network",
+        ),
+        (
+            "api",
+            {"SNS_TOPIC_ARNS": "hunter2"},
+            "ses-sender: SNS_TOPIC_ARNS: entry 1 is not an SNS topic ARN",
+        ),
+        (
+            "migrate",
+            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x?command_timeout=hunter2"},
+            "ses-sender: DATABASE_URL: the database driver refuses the value of one of its options",
+        ),
+    ],
+)
+def test_every_command_names_a_bad_setting_in_one_line(
+    tmp_path: Path, command: str, env: dict[str, str], expected: str
+) -> None:
+    result = run_cli([command], tmp_path, **env)
+
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(expected)
+    assert "hunter2" not in line
+
+
 def test_settings_are_read_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("EMAIL_RATE=-3\n")
 
@@ -120,7 +171,27 @@ def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert line.startswith("ses-sender: the database is unreachable: ")
 
 
-async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/nothing", "the database is unreachable: "),
+        (
+            "postgresql://no_such_role@127.0.0.1:5432/postgres",
+            'the database is unreachable: role "no_such_role" does not exist',
+        ),
+    ],
+)
+def test_migrate_says_why_the_database_cannot_be_reached_in_one_line(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    result = run_cli(["migrate"], tmp_path, DATABASE_URL=url)
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"ses-sender: {reason}")
+
+
+async def test_the_api_warns_at_start_up_of_no_trusted_topic_and_dead_links(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "SERVER_PORT": str(free_port())}
     assert run_cli(["migrate"], tmp_path, **env).returncode == 0
     log = tmp_path / "api.log"
@@ -145,6 +216,11 @@ async def test_the_api_says_at_start_up_that_no_sns_topic_is_trusted(tmp_path: P
     assert (
         "no SNS topic is trusted, so every SES event and subscription confirmation is refused: "
         "run `ses-sender setup-aws` (it records the topic it wires) or set SNS_TOPIC_ARNS"
+    ) in log.read_text()
+    # Only the port was changed: SERVER_HOST still says localhost:3000.
+    assert (
+        f"SERVER_HOST names this machine on port 3000 but SERVER_PORT is {env['SERVER_PORT']}: "
+        "the tracking and unsubscribe links in mail lead nowhere"
     ) in log.read_text()
 
 

@@ -5,6 +5,7 @@ duplicate, bad files refused before anything is sent, the service's errors shown
 from __future__ import annotations
 
 import asyncio
+import resource
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +15,9 @@ from sqlalchemy import func, select
 
 from ses_sender.composition import Runtime
 from ses_sender.models import Content, Request, RequestStatus
-from tests.support.cli import run_cli_within
+from tests.support.cli import SCRIPT, run_cli_within
 from tests.support.cutting_proxy import CuttingProxy
+from tests.support.moto_server import subprocess_env
 from tests.support.ports import free_port
 from tests.support.service_process import SERVICE_KEY, RunningService, running_service
 
@@ -165,6 +167,32 @@ async def test_a_bad_file_is_refused_with_its_line_before_anything_is_sent(
     assert no_file.returncode == 2
     assert "nope.csv: No such file or directory" in no_file.stderr
     assert await recipients_of(runtime, "bad") == []
+
+
+def test_a_file_without_line_ends_is_refused_in_bounded_memory(mail: Path, tmp_path: Path) -> None:
+    """Attack report finding 7: /dev/zero grew the command to gigabytes. Under a 2 GiB address
+    space it either stops at its first line or fails for memory; nothing is sent either way."""
+    address_space = 2 * 1024**3
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    target = ["--url", "http://127.0.0.1:9", "--api-key", "k"]
+    result = subprocess.run(
+        [str(SCRIPT), *send_args("zero", mail, Path("/dev/zero")), *target],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ses-sender: line 1: longer than 1,048,576 characters; is this a CSV file?"
+    )
 
 
 async def test_the_services_refusals_and_absence_are_told(

@@ -33,7 +33,7 @@ from tests.support.sns_host import CertificateHost, ConnectProxy
 API_KEY = "acceptance-key-0123456789"
 REGION = "us-east-1"
 SNS_HOST = f"sns.{REGION}.amazonaws.com"
-CERT_PATH = "/SimpleNotificationService-acceptance.pem"
+CERT_PATH = "/SimpleNotificationService-acce97a9ce0acce97a9ce0acce97a9ce.pem"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:123456789012:ses-events"
 TOPIC = SEED_EXAMPLE["messages"][0]["topicId"]
 

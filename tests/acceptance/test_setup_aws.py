@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ses_sender.aws_setup.plan import DELIVERY_POLICY
 from tests.support.aws_setup import CONFIG_SET, ENDPOINT, TOPIC_NAME, Cli
 from tests.support.moto_complement import EVENT_TYPES
 from tests.support.ports import free_port
@@ -40,6 +41,7 @@ def aws_state(sesv2: Any, sns: Any) -> dict[str, Any]:
                     "protocol": subscription["Protocol"],
                     "endpoint": subscription["Endpoint"],
                     "raw": details["RawMessageDelivery"],
+                    "delivery_policy": details.get("DeliveryPolicy"),
                 }
             )
         topics[arn] = {
@@ -79,7 +81,8 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
         f"+ add the event destination {DESTINATION} of {CONFIG_SET}: all 10 event types to the "
         f"topic {TOPIC_NAME}",
         f"+ trust the topic {TOPIC_NAME}: record it in this service's database",
-        f"+ subscribe {ENDPOINT} to the topic {TOPIC_NAME} (raw message delivery off)",
+        f"+ subscribe {ENDPOINT} to the topic {TOPIC_NAME} (raw message delivery off, failed "
+        "deliveries retried for an hour)",
     ]
     assert "Applied 6 changes." in first.stdout
     state = aws_state(sesv2, sns)
@@ -118,6 +121,7 @@ def test_setup_aws_wires_everything_then_finds_nothing_to_do(
         ENDPOINT,
         "false",
     )
+    assert json.loads(subscription["delivery_policy"]) == json.loads(DELIVERY_POLICY)
 
     second = cli("setup-aws", "--endpoint", ENDPOINT)
 
@@ -204,6 +208,8 @@ def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
         f"+ trust the topic {TOPIC_NAME}: record it in this service's database",
         f"+ turn raw message delivery off on {ours}: raw messages are unsigned and the service "
         "refuses them",
+        f"+ let SNS retry failed deliveries on {ours} every 35 s for an hour, not 3 times in a "
+        "minute",
     ]
     state = aws_state(sesv2, sns)
     destinations = {d["Name"]: d for d in state["destinations"][CONFIG_SET]}
@@ -217,6 +223,11 @@ def test_setup_aws_repairs_what_drifted_and_leaves_the_rest_alone(
     ]
     by_endpoint = {s["endpoint"]: s for s in topic["subscriptions"]}
     assert by_endpoint[ENDPOINT]["raw"] == "false"
+    assert (
+        json.loads(by_endpoint[ENDPOINT]["delivery_policy"])["healthyRetryPolicy"]["numRetries"]
+        == 100
+    )
+    assert by_endpoint["https://elsewhere.example/sns"]["delivery_policy"] is None
     assert set(by_endpoint) == {ENDPOINT, "https://elsewhere.example/sns"}
 
     again = cli("setup-aws", "--endpoint", ENDPOINT)

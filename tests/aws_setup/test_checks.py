@@ -101,8 +101,13 @@ def test_no_enabled_sns_destination_fails() -> None:
         (Subscription(ENDPOINT, f"{TOPIC_ARN}:1", False), Status.OK, "is confirmed"),
         (Subscription(ENDPOINT, None, False), Status.FAIL, "has not confirmed"),
         (Subscription(ENDPOINT, f"{TOPIC_ARN}:1", True), Status.FAIL, "raw message delivery"),
+        (
+            Subscription(ENDPOINT, f"{TOPIC_ARN}:1", False, retries_for_an_hour=False),
+            Status.WARN,
+            "SNS gives up on a failed delivery after 3 retries in a minute",
+        ),
     ],
-    ids=["confirmed", "pending", "raw"],
+    ids=["confirmed", "pending", "raw", "default retries"],
 )
 def test_the_subscription(subscription: Subscription, status: Status, words: str) -> None:
     check = judge_subscription(subscription)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
 
 from ses_sender.aws_setup.plan import (
+    DELIVERY_POLICY,
     DESTINATION_NAME,
     EVENT_TYPES,
     AllowSesPublish,
@@ -17,6 +19,7 @@ from ses_sender.aws_setup.plan import (
     Desired,
     Destination,
     PutEventDestination,
+    SetDeliveryPolicy,
     SetSignatureVersion,
     Subscribe,
     Subscription,
@@ -24,6 +27,7 @@ from ses_sender.aws_setup.plan import (
     TrustTopic,
     TurnOffRawDelivery,
     plan_changes,
+    retries_for_an_hour,
 )
 
 DESIRED = Desired("marketing", "https://mail.example.com/v1/events/results")
@@ -102,6 +106,53 @@ def test_raw_delivery_is_turned_off() -> None:
     raw = Subscription(DESIRED.endpoint, SUBSCRIPTION_ARN, raw_message_delivery=True)
 
     assert plan_changes(DESIRED, with_(subscription=raw)) == [TurnOffRawDelivery(SUBSCRIPTION_ARN)]
+
+
+def test_a_subscription_sns_gives_up_on_after_a_minute_gets_an_hour_of_retries() -> None:
+    default = Subscription(
+        DESIRED.endpoint, SUBSCRIPTION_ARN, raw_message_delivery=True, retries_for_an_hour=False
+    )
+
+    assert plan_changes(DESIRED, with_(subscription=default)) == [
+        TurnOffRawDelivery(SUBSCRIPTION_ARN),
+        SetDeliveryPolicy(SUBSCRIPTION_ARN),
+    ]
+    assert SetDeliveryPolicy(SUBSCRIPTION_ARN).describe() == (
+        f"let SNS retry failed deliveries on {SUBSCRIPTION_ARN} every 35 s for an hour, not 3 "
+        "times in a minute"
+    )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "expected"),
+    [
+        (DELIVERY_POLICY, True),
+        (
+            '{"healthyRetryPolicy": {"minDelayTarget": 35, "maxDelayTarget": 35, '
+            '"numRetries": 100, "numNoDelayRetries": 0, "numMinDelayRetries": 0, '
+            '"numMaxDelayRetries": 0, "backoffFunction": "linear"}, '
+            '"throttlePolicy": {"maxReceivesPerSecond": 50}}',
+            True,
+        ),
+        (None, False),
+        ("", False),
+        ("not json", False),
+        ("[]", False),
+        ('{"healthyRetryPolicy": {"numRetries": 3}}', False),
+        (DELIVERY_POLICY.replace('"numRetries": 100', '"numRetries": 99'), False),
+    ],
+)
+def test_the_retry_policy_is_recognised(attribute: str | None, expected: bool) -> None:
+    assert retries_for_an_hour(attribute) is expected
+
+
+def test_the_retry_policy_stays_within_what_sns_allows() -> None:
+    retry = json.loads(DELIVERY_POLICY)["healthyRetryPolicy"]
+
+    assert retry["numRetries"] <= 100
+    assert 1 <= retry["minDelayTarget"] <= retry["maxDelayTarget"] <= 3_600
+    # Every retry in the backoff phase waits maxDelayTarget at most: the hour SNS allows at most.
+    assert retry["numRetries"] * retry["maxDelayTarget"] <= 3_600
 
 
 def test_a_missing_topic_takes_the_destination_and_subscription_with_it() -> None:

@@ -580,6 +580,7 @@ async def test_messages_from_any_topic_named_in_sns_topic_arns_count(
     clock: FakeClock,
     certificates: CertificateStore,
     publisher: Publisher,
+    signer: KeyPair,
 ) -> None:
     settings = make_settings(
         database_url,
@@ -592,7 +593,13 @@ async def test_messages_from_any_topic_named_in_sns_topic_arns_count(
 
         accepted = await post(sns, publisher.notification(message))
         assert accepted.json() == {"message": "ok"}
-        eu = replace(publisher, topic_arn="arn:aws:sns:eu-west-1:123456789012:ses-events-eu")
+        eu_cert_url = CERT_URL.replace("us-east-1", "eu-west-1")
+        certificates.seed(eu_cert_url, signer.cert_pem)
+        eu = replace(
+            publisher,
+            topic_arn="arn:aws:sns:eu-west-1:123456789012:ses-events-eu",
+            cert_url=eu_cert_url,
+        )
         assert (await post(sns, eu.notification(message))).json() == {"message": "ok"}
         assert len(await stored_results(runtime)) == 2
 

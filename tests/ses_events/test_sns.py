@@ -33,7 +33,8 @@ from tests.support.sns_vectors import VECTOR_FILES, load_vector
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ses-events"
-CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
+CERT_FILE = "SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
+CERT_URL = f"https://sns.us-east-1.amazonaws.com/{CERT_FILE}"
 SUBSCRIBE_URL = (
     "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
     f"&TopicArn={TOPIC_ARN}&Token=2336412f37fb687f5d51e6e2425c464de"
@@ -61,6 +62,21 @@ UNTRUSTED_CERT_URLS = [
     "https://sns.us-east-1.amazonaws.com./x.pem",
     "https://sns.us-east-1.amazonaws.com%2eevil.com/x.pem",
     "https://sns.us-east-1.amazonaws.com/x.txt",
+    "https://sns.us-east-1.amazonaws.com/x.pem",
+    # A region-shaped name that is no region, and SNS's other names for a region:
+    f"https://sns.xx-fake-1.amazonaws.com/{CERT_FILE}",
+    f"https://sns.us-gov-fake-1.amazonaws.com/{CERT_FILE}",
+    f"https://sns-fips.us-east-1.amazonaws.com/{CERT_FILE}",
+    f"https://sns.us-east-1.api.aws/{CERT_FILE}",
+    f"https://sns.us-isob-east-1.sc2s.sgov.gov/{CERT_FILE}",
+    # Not the certificate file name AWS uses:
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem",
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem",
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789ABCDEF0123456789ABCDEF.pem",
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef0.pem",
+    f"https://sns.us-east-1.amazonaws.com/x/{CERT_FILE}",
+    f"https://sns.us-east-1.amazonaws.com/{CERT_FILE}/",
+    f"https://sns.us-east-1.amazonaws.com/{CERT_FILE.replace('-', '_')}",
     "https://sns.us-east-1.amazonaws.com/x.pem?.pem",
     "https://sns.us-east-1.amazonaws.com/x.pem#fragment",
     "https://sns.us-east-1.amazonaws.com@evil.com/x.pem",
@@ -245,14 +261,15 @@ class TestTrustedUrls:
     @pytest.mark.parametrize(
         "url",
         [
-            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec.pem",
-            "https://sns.eu-central-1.amazonaws.com/SimpleNotificationService-01d088a6.pem",
-            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-3250158c.pem",
-            "https://sns.us-gov-west-1.amazonaws.com/a.pem",
-            "https://sns.ap-southeast-5.amazonaws.com/a.pem",
-            "https://sns.il-central-1.amazonaws.com/a.pem",
-            "https://sns.us-east-1.amazonaws.com:443/a.pem",
-            "https://SNS.US-EAST-1.AMAZONAWS.COM/a.pem",
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem",
+            "https://sns.eu-central-1.amazonaws.com/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem",
+            f"https://sns.cn-north-1.amazonaws.com.cn/{CERT_FILE}",
+            f"https://sns.cn-northwest-1.amazonaws.com.cn/{CERT_FILE}",
+            f"https://sns.us-gov-west-1.amazonaws.com/{CERT_FILE}",
+            f"https://sns.ap-southeast-5.amazonaws.com/{CERT_FILE}",
+            f"https://sns.il-central-1.amazonaws.com/{CERT_FILE}",
+            f"https://sns.us-east-1.amazonaws.com:443/{CERT_FILE}",
+            f"https://SNS.US-EAST-1.AMAZONAWS.COM/{CERT_FILE}",
         ],
     )
     def test_trusted_cert_urls(self, url: str) -> None:
@@ -520,6 +537,52 @@ class TestVerify:
         envelope = sign(notification(SigningCertURL=url), signer.key)
         assert "SigningCertURL" in await rejected(verifier, envelope)
         assert fetch.calls == []
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"https://sns.us-east-2.amazonaws.com/{CERT_FILE}",
+            f"https://sns.cn-north-1.amazonaws.com.cn/{CERT_FILE}",
+            f"https://sns.us-gov-east-1.amazonaws.com/{CERT_FILE}",
+        ],
+    )
+    async def test_a_cert_url_outside_the_topics_region_is_never_fetched(
+        self, verifier: SnsVerifier, fetch: FakeFetch, signer: KeyPair, url: str
+    ) -> None:
+        envelope = sign(notification(SigningCertURL=url), signer.key)
+        assert await rejected(verifier, envelope) == (
+            "SigningCertURL is not on the SNS host of the topic's region"
+        )
+        assert fetch.calls == []
+
+    async def test_the_topics_region_is_where_its_certificate_is(
+        self, fetch: FakeFetch, signer: KeyPair
+    ) -> None:
+        topic = "arn:aws-cn:sns:cn-northwest-1:123456789012:ses-events"
+        url = f"https://sns.cn-northwest-1.amazonaws.com.cn/{CERT_FILE}"
+        verifier = SnsVerifier(CertificateStore(fetch), clock=at(NOW), topics=trusting(topic))
+        message = await verifier.verify(
+            sign(notification(TopicArn=topic, SigningCertURL=url), signer.key)
+        )
+        assert message.topic_arn == topic
+        assert fetch.calls == [url]
+
+    async def test_forgers_urls_outside_the_region_leave_the_budget_to_a_new_certificate(
+        self, signer: KeyPair
+    ) -> None:
+        """Attack report finding 4: made-up certificate URLs used up the new-URL budget."""
+        fetch = FakeFetch(signer.cert_pem)
+        store = CertificateStore(fetch, new_fetches=1, new_fetch_period_s=60, clock=ManualClock())
+        verifier = SnsVerifier(store, clock=at(NOW), topics=trusting(TOPIC_ARN))
+        impostor = self_signed()
+        for number in range(10):
+            forged = f"https://sns.xx-fake-{number}.amazonaws.com/{CERT_FILE}"
+            elsewhere = f"https://sns.eu-west-{number % 3 + 1}.amazonaws.com/{CERT_FILE}"
+            for url in (forged, elsewhere):
+                await rejected(verifier, sign(notification(SigningCertURL=url), impostor.key))
+
+        assert (await verifier.verify(sign(notification(), signer.key))).topic_arn == TOPIC_ARN
+        assert fetch.calls == [CERT_URL]
 
     async def test_stale(self, verifier: SnsVerifier, fetch: FakeFetch, signer: KeyPair) -> None:
         two_hours_ago = (NOW - timedelta(hours=2)).isoformat()

@@ -29,7 +29,7 @@ from tests.support.ses_events import TOPIC_ARN
 from tests.support.signing import self_signed, sign, sns_timestamp
 
 PATH = "/v1/events/results"
-CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-5e1f7e57f1a7e57f1a7e57f1a7e57f1a.pem"
 SUBSCRIBE_URL = (
     "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
     f"&TopicArn={TOPIC_ARN}&Token=2336412f37fb687f5d51e6e2425c464de"
