@@ -159,9 +159,8 @@ class ProviderOutage:
         async with self._sessionmaker() as session, session.begin():
             paused = await self._pauses.outage_paused(session, now=self._clock.now())
         if not paused:
-            if self._pause_seen:  # lifted, here or by another process: a new run starts
-                self._pause_seen = False
-                self._run.clear()
+            if self._pause_seen:  # lifted by another process
+                self._lifted()
             await wait_any(self._stopping, timeout_s=CHECK_INTERVAL_S, sleep=self._sleep)
             return
         if not self._pause_seen:
@@ -183,5 +182,12 @@ class ProviderOutage:
         if probe.result():
             async with self._sessionmaker() as session, session.begin():
                 await self._pauses.resume_after_outage(session)
+            # Known here and now: a pause found at the next look is a new one, however soon.
+            self._lifted()
         else:
             self._probe_wait_s = min(2 * self._probe_wait_s, self._probe_max_s)
+
+    def _lifted(self) -> None:
+        """The pause is over: a new run of failures starts."""
+        self._pause_seen = False
+        self._run.clear()
