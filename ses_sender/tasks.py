@@ -15,6 +15,8 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from ses_sender.db import errors as database
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -79,6 +81,7 @@ class Periodic:
         self._interval_s = interval_s
         self._sleep = sleep
         self._stopping = asyncio.Event()
+        self._outage_log = database.OutageLog(log)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -87,6 +90,13 @@ class Periodic:
         while not self._stopping.is_set():
             try:
                 await self._job()
-            except TRANSIENT_ERRORS:
-                log.exception("%s failed; trying again in %g s", self.name, self._interval_s)
+            except TRANSIENT_ERRORS as error:
+                self._outage_log.log(
+                    logging.WARNING,
+                    self.name,
+                    "%s failed: %s; trying again in %g s",
+                    self.name,
+                    database.describe(error),
+                    self._interval_s,
+                )
             await wait_any(self._stopping, timeout_s=self._interval_s, sleep=self._sleep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -75,3 +76,27 @@ async def test_stop_ends_the_wait_at_once() -> None:
     stopping.set()
 
     await asyncio.wait_for(waiting, 5)
+
+
+async def test_a_job_failing_at_every_tick_is_logged_once_with_its_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time = VirtualTime()
+    tries = 0
+    periodic: Periodic
+
+    async def job() -> None:
+        nonlocal tries
+        tries += 1
+        if tries == 5:
+            periodic.stop()
+        raise OperationalError("SELECT 1", {}, OSError("connection refused"))
+
+    periodic = Periodic("job", job, 5.0, sleep=time.sleep)
+    with caplog.at_level(logging.WARNING, logger="ses_sender.tasks"):
+        await asyncio.wait_for(periodic.run(), 5)
+
+    assert tries == 5
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+        ("job failed: OSError: connection refused; trying again in 5 s", None)
+    ]

@@ -8,6 +8,11 @@ addresses and subjects.
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+from collections.abc import Callable
+
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -19,6 +24,8 @@ DATABASE_ERRORS = (DBAPIError, OSError, PoolTimeout)
 _STATEMENT_FAULTS = (IntegrityError, ProgrammingError, DataError)
 
 MAX_REASON_CHARS = 200
+# While the database is away, each place that meets the outage says so once in this long.
+OUTAGE_LOG_INTERVAL_S = 60.0
 
 
 def is_outage(error: BaseException) -> bool:
@@ -42,3 +49,36 @@ def describe(error: BaseException) -> str:
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"
     return f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+
+
+class OutageLog:
+    """Logs an outage once an interval for each place that meets it, not at every try: while
+    the database is away the worker, the recorders and every request would otherwise write the
+    same line several times a second (and send each ERROR to Sentry). A line after a quiet
+    spell says how many it stands for."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval_s: float = OUTAGE_LOG_INTERVAL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._monotonic = monotonic
+        self._said_at: dict[str, float] = {}
+        self._unsaid: dict[str, int] = {}
+
+    def log(self, level: int, place: str, message: str, *args: object) -> None:
+        """`message % args` at `level`, unless `place` said so less than an interval ago."""
+        now = self._monotonic()
+        if now - self._said_at.get(place, -math.inf) < self._interval_s:
+            self._unsaid[place] = self._unsaid.get(place, 0) + 1
+            return
+        self._said_at[place] = now
+        unsaid = self._unsaid.pop(place, 0)
+        if unsaid:
+            message += " (and %d times more since the last such line)"
+            args = (*args, unsaid)
+        self._logger.log(level, message, *args)

@@ -100,6 +100,7 @@ class ProviderOutage:
         self._pause_seen = False
         self._pause_last_seen_at = -math.inf  # monotonic
         self._stopping = asyncio.Event()
+        self._outage_log = database.OutageLog(log)
 
     def answered(self) -> None:
         self._run.clear()
@@ -150,8 +151,11 @@ class ProviderOutage:
                 await self._probe_if_paused()
             except TRANSIENT_ERRORS as error:
                 # The worker logs the outage itself: one line here, no traceback.
-                log.warning(
-                    "the SES outage probe cannot read the pause: %s", database.describe(error)
+                self._outage_log.log(
+                    logging.WARNING,
+                    "probe",
+                    "the SES outage probe cannot read the pause: %s",
+                    database.describe(error),
                 )
                 await wait_any(self._stopping, timeout_s=CHECK_INTERVAL_S, sleep=self._sleep)
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Sequence
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.delivery.claimer import Claimer
 from ses_sender.delivery.concurrency import InFlightLimit, Latency, in_flight_for
 from ses_sender.delivery.emails import (
@@ -101,6 +102,7 @@ class Worker:
         self._wakeup = wakeup
         self._outage = outage
         self._sleep = sleep
+        self._outage_log = database.OutageLog(log)
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._pacing: set[asyncio.Task[object]] = set()
@@ -153,9 +155,15 @@ class Worker:
             while not self._stopping.is_set():
                 try:
                     await self._step()
-                except TRANSIENT_ERRORS:
+                except TRANSIENT_ERRORS as error:
                     # A database outage pauses the worker; it does not end it.
-                    log.exception("database unavailable; trying again in %s s", POLL_INTERVAL_S)
+                    self._outage_log.log(
+                        logging.ERROR,
+                        "step",
+                        "database unavailable: %s; trying again every %s s",
+                        database.describe(error),
+                        POLL_INTERVAL_S,
+                    )
                     await wait_any(self._stopping, timeout_s=POLL_INTERVAL_S, sleep=self._sleep)
                 for task in (recording, renewing):
                     if task.done():
@@ -167,9 +175,9 @@ class Worker:
             (recorder_error, renewal_error) = await asyncio.gather(
                 recording, renewing, return_exceptions=True
             )
-        for error in (recorder_error, renewal_error):
-            if isinstance(error, BaseException):
-                raise error
+        for crash in (recorder_error, renewal_error):
+            if isinstance(crash, BaseException):
+                raise crash
 
     def _unrecorded_message(self, unrecorded: Unrecorded) -> str:
         where = self._recorder.journal_path

@@ -57,6 +57,7 @@ class HitRecorder:
         self._writer: asyncio.Task[None] | None = None
         self._hurry = asyncio.Event()  # set: write what has arrived, gather no longer
         self._settling = 0  # callers of `settle` waiting
+        self._outage_log = database.OutageLog(log)
 
     def add(self, hit: Hit) -> None:
         """Record `hit` soon; returns at once."""
@@ -116,8 +117,7 @@ class HitRecorder:
                 for hit in batch:
                     await self._write([hit])
 
-    @staticmethod
-    def _lost_to_outage(batch: list[Hit], error: Exception) -> None:
+    def _lost_to_outage(self, batch: list[Hit], error: Exception) -> None:
         opens = sum(hit.kind is EventType.OPEN for hit in batch)
         clicks = len(batch) - opens
         lost = [("an open" if opens == 1 else f"{opens} opens", opens, "open")] if opens else []
@@ -126,8 +126,14 @@ class HitRecorder:
         )
         what = " and ".join(words for words, _count, _label in lost)
         verb = "was" if len(batch) == 1 else "were"
-        log.warning(
-            "%s %s not recorded: database unavailable: %s", what, verb, database.describe(error)
+        # The counts of every batch lost are on /metrics; the log says it once a minute.
+        self._outage_log.log(
+            logging.WARNING,
+            "lost",
+            "%s %s not recorded: database unavailable: %s",
+            what,
+            verb,
+            database.describe(error),
         )
         for _words, count, label in lost:
             instruments.DATABASE_UNAVAILABLE.labels(label).inc(count)

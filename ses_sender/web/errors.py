@@ -55,6 +55,8 @@ def error_response(
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    outage_log = database.OutageLog(log)  # a line a minute for each route, not per request
+
     async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
         return error_response(request, exc.status_code, exc.message, exc.details)
@@ -73,8 +75,13 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc  # a wrong statement is a bug: a 500, with its traceback
         # The route's template, not the path: a path can hold a token.
         route = getattr(request.scope.get("route"), "path", request.url.path)
-        log.warning(
-            "%s %s: database unavailable: %s", request.method, route, database.describe(exc)
+        outage_log.log(
+            logging.WARNING,
+            f"{request.method} {route}",
+            "%s %s: database unavailable: %s",
+            request.method,
+            route,
+            database.describe(exc),
         )
         instruments.DATABASE_UNAVAILABLE.labels("request").inc()
         return error_response(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender import instruments
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.tasks import TRANSIENT_ERRORS, wait_any
 from ses_sender.webhooks import network, service
 from ses_sender.webhooks.repository import ClaimedDelivery, Target
@@ -69,6 +70,7 @@ class WebhookSender:
         # Attempts made, waiting to be recorded (None: the webhook went away meanwhile).
         self._finished: list[tuple[ClaimedDelivery, Attempt | None]] = []
         self._http: aiohttp.ClientSession | None = None
+        self._outage_log = database.OutageLog(log)
 
     def stop(self) -> None:
         """Stop claiming; `run` then lets deliveries under way finish and returns."""
@@ -79,9 +81,14 @@ class WebhookSender:
             while not self._stopping.is_set():
                 try:
                     started = self._start(*await self._record_and_claim(self._free_slots()))
-                except TRANSIENT_ERRORS:
+                except TRANSIENT_ERRORS as error:
                     # What finished stays in memory for the next try; the leases hold meanwhile.
-                    log.exception("webhook deliveries: database unavailable; trying again")
+                    self._outage_log.log(
+                        logging.WARNING,
+                        "deliveries",
+                        "webhook deliveries: database unavailable: %s; trying again",
+                        database.describe(error),
+                    )
                     started = 0
                 if not started or not self._free_slots():
                     await self._wait_for_slot_or_work()

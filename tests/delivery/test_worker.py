@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.composition import Runtime, build_side_tasks
 from ses_sender.db.engine import create_engine, create_sessionmaker
@@ -333,15 +335,34 @@ async def test_a_database_outage_pauses_the_worker_without_ending_it(
     make_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     unreachable = create_sessionmaker(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/x"))
-    worker = make_worker(RecordingTransport(), sessionmaker=unreachable)
+    sessions = 0
+
+    def counted_sessions() -> AsyncSession:
+        nonlocal sessions
+        sessions += 1
+        return unreachable()
+
+    worker = make_worker(RecordingTransport(), sessionmaker=counted_sessions)
     task = asyncio.create_task(worker.run())
 
-    async def tried_again() -> bool:
-        outages = [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
-        return len(outages) >= 2
+    def outages() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
 
-    await wait_until(while_running(task, tried_again), "a second try at the database")
+    async def said_once() -> bool:
+        return len(outages()) == 1
+
+    await wait_until(while_running(task, said_once), "the outage logged")
+    tried = sessions
+
+    async def tried_again() -> bool:
+        return sessions >= tried + 3
+
+    await wait_until(while_running(task, tried_again), "more tries at the database")
     assert not task.done()
+    # One line with its cause, not one (with a traceback) at every try.
+    [line] = outages()
+    assert (line.levelno, line.exc_info) == (logging.ERROR, None)
+    assert "ConnectionRefusedError" in line.getMessage() or "OSError" in line.getMessage()
     await stop(task, worker)  # and it still stops cleanly
 
 
