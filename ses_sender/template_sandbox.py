@@ -18,7 +18,6 @@ import re
 import string
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -73,18 +72,18 @@ class _Budget:
 _BUDGET: ContextVar[_Budget | None] = ContextVar("template_work_budget", default=None)
 
 
-@contextmanager
-def work_budget() -> Iterator[None]:
+class work_budget:  # a context manager named as the function it replaces
     """Renders within this block spend from one budget; a block within another shares its
-    budget."""
-    if _BUDGET.get() is not None:
-        yield
-        return
-    token = _BUDGET.set(_Budget())
-    try:
-        yield
-    finally:
-        _BUDGET.reset(token)
+    budget. A class, not a generator: it is entered for every part of every email."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = None if _BUDGET.get() is not None else _BUDGET.set(_Budget())
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _BUDGET.reset(self._token)
 
 
 def _budget() -> _Budget:
