@@ -1,9 +1,10 @@
 """Message templates: Jinja2 in its sandbox, checked once when a message arrives, compiled once
-per content and rendered per recipient within a size bound.
+per content and rendered per recipient within a size bound and a work budget.
 
 A template sees only its context (the message's and the recipient's data, and the built-ins):
 the sandbox refuses attribute access to anything unsafe, and `StrictUndefined` turns a missing
-variable into an error instead of an empty string.
+variable into an error instead of an empty string. Its work is bounded by
+`ses_sender.template_sandbox`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ from typing import Any
 import orjson
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import StrictUndefined, TemplateError, meta, nodes
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    meta,
+    nodes,
+)
+from jinja2.lexer import TOKEN_RAW_BEGIN, TOKEN_RAW_END
 from jinja2.nodes import Template as TemplateNode
-from jinja2.sandbox import SandboxedEnvironment
+
+from ses_sender.template_sandbox import BoundedSandbox, WorkExceeded, bounded_tree, work_budget
 
 # Variables every template may use without the client giving them.
 EMAIL_VARIABLE = "email"
@@ -42,10 +52,15 @@ class RenderError(Exception):
     """A template that could not be rendered for one recipient (too large, or it failed)."""
 
 
-_PLAIN = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
-_HTML = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+class RenderWorkExceeded(RenderError):
+    """A template that would work past its budget, or call itself without end: for every
+    recipient alike, whatever their data."""
+
+
+_PLAIN = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML = BoundedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+# For a trial render without data: a missing variable is empty, and chains on.
+_TRIAL = BoundedSandbox(undefined=ChainableUndefined, autoescape=True)
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 _JINJA_TOKEN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Private-use characters: they survive HTML-to-text and appear in no one's template.
@@ -59,23 +74,55 @@ _TEXT_WITH_LINKS = ParserConfig(display_links=True)
 _UNREPEATABLE = frozenset({"random", "lipsum"})
 
 
-def _environment(kind: TemplateKind) -> SandboxedEnvironment:
+def _environment(kind: TemplateKind) -> BoundedSandbox:
     return _HTML if kind is TemplateKind.HTML else _PLAIN
 
 
+def _parse(source: str, kind: TemplateKind) -> TemplateNode:
+    """`source` parsed; raises `jinja2.TemplateError` for a syntax error, for an expression
+    nested deeper than the parser can follow, and for a `{% raw %}` never closed (which Jinja
+    takes as text when it ends the template)."""
+    environment = _environment(kind)
+    try:
+        tree: TemplateNode = environment.parse(source)
+    except RecursionError:
+        raise TemplateSyntaxError("nested too deeply", 1) from None
+    if "raw" in source:
+        tokens = [token for _, token, _ in environment.lex(source)]
+        if tokens.count(TOKEN_RAW_BEGIN) != tokens.count(TOKEN_RAW_END):
+            raise TemplateSyntaxError("Missing end of raw directive", 1)
+    return tree
+
+
+def _compiled(tree: TemplateNode, kind: TemplateKind) -> Any:
+    try:
+        return _environment(kind).from_string(bounded_tree(tree))
+    except RecursionError:
+        raise TemplateSyntaxError("nested too deeply", 1) from None
+
+
 def compile_template(source: str, kind: TemplateKind) -> Any:
-    """The compiled template; raises `jinja2.TemplateError` for a syntax error."""
-    return _environment(kind).from_string(source)
+    """The compiled template, its work bounded; raises `jinja2.TemplateError` for a syntax
+    error."""
+    return _compiled(_parse(source, kind), kind)
 
 
 def template_variables(source: str, kind: TemplateKind) -> frozenset[str]:
     """The variables `source` reads from its context, by static analysis; raises
     `jinja2.TemplateError` for a syntax error."""
-    environment = _environment(kind)
-    tree: TemplateNode = environment.parse(source)
-    # Compiling too catches what parsing alone lets through (an unknown filter, say).
-    environment.from_string(tree)
-    return frozenset(meta.find_undeclared_variables(tree))
+    return compile_with_variables(source, kind)[0]
+
+
+def compile_with_variables(source: str, kind: TemplateKind) -> tuple[frozenset[str], Any]:
+    """The variables `source` reads from its context, by static analysis, and the compiled
+    template (which catches what parsing alone lets through: an unknown filter, say); raises
+    `jinja2.TemplateError` for a syntax error."""
+    tree = _parse(source, kind)
+    try:
+        variables = frozenset(meta.find_undeclared_variables(tree))
+    except RecursionError:
+        raise TemplateSyntaxError("nested too deeply", 1) from None
+    return variables, _compiled(tree, kind)
 
 
 def describe_template_error(error: TemplateError) -> str:
@@ -86,17 +133,29 @@ def describe_template_error(error: TemplateError) -> str:
 
 def render(template: Any, context: Mapping[str, Any], *, max_chars: int) -> str:
     """`template` rendered with `context`, refused once its output passes `max_chars`: a loop
-    cannot make an email of unbounded size."""
+    cannot make an email of unbounded size. Its work is spent from the budget of the render
+    around it (`render_parts`), or one of its own."""
     parts: list[str] = []
     size = 0
     try:
-        for part in template.generate(context):
-            size += len(part)
-            if size > max_chars:
-                raise RenderError(f"rendered output over {max_chars} characters")
-            parts.append(part)
+        with work_budget():
+            for part in template.generate(context):
+                size += len(part)
+                if size > max_chars:
+                    raise RenderError(f"rendered output over {max_chars} characters")
+                parts.append(part)
     except TemplateError as error:
         raise RenderError(describe_template_error(error)) from error
+    except RenderError:
+        raise
+    except WorkExceeded as error:
+        raise RenderWorkExceeded(f"template error: {error}") from None
+    except RecursionError:
+        raise RenderWorkExceeded("template error: calls nested too deeply") from None
+    # The sandbox's own advice: a template may raise anything (a division by zero, an
+    # overflow, the work budget spent), and each is this template's failure.
+    except Exception as error:
+        raise RenderError(f"template error: {error or type(error).__name__}") from None
     return "".join(parts)
 
 
@@ -172,7 +231,7 @@ def text_template_from_html(html_source: str, *, show_links: bool = False) -> st
 def variables_set_within(source: str, kind: TemplateKind) -> frozenset[str]:
     """The names `source` gives values itself (a loop's, `set`, `with`, a macro's parameters):
     a part of the template that reads one cannot be rendered apart from the rest."""
-    tree = _environment(kind).parse(source)
+    tree = _parse(source, kind)
     return frozenset(
         name.name for name in tree.find_all(nodes.Name) if name.ctx in ("store", "param")
     )
@@ -181,7 +240,7 @@ def variables_set_within(source: str, kind: TemplateKind) -> frozenset[str]:
 def is_repeatable(template_source: str, kind: TemplateKind) -> bool:
     """Whether rendering `template_source` twice with the same data gives the same output: it
     calls no `random` filter and no `lipsum`."""
-    tree = _environment(kind).parse(template_source)
+    tree = _parse(template_source, kind)
     filters = {node.name for node in tree.find_all(nodes.Filter)}
     names = {node.name for node in tree.find_all(nodes.Name)}
     return (filters | names).isdisjoint(_UNREPEATABLE)
@@ -212,17 +271,53 @@ def compile_parts(
 
 
 def render_parts(parts: CompiledParts, context: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Subject, HTML and text for one recipient; raises `RenderError`."""
-    # A subject is one header line whatever the data holds.
-    subject = _LINE_BREAKS.sub(
-        " ", render(parts.subject, context, max_chars=MAX_RENDERED_SUBJECT_CHARS)
-    ).strip()
-    html = render(parts.html, context, max_chars=MAX_RENDERED_PART_CHARS)
-    if parts.text is None:
-        text = text_of_html(html, show_links=parts.shows_links)
-    else:
-        text = render(parts.text, context, max_chars=MAX_RENDERED_PART_CHARS).strip()
+    """Subject, HTML and text for one recipient, within one work budget; raises `RenderError`
+    naming the part (`subject`, `content`, `text`)."""
+    with work_budget():
+        # A subject is one header line whatever the data holds.
+        subject = _LINE_BREAKS.sub(
+            " ", render_part(parts.subject, TemplateKind.SUBJECT, context)
+        ).strip()
+        html = render_part(parts.html, TemplateKind.HTML, context)
+        if parts.text is None:
+            text = text_of_html(html, show_links=parts.shows_links)
+        else:
+            text = render_part(parts.text, TemplateKind.TEXT, context).strip()
     return subject, html, text
+
+
+def render_part(template: Any, kind: TemplateKind, context: Mapping[str, Any]) -> str:
+    """One part of an email rendered within its size limit; raises `RenderError` naming the
+    part."""
+    limit = MAX_RENDERED_SUBJECT_CHARS if kind is TemplateKind.SUBJECT else MAX_RENDERED_PART_CHARS
+    try:
+        return render(template, context, max_chars=limit)
+    except RenderError as error:
+        raise type(error)(f"{kind.value}: {error}") from None
+
+
+def check_renders(templates: Mapping[TemplateKind, Any], context: Mapping[str, Any]) -> None:
+    """Renders each of an email's templates for `context` within one work budget, for its
+    failures alone; raises `RenderError` naming the part."""
+    with work_budget():
+        for kind, template in templates.items():
+            render_part(template, kind, context)
+
+
+def check_work_without_data(source: str) -> None:
+    """Raises `RenderWorkExceeded` for a template that, rendered with no data at all (every
+    variable empty), works past its budget or calls itself without end: it would for any
+    recipient whose data does not steer it elsewhere. Other failures are left to the data."""
+    try:
+        template = _TRIAL.from_string(bounded_tree(_TRIAL.parse(source)))
+    except (TemplateError, RecursionError):
+        return  # what compiling it reports (`template_variables`)
+    try:
+        render(template, {}, max_chars=MAX_RENDERED_PART_CHARS)
+    except RenderWorkExceeded:
+        raise
+    except RenderError:
+        pass
 
 
 def recipient_context(

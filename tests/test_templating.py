@@ -1,12 +1,17 @@
-"""The template kit: text derived once from an HTML template, bounded rendering."""
+"""The template kit: text derived once from an HTML template, rendering bounded in size and
+work."""
 
 from __future__ import annotations
 
 import pytest
+from jinja2 import TemplateError
 
+from ses_sender.template_sandbox import MAX_RENDER_STEPS
 from ses_sender.templating import (
     RenderError,
+    RenderWorkExceeded,
     TemplateKind,
+    check_work_without_data,
     compile_parts,
     compile_template,
     render,
@@ -61,3 +66,94 @@ def test_a_missing_variable_or_unsafe_access_is_a_render_error() -> None:
         render(compile_template("{{ nobody }}", TemplateKind.TEXT), {}, max_chars=100)
     with pytest.raises(RenderError, match="unsafe"):
         render(compile_template("{{ x.__class__ }}", TemplateKind.TEXT), {"x": 1}, max_chars=100)
+
+
+BIG = "y" * 60_000
+# Each would hold the event loop for seconds, or fill memory, without the work budget.
+RUNAWAY = {
+    "nested loops": "{% for i in range(99999) %}{% for j in range(2000) %}"
+    "{% if j == -1 %}x{% endif %}{% endfor %}{% endfor %}",
+    "loops over data": "{% for a in xs %}{% for b in xs %}{% for c in xs %}{% for d in xs %}"
+    "{% endfor %}{% endfor %}{% endfor %}{% endfor %}",
+    "a macro calling itself twice": "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}"
+    "{% endif %}{% endmacro %}{{ f(40) }}",
+    "a macro calling itself forever": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    "a recursive loop": "{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}",
+    "a huge range": "{% for i in range(100000000) %}x{% endfor %}",
+    "text multiplied": "{{ 'x' * 100000000 }}",
+    "a list multiplied": "{{ ([1] * 1000) * 1000 }}",
+    "a huge power": "{{ 9 ** 99999999 }}",
+    "text doubled": "{% set a = big %}" + "{% set a = a ~ a %}" * 40 + "{{ a | length }}",
+    "a list doubled": "{% set xs = [1] %}{% for i in range(40) %}{% set _ = xs.extend(xs) %}"
+    "{% endfor %}",
+    "a wide center": "{{ 'a' | center(1000000000) }}",
+    "a replace into every gap": "{{ big | replace('', big) }}",
+    "a join with a big separator": "{{ range(1000) | join(big) }}",
+    "a wide % format": "{{ '%999999999d' % 1 }}",
+    "a wide str.format": "{{ '{:>999999999}'.format(1) }}",
+    "much lorem ipsum": "{{ lipsum(100000) }}",
+    "lists summed": "{{ [[1] * 100] * 100 | sum(start=[]) }}",
+    "a huge slice": "{{ [1] | slice(100000000) | list | length }}",
+}
+RUNAWAY_CONTEXT = {"xs": list(range(40)), "big": BIG}
+
+
+@pytest.mark.parametrize("source", RUNAWAY.values(), ids=RUNAWAY.keys())
+def test_a_runaway_template_fails_within_its_work_budget(source: str) -> None:
+    template = compile_template(source, TemplateKind.HTML)
+
+    with pytest.raises(RenderError) as failed:
+        render(template, RUNAWAY_CONTEXT, max_chars=10 * 1024 * 1024)
+    assert isinstance(failed.value, RenderWorkExceeded) or "number over" in str(failed.value)
+
+
+def test_a_newsletter_of_hundreds_of_items_renders_within_the_budget() -> None:
+    source = (
+        "{% macro item(p) %}<li>{{ p.name | e }}: {{ '%.2f' % p.price }}"
+        "{% for tag in p.tags %} #{{ tag | upper }}{% endfor %}</li>{% endmacro %}"
+        "<ul>{% for p in products | sort(attribute='price') %}{{ item(p) }}{% endfor %}</ul>"
+        "{{ products | map(attribute='name') | join(', ') }}"
+    )
+    products = [
+        {"name": f"Product {i}", "price": i * 1.5, "tags": ["new", "sale", "eco"]}
+        for i in range(500)
+    ]
+
+    html = render(
+        compile_template(source, TemplateKind.HTML), {"products": products}, max_chars=10**7
+    )
+
+    assert html.count("<li>") == 500
+    assert "Product 499: 748.50 #NEW #SALE #ECO" in html
+
+
+def test_one_email_spends_one_budget_across_its_parts() -> None:
+    # A range's items are spent twice: made, then looped over.
+    most = f"{{% for i in range({MAX_RENDER_STEPS * 3 // 10}) %}}{{% endfor %}}x"
+
+    subject, html, _ = render_parts(compile_parts(most, "<p>y</p>", "y"), {})
+    assert (subject, html) == ("x", "<p>y</p>")
+    with pytest.raises(RenderWorkExceeded, match=r"^content: "):
+        render_parts(compile_parts(most, most, "y"), {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{" + "(" * 500 + "1" + ")" * 500 + "}}",
+        "Hello {% raw %}",
+        "Hello {% raw -%}",
+    ],
+    ids=["nested 500 deep", "unclosed raw", "unclosed raw, trimmed"],
+)
+def test_what_cannot_be_compiled_is_a_template_error(source: str) -> None:
+    with pytest.raises(TemplateError):
+        compile_template(source, TemplateKind.TEXT)
+
+
+def test_a_runaway_found_without_data_only_when_data_cannot_steer_it() -> None:
+    with pytest.raises(RenderWorkExceeded):
+        check_work_without_data("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}")
+    with pytest.raises(RenderWorkExceeded):
+        check_work_without_data(RUNAWAY["nested loops"])
+    check_work_without_data("{% for p in products %}{{ p.name }}{% endfor %}{{ 1 / count }}")

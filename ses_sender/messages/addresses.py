@@ -43,18 +43,27 @@ def parse_recipient(raw: str) -> Recipient | None:
     return _parse_slow(text)
 
 
+def parse_mailbox(text: str) -> Address | None:
+    """The one mailbox `text` names as an address header would read it (`Name <a@b.c>`), or
+    None: malformed, or several addresses."""
+    try:
+        header = default_policy.header_factory("To", text)
+    except (IndexError, ValueError, AttributeError, HeaderParseError):
+        return None  # the standard parser's own failures on some malformed text (`a<`)
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    if header.defects or len(addresses) != 1:
+        return None
+    return addresses[0]
+
+
 def _parse_slow(text: str) -> Recipient | None:
     name = ""
     bare = text
     if "<" in text:
-        try:
-            header = default_policy.header_factory("To", text)
-        except (IndexError, ValueError, AttributeError, HeaderParseError):
-            return None  # the standard parser's own failures on some malformed text (`a<`)
-        addresses: tuple[Address, ...] = getattr(header, "addresses", ())
-        if header.defects or len(addresses) != 1:
-            return None  # malformed, or several addresses in one entry
-        name, bare = addresses[0].display_name, addresses[0].addr_spec
+        mailbox = parse_mailbox(text)
+        if mailbox is None:
+            return None
+        name, bare = mailbox.display_name, mailbox.addr_spec
     try:
         # SES refuses non-ASCII local parts; internationalised domains go out as punycode.
         checked = validate_email(bare, check_deliverability=False, allow_smtputf8=False)

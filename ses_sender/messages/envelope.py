@@ -8,12 +8,10 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.policy import default as default_policy
 from email.utils import formataddr
 
 from ses_sender.errors import InvalidInput
-from ses_sender.messages.addresses import parse_recipient
+from ses_sender.messages.addresses import parse_mailbox, parse_recipient
 from ses_sender.messages.schemas import (
     MAX_ATTACHMENT_BYTES,
     MAX_ATTACHMENTS,
@@ -197,14 +195,13 @@ def check_attachments(
 def _parse_mailbox(text: str) -> tuple[str, str] | None:
     if not text or "\r" in text or "\n" in text:
         return None
-    header = default_policy.header_factory("From", text)
-    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
-    if header.defects or len(addresses) != 1:
+    mailbox = parse_mailbox(text)
+    if mailbox is None:
         return None
-    recipient = parse_recipient(addresses[0].addr_spec)
+    recipient = parse_recipient(mailbox.addr_spec)
     if recipient is None:
         return None
-    return addresses[0].display_name, recipient.key
+    return mailbox.display_name, recipient.key
 
 
 def _bare_address(text: str) -> str | None:

@@ -25,6 +25,7 @@ from ses_sender.messages.envelope import (
     check_tags,
 )
 from ses_sender.messages.personalisation import (
+    check_first_renders,
     check_recipients_have,
     encode_data,
     template_needs,
@@ -173,10 +174,10 @@ async def validate_message(
     recipient_data = None
     if templated:
         shared = message.data or {}
-        shared_data = encode_data(shared)
+        shared_data = encode_data(shared, lambda: f"{where}.data")
         if len(shared_data) > MAX_DATA_BYTES:
             raise PayloadTooLarge(f"{where}.data: at most {MAX_DATA_BYTES} bytes as JSON")
-        needs = template_needs(
+        needs, compiled = template_needs(
             {TemplateKind.SUBJECT: subject, TemplateKind.HTML: content, TemplateKind.TEXT: text},
             where,
         )
@@ -188,6 +189,14 @@ async def validate_message(
             where,
         )
         recipient_data = _first_seen_data(message, where, positions, own_data)
+        first = recipient_context(
+            shared,
+            recipient_data[0],
+            email=recipients[0].key,
+            request_id=0,
+            unsubscribe_url=PREVIEW_UNSUBSCRIBE_PATH,
+        )
+        check_first_renders(compiled, first, where, _place(message, where, 0, "email"))
     return ValidMessage(
         topic_id=topic_id,
         subject=subject,
@@ -268,10 +277,13 @@ def _first_seen_data(
     for submitted, index in enumerate(positions):
         if index == len(chosen):
             data = own_data[submitted]
-            encoded = encode_data(data) if data else None
+
+            def place(submitted: int = submitted) -> str:
+                return _place(message, where, submitted, "data")
+
+            encoded = encode_data(data, place) if data else None
             if encoded is not None and len(encoded) > MAX_DATA_BYTES:
-                place = _place(message, where, submitted, "data")
-                raise PayloadTooLarge(f"{place}: at most {MAX_DATA_BYTES} bytes as JSON")
+                raise PayloadTooLarge(f"{place()}: at most {MAX_DATA_BYTES} bytes as JSON")
             chosen.append(encoded)
     return chosen
 
@@ -408,7 +420,7 @@ async def preview_message(
             context,
         )
     except RenderError as error:
-        raise InvalidInput(f"message: {error}") from None
+        raise InvalidInput(f"message.{error}") from None
     return PreviewOut(subject=subject, content=html, text=text)
 
 

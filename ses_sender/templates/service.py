@@ -28,7 +28,9 @@ from ses_sender.templates.schemas import (
 from ses_sender.templating import (
     MAX_RENDERED_PART_CHARS,
     MAX_RENDERED_SUBJECT_CHARS,
+    RenderWorkExceeded,
     TemplateKind,
+    check_work_without_data,
     describe_template_error,
     template_variables,
 )
@@ -157,8 +159,11 @@ def _checked(body: TemplateIn) -> tuple[str, str, str, str | None]:
             raise PayloadTooLarge(f"{kind.value}: at most {MAX_RENDERED_PART_CHARS} bytes")
         try:
             template_variables(source, kind)
+            check_work_without_data(source)
         except TemplateError as error:
             raise InvalidInput(f"{kind.value}: {describe_template_error(error)}") from None
+        except RenderWorkExceeded as error:
+            raise InvalidInput(f"{kind.value}: {error}") from None
     return name, subject, content, body.text
 
 

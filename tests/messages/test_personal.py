@@ -261,7 +261,7 @@ async def test_rendering_is_bounded_and_sandboxed(client: httpx.AsyncClient) -> 
     huge = await client.post(
         "/v1/messages/preview",
         json=personal(
-            recipients=one, content="{% for i in range(99999) %}{{ 'x' * 999 }}{% endfor %}"
+            recipients=one, content="{% for i in range(20000) %}" + "x" * 600 + "{% endfor %}"
         ),
     )
     escape = await client.post(
@@ -273,3 +273,84 @@ async def test_rendering_is_bounded_and_sandboxed(client: httpx.AsyncClient) -> 
     assert "rendered output over" in huge.json()["error"]
     assert escape.status_code == 400
     assert "unsafe" in escape.json()["error"]
+
+
+DEEP = "{{" + "(" * 490 + "1" + ")" * 490 + "}}"  # a subject's 998 characters at most
+RECURSIVE_MACRO = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"
+NESTED_LOOPS = (
+    "{% for i in range(99999) %}{% for j in range(2000) %}{% if j == -1 %}x{% endif %}"
+    "{% endfor %}{% endfor %}"
+)
+ONE = [{"email": "a@example.com", "data": {"name": "A", "order": 1}}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"from": "a<"}, "from: expected one address"),
+        ({"from": "x:y <"}, "from: expected one address"),
+        ({"data": {"n": 2**64}}, "data: integers must lie between"),
+        ({"data": {"deep": {"list": [1, -(2**63) - 1]}}}, "data: integers must lie between"),
+        (
+            {"recipients": [{"email": "a@example.com", "data": {"name": "A", "order": 10**4000}}]},
+            "recipients[0].data: integers must lie between",
+        ),
+        ({"content": "{% for i in range(100000000) %}x{% endfor %}"}, "content: template error"),
+        ({"content": RECURSIVE_MACRO}, "content: template error: calls nested too deeply"),
+        ({"content": NESTED_LOOPS}, "content: template error: template work over"),
+        ({"subject": DEEP}, "subject: template error"),
+        ({"content": DEEP}, "content: template error"),
+        ({"content": "<p>{% raw %}"}, "content: template error"),
+        ({"text": "Hello {% raw %}"}, "text: template error"),
+    ],
+    ids=[
+        "from a<",
+        "from x:y <",
+        "integer over 64 bits",
+        "integer under 64 bits, deep",
+        "4,000-digit integer",
+        "too big a range",
+        "recursive macro",
+        "nested loops",
+        "subject nested 500 deep",
+        "content nested 500 deep",
+        "unclosed raw in content",
+        "unclosed raw in text",
+    ],
+)
+async def test_what_cannot_be_sent_is_refused_naming_the_field(
+    client: httpx.AsyncClient, runtime: Runtime, fields: dict[str, Any], error: str
+) -> None:
+    message = personal(**{"recipients": ONE, **fields})
+
+    queued = await post(client, personal(), message)
+    previewed = await client.post("/v1/messages/preview", json=message)
+
+    assert queued.status_code == 400, queued.text
+    assert queued.json()["error"].startswith(f"messages[1].{error}")
+    assert previewed.status_code == 400, previewed.text
+    assert previewed.json()["error"].startswith(f"message.{error}")
+    assert await stored(runtime) == (0, 0, 0)
+
+
+async def test_a_template_that_fails_for_the_first_recipient_is_refused_naming_them(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    response = await post(
+        client,
+        personal(
+            recipients=[
+                {"email": "one@example.com", "data": {"name": "One", "order": 0}},
+                {"email": "two@example.com", "data": {"name": "Two", "order": 2}},
+            ],
+            emails=[],
+            content="<p>{{ 100 // order }}</p>",
+        ),
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "messages[0].content: template error: integer division or modulo by zero, "
+        "rendered for messages[0].recipients[0].email"
+    )
+    assert await stored(runtime) == (0, 0, 0)

@@ -4,6 +4,7 @@ moto drops: headers, tags, raw MIME) and in the outbox; a seed message goes out 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -22,9 +23,11 @@ from ses_sender.models import RequestStatus
 from ses_sender.ses_tags import REQUEST_ID_TAG
 from ses_sender.transports.outbox import OutboxTransport
 from ses_sender.transports.ses import SesTransport
+from tests.support.polling import wait_until, while_running
+from tests.support.rows import requests_by_id
 from tests.support.ses_stub import SesStub
 from tests.support.settings import API_KEY
-from tests.support.workers import WorkerFactory, send_with_worker
+from tests.support.workers import RecordingTransport, WorkerFactory, send_with_worker
 
 RECIPIENTS = 40
 OUTBOX_RECIPIENTS = 8  # each a file written in a thread: slow on a busy machine
@@ -237,3 +240,50 @@ def assert_invoice_structure(message: EmailMessage, name_in_html: str) -> None:
     assert pdf.get_filename() == "invoice.pdf"
     assert pdf.get_content_disposition() == "attachment"
     assert pdf.get_content() == b"%PDF-1.4 one"
+
+
+async def test_a_runaway_template_fails_its_email_and_the_process_keeps_answering(
+    live_runtime: Runtime, make_worker: WorkerFactory, api: httpx.AsyncClient
+) -> None:
+    """Only the second recipient's data makes the loops run away (4 x 10^8 iterations): the
+    message is accepted, and that one email fails for good while the others go out."""
+    ids = await accept(
+        api,
+        {
+            "topicId": "orders",
+            "recipients": [
+                {"email": f"user{i}@example.com", "data": {"n": n}}
+                for i, n in enumerate((1, 20_000, 2))
+            ],
+            "subject": "Hello",
+            "content": "{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}"
+            "<p>{{ n }}</p>",
+        },
+    )
+    transport = RecordingTransport()
+    worker = make_worker(transport)
+    health: list[int] = []
+    task = asyncio.create_task(worker.run())
+
+    async def finished() -> bool:
+        health.append((await api.get("/health")).status_code)
+        rows = await requests_by_id(live_runtime)
+        return all(rows[i].status in (RequestStatus.SENT, RequestStatus.FAILED) for i in ids)
+
+    try:
+        await wait_until(while_running(task, finished), "every email sent or failed")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    rows = await requests_by_id(live_runtime)
+    first, runaway, third = (rows[i] for i in ids)
+    assert (first.status, third.status) == (RequestStatus.SENT, RequestStatus.SENT)
+    assert runaway.status == RequestStatus.FAILED
+    assert "RenderingFailed" in (runaway.error or "")
+    assert "template work over" in (runaway.error or "")
+    assert sorted(email.to for email in transport.sent) == [
+        "user0@example.com",
+        "user2@example.com",
+    ]
+    assert health
+    assert set(health) == {200}

@@ -161,3 +161,39 @@ async def test_preview_of_a_stored_template(client: httpx.AsyncClient) -> None:
         "content": "<p>Thanks Jane</p>",
         "text": "Thanks Jane",
     }
+
+
+RECURSIVE_MACRO = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"
+DEEP = "{{" + "(" * 500 + "1" + ")" * 500 + "}}"
+
+
+async def test_a_template_that_cannot_render_is_refused_at_create_and_update(
+    client: httpx.AsyncClient,
+) -> None:
+    template_id = await create(client)
+    for body, field in (
+        (template(content=RECURSIVE_MACRO), "content: template error: calls nested too deeply"),
+        (
+            template(text="{% for i in range(99999) %}{% for j in range(99) %}{% endfor %}"),
+            "text: template error",
+        ),
+        (template(content=DEEP), "content: template error"),
+        (template(text="Thanks {% raw %}"), "text: template error"),
+        (template(content="<p>{% raw -%}"), "content: template error"),
+    ):
+        created = await client.post("/v1/templates", json=body)
+        updated = await client.put(f"/v1/templates/{template_id}", json=body)
+        for response in (created, updated):
+            assert response.status_code == 400, body
+            assert response.json()["error"].startswith(field), response.text
+    listed = (await client.get("/v1/templates")).json()["templates"]
+    assert [(entry["id"], entry["version"]) for entry in listed] == [(template_id, 1)]
+
+
+async def test_a_template_that_loops_over_data_is_stored(client: httpx.AsyncClient) -> None:
+    await create(
+        client,
+        content="{% for p in products %}{% for t in p.tags %}{{ t }}{% endfor %}{% endfor %}"
+        "{% macro tree(node) %}{% for c in node.children %}{{ tree(c) }}{% endfor %}"
+        "{% endmacro %}{{ tree(root) }}",
+    )
