@@ -10,9 +10,21 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Integer, String, Text, column, delete, func, insert, select, table, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ses_sender.composition import Runtime
 from ses_sender.config import to_async_url
@@ -21,14 +33,17 @@ from ses_sender.db.engine import create_engine, create_sessionmaker
 from ses_sender.db.migrate import alembic_config, is_at_head, upgrade_to_head_async
 from ses_sender.models import (
     Content,
+    CounterScope,
     EventPayload,
     Outcome,
     Request,
     RequestStatus,
     Result,
+    StatCounter,
     StopReason,
 )
 from ses_sender.stats import counters
+from ses_sender.stats import repository as stats_repository
 from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
 
@@ -458,3 +473,58 @@ async def test_0014_keeps_each_sns_payload_once_and_gives_it_back_on_the_way_dow
     assert sorted(payloads) == [("sns-1", bounce, at), ("sns-2", delivery, later)]
     assert events == [(number, sns_id, to) for number, (sns_id, to, _r, _at) in enumerate(rows, 1)]
     assert dict(given_back) == {1: bounce, 2: bounce, 3: bounce, 4: "{}", 5: "{}"}
+
+
+async def test_0015_gives_the_counters_key_their_value_and_keeps_the_counts_both_ways(
+    fresh_database_url: str,
+) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0014")
+    engine = create_engine(to_async_url(fresh_database_url))
+    sessionmaker = create_sessionmaker(engine)
+    sent = (CounterScope.TOPIC, "news", "", 0, counters.SENT)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(StatCounter).values(
+                    scope=sent[0],
+                    topic_id="news",
+                    domain="",
+                    grain_s=0,
+                    bucket=0,
+                    metric=counters.SENT,
+                    value=5,
+                )
+            )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0015")
+        upgraded = await _counters_key(engine)
+        # The fold adds to a counter through the key (ON CONFLICT), value carried or not.
+        async with sessionmaker() as session, session.begin():
+            await stats_repository.insert_deltas(session, {sent: 2})
+            await stats.fold(session)
+        async with engine.connect() as connection:
+            folded = (await connection.execute(select(StatCounter.value))).scalars().all()
+        await asyncio.to_thread(_migrate, fresh_database_url, "0014", down=True)
+        downgraded = await _counters_key(engine)
+        async with engine.connect() as connection:
+            kept = (await connection.execute(select(StatCounter.value))).scalars().all()
+    finally:
+        await engine.dispose()
+
+    assert folded == [7]
+    assert kept == [7]
+    if engine.dialect.name == "postgresql":
+        assert upgraded.endswith(
+            "(scope, topic_id, domain, grain_s, bucket, metric) INCLUDE (value)"
+        )
+        assert downgraded.endswith("(scope, topic_id, domain, grain_s, bucket, metric)")
+
+
+async def _counters_key(engine: AsyncEngine) -> str:
+    """The definition of the counters' primary key index (PostgreSQL; "" on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return ""
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            text("SELECT pg_get_indexdef('pk_stat_counters'::regclass)")
+        )
+    return str(found)

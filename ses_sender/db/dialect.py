@@ -4,6 +4,7 @@ Features write their SQL once and call these where the two databases part ways."
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import orjson
 from sqlalchemy import ColumnElement, FromClause, Table, bindparam, cast, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeEngine
 
@@ -78,6 +80,44 @@ async def bulk_insert(
     marks = ", ".join("?" for _ in columns)  # sqlite3's paramstyle
     statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
     await connection.exec_driver_sql(statement, list(rows))
+
+
+# SQLite allows 32,766 bound parameters a statement.
+_SQLITE_PARAMETERS = 32_766
+
+
+async def insert_rows_in_one_trip(
+    connection: AsyncConnection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Insert a few rows of driver-ready values on SQLite in one call to the driver's thread:
+    one multi-row INSERT (one per 32,766 values). Below SQLAlchemy, whose aiosqlite adapter
+    makes three calls to that thread a statement (a cursor, the statement, closing it), each a
+    wait for the thread; for the rows a hot path writes in every transaction (the counters'
+    deltas) those waits were most of the statement's cost, measured
+    (docs/decisions/0020-stats-counters-as-deltas.md). Errors come as SQLAlchemy's, as from
+    any statement."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    quote = connection.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in columns)
+    marks = "(" + ", ".join("?" for _ in columns) + ")"  # sqlite3's paramstyle
+    per_statement = _SQLITE_PARAMETERS // len(columns)
+    for start in range(0, len(rows), per_statement):
+        part = rows[start : start + per_statement]
+        statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES " + ", ".join(  # noqa: S608
+            [marks] * len(part)
+        )
+        values = [value for row in part for value in row]
+        try:
+            # execute_insert: the statement run and its cursor closed in one call.
+            await driver.execute_insert(statement, values)
+        except sqlite3.Error as error:
+            # Without its values, as the engine hides them (db/engine.py): logged, sent to Sentry.
+            raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
 
 
 async def database_time(session: AsyncSession) -> float | None:

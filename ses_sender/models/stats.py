@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Index, Integer, PrimaryKeyConstraint, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ses_sender.db.base import Base, BigId, UtcDateTime
@@ -23,17 +23,30 @@ class StatCounter(Base):
 
     Totals (TOPIC, DOMAIN) have `grain_s` and `bucket` 0; time buckets have the bucket's start
     in epoch seconds and its length (60, 3600 or 86400). Only non-zero counts are kept.
+    On PostgreSQL the key's index holds `value` too: a timeline reads the index alone.
     """
 
     __tablename__ = "stat_counters"
 
-    scope: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    topic_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # "" for the account
-    domain: Mapped[str] = mapped_column(String(320), primary_key=True)  # "" unless DOMAIN
-    grain_s: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[int] = mapped_column(SmallInteger)
+    topic_id: Mapped[str] = mapped_column(String(255))  # "" for the account
+    domain: Mapped[str] = mapped_column(String(320))  # "" unless DOMAIN
+    grain_s: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[int] = mapped_column(BigInteger)
+    metric: Mapped[str] = mapped_column(String(32))
     value: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "scope",
+            "topic_id",
+            "domain",
+            "grain_s",
+            "bucket",
+            "metric",
+            postgresql_include=["value"],
+        ),
+    )
 
 
 class StatDelta(Base):

@@ -39,6 +39,7 @@ from ses_sender.db.dialect import (
     by_code_point,
     insert_for,
     insert_for_dialect,
+    insert_rows_in_one_trip,
     json_object_entries,
     locks_rows,
 )
@@ -149,8 +150,9 @@ _STATES_LOCKED = _STATES.with_for_update()
 
 async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int]) -> None:
     """One statement, whatever the number of deltas: on PostgreSQL the rows go as arrays
-    (`unnest`), one round trip and one plan; SQLite takes them as one executemany. A metric's
-    changes to a topic's domains go as one row (`StatDelta.domains`)."""
+    (`unnest`), one round trip and one plan; on SQLite as one multi-row INSERT, one call to the
+    driver's thread. A metric's changes to a topic's domains go as one row
+    (`StatDelta.domains`)."""
     if not deltas:
         return
     rows = _delta_rows(deltas)
@@ -163,9 +165,7 @@ async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int])
             _INSERT_DELTAS_ARRAYS, dict(zip(_DELTA_COLUMNS, columns, strict=True))
         )
         return
-    # The driver's executemany, below SQLAlchemy's per-row parameter handling (plain values).
-    connection = await session.connection()
-    await connection.exec_driver_sql(_INSERT_DELTAS_ROWS, rows)
+    await insert_rows_in_one_trip(await session.connection(), _deltas, _DELTA_COLUMNS, rows)
 
 
 def _delta_rows(deltas: Mapping[CounterKey, int]) -> list[tuple[Any, ...]]:
@@ -194,10 +194,6 @@ def _unpacked(
 
 
 _DELTA_COLUMNS = ("scope", "topic_id", "domain", "bucket", "metric", "value", "domains")
-_INSERT_DELTAS_ROWS = (
-    "INSERT INTO stat_deltas (scope, topic_id, domain, bucket, metric, value, domains) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 _DELTA_ARRAYS = (
     func.unnest(
         *(bindparam(name, type_=postgresql.ARRAY(_deltas.c[name].type)) for name in _DELTA_COLUMNS)
