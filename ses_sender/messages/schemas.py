@@ -6,6 +6,8 @@ from typing import Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from typing_extensions import TypedDict
 
+from ses_sender.web.paths import RowId, Version
+
 # Documented in the README ("Limits"); each answers a 4xx naming the field when exceeded.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_MESSAGES_PER_REQUEST = 1_000
@@ -54,8 +56,8 @@ class MessageIn(BaseModel):
     # Added to the seed's fields; any of the next four makes the message templated.
     recipients: list[RecipientIn] | None = None
     data: dict[str, Any] | None = None
-    template_id: int | None = Field(None, alias="templateId")
-    template_version: int | None = Field(None, alias="templateVersion")
+    template_id: RowId | None = Field(None, alias="templateId")
+    template_version: Version | None = Field(None, alias="templateVersion")
     text: str | None = None
     sender: str | None = Field(None, alias="from")
     reply_to: str | list[str] | None = Field(None, alias="replyTo")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.cursor import decode_cursor, encode_cursor
+from ses_sender.cursor import cursor_row_id, cursor_time, decode_cursor, encode_cursor
 from ses_sender.delivery import service as delivery
 from ses_sender.delivery.emails import ProviderSend
 from ses_sender.errors import InvalidInput
@@ -568,11 +568,4 @@ async def list_unmatched_events(
 
 def _page_key(cursor: str) -> tuple[datetime, int]:
     created_at, row_id = decode_cursor(cursor, parts=2)
-    try:
-        key = (datetime.fromisoformat(created_at), int(row_id))
-    except ValueError:
-        key = None
-    # Made by encode_cursor from a stored row: an aware time and a BIGINT id.
-    if key is None or key[0].tzinfo is None or not 0 < key[1] < 2**63:
-        raise InvalidInput("cursor: not a cursor from a previous page")
-    return key
+    return cursor_time(created_at), cursor_row_id(row_id)

@@ -21,7 +21,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import DropTable
 
-from ses_sender.cursor import decode_cursor, encode_cursor
+from ses_sender.cursor import cursor_time, decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput
 from ses_sender.models import CounterScope, Outcome, RequestChange, RequestStatus
 from ses_sender.stats import build, counters, repository
@@ -247,7 +247,7 @@ async def list_topics(session: AsyncSession, *, cursor: str | None, limit: int) 
     before = None
     if cursor is not None:
         created_at, topic_id = decode_cursor(cursor, parts=2)
-        before = (_cursor_time(created_at), topic_id)
+        before = (cursor_time(created_at), topic_id)
     found = await repository.topics_page(session, before=before, limit=limit + 1)
     shown = found[:limit]
     totals = await repository.totals(
@@ -266,13 +266,6 @@ async def list_topics(session: AsyncSession, *, cursor: str | None, limit: int) 
             encode_cursor(shown[-1][1].isoformat(), shown[-1][0]) if len(found) > limit else None
         ),
     )
-
-
-def _cursor_time(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput("cursor: not a cursor from a previous page") from None
 
 
 def _summary(topic_id: str, created_at: datetime, found: dict[str, int]) -> TopicSummary:

@@ -13,7 +13,7 @@ from datetime import datetime
 from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ses_sender.cursor import decode_cursor, encode_cursor
+from ses_sender.cursor import cursor_row_id, decode_cursor, encode_cursor
 from ses_sender.errors import InvalidInput, NotFound, PayloadTooLarge
 from ses_sender.models import Template, TemplateVersion
 from ses_sender.templates import repository
@@ -187,7 +187,5 @@ def _not_found(template_id: int, version: int | None) -> str:
 
 
 def _cursor_id(cursor: str) -> int:
-    (text,) = decode_cursor(cursor, parts=1)
-    if not text.isdigit():
-        raise InvalidInput("cursor: not a cursor from a previous page")
-    return int(text)
+    (row_id,) = decode_cursor(cursor, parts=1)
+    return cursor_row_id(row_id)

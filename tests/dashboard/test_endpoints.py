@@ -22,6 +22,7 @@ from ses_sender.webhooks.schemas import WebhookIn
 from ses_sender.webhooks.service import create_webhook
 from tests.support.api import post_topic
 from tests.support.clock import FakeClock
+from tests.support.cursors import NOT_A_CURSOR, time_cursors
 from tests.support.dashboard import csrf_of, sign_in, signed_in_token
 from tests.support.rows import add_requests, suppressions
 from tests.support.settings import API_KEY
@@ -439,6 +440,18 @@ async def test_a_cursor_of_nul_bytes_is_a_400(browser: httpx.AsyncClient) -> Non
 
     assert response.status_code == 400
     assert response.json()["error"] == "cursor: not a cursor from a previous page"
+
+
+@pytest.mark.parametrize("cursor", time_cursors("topic"))
+async def test_a_topic_cursor_off_the_calendar_is_a_400(
+    browser: httpx.AsyncClient, cursor: str
+) -> None:
+    await signed_in_token(browser)
+
+    response = await browser.get("/dashboard/topics", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == NOT_A_CURSOR
 
 
 async def test_the_suppression_list_is_searched_and_an_address_removed(

@@ -30,6 +30,7 @@ from ses_sender.ses_events.endpoints import MAX_SNS_BODY_BYTES
 from ses_sender.ses_events.service import adopt_waiting_events, trust_topic, waiting_message_ids
 from ses_sender.ses_events.sns import CertificateStore, SnsFetchError
 from tests.support.clock import FakeClock
+from tests.support.cursors import NOT_A_CURSOR, PAST_BIGINT, time_cursors
 from tests.support.fakes import FakeFetch, RecordingFetcher
 from tests.support.rows import (
     CLAIM_TOKEN,
@@ -870,10 +871,16 @@ async def test_unmatched_events_page_newest_first(
             break
     assert seen == [f"m-{number}" for number in reversed(range(5))]
 
-    for bad in ("nope", encode_cursor("2026-01-05T10:00:00", "1"), encode_cursor("x", "y")):
+    for bad in (
+        "nope",
+        encode_cursor("2026-01-05T10:00:00", "1"),
+        encode_cursor("x", "y"),
+        *time_cursors("1"),
+        *(encode_cursor("2026-01-05T10:00:00+00:00", row_id) for row_id in PAST_BIGINT),
+    ):
         refused = await client.get("/v1/events/unmatched", params={"cursor": bad})
         assert refused.status_code == 400
-        assert refused.json()["error"] == "cursor: not a cursor from a previous page"
+        assert refused.json()["error"] == NOT_A_CURSOR
     assert (await sns.get("/v1/events/unmatched")).status_code == 401  # no API key
 
 

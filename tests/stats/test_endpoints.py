@@ -10,6 +10,7 @@ from ses_sender.composition import Runtime
 from ses_sender.models import Request, RequestStatus
 from ses_sender.stats import service as stats
 from tests.support.clock import FakeClock
+from tests.support.cursors import NOT_A_CURSOR, time_cursors
 from tests.support.rows import log_event, queue_emails
 
 NO_OUTCOMES = {
@@ -169,6 +170,18 @@ async def post_to(client: httpx.AsyncClient, topic: str, emails: list[str]) -> l
     assert response.status_code == 200, response.text
     ids: list[int] = response.json()["messages"][0]["requestIds"]
     return ids
+
+
+@pytest.mark.parametrize("cursor", time_cursors("topic"))
+async def test_a_topic_cursor_off_the_calendar_is_a_400(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
+    await post_to(client, "topic", ["a@example.com"])
+
+    response = await client.get("/v1/topics", params={"cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == NOT_A_CURSOR
 
 
 async def test_topics_are_listed_newest_first_a_page_at_a_time(

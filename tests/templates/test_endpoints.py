@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from ses_sender.composition import Runtime
+from ses_sender.cursor import encode_cursor
 from ses_sender.models import Content
+from tests.support.cursors import NOT_A_CURSOR, PAST_BIGINT
 
 
 def template(**overrides: Any) -> dict[str, Any]:
@@ -90,6 +93,33 @@ async def test_unknown_templates_are_404(client: httpx.AsyncClient) -> None:
     assert (await client.put("/v1/templates/424242", json=template())).status_code == 404
     assert (await client.delete("/v1/templates/424242")).status_code == 404
     assert (await client.get("/v1/templates", params={"cursor": "nonsense"})).status_code == 400
+
+
+@pytest.mark.parametrize("row_id", [*PAST_BIGINT, "0", "-1", "²"])
+async def test_a_cursor_past_the_row_ids_is_a_400(client: httpx.AsyncClient, row_id: str) -> None:
+    response = await client.get("/v1/templates", params={"cursor": encode_cursor(row_id)})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == NOT_A_CURSOR
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("templateId", 2**63), ("templateId", 0), ("templateVersion", 2**31), ("templateVersion", 0)],
+)
+async def test_a_template_number_past_its_column_is_a_400(
+    client: httpx.AsyncClient, field: str, value: int
+) -> None:
+    template_id = await create(client)
+    message = {"topicId": "t", "emails": ["a@example.com"], "templateId": template_id}
+    for path in ("/v1/messages", "/v1/messages/preview"):
+        body: dict[str, Any] = {"messages": [message | {field: value}]}
+        if path.endswith("preview"):
+            body = message | {field: value}
+        response = await client.post(path, json=body)
+
+        assert response.status_code == 400, response.text
+        assert field in response.json()["error"]
 
 
 async def test_a_queued_message_keeps_its_version_through_edits_and_deletion(
