@@ -12,6 +12,7 @@ from email.utils import formataddr
 from email_validator import EmailNotValidError, validate_email
 
 MAX_ADDRESS_LENGTH = 320
+MAX_MAILBOX_LENGTH = 998  # a header line's limit, and the columns `to` and `from` are kept in
 
 # email-validator is a large share of intake's time at 100,000 recipients; plain ASCII addresses
 # (the WHATWG "valid e-mail address" grammar) take this path and everything else (display names,
@@ -32,7 +33,7 @@ class Recipient:
 def parse_recipient(raw: str) -> Recipient | None:
     """The recipient `raw` names, or None when it is not a deliverable address."""
     text = raw.strip()
-    if not text or len(text) > 998 or "\r" in text or "\n" in text:
+    if not text or len(text) > MAX_MAILBOX_LENGTH or "\r" in text or "\n" in text:
         return None
     if len(text) <= MAX_ADDRESS_LENGTH and _PLAIN_ADDRESS.fullmatch(text):
         local, domain = text.rsplit("@", 1)
@@ -70,7 +71,15 @@ def _parse_slow(text: str) -> Recipient | None:
     except EmailNotValidError:
         return None
     key = f"{checked.local_part}@{checked.ascii_domain.lower()}"
-    return Recipient(address=formataddr((name, key)) if name else key, key=key)
+    address = format_mailbox(name, key)
+    return None if address is None else Recipient(address=address, key=key)
+
+
+def format_mailbox(name: str, address: str) -> str | None:
+    """`Name <address>` as the header shows it, or None when that is over `MAX_MAILBOX_LENGTH`
+    (a name outside ASCII is encoded, about twice as long: the limit is the encoded one's)."""
+    formatted = formataddr((name, address)) if name else address
+    return formatted if len(formatted) <= MAX_MAILBOX_LENGTH else None
 
 
 def recipient_key(address: str) -> str:

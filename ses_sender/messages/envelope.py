@@ -8,10 +8,14 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import formataddr
 
 from ses_sender.errors import InvalidInput
-from ses_sender.messages.addresses import parse_mailbox, parse_recipient
+from ses_sender.messages.addresses import (
+    MAX_MAILBOX_LENGTH,
+    format_mailbox,
+    parse_mailbox,
+    parse_recipient,
+)
 from ses_sender.messages.schemas import (
     MAX_ATTACHMENT_BYTES,
     MAX_ATTACHMENTS,
@@ -91,7 +95,12 @@ def check_sender(value: str | None, policy: SenderPolicy, where: str) -> str | N
         raise InvalidInput(
             f"{where}: {address} is not an allowed sender (EMAIL_SENDER or ALLOWED_SENDERS)"
         )
-    return formataddr((name, address)) if name else address
+    formatted = format_mailbox(name, address)
+    if formatted is None:
+        raise InvalidInput(
+            f"{where}: at most {MAX_MAILBOX_LENGTH} characters, a name outside ASCII encoded"
+        )
+    return formatted
 
 
 def check_reply_to(value: str | list[str] | None, where: str) -> tuple[str, ...]:

@@ -117,6 +117,9 @@ async def test_repeated_addresses_are_taken_once(
         ({"content": "<p>\x00</p>"}, "messages[1].content: must not contain the NUL"),
         ({"topicId": ""}, "messages[1].topicId"),
         ({"topicId": "   "}, "messages[1].topicId"),
+        ({"from": "N" * 980 + " <sender@example.com>"}, "messages[1].from: at most 998"),
+        ({"from": "é" * 400 + " <sender@example.com>"}, "messages[1].from: at most 998"),
+        ({"emails": ["é" * 400 + " <a@example.com>"]}, "messages[1].emails[0]: invalid"),
     ],
 )
 async def test_one_bad_message_stores_nothing(
