@@ -20,9 +20,22 @@ from aiohttp.resolver import ThreadedResolver
 # link-local and unique-local, refused as such.
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# IPv4-compatible IPv6 (::a.b.c.d), deprecated since 2006 (RFC 4291): no host outside has
-# such an address, and some stacks reach the IPv4 address inside it (::127.0.0.1).
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Special ranges Python's `is_global` (3.11) still calls global; no host outside has one.
+_SPECIAL = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        # IPv4-compatible IPv6 (::a.b.c.d), deprecated since 2006 (RFC 4291); some stacks
+        # reach the IPv4 address inside it (::127.0.0.1).
+        "::/96",
+        # IPv4-translated IPv6 (::ffff:0:a.b.c.d, RFC 2765): what a translator reaches is the
+        # IPv4 address inside.
+        "::ffff:0:0:0/96",
+        # The local-use IPv4/IPv6 translation prefix (RFC 8215): a translator of one's own.
+        "64:ff9b:1::/48",
+        # The 6to4 relay anycast prefix (RFC 3068, deprecated by RFC 7526).
+        "192.88.99.0/24",
+    )
+)
 
 
 class InsideAddress(OSError):
@@ -31,16 +44,16 @@ class InsideAddress(OSError):
 
 def is_outside(address: IPv4Address | IPv6Address) -> bool:
     """Globally routable unicast: not loopback, private, link-local, shared (CGNAT), unique-
-    local, site-local, multicast or reserved, nor an IPv6 form of one of those, nor IPv4-
-    compatible IPv6."""
+    local, site-local, multicast or reserved, nor an IPv6 form of one of those, nor in one of
+    the special ranges above."""
     if isinstance(address, IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:
             embedded = IPv4Address(int(address) & 0xFFFF_FFFF)
         if (embedded is not None and not is_outside(embedded)) or address.is_site_local:
             return False
-        if address in _IPV4_COMPATIBLE:
-            return False
+    if any(address in network for network in _SPECIAL):
+        return False
     return address.is_global and not address.is_multicast
 
 

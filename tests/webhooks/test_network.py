@@ -50,6 +50,10 @@ async def stored_webhook(runtime: Runtime, url: str) -> int:
         "https://[::ffff:10.0.0.5]/",
         "https://[::127.0.0.1]/",  # IPv4-compatible IPv6, ::7f00:1
         "https://[::8.8.8.8]/",  # the same form names no host outside either
+        "https://[::ffff:0:7f00:1]/",  # IPv4-translated, ::ffff:0:127.0.0.1
+        "https://[::ffff:0:8.8.8.8]/",
+        "https://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+        "https://192.88.99.1/",  # 6to4 relay anycast
         "https://metadata.google.internal/computeMetadata/v1/",
         "https://localhost/",
         "https://127.0.0.1/",
