@@ -8,7 +8,9 @@
   then would hold a connection for ever;
 - a request body must bring at least `BODY_WINDOW_BYTES` in every `BODY_WINDOW_S`, else 408
   and the connection is closed: the same dribbling, after the headers;
-- an idle kept-alive connection is closed after `KEEP_ALIVE_S`.
+- an idle kept-alive connection is closed after `KEEP_ALIVE_S`;
+- no WebSockets: no route speaks them, and an upgrade to one was answered 403 with an empty
+  body. A request asking for one is an ordinary request (most often a 404 from the app).
 
 Bodies are bounded in size by each route (`web/body.py`). The answers given here are the app's
 JSON error envelope, with `nosniff`, as every other answer.
@@ -85,6 +87,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._answer_and_close(
             HTTPStatus.BAD_REQUEST, _HEAD_TOO_LARGE if self._head_too_large else msg
         )
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Silent: uvicorn warns (twice) at each upgrade asked for, a line anyone could make
+        the log write at will; the request is answered as any other."""
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -200,6 +206,7 @@ def server_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn.
         port=port,
         http=GuardedHttpToolsProtocol,
         timeout_keep_alive=KEEP_ALIVE_S,
+        ws="none",
         log_config=None,
         lifespan="off",
         **options,

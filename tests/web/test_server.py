@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ses_sender.tracking.tokens import ClickToken, TrackingTokens
 from ses_sender.web.access_log import SHORTEST_TOKEN_CHARS, redact_access_log, redact_tokens
 from ses_sender.web.body import read_body
+from ses_sender.web.edge import EdgeGuard
 from ses_sender.web.errors import install_error_handlers
 from ses_sender.web.server import MAX_HEADER_BYTES, GuardedHttpToolsProtocol, server_config
 from tests.support.polling import wait_until
@@ -171,6 +172,26 @@ async def test_a_body_that_never_comes_is_answered_408(port: int) -> None:
     request = b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
 
     assert (await answer_to(port, request)).startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_websocket_upgrade_is_answered_as_any_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    routes = FastAPI()
+    install_error_handlers(routes)
+    request = (
+        b"GET /v1/live HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    async with serving(QuickDeadlines, EdgeGuard(routes)) as port:
+        with caplog.at_level(logging.INFO):
+            status, headers, envelope = refusal(await answer_to(port, request))
+
+    assert status == b"HTTP/1.1 404 Not Found"
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert envelope["path"] == "/v1/live"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_a_body_cut_off_leaves_no_error_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
