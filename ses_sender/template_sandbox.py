@@ -5,31 +5,37 @@ Jinja's sandbox keeps a template from reaching anything unsafe, and caps one `ra
 string multiplied into gigabytes. Rendering runs on the event loop, so one such template would
 hold the whole process. Here every render spends from a budget of steps (`work_budget`): each
 loop iteration, each call (a macro, `caller()`, a recursive loop's `loop()`, a method), each
-item of a `range`, and each KiB of text or item of a list an operator, filter or call builds.
-What would build more than the budget allows is refused before it is built, and a CPU-time
-backstop, checked as steps are spent, bounds whatever a single step may cost
+item of a `range`, each KiB of text or item of a list an operator, filter or call builds, and
+what each filter, test or method call is given to read: each item of a list, 8 characters of
+text, or each character of text a filter goes through item by item (`sort`, `map`). What would
+build or read more than the budget allows is refused before it runs, and a CPU-time backstop,
+looked at after every call and as steps are spent, bounds whatever a single step may cost
 (docs/decisions/0027-templates-compiled-once-rendered-in-sandbox.md).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import string
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import nodes, pass_context
-from jinja2.runtime import Context, LoopContext, Macro
+from jinja2.runtime import Context, LoopContext, Macro, Undefined
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
 
 # Documented in the README ("Limits").
 MAX_RENDER_STEPS = 50_000  # per email: its subject, HTML and text together
 CHARS_PER_STEP = 256  # text built per step
-ITEMS_PER_STEP = 1  # items of a list, tuple or dict built per step
+ITEMS_PER_STEP = 1  # items of a list, tuple or dict built or read per step
+# Text a filter, test or method reads per step: the slowest of Jinja's text filters
+# (`striptags`, `title`, `urlize` over nothing but tags or words) take about 1.2 µs for 8.
+READ_CHARS_PER_STEP = 8
 # A macro's call costs about as much as thirty loop iterations.
 MACRO_CALL_STEPS = 32
 MAX_RENDER_CPU_SECONDS = 0.05  # the backstop: ten times what the steps cost
@@ -57,6 +63,10 @@ class _Budget:
     def spend(self, steps: int) -> None:
         self.steps -= steps
         if self.steps < self.next_look:
+            self.look()
+
+    def after_call(self) -> None:
+        if time.thread_time() > self.deadline:
             self.look()
 
     def look(self) -> None:
@@ -115,6 +125,36 @@ def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
         if budget.steps < budget.next_look:
             budget.look()
         yield item
+
+
+def _read(value: Any, *, by_item: bool = False) -> Any:
+    """Spends what reading `value` costs, an item of a list or `READ_CHARS_PER_STEP` characters
+    of text (or each character, `by_item`) a step; a one-pass iterable is returned counted as
+    it is read."""
+    if isinstance(value, str):
+        read = len(value) // (ITEMS_PER_STEP if by_item else READ_CHARS_PER_STEP)
+    elif isinstance(value, Undefined):
+        return value
+    elif isinstance(value, Sized):
+        read = len(value) // ITEMS_PER_STEP
+    elif isinstance(value, Iterator):
+        return _counted(value)
+    else:
+        return value
+    if read:
+        _spend(read)
+    return value
+
+
+def _read_all(
+    args: tuple[Any, ...], kwargs: dict[str, Any], *, value_by_item: bool = False
+) -> tuple[Any, ...]:
+    """`_read` for each argument; the first, the value, by item when `value_by_item`."""
+    for argument in kwargs.values():
+        _read(argument)
+    return tuple(
+        _read(argument, by_item=value_by_item and at == 0) for at, argument in enumerate(args)
+    )
 
 
 # Filters that take the template's context: never run when the template is compiled.
@@ -211,17 +251,18 @@ _FILTER_ESTIMATES: dict[str, Estimate] = {
     "replace": lambda a, k: _replaced(
         a[0], _argument(a, k, 1, "old"), _argument(a, k, 2, "new"), _argument(a, k, 3, "count")
     ),
+    # A step a line at least: each costs about a microsecond, and more for a long word.
     "wordwrap": lambda a, k: (
         (_length(a[0]) // max(_width(_argument(a, k, 1, "width") or 79), 1) + 1)
-        * max(_width(_argument(a, k, 3, "wrapstring")), 1)
+        * max(_width(_argument(a, k, 3, "wrapstring")), CHARS_PER_STEP)
     ),
     "format": lambda a, k: _format_widths(a[0]),
     "slice": lambda a, k: _width(_argument(a, k, 1, "slices")),
     "batch": lambda a, k: _width(_argument(a, k, 1, "linecount")),
     "sum": lambda a, k: _numbers_only(_argument(a, k, 2, "start")),
 }
-# Filters whose estimate needs the length of their value.
-_MEASURED = frozenset({"join"})
+# The estimates that need the length of the value.
+_MEASURED = frozenset({_FILTER_ESTIMATES["join"]})
 
 
 def _numbers_only(start: object) -> int:
@@ -248,31 +289,57 @@ _LIST_METHOD_ESTIMATES: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]
 
 
 def _materialised(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The arguments, with a one-pass iterable given as the value made a list (counted), so
-    that its length can be known before the filter runs."""
+    """The arguments, with a one-pass iterable given as the value (counted by `_read`) made a
+    list, so that its length can be known before the filter runs."""
     if args and not isinstance(args[0], Collection):
-        return (list(_counted(args[0])), *args[1:])
+        return (list(args[0]), *args[1:])
     return args
 
 
-def _budgeted_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    estimate = _FILTER_ESTIMATES.get(name)
+# What a filter or test's annotation says of its value when it goes through it item by item:
+# text given to it is read a character a step (`'…'|sort`, `map`, `unique`, `max`).
+_ITEM_BY_ITEM = re.compile(r"\b(Iterable|Collection|Sequence|Reversible|Container|Mapping)\b")
+
+
+def _goes_item_by_item(function: Callable[..., Any], passes_context: bool) -> bool:
+    parameters = list(inspect.signature(function).parameters.values())[int(passes_context) :]
+    if not parameters:
+        return False
+    annotation = parameters[0].annotation
+    return _ITEM_BY_ITEM.search(str(annotation)) is not None
+
+
+def _budgeted_filter(function: Callable[..., Any], estimate: Estimate | None) -> Callable[..., Any]:
+    """`function` (a filter or a test) spending, before it runs, for what it is given to read
+    and what it may build (`estimate`), and after it runs, for what it built."""
     passes_context = getattr(function, "jinja_pass_arg", None) is not None
-    measured = name in _MEASURED
+    by_item = _goes_item_by_item(function, passes_context)
+    measured = estimate is not None and estimate in _MEASURED
 
     @functools.wraps(function)
     def budgeted(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        passed, given = (args[:1], args[1:]) if passes_context else ((), args)
+        given = _read_all(given, kwargs, value_by_item=by_item)
         if estimate is not None:
-            passed, given = (args[:1], args[1:]) if passes_context else ((), args)
             if measured:
                 given = _materialised(given)
-            args = (*passed, *given)
             _spend(estimate(given, kwargs) // CHARS_PER_STEP)
-        result = function(*args, **kwargs)
+        result = function(*passed, *given, **kwargs)
         _spend_on_size(result)
+        budget.after_call()
         return result
 
     return budgeted
+
+
+def _budgeted_filters(
+    functions: Mapping[str, Any], estimates: Mapping[str, Estimate]
+) -> dict[str, Any]:
+    return {
+        name: _budgeted_filter(function, estimates.get(name))
+        for name, function in functions.items()
+    }
 
 
 def _check_product(left: Any, right: Any) -> None:
@@ -300,9 +367,8 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.filters = {
-            name: _budgeted_filter(name, function) for name, function in self.filters.items()
-        }
+        self.filters = _budgeted_filters(self.filters, _FILTER_ESTIMATES)
+        self.tests = _budgeted_filters(self.tests, {})
         self.filters[_COUNTED] = _counted_filter
         self.filters[_SIZED] = _sized
         self.globals["range"] = _budgeted_range
@@ -333,10 +399,19 @@ class BoundedSandbox(SandboxedEnvironment):
         return budgeted
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _spend(MACRO_CALL_STEPS if isinstance(obj, Macro) else 1)
-        if isinstance(obj, LoopContext) and args:
-            args = (_counted(args[0]), *args[1:])
+        budget = _budget()
+        if isinstance(obj, Macro):
+            # A macro only binds what it is given: its body spends for its own reading.
+            _spend(MACRO_CALL_STEPS)
+        elif isinstance(obj, LoopContext):
+            _spend(1)
+            args = (_counted(args[0]), *args[1:]) if args else args
+        else:
+            _spend(1)
+            args = _read_all(args, kwargs)
         target = getattr(obj, "__self__", None)
+        if isinstance(target, str):
+            _read(target)
         if isinstance(target, str | list):
             args = _spend_on_method(target, getattr(obj, "__name__", ""), args, kwargs)
         before = len(target) if isinstance(target, list) else 0
@@ -344,6 +419,7 @@ class BoundedSandbox(SandboxedEnvironment):
         _spend_on_size(result)
         if isinstance(target, list):
             _spend(max(len(target) - before, 0) // ITEMS_PER_STEP)
+        budget.after_call()
         return result
 
 

@@ -95,9 +95,12 @@ def _parse(source: str, kind: TemplateKind) -> TemplateNode:
 
 
 def _compiled(tree: TemplateNode, kind: TemplateKind) -> Any:
+    """The template compiled from `tree`; blocks nested past what Python's compiler takes (21
+    loops: a `SyntaxError`; about 100 blocks: an `IndentationError`, which is one) are a
+    `jinja2.TemplateError`."""
     try:
         return _environment(kind).from_string(bounded_tree(tree))
-    except RecursionError:
+    except (RecursionError, SyntaxError):
         raise TemplateSyntaxError("nested too deeply", 1) from None
 
 
@@ -310,7 +313,7 @@ def check_work_without_data(source: str) -> None:
     recipient whose data does not steer it elsewhere. Other failures are left to the data."""
     try:
         template = _TRIAL.from_string(bounded_tree(_TRIAL.parse(source)))
-    except (TemplateError, RecursionError):
+    except (TemplateError, RecursionError, SyntaxError):
         return  # what compiling it reports (`template_variables`)
     try:
         render(template, {}, max_chars=MAX_RENDERED_PART_CHARS)

@@ -94,7 +94,39 @@ RUNAWAY = {
     "much lorem ipsum": "{{ lipsum(100000) }}",
     "lists summed": "{{ [[1] * 100] * 100 | sum(start=[]) }}",
     "a huge slice": "{{ [1] | slice(100000000) | list | length }}",
+    "a heavy filter a few times": "{% set s = '<a>' * 40000 %}{% for i in range(6) %}"
+    "{{ (s | striptags) | length }}{% endfor %}",
 }
+TAGS = "{% set s = '<a>' * 150000 %}"  # 450,000 characters: more than any call may read
+# Each reads the whole of `s`: item by item (a character a step), or as text (8 characters a
+# step); a filter or method not named here is charged alike.
+HEAVY_READS = [
+    "s | sort | length",
+    "s | map('upper') | list | length",
+    "s | unique | list | length",
+    "s | max",
+    "s | min",
+    "s | striptags | length",
+    "s | wordcount",
+    "s | replace('a', 'b') | length",
+    "s | join('') | length",
+    "s | select | list | length",
+    "s | reject('none') | list | length",
+    "s | groupby('x') | length",
+    "s | batch(2) | list | length",
+    "s | slice(2) | list | length",
+    "s | list | length",
+    "s | title | length",
+    "s | urlize | length",
+    "s | wordwrap(3) | length",
+    "s.split('a') | length",
+    "s.count('a')",
+    "s.find('b')",
+    "'b' is in s",
+    "s | reverse | length",
+    "s | tojson | length",
+    "(s | list) | sum(start=0)",
+]
 RUNAWAY_CONTEXT = {"xs": list(range(40)), "big": BIG}
 
 
@@ -105,6 +137,25 @@ def test_a_runaway_template_fails_within_its_work_budget(source: str) -> None:
     with pytest.raises(RenderError) as failed:
         render(template, RUNAWAY_CONTEXT, max_chars=10 * 1024 * 1024)
     assert isinstance(failed.value, RenderWorkExceeded) or "number over" in str(failed.value)
+
+
+@pytest.mark.parametrize("expression", HEAVY_READS)
+def test_a_call_is_charged_for_what_it_reads_before_it_runs(expression: str) -> None:
+    template = compile_template(TAGS + "{{ " + expression + " }}", TemplateKind.HTML)
+
+    with pytest.raises(RenderWorkExceeded, match="template work over"):
+        render(template, {}, max_chars=10 * 1024 * 1024)
+
+
+def test_a_long_article_through_text_filters_renders_within_the_budget() -> None:
+    article = "<p>" + "Some words of an article, <b>with</b> markup. " * 2_000 + "</p>"
+    source = "{{ article | safe }}{{ article | striptags | wordcount }}{{ article | truncate(20) }}"
+
+    html = render(
+        compile_template(source, TemplateKind.HTML), {"article": article}, max_chars=10**7
+    )
+
+    assert html.startswith(article)
 
 
 def test_a_newsletter_of_hundreds_of_items_renders_within_the_budget() -> None:
@@ -143,12 +194,27 @@ def test_one_email_spends_one_budget_across_its_parts() -> None:
         "{{" + "(" * 500 + "1" + ")" * 500 + "}}",
         "Hello {% raw %}",
         "Hello {% raw -%}",
+        "{% for a in [1] %}" * 21 + "{% endfor %}" * 21,
+        "{% if 1 %}" * 99 + "{% endif %}" * 99,
+        "{% for a in [1] %}" * 99 + "{% else %}{% endfor %}" * 99,
+        "{% macro m() %}" * 99 + "{% endmacro %}" * 99,
+        "{% call m() %}" * 99 + "{% endcall %}" * 99,
     ],
-    ids=["nested 500 deep", "unclosed raw", "unclosed raw, trimmed"],
+    ids=[
+        "nested 500 deep",
+        "unclosed raw",
+        "unclosed raw, trimmed",
+        "21 loops nested",
+        "99 ifs nested",
+        "99 for-elses nested",
+        "99 macros nested",
+        "99 calls nested",
+    ],
 )
 def test_what_cannot_be_compiled_is_a_template_error(source: str) -> None:
     with pytest.raises(TemplateError):
         compile_template(source, TemplateKind.TEXT)
+    check_work_without_data(source)  # left to compiling
 
 
 def test_a_runaway_found_without_data_only_when_data_cannot_steer_it() -> None:

@@ -282,6 +282,11 @@ NESTED_LOOPS = (
     "{% endfor %}{% endfor %}"
 )
 ONE = [{"email": "a@example.com", "data": {"name": "A", "order": 1}}]
+# Blocks nested past what Python's compiler takes.
+LOOPS_21_DEEP = "{% for a in [1] %}" * 21 + "{% endfor %}" * 21
+IFS_99_DEEP = "{% if 1 %}" * 99 + "{% endif %}" * 99
+MACROS_99_DEEP = "{% macro m() %}" * 99 + "{% endmacro %}" * 99
+HEAVY_FILTER = "{% set s = '<a>' * 150000 %}{{ (s | sort) | length }}"
 
 
 @pytest.mark.parametrize(
@@ -302,6 +307,11 @@ ONE = [{"email": "a@example.com", "data": {"name": "A", "order": 1}}]
         ({"content": DEEP}, "content: template error"),
         ({"content": "<p>{% raw %}"}, "content: template error"),
         ({"text": "Hello {% raw %}"}, "text: template error"),
+        ({"subject": LOOPS_21_DEEP}, "subject: template error (line 1): nested too deeply"),
+        ({"content": IFS_99_DEEP}, "content: template error (line 1): nested too deeply"),
+        ({"text": MACROS_99_DEEP}, "text: template error (line 1): nested too deeply"),
+        ({"content": HEAVY_FILTER}, "content: template error: template work over"),
+        ({"text": HEAVY_FILTER}, "text: template error: template work over"),
     ],
     ids=[
         "from a<",
@@ -316,6 +326,11 @@ ONE = [{"email": "a@example.com", "data": {"name": "A", "order": 1}}]
         "content nested 500 deep",
         "unclosed raw in content",
         "unclosed raw in text",
+        "subject of 21 nested loops",
+        "content of 99 nested ifs",
+        "text of 99 nested macros",
+        "a heavy filter in content",
+        "a heavy filter in text",
     ],
 )
 async def test_what_cannot_be_sent_is_refused_naming_the_field(

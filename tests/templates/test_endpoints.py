@@ -195,6 +195,10 @@ async def test_preview_of_a_stored_template(client: httpx.AsyncClient) -> None:
 
 RECURSIVE_MACRO = "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}"
 DEEP = "{{" + "(" * 500 + "1" + ")" * 500 + "}}"
+# Blocks nested past what Python's compiler takes.
+LOOPS_21_DEEP = "{% for a in [1] %}" * 21 + "{% endfor %}" * 21
+IFS_99_DEEP = "{% if 1 %}" * 99 + "{% endif %}" * 99
+NESTED_TOO_DEEPLY = "{}: template error (line 1): nested too deeply"
 
 
 async def test_a_template_that_cannot_render_is_refused_at_create_and_update(
@@ -210,6 +214,13 @@ async def test_a_template_that_cannot_render_is_refused_at_create_and_update(
         (template(content=DEEP), "content: template error"),
         (template(text="Thanks {% raw %}"), "text: template error"),
         (template(content="<p>{% raw -%}"), "content: template error"),
+        (template(subject=LOOPS_21_DEEP), NESTED_TOO_DEEPLY.format("subject")),
+        (template(content=IFS_99_DEEP), NESTED_TOO_DEEPLY.format("content")),
+        (template(text=LOOPS_21_DEEP), NESTED_TOO_DEEPLY.format("text")),
+        (
+            template(content="{% set s = '<a>' * 150000 %}{{ (s | striptags) | length }}"),
+            "content: template error: template work over",
+        ),
     ):
         created = await client.post("/v1/templates", json=body)
         updated = await client.put(f"/v1/templates/{template_id}", json=body)
