@@ -7,9 +7,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Final
 
-import botocore.loaders
-import botocore.regions
-
 # The partitions whose SNS hosts sign messages we take: AWS's commercial regions, China and
 # GovCloud.
 SNS_PARTITIONS: Final = ("aws", "aws-cn", "aws-us-gov")
@@ -21,6 +18,11 @@ def regional_sns_hosts() -> dict[str, str]:
     every region of `SNS_PARTITIONS`: no name that merely looks like a region
     (sns.xx-fake-1.amazonaws.com) and nothing else under amazonaws.com (sns.s3.amazonaws.com is
     an S3 bucket anyone can create)."""
+    # Imported here: botocore takes a tenth of a second to import, which the settings of `send`
+    # and `status`, a person's client, do without unless SNS_TOPIC_ARNS is set.
+    import botocore.loaders
+    import botocore.regions
+
     endpoints = botocore.loaders.create_loader().load_data("endpoints")
     resolver = botocore.regions.EndpointResolver(endpoints)
     hosts: dict[str, str] = {}
