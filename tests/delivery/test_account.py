@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -19,7 +17,7 @@ from ses_sender.sending.service import ACCOUNT, SendingPauses, active_pauses, pa
 from ses_sender.transports.ses import SesTransport
 from tests.support.clock import FakeClock
 from tests.support.moto_server import FAKE_AWS_ENV
-from tests.support.outages import Outage, database_outage
+from tests.support.outages import Outage
 from tests.support.ses_stub import SesStub
 
 EMAIL_RATE = 100.0
@@ -136,14 +134,6 @@ async def test_an_unreadable_account_changes_nothing(
     assert pacer.target == EMAIL_RATE
     assert await account_pause(runtime) is None
     assert "could not read the SES account's limits" in caplog.text
-
-
-@pytest.fixture
-async def outage(
-    backend: str, database_url: str, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[Outage]:
-    async with database_outage(backend, database_url, tmp_path, clock) as outage:
-        yield outage
 
 
 def account_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
