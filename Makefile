@@ -31,8 +31,8 @@ run: $(STAMP) .env
 test: $(STAMP) lint typecheck
 	$(PYTEST) $(PYTEST_ARGS)
 
-# While coding: the unit and db tiers on SQLite only (no PostgreSQL, no processes), in under a
-# minute.
+# While coding: the unit and db tiers on SQLite only (no PostgreSQL, no processes), in about two
+# minutes on a busy 2-CPU machine (README, Tests).
 test-fast: $(STAMP)
 	$(PYTEST) -m "unit or db" --backend sqlite $(PYTEST_ARGS)
 

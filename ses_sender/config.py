@@ -7,18 +7,20 @@ Nothing here reads the environment by itself: `cli.py` builds `Settings()` (envi
 from __future__ import annotations
 
 import enum
-import inspect
 import ipaddress
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-import asyncpg
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from ses_sender.sns_regions import topic_sns_host
 
 DEFAULT_SQLITE_PATH = "./data/app.db"
 # A worker renews its leases four times a lease; below this, renewals would crowd the database.
@@ -28,14 +30,54 @@ MIN_LEASE_S = 10
 SNS_TOPIC_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(?:\.fifo)?"
 )
-# What a PostgreSQL URL's query may name: the keyword arguments of asyncpg.connect, which
-# SQLAlchemy hands it, and the two SQLAlchemy's asyncpg adapter takes for itself.
-POSTGRESQL_QUERY_OPTIONS = frozenset(
-    name
-    for name, parameter in inspect.signature(asyncpg.connect).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    and name not in {"loop", "connection_class", "record_class"}
-) | {"prepared_statement_cache_size", "prepared_statement_name_func"}
+# Options of a PostgreSQL URL that asyncpg wants as whole numbers of at least 0; db.engine turns
+# their text into numbers.
+POSTGRESQL_INTEGER_OPTIONS = (
+    "statement_cache_size",
+    "max_cached_statement_lifetime",
+    "max_cacheable_statement_size",
+    "prepared_statement_cache_size",
+)
+
+
+def _number(value: str, *, integer: bool) -> bool:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        return False
+    return number >= 0 if integer else 0 < number < float("inf")
+
+
+def _any_text(_value: str) -> bool:
+    return True
+
+
+def _one_of(*allowed: str) -> Callable[[str], bool]:
+    return frozenset(allowed).__contains__
+
+
+# What a PostgreSQL URL's query may name, and which values: the keyword arguments of
+# asyncpg.connect that text can give (SQLAlchemy hands them over as text; db.engine turns the
+# numbers into numbers), and the cache size SQLAlchemy's asyncpg adapter takes for itself. A value
+# the driver would refuse is refused here, in one line, rather than when it connects. Left out:
+# server_settings and prepared_statement_name_func (a mapping and a function, which text is not),
+# and direct_tls (asyncpg reads any text, "false" too, as true).
+POSTGRESQL_QUERY_OPTIONS: dict[str, Callable[[str], bool]] = {
+    **dict.fromkeys(
+        ("host", "port", "user", "password", "database", "passfile", "service", "servicefile"),
+        _any_text,
+    ),
+    "krbsrvname": _any_text,
+    "gsslib": _one_of("gssapi", "sspi"),
+    "ssl": _one_of("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "target_session_attrs": _one_of(
+        "any", "primary", "standby", "prefer-standby", "read-write", "read-only"
+    ),
+    **dict.fromkeys(("timeout", "command_timeout"), partial(_number, integer=False)),
+    **dict.fromkeys(POSTGRESQL_INTEGER_OPTIONS, partial(_number, integer=True)),
+}
+# SQLite's in-memory databases: one per connection, so each would start empty and unmigrated.
+SQLITE_IN_MEMORY = ("", ":memory:")
 
 
 class TransportKind(enum.StrEnum):
@@ -199,6 +241,25 @@ class Settings(BaseSettings):
                     f"entry {number} is not an SNS topic ARN "
                     "(arn:<partition>:sns:<region>:<12-digit account>:<topic name>)"
                 )
+            # FIFO topics deliver to SQS queues only, never to an HTTPS endpoint
+            # (https://docs.aws.amazon.com/sns/latest/dg/fifo-message-delivery.html).
+            if entry.endswith(".fifo"):
+                raise ValueError(
+                    f"entry {number} is a FIFO topic, which cannot deliver to an HTTPS endpoint"
+                )
+            if topic_sns_host(entry) is None:
+                raise ValueError(
+                    f"entry {number} names a region where Amazon SNS is not known: no message "
+                    "from it could be verified"
+                )
+        return value
+
+    @field_validator("db_path")
+    @classmethod
+    def _sqlite_file(cls, value: str) -> str:
+        problem = _sqlite_url_problem(make_url(f"sqlite:///{value}"))
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("server_host")
@@ -346,20 +407,41 @@ def database_url_problem(url: str) -> str | None:
         return "not a valid URL (postgresql://user:password@host:port/database or sqlite:///path)"
     if port is not None and not 1 <= port <= 65535:
         return "the port must be between 1 and 65535"
-    if parsed.get_backend_name() == "postgresql":
-        unknown = sorted(set(parsed.query) - POSTGRESQL_QUERY_OPTIONS)
-        if unknown:
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_url_problem(parsed)
+    return _postgresql_query_problem(parsed)
+
+
+def _sqlite_url_problem(parsed: URL) -> str | None:
+    if parsed.host or parsed.port or parsed.username or parsed.password:
+        return "an SQLite URL is sqlite:/// and the file's path (sqlite://name names a host)"
+    if (parsed.database or "") in SQLITE_IN_MEMORY or parsed.query.get("mode") == "memory":
+        return (
+            "an in-memory SQLite database cannot be used: every connection would see its own "
+            "empty database; name a file"
+        )
+    return None
+
+
+def _postgresql_query_problem(parsed: URL) -> str | None:
+    for name, value in sorted(parsed.query.items()):
+        check = POSTGRESQL_QUERY_OPTIONS.get(name)
+        if check is None:
             return (
-                f"unknown query option {unknown[0]!r} for the PostgreSQL driver (asyncpg): it "
-                f"takes {', '.join(sorted(POSTGRESQL_QUERY_OPTIONS))}; TLS is ssl=require, "
-                "not sslmode"
+                f"unknown query option {name!r} for the PostgreSQL driver (asyncpg): it takes "
+                f"{', '.join(sorted(POSTGRESQL_QUERY_OPTIONS))}; TLS is ssl=require, not sslmode"
             )
+        # Named, not quoted: the value may be a secret.
+        if not all(check(each) for each in ((value,) if isinstance(value, str) else value)):
+            return f"the query option {name!r} has a value the PostgreSQL driver refuses"
     return None
 
 
 def _is_loopback(hostname: str | None) -> bool:
     if hostname is None:
         return False
+    # urlsplit lowers the case; a trailing dot names the same host (LOCALHOST.).
+    hostname = hostname.removesuffix(".")
     if hostname == "localhost" or hostname.endswith(".localhost"):
         return True
     try:

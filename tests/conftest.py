@@ -48,6 +48,7 @@ from tests.support.built_once import (
 )
 from tests.support.clock import FakeClock
 from tests.support.databases import BACKENDS, BACKENDS_ENV, empty_tables, postgres_database
+from tests.support.outages import Outage, database_outage
 from tests.support.settings import API_KEY, make_settings
 
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never probe the EC2 metadata address
@@ -206,6 +207,15 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+async def outage(
+    backend: str, database_url: str, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Outage]:
+    """A runtime whose database the test can take away (`tests.support.outages`)."""
+    async with database_outage(backend, database_url, tmp_path, clock) as outage:
+        yield outage
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def test_database_url_accepts_plain_urls_and_wins(given: str, expected: str) -> 
 
 
 TOPIC_A = "arn:aws:sns:us-east-1:123456789012:mail-ses-events"
-TOPIC_B = "arn:aws-cn:sns:cn-north-1:123456789012:b_topic.fifo"
+TOPIC_B = "arn:aws-cn:sns:cn-north-1:123456789012:b_topic"
 
 
 def test_several_api_keys_and_topic_arns_are_comma_separated() -> None:
@@ -75,6 +75,29 @@ def test_a_topic_arn_that_is_not_one_is_refused_by_position(arn: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("arn", "problem"),
+    [
+        ("arn:aws:sns:xx-fake-1:123456789012:t", "names a region where Amazon SNS is not known"),
+        ("arn:aws:sns:us-east-1:123456789012:t.fifo", "is a FIFO topic"),
+    ],
+)
+def test_a_topic_no_message_could_come_from_is_refused(arn: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(SNS_TOPIC_ARNS=f"{TOPIC_A},{arn}")
+
+    assert describe_settings_error(refused.value).startswith(f"SNS_TOPIC_ARNS: entry 2 {problem}")
+
+
+def test_an_in_memory_sqlite_path_is_refused() -> None:
+    with pytest.raises(ValidationError) as refused:
+        settings(DB_PATH=":memory:")
+
+    assert describe_settings_error(refused.value).startswith(
+        "DB_PATH: an in-memory SQLite database cannot be used"
+    )
+
+
 def test_a_proxy_address_that_is_not_one_is_refused_without_its_value() -> None:
     with pytest.raises(ValidationError) as refused:
         settings(FORWARDED_ALLOW_IPS="10.0.0.0/8,999.1.1.1")
@@ -92,6 +115,26 @@ def test_a_proxy_address_that_is_not_one_is_refused_without_its_value() -> None:
         ("postgresql://u:hunter2@db:0/x", "the port must be between 1 and 65535"),
         ("postgresql://u:hunter2@db/x?sslmode=hunter2", "unknown query option 'sslmode'"),
         ("postgresql://u:hunter2@db/x?ssl=require&hunter3=1", "unknown query option 'hunter3'"),
+        ("postgresql://u:p@db/x?server_settings=hunter2", "unknown query option 'server_settings'"),
+        ("postgresql://u:p@db/x?direct_tls=hunter2", "unknown query option 'direct_tls'"),
+        (
+            "postgresql://u:p@db/x?prepared_statement_cache_size=hunter2",
+            "the query option 'prepared_statement_cache_size' has a value",
+        ),
+        ("postgresql://u:p@db/x?statement_cache_size=-1", "the query option 'statement_cache"),
+        ("postgresql://u:p@db/x?ssl=hunter2", "the query option 'ssl' has a value"),
+        ("postgresql://u:p@db/x?gsslib=hunter2", "the query option 'gsslib' has a value"),
+        ("postgresql://u:p@db/x?command_timeout=hunter2", "the query option 'command_timeout'"),
+        ("postgresql://u:p@db/x?timeout=0", "the query option 'timeout' has a value"),
+        ("postgresql://u:p@db/x?timeout=nan", "the query option 'timeout' has a value"),
+        (
+            "postgresql://u:p@/x?host=a:5432&host=b:5432&target_session_attrs=hunter2",
+            "the query option 'target_session_attrs' has a value",
+        ),
+        ("sqlite://hunter2.db", "an SQLite URL is sqlite:/// and the file's path"),
+        ("sqlite:///:memory:", "an in-memory SQLite database cannot be used"),
+        ("sqlite://", "an in-memory SQLite database cannot be used"),
+        ("sqlite:///file:x?mode=memory&uri=true", "an in-memory SQLite database cannot be used"),
     ],
 )
 def test_a_database_url_that_cannot_work_is_refused_before_connecting(
@@ -111,6 +154,7 @@ def test_a_database_url_that_cannot_work_is_refused_before_connecting(
         "postgresql://u:p@db:5432/x?ssl=require&command_timeout=5",
         "postgresql://u:p@/x?host=db-a:5432&host=db-b:5432&target_session_attrs=primary",
         "postgresql://u:p@db/x?prepared_statement_cache_size=0&statement_cache_size=0",
+        "postgresql://u:p@db/x?ssl=verify-full&gsslib=sspi&timeout=2.5&max_cacheable_statement_size=0",
         "sqlite:///data/app.db?mode=ro",
     ],
 )
@@ -217,6 +261,8 @@ def test_a_bad_setting_is_named_without_its_value(values: dict[str, Any], secret
         ({"SERVER_HOST": "http://127.0.0.1:8080"}, 8080),
         ({"SERVER_HOST": "https://[::1]"}, 443),
         ({"SERVER_HOST": "http://mail.localhost:3001"}, 3001),
+        ({"SERVER_HOST": "http://LOCALHOST.:3000", "SERVER_PORT": 3961}, 3000),
+        ({"SERVER_HOST": "http://Mail.LocalHost.:3001"}, 3001),
     ],
 )
 def test_links_to_this_machine_on_another_port_are_dead(values: dict[str, Any], port: int) -> None:

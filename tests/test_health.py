@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 from sqlalchemy.engine import make_url
 
 from ses_sender.composition import Runtime, TransportChoice, create_app, open_runtime
@@ -14,7 +12,7 @@ from ses_sender.db.migrate import upgrade_to_head_async
 from ses_sender.sending.service import SendingPauses, pause_sending
 from tests.support.clock import FakeClock
 from tests.support.databases import POSTGRES_ADMIN_DSN, postgres_database, postgresql_only
-from tests.support.outages import Outage, database_outage
+from tests.support.outages import Outage
 from tests.support.settings import API_KEY, TRUSTED_TOPIC_ARN, make_settings
 
 
@@ -106,14 +104,6 @@ async def test_health_is_503_when_the_database_is_unreachable() -> None:
     assert detailed.json()["sending"] == {"paused": None, "reasons": []}
     # The configured topics are known without the database; recorded ones are not.
     assert detailed.json()["sns"] == {"accepting": None, "trustedTopics": [TRUSTED_TOPIC_ARN]}
-
-
-@pytest.fixture
-async def outage(
-    backend: str, database_url: str, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[Outage]:
-    async with database_outage(backend, database_url, tmp_path, clock) as outage:
-        yield outage
 
 
 async def test_health_is_503_when_the_database_cannot_write(outage: Outage) -> None:

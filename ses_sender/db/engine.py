@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ses_sender.config import POSTGRESQL_INTEGER_OPTIONS
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLAlchemy's adapter turns its own, prepared_statement_cache_size, into a number.
+ASYNCPG_INTEGER_OPTIONS = frozenset(POSTGRESQL_INTEGER_OPTIONS) - {"prepared_statement_cache_size"}
 # A failed statement's error (logged, sent to Sentry) shows the SQL, not the values: those are
 # addresses, subjects and contents.
 HIDE_PARAMETERS = True
@@ -51,12 +55,15 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    connect_args: dict[str, Any] = {}
-    if "statement_cache_size" in parsed.query:
-        # asyncpg's own cache size (config.STATEMENT_CACHES_OFF): SQLAlchemy would hand it over
-        # as text, and asyncpg wants a number.
-        connect_args["statement_cache_size"] = int(str(parsed.query["statement_cache_size"]))
-        parsed = parsed.difference_update_query(["statement_cache_size"])
+    # SQLAlchemy would hand asyncpg its numeric options (config.STATEMENT_CACHES_OFF among them)
+    # as text, and asyncpg wants numbers; the settings checked them.
+    numbers = {
+        name: (int if name in ASYNCPG_INTEGER_OPTIONS else float)(str(parsed.query[name]))
+        for name in (*ASYNCPG_INTEGER_OPTIONS, "timeout", "command_timeout")
+        if name in parsed.query
+    }
+    connect_args: dict[str, Any] = numbers
+    parsed = parsed.difference_update_query(numbers)
     return create_async_engine(
         parsed,
         connect_args=connect_args,

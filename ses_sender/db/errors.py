@@ -82,3 +82,11 @@ class OutageLog:
             message += " (and %d times more since the last such line)"
             args = (*args, unsaid)
         self._logger.log(level, message, *args)
+
+    def failed(self, place: str, error: BaseException, message: str, *args: object) -> None:
+        """`message % (*args, cause)`: once an interval, without a traceback, when `error` is an
+        outage; otherwise each time, at ERROR with the traceback, as a fault to look into."""
+        if is_outage(error):
+            self.log(logging.WARNING, place, message, *args, describe(error))
+        else:
+            self._logger.error(message, *args, describe(error), exc_info=error)

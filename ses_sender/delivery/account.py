@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.delivery.pacer import Pacer
 from ses_sender.delivery.ports import PauseSource
 from ses_sender.tasks import TRANSIENT_ERRORS
@@ -45,6 +46,7 @@ class AccountWatch:
         self._email_rate = email_rate
         self._headroom = headroom
         self._interval_s = interval_s
+        self._outage_log = database.OutageLog(log)
 
     async def check(self) -> None:
         """Read the account's limits once and apply them; failures are logged, not raised."""
@@ -59,8 +61,10 @@ class AccountWatch:
         try:
             async with self._sessionmaker() as session, session.begin():
                 await self._pause_or_resume(session, limits)
-        except TRANSIENT_ERRORS:
-            log.exception("applying the SES account's state failed; trying again later")
+        except TRANSIENT_ERRORS as error:
+            self._outage_log.failed(
+                "apply", error, "applying the SES account's state failed, trying again later: %s"
+            )
 
     def _cap_rate(self, limits: SendingLimits) -> None:
         rate = self._email_rate

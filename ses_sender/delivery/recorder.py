@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.clock import Clock
+from ses_sender.db import errors as database
 from ses_sender.delivery import repository
 from ses_sender.delivery.emails import SendResult, Sent
 from ses_sender.delivery.journal import OutcomeJournal
@@ -75,6 +76,7 @@ class Recorder:
         self._batch_size = max(1, min(RECORD_BATCH, batch_size))
         self._recorded = recorded
         self._every_interval = every_interval
+        self._outage_log = database.OutageLog(log)
         self._sleep = sleep
         self._results: list[SendResult] = []
         self._journaled: list[SendResult] = []  # in the journal, not yet in the database
@@ -155,10 +157,12 @@ class Recorder:
         results = self._journaled + fresh
         try:
             await self._write(results)
-        except TRANSIENT_ERRORS:
+        except TRANSIENT_ERRORS as error:
             self._results[:0] = fresh
             self._failing = True
-            log.exception("recording %d outcomes failed; retrying", len(results))
+            self._outage_log.failed(
+                "record", error, "recording %d outcomes failed, retrying: %s", len(results)
+            )
             self._journal_pending()
             return False
         except BaseException:
@@ -201,7 +205,7 @@ class Recorder:
     async def _run_every_interval(self) -> bool:
         try:
             await self._every_interval()
-        except TRANSIENT_ERRORS:
-            log.exception("sharing pacing state failed; retrying")
+        except TRANSIENT_ERRORS as error:
+            self._outage_log.failed("share", error, "sharing pacing state failed, retrying: %s")
             return False
         return True

@@ -139,9 +139,12 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 await self._recorder.replay_journals()
-            except TRANSIENT_ERRORS:
-                log.exception(
-                    "writing journaled outcomes failed; trying again in %s s", POLL_INTERVAL_S
+            except TRANSIENT_ERRORS as error:
+                self._outage_log.failed(
+                    "replay",
+                    error,
+                    "writing journaled outcomes failed; trying again in %s s: %s",
+                    POLL_INTERVAL_S,
                 )
                 await wait_any(self._stopping, timeout_s=POLL_INTERVAL_S, sleep=self._sleep)
             else:
@@ -295,8 +298,13 @@ class Worker:
         except asyncio.CancelledError:
             self._never_tried.append(queued)  # stopping: nothing was sent
             raise
-        except TRANSIENT_ERRORS:
-            log.exception("reserving a send slot failed; request %s waits", queued.request_id)
+        except TRANSIENT_ERRORS as error:
+            self._outage_log.failed(
+                "reserve",
+                error,
+                "reserving a send slot failed; request %s waits: %s",
+                queued.request_id,
+            )
             return None
         finally:
             self._pacing.discard(task)
@@ -389,9 +397,11 @@ class Worker:
             never_tried, self._never_tried = self._never_tried, []
             try:
                 await self._claimer.release(never_tried)
-            except TRANSIENT_ERRORS:
+            except TRANSIENT_ERRORS as error:
                 # Their lease runs out and a sweep queues them again: nothing was sent.
-                log.exception("giving back %d unsent emails failed", len(never_tried))
+                self._outage_log.failed(
+                    "release", error, "giving back %d unsent emails failed: %s", len(never_tried)
+                )
 
     async def _unless_stopping(self, awaitable: Awaitable[None]) -> bool:
         """Await `awaitable` unless the worker is told to stop first; whether it completed."""

@@ -29,8 +29,6 @@ from typing import Any, Final, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import aiohttp
-import botocore.loaders
-import botocore.regions
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ses_sender.ses_events.schemas import MAX_MESSAGE_ID_LENGTH
 from ses_sender.ses_events.topics import TopicsUnavailable, TrustedTopics
+from ses_sender.sns_regions import regional_sns_hosts, topic_sns_host
 from ses_sender.text import NUL
 from ses_sender.web.body import load_json
 
@@ -60,9 +59,6 @@ FAILURE_TTL: Final = 30.0  # seconds a failed certificate fetch is remembered
 NEW_CERTIFICATE_FETCHES: Final = 3
 NEW_CERTIFICATE_PERIOD_S: Final = 60.0
 
-# The partitions whose SNS hosts sign messages we take: AWS's commercial regions, China and
-# GovCloud.
-SNS_PARTITIONS: Final = ("aws", "aws-cn", "aws-us-gov")
 # The certificate file AWS names in SigningCertURL: 32 hexadecimal digits, as in every message
 # AWS has been seen to sign (tests/support/vectors/sns).
 _CERTIFICATE_PATH: Final = re.compile(r"/SimpleNotificationService-[0-9a-f]{32}\.pem")
@@ -152,34 +148,7 @@ def parse_envelope(body: bytes) -> dict[str, Any]:
     return _normalise_envelope(document)
 
 
-def regional_sns_hosts() -> dict[str, str]:
-    """Region to SNS host (sns.us-east-1.amazonaws.com, sns.cn-north-1.amazonaws.com.cn, ...) for
-    every region of `SNS_PARTITIONS`, from the endpoint data botocore ships: no name that merely
-    looks like a region (sns.xx-fake-1.amazonaws.com) and nothing else under amazonaws.com
-    (sns.s3.amazonaws.com is an S3 bucket anyone can create)."""
-    endpoints = botocore.loaders.create_loader().load_data("endpoints")
-    resolver = botocore.regions.EndpointResolver(endpoints)
-    hosts: dict[str, str] = {}
-    for partition in endpoints["partitions"]:
-        if partition["partition"] not in SNS_PARTITIONS:
-            continue
-        for region in partition["regions"]:
-            endpoint = resolver.construct_endpoint("sns", region, partition["partition"])
-            if endpoint is not None:
-                hosts[region] = endpoint["hostname"]
-    return hosts
-
-
-SNS_HOSTS: Final = regional_sns_hosts()
-_SNS_HOSTNAMES: Final = frozenset(SNS_HOSTS.values())
-
-
-def topic_sns_host(topic_arn: str) -> str | None:
-    """The SNS host of the region of `topic_arn` (arn:<partition>:sns:<region>:...), or None."""
-    parts = topic_arn.split(":")
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
-        return None
-    return SNS_HOSTS.get(parts[3])
+_SNS_HOSTNAMES: Final = frozenset(regional_sns_hosts().values())
 
 
 def is_trusted_sns_url(url: str) -> bool:
@@ -201,13 +170,15 @@ def is_trusted_sns_url(url: str) -> bool:
 
 
 def is_trusted_cert_url(url: str) -> bool:
-    """An SNS host's SimpleNotificationService-<32 hex digits>.pem, and nothing else."""
+    """An SNS host's SimpleNotificationService-<32 hex digits>.pem, spelt the one way AWS spells
+    it: https://<host>/<file>, the host in lower case, without port, userinfo, query or fragment.
+    Another spelling of the same URL (HTTPS://, SNS.US-EAST-1..., :443) is refused rather than
+    fetched: each would otherwise spend a fetch of the new-URL budget and a place in the cache."""
     parts = urlsplit(url)
     return (
         is_trusted_sns_url(url)
+        and url == f"https://{parts.hostname}{parts.path}"
         and _CERTIFICATE_PATH.fullmatch(parts.path) is not None
-        and not parts.query
-        and not parts.fragment
     )
 
 

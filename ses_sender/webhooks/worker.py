@@ -188,10 +188,12 @@ class WebhookSender:
         if self._finished:
             try:
                 await self._record_and_claim(0)
-            except TRANSIENT_ERRORS:
-                log.exception(
+            except TRANSIENT_ERRORS as error:
+                self._outage_log.failed(
+                    "drain",
+                    error,
                     "recording %d webhook deliveries failed; they are delivered again after "
-                    "their lease",
+                    "their lease: %s",
                     len(self._finished),
                 )
 

@@ -92,7 +92,54 @@ def test_a_bad_setting_stops_start_up_with_one_line(
         (
             "migrate",
             {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x?command_timeout=hunter2"},
-            "ses-sender: DATABASE_URL: the database driver refuses the value of one of its options",
+            "ses-sender: DATABASE_URL: the query option 'command_timeout' has a value the",
+        ),
+        *(
+            (
+                command,
+                {"DATABASE_URL": f"postgresql://u:hunter2@127.0.0.1:5432/x?{option}=hunter2"},
+                f"ses-sender: DATABASE_URL: the query option '{option}' has a value the",
+            )
+            for command, option in [
+                ("migrate", "prepared_statement_cache_size"),
+                ("api", "ssl"),
+                ("worker", "gsslib"),
+                ("doctor", "statement_cache_size"),
+            ]
+        ),
+        *(
+            (
+                command,
+                {"DATABASE_URL": f"postgresql://u:hunter2@127.0.0.1:5432/x?{option}=hunter2"},
+                f"ses-sender: DATABASE_URL: unknown query option '{option}'",
+            )
+            for command, option in [("serve", "server_settings"), ("migrate", "direct_tls")]
+        ),
+        *(
+            (
+                command,
+                {"DATABASE_URL": "sqlite://hunter2.db"},
+                "ses-sender: DATABASE_URL: an SQLite",
+            )
+            for command in ("migrate", "api", "worker", "serve", "doctor")
+        ),
+        *(
+            (
+                command,
+                {"DATABASE_URL": "sqlite:///:memory:"},
+                "ses-sender: DATABASE_URL: an in-memory SQLite database cannot be used",
+            )
+            for command in ("migrate", "api", "worker", "serve", "doctor")
+        ),
+        (
+            "serve",
+            {"SNS_TOPIC_ARNS": "arn:aws:sns:xx-fake-1:123456789012:hunter2"},
+            "ses-sender: SNS_TOPIC_ARNS: entry 1 names a region where Amazon SNS is not known",
+        ),
+        (
+            "worker",
+            {"SNS_TOPIC_ARNS": "arn:aws:sns:us-east-1:123456789012:hunter2.fifo"},
+            "ses-sender: SNS_TOPIC_ARNS: entry 1 is a FIFO topic",
         ),
     ],
 )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ses_sender.composition import Runtime
 from ses_sender.delivery.account import AccountWatch
@@ -15,6 +17,7 @@ from ses_sender.sending.service import ACCOUNT, SendingPauses, active_pauses, pa
 from ses_sender.transports.ses import SesTransport
 from tests.support.clock import FakeClock
 from tests.support.moto_server import FAKE_AWS_ENV
+from tests.support.outages import Outage
 from tests.support.ses_stub import SesStub
 
 EMAIL_RATE = 100.0
@@ -131,3 +134,66 @@ async def test_an_unreadable_account_changes_nothing(
     assert pacer.target == EMAIL_RATE
     assert await account_pause(runtime) is None
     assert "could not read the SES account's limits" in caplog.text
+
+
+def account_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "ses_sender.delivery.account"]
+
+
+async def test_a_database_outage_is_one_line_a_minute_without_a_traceback(
+    outage: Outage, ses: SesTransport, ses_stub: SesStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On SQLite the disk is full, on PostgreSQL the server is gone: the pause cannot be
+    written, and saying so at every check, with a traceback, would flood the log."""
+    watch = make_watch(outage.runtime, ses)
+    ses_stub.sending_enabled = False
+    await outage.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                await watch.check()
+    finally:
+        await outage.end()
+
+    [line] = account_lines(caplog)
+    assert line.levelno == logging.WARNING
+    assert line.exc_info is None
+    assert line.getMessage().startswith(
+        "applying the SES account's state failed, trying again later: "
+    )
+
+
+class FaultyPauses(SendingPauses):
+    async def pause_for_account(
+        self, session: AsyncSession, reason: str, *, now: datetime, until: datetime | None
+    ) -> None:
+        # A statement at fault, not the database: the same row twice breaks the primary key.
+        for _ in range(2):
+            await session.execute(
+                text("INSERT INTO sending_pauses (name, reason, paused_at) VALUES ('x', '', :at)"),
+                {"at": now},
+            )
+
+
+async def test_a_fault_that_is_no_outage_keeps_its_traceback_each_time(
+    runtime: Runtime, ses: SesTransport, ses_stub: SesStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = AccountWatch(
+        source=ses,
+        pacer=make_pacer(runtime),
+        pauses=FaultyPauses(),
+        sessionmaker=runtime.sessionmaker,
+        clock=runtime.clock,
+        email_rate=EMAIL_RATE,
+        headroom=0.0,
+        interval_s=60.0,
+    )
+    ses_stub.sending_enabled = False
+
+    with caplog.at_level(logging.WARNING):
+        await watch.check()
+        await watch.check()
+
+    lines = account_lines(caplog)
+    assert [line.levelno for line in lines] == [logging.ERROR, logging.ERROR]
+    assert all(line.exc_info is not None for line in lines)

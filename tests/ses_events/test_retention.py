@@ -106,7 +106,7 @@ async def test_a_waiting_event_whose_payload_was_pruned_is_attached_unapplied(
 
 def test_no_retention_keeps_payloads_for_ever() -> None:
     def names(days: int) -> list[str]:
-        settings = make_settings("sqlite://", EVENT_RAW_RETENTION_DAYS=days)
+        settings = make_settings("sqlite:///unused.db", EVENT_RAW_RETENTION_DAYS=days)
         return [job.name for job in retention_jobs(settings)]
 
     assert PruneEventPayloads.name in names(30)

@@ -60,6 +60,17 @@ UNTRUSTED_CERT_URLS = [
     "https://sns.cn-north-1.amazonaws.com/x.pem",
     "https://sns.us-east-123.amazonaws.com/x.pem",
     "https://sns.us-east-1.amazonaws.com./x.pem",
+    # Other spellings of a trusted URL: each would spend a fetch of the new-URL budget.
+    f"https://sns.us-east-1.amazonaws.com:443/{CERT_FILE}",
+    f"https://SNS.US-EAST-1.AMAZONAWS.COM/{CERT_FILE}",
+    f"https://sns.US-east-1.amazonaws.com/{CERT_FILE}",
+    f"HTTPS://sns.us-east-1.amazonaws.com/{CERT_FILE}",
+    f"https://sns.us-east-1.amazonaws.com./{CERT_FILE}",
+    f"https://@sns.us-east-1.amazonaws.com/{CERT_FILE}",
+    f"https://sns.us-east-1.amazonaws.com/{CERT_FILE}?",
+    f"https://sns.us-east-1.amazonaws.com/{CERT_FILE}#",
+    f"https://sns.us-east-1.amazonaws.com/{CERT_FILE}?x=1",
+    f"https://sns.us-east-1.amazonaws.com/./{CERT_FILE}",
     "https://sns.us-east-1.amazonaws.com%2eevil.com/x.pem",
     "https://sns.us-east-1.amazonaws.com/x.txt",
     "https://sns.us-east-1.amazonaws.com/x.pem",
@@ -268,8 +279,6 @@ class TestTrustedUrls:
             f"https://sns.us-gov-west-1.amazonaws.com/{CERT_FILE}",
             f"https://sns.ap-southeast-5.amazonaws.com/{CERT_FILE}",
             f"https://sns.il-central-1.amazonaws.com/{CERT_FILE}",
-            f"https://sns.us-east-1.amazonaws.com:443/{CERT_FILE}",
-            f"https://SNS.US-EAST-1.AMAZONAWS.COM/{CERT_FILE}",
         ],
     )
     def test_trusted_cert_urls(self, url: str) -> None:

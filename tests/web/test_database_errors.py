@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from ses_sender.tracking.endpoints import PIXEL_PNG
 from tests.support.api import post_topic
 from tests.support.clock import FakeClock
 from tests.support.databases import postgresql_only
-from tests.support.outages import Outage, database_outage
+from tests.support.outages import Outage
 from tests.support.ses_events import ses_message
 from tests.support.settings import API_KEY
 from tests.support.signed_sns import post as post_to_sns
@@ -25,14 +24,6 @@ from tests.support.signed_sns import publisher
 
 RECIPIENT_PREFIX = "outage-topic"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
-
-
-@pytest.fixture
-async def outage(
-    backend: str, database_url: str, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[Outage]:
-    async with database_outage(backend, database_url, tmp_path, clock) as outage:
-        yield outage
 
 
 @pytest.fixture
