@@ -31,8 +31,8 @@ run: $(STAMP) .env
 test: $(STAMP) lint typecheck
 	$(PYTEST) $(PYTEST_ARGS)
 
-# While coding: the unit and db tiers on SQLite only (no PostgreSQL, no processes), in about two
-# minutes on a busy 2-CPU machine (README, Tests).
+# While coding: the unit and db tiers on SQLite only (no PostgreSQL, no processes): 50 s on an
+# idle 2-CPU machine, about two minutes on a busy one (README, Tests).
 test-fast: $(STAMP)
 	$(PYTEST) -m "unit or db" --backend sqlite $(PYTEST_ARGS)
 
