@@ -16,7 +16,6 @@ from ses_sender.delivery.schedule import DatabaseSchedule
 from ses_sender.sending.service import ACCOUNT, SendingPauses, active_pauses, pause_sending
 from ses_sender.transports.ses import SesTransport
 from tests.support.clock import FakeClock
-from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.outages import Outage
 from tests.support.ses_stub import SesStub
 
@@ -114,22 +113,12 @@ async def test_an_account_pause_from_a_send_error_is_lifted_when_ses_would_send(
 
 
 async def test_an_unreadable_account_changes_nothing(
-    runtime: Runtime, ses_stub: SesStub, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, ses_stub: SesStub, ses: SesTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
     await ses_stub.stop()  # nothing listens on its port any more
-    unreachable = SesTransport(
-        "us-east-1",
-        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=ses_stub.url,
-        timeout_s=2.0,
-    )
     pacer = make_pacer(runtime)
-    try:
-        with caplog.at_level(logging.WARNING):
-            await make_watch(runtime, unreachable, pacer=pacer).check()
-    finally:
-        await unreachable.close()
+    with caplog.at_level(logging.WARNING):
+        await make_watch(runtime, ses, pacer=pacer).check()
 
     assert pacer.target == EMAIL_RATE
     assert await account_pause(runtime) is None

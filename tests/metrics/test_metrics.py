@@ -24,7 +24,6 @@ from ses_sender.sending.service import pause_sending
 from ses_sender.transports.ses import SesTransport
 from tests.support.clock import FakeClock
 from tests.support.metrics import scrape
-from tests.support.moto_server import FAKE_AWS_ENV
 from tests.support.polling import wait_until
 from tests.support.rows import add_requests, queue_emails, requests_by_id
 from tests.support.ses_events import ses_message
@@ -225,6 +224,7 @@ async def test_sends_throttles_and_failures_through_ses_are_counted(
     live_client: httpx.AsyncClient,
     make_worker: WorkerFactory,
     ses_stub: SesStub,
+    ses: SesTransport,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A throttled email is due again at once: the test is about what is counted, not when.
@@ -233,13 +233,6 @@ async def test_sends_throttles_and_failures_through_ses_are_counted(
     roomy_account(ses_stub)
     ses_stub.fail_next(THROTTLED)
     ses_stub.fail_next(REJECTED)
-    ses = SesTransport(
-        "us-east-1",
-        access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=ses_stub.url,
-        timeout_s=5.0,
-    )
     worker = make_worker(ses, rate=500.0)
     before = await scrape(live_client)
     ids = await queue_emails(live_runtime, [f"r{i}@example.com" for i in range(5)])
@@ -255,7 +248,6 @@ async def test_sends_throttles_and_failures_through_ses_are_counted(
     finally:
         worker.stop()
         await task
-        await ses.close()
     after = await scrape(live_client)
 
     def added(name: str, **labels: str) -> float:
