@@ -22,7 +22,8 @@ database created and dropped here), against the real code:
    notifications a transaction, as the SNS endpoint's group commit), alternately with the
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
    the same database, with the collector kept off what start-up made as the service's
-   processes do: the rate with over the rate without. (What a request keeps of its events for
+   processes do: the rate with over the rate without, over all the rounds (`--rounds` of
+   each kind) and as the median of the rounds' own ratios. (What a request keeps of its events for
    the counters is kept in both: it is written by the statements that record them, and the
    lookup that locks the requests an SNS batch changes runs in both.)
 
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,10 @@ FULL_SIZE = {"postgresql": 10_000_000, "sqlite": 1_000_000}
 DEFAULT_REPEAT = 50
 SEND_BATCH = 200
 SNS_BATCH = 50
-COST_ROUNDS = 12  # of each mode, alternating
+COST_ROUNDS = 12  # of each mode, alternating (--rounds)
 WARM_UP_ROUNDS = 1  # of each mode, first, not timed (statements compiled and prepared)
 SENDS_PER_ROUND = 1_000
 EVENTS_PER_ROUND = 500
-# Queued rows the cost rounds claim, copied from the loaded ones (so at least as many load).
-_COST_ROWS = 2 * (COST_ROUNDS + WARM_UP_ROUNDS) * SENDS_PER_ROUND
 SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 BIG_TOPIC = "big"
 COST_TOPIC = "cost"
@@ -176,6 +175,17 @@ def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -
 
 
 @dataclass
+class Cost:
+    """What keeping the counters costs one path: its rate with them and without, over all the
+    rounds, and the median of the rounds' own ratios (a burst of load on a shared machine
+    moves the totals, one round's ratio less)."""
+
+    with_per_s: float
+    without_per_s: float
+    median_ratio: float
+
+
+@dataclass
 class Figures:
     backend: str
     requests: int
@@ -183,8 +193,8 @@ class Figures:
     load_s: float
     build_s: float
     reads_ms: dict[str, tuple[float, float]]  # read -> (p50, p95)
-    sends_per_s: tuple[float, float] | None  # (with counters, without); None: not measured
-    events_per_s: tuple[float, float] | None
+    sends_per_s: Cost | None  # None: not measured
+    events_per_s: Cost | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a share of the full size (10,000,000 requests on PostgreSQL, 1,000,000 on SQLite)",
     )
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=COST_ROUNDS,
+        help="cost rounds of each kind, with the counters and without, alternating",
+    )
     parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES))
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
     parser.add_argument(
@@ -224,9 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(figures)
             results.append(figures)
         for backend in [] if args.database else args.backends.split(","):
-            size = max(_COST_ROWS, int(FULL_SIZE[backend] * args.scale))
+            size = max(_cost_rows(args.rounds), int(FULL_SIZE[backend] * args.scale))
             with _database(backend, args.postgres, keep=args.keep) as url:
-                figures = _run(backend, url, size, args.repeat, cost=not args.reads_only)
+                figures = _run(
+                    backend, url, size, args.repeat, args.rounds, cost=not args.reads_only
+                )
                 if args.keep:
                     print(f"{backend}: kept {url}")
             _print(figures)
@@ -235,8 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     if args.json is not None:
-        args.json.write_text(json.dumps([vars(figures) for figures in results], indent=2))
+        args.json.write_text(json.dumps([asdict(figures) for figures in results], indent=2))
     return 0
+
+
+def _cost_rows(rounds: int) -> int:
+    """Queued rows the cost rounds claim, copied from the loaded ones (so at least as many
+    load)."""
+    return 2 * (rounds + WARM_UP_ROUNDS) * SENDS_PER_ROUND
 
 
 @contextlib.contextmanager
@@ -253,16 +277,18 @@ def _database(backend: str, postgres_dsn: str, *, keep: bool) -> Iterator[str]:
         raise BenchError(f"unknown backend {backend!r}")
 
 
-def _run(backend: str, url: str, size: int, repeat: int, *, cost: bool) -> Figures:
+def _run(backend: str, url: str, size: int, repeat: int, rounds: int, *, cost: bool) -> Figures:
     command.upgrade(alembic_config(url), BEFORE_COUNTERS)
     started = time.perf_counter()
-    requests, events = asyncio.run(_load(backend, url, size))
+    requests, events = asyncio.run(_load(backend, url, size, _cost_rows(rounds)))
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     command.upgrade(alembic_config(url), "head")
     build_s = time.perf_counter() - started
     asyncio.run(_analyze(url))
-    return asyncio.run(_measure(backend, url, requests, events, load_s, build_s, repeat, cost=cost))
+    return asyncio.run(
+        _measure(backend, url, requests, events, load_s, build_s, repeat, rounds if cost else 0)
+    )
 
 
 async def _measure_kept(url: str, repeat: int) -> Figures:
@@ -276,15 +302,12 @@ async def _measure_kept(url: str, repeat: int) -> Figures:
             backend = connection.dialect.name
     finally:
         await engine.dispose()
-    return await _measure(
-        backend, url, int(requests or 0), int(events or 0), 0.0, 0.0, repeat, cost=False
-    )
+    return await _measure(backend, url, int(requests or 0), int(events or 0), 0.0, 0.0, repeat, 0)
 
 
-async def _load(backend: str, url: str, size: int) -> tuple[int, int]:
+async def _load(backend: str, url: str, size: int, cost_rows: int) -> tuple[int, int]:
     engine = create_engine(to_async_url(url))
     now: Any = NOW.replace(tzinfo=None).isoformat(sep=" ") if backend == "sqlite" else NOW
-    cost_rows = _COST_ROWS
     try:
         async with engine.begin() as connection:
             await connection.execute(
@@ -343,9 +366,9 @@ async def _measure(
     load_s: float,
     build_s: float,
     repeat: int,
-    *,
-    cost: bool,
+    rounds: int,
 ) -> Figures:
+    """The reads, and `rounds` cost rounds of each kind (none: not measured)."""
     engine = create_engine(to_async_url(url))
     sessionmaker = create_sessionmaker(engine)
     try:
@@ -359,8 +382,10 @@ async def _measure(
         reads_ms = {
             name: await _percentiles(sessionmaker, read, repeat) for name, read in reads.items()
         }
-        sends = await _cost(lambda with_: _sends(sessionmaker, with_)) if cost else None
-        ingested = await _cost(lambda with_: _events(sessionmaker, with_)) if cost else None
+        sends = await _cost(lambda with_: _sends(sessionmaker, with_), rounds) if rounds else None
+        ingested = (
+            await _cost(lambda with_: _events(sessionmaker, with_), rounds) if rounds else None
+        )
     finally:
         await engine.dispose()
     return Figures(backend, requests, events, load_s, build_s, reads_ms, sends, ingested)
@@ -404,16 +429,22 @@ async def _percentiles(
     return statistics.median(warm), statistics.quantiles(warm, n=20)[18]
 
 
-async def _cost(round_: Callable[[bool], Awaitable[float]]) -> tuple[float, float]:
-    """(rate with counters, rate without): rounds alternate, so drift hits both alike."""
+async def _cost(round_: Callable[[bool], Awaitable[float]], rounds: int) -> Cost:
+    """The rates with counters and without: rounds alternate, so drift hits both alike."""
     for _ in range(WARM_UP_ROUNDS):
         await round_(True)
         await round_(False)
-    with_s = without_s = 0.0
-    for _ in range(COST_ROUNDS):
-        with_s += await round_(True)
-        without_s += await round_(False)
-    return COST_ROUNDS / with_s, COST_ROUNDS / without_s
+    with_s: list[float] = []
+    without_s: list[float] = []
+    for _ in range(rounds):
+        with_s.append(await round_(True))
+        without_s.append(await round_(False))
+    return Cost(
+        rounds / sum(with_s),
+        rounds / sum(without_s),
+        # A round's ratio of rates is the inverse of its ratio of times.
+        statistics.median(bare / kept for kept, bare in zip(with_s, without_s, strict=True)),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -552,10 +583,10 @@ def _print(figures: Figures) -> None:
     ):
         if rates is None:
             continue
-        kept, bare = rates
         print(
-            f"  {name:28} {kept:8,.0f}/s with counters, {bare:8,.0f}/s without "
-            f"({kept / bare:.0%} of the rate without)"
+            f"  {name:28} {rates.with_per_s:8,.0f}/s with counters, "
+            f"{rates.without_per_s:8,.0f}/s without ({rates.with_per_s / rates.without_per_s:.0%}"
+            f" of the rate without; median of the rounds' ratios {rates.median_ratio:.0%})"
         )
 
 
