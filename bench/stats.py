@@ -23,9 +23,10 @@ database created and dropped here), against the real code:
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
    the same database, with the collector kept off what start-up made as the service's
    processes do: the rate with over the rate without, over all the rounds (`--rounds` of
-   each kind) and as the median of the rounds' own ratios. (What a request keeps of its events for
-   the counters is kept in both: it is written by the statements that record them, and the
-   lookup that locks the requests an SNS batch changes runs in both.)
+   each kind) and as the median of the rounds' own ratios. (What a request keeps of its
+   events for the counters is kept in both: it is written by the statements that record
+   them, and the lookup that locks the requests an SNS batch changes runs in both; working
+   out what the batch changed in them, for the counters only, runs only with them.)
 
 Only loopback addresses are contacted.
 """
@@ -63,6 +64,7 @@ from ses_sender.delivery.emails import Sent
 from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.recorder import Recorder
+from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.service import Received, ingest_notifications
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
@@ -456,6 +458,10 @@ async def _no_changes(*_args: object, **_kwargs: object) -> None:
     return None
 
 
+def _no_request_changes(*_args: object) -> list[object]:
+    return []
+
+
 class _NoCounter:
     """The engine's counter port, counting nothing."""
 
@@ -473,9 +479,11 @@ def _counters(kept: bool) -> Iterator[None]:
     if kept:
         yield
         return
+    # What an SNS batch did to its requests is worked out for the counters only: not without.
     with (
         mock.patch.object(service, "counting", _no_counting),
         mock.patch.object(service, "count_changes", _no_changes),
+        mock.patch.object(ses_events_service, "_changes", _no_request_changes),
     ):
         yield
 
