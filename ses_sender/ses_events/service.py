@@ -363,35 +363,45 @@ def _changes(stored: Sequence[_Stored], counted: dict[int, dict[str, Any]]) -> l
     for request_id, mail_events in events.items():
         before = counted[request_id]
         after = dict(before)
+        changed: set[str] = set()  # the columns whose value the events change
         for mail_event in mail_events:
             event_type = result_status(mail_event.event)
-            after["event_types"] |= counters.EVENT_BITS[event_type]
+            if not after["event_types"] & counters.EVENT_BITS[event_type]:
+                after["event_types"] |= counters.EVENT_BITS[event_type]
+                changed.add("event_types")
             first_time = _FIRST_TIME_FIELDS.get(event_type)
             change = summary_change(mail_event.event, request_id)
             for field, at in ((first_time, mail_event.occurred_at), _change_time(change)):
                 if field in after and (after[field] is None or after[field] > at):
                     after[field] = at
+                    changed.add(field)
             if change is not None and (
                 after["outcome"] is None or after["outcome"] < change.outcome
             ):
                 after["outcome"] = change.outcome
+                changed.add("outcome")
         first = mail_events[0]
         if after["attempts"] > 0 and not (
             after["status"] == RequestStatus.SENT and after["message_id"] is not None
         ):
-            after.update(
-                status=int(RequestStatus.SENT),
-                message_id=first.ses_message_id,
-                sent_at=first.occurred_at,
-                updated_at=first.received.now,
-            )
+            sent = {
+                "status": int(RequestStatus.SENT),
+                "message_id": first.ses_message_id,
+                "sent_at": first.occurred_at,
+                "updated_at": first.received.now,
+            }
+            after.update(sent)
+            changed.update(sent)
         request = requests[request_id]
+        # Only what the counters read of this change: the columns changed and those the rules
+        # reading them read beside (few: their shape is worked out per change).
+        columns = counters.columns_read_with(frozenset(changed))
         changes.append(
             RequestChange(
                 request.topic_id,
                 request.recipient_key,
-                before,
-                after,
+                {column: before[column] for column in columns},
+                {column: after[column] for column in columns},
                 tuple((result_status(e.event), e.occurred_at) for e in mail_events),
             )
         )

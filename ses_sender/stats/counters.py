@@ -16,6 +16,7 @@ at once by compiling the same rules to SQL aggregates (`Rule.total_sql`, reposit
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -477,6 +478,18 @@ def _work_out(before: Facts | None, after: Facts) -> Effects:
     return tuple(
         (where, metric, minute, value) for (where, metric, minute), value in found.items() if value
     )
+
+
+@functools.cache
+def columns_read_with(changed: frozenset[str]) -> tuple[str, ...]:
+    """The columns the counters read of a change to these columns: those the rules reading any
+    of them read (the status beside an outcome, say). A writer that gives only those gives the
+    rules all they need, and no more to shape."""
+    read: set[str] = set()
+    for rule in RULES:
+        if rule.columns & changed:
+            read |= rule.columns
+    return tuple(sorted(read))
 
 
 def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterKey, int], int]:
