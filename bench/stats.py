@@ -432,15 +432,21 @@ async def _percentiles(
 
 
 async def _cost(round_: Callable[[bool], Awaitable[float]], rounds: int) -> Cost:
-    """The rates with counters and without: rounds alternate, so drift hits both alike."""
+    """The rates with counters and without: the kinds alternate, so drift hits both alike."""
     for _ in range(WARM_UP_ROUNDS):
         await round_(True)
         await round_(False)
     with_s: list[float] = []
     without_s: list[float] = []
-    for _ in range(rounds):
-        with_s.append(await round_(True))
-        without_s.append(await round_(False))
+    for number in range(rounds):
+        # Each kind goes first in every other round: what follows a round (a checkpoint of
+        # what it wrote, a collection) falls on both alike.
+        if number % 2:
+            without_s.append(await round_(False))
+            with_s.append(await round_(True))
+        else:
+            with_s.append(await round_(True))
+            without_s.append(await round_(False))
     return Cost(
         rounds / sum(with_s),
         rounds / sum(without_s),
