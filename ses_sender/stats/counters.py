@@ -385,9 +385,9 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     for topic_id, recipient_key, before, after, events in changes:
         if after is not last_after or before is not last_before:  # else: the same as the last
             pair = (id(before), id(after))
+            # `seen` keeps the mappings alive: their ids are not reused meanwhile.
             found = seen.get(pair)
-            # The mappings are kept in `seen`: an id is not reused while it holds them.
-            if found is None or found[2] is not after or found[1] is not before:
+            if found is None:
                 if before is not None and before is not shaped_before:
                     shaped_before, before_shape = before, _shape(before)
                 effects = _effects_of(before, after, None if before is None else before_shape)
