@@ -23,7 +23,8 @@ database created and dropped here), against the real code:
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
    the same database, with the collector kept off what start-up made as the service's
    processes do: the rate with over the rate without, over all the rounds (`--rounds` of
-   each kind) and as the median of the rounds' own ratios. (What a request keeps of its
+   each kind) and as the median of the rounds' own ratios, of their rates and of this
+   process's CPU time an item (SQLite's work included). (What a request keeps of its
    events for the counters is kept in both: it is written by the statements that record
    them, and the lookup that locks the requests an SNS batch changes runs in both; working
    out what the batch changed in them, for the counters only, runs only with them.)
@@ -179,12 +180,14 @@ def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -
 @dataclass
 class Cost:
     """What keeping the counters costs one path: its rate with them and without, over all the
-    rounds, and the median of the rounds' own ratios (a burst of load on a shared machine
-    moves the totals, one round's ratio less)."""
+    rounds, and the median of the rounds' own ratios, of rates and of this process's CPU time
+    an item (a burst of load on a shared machine moves the totals, one round's ratio less,
+    and the CPU time least; it holds SQLite's work, not PostgreSQL's server's)."""
 
     with_per_s: float
     without_per_s: float
     median_ratio: float
+    median_cpu_ratio: float
 
 
 @dataclass
@@ -431,27 +434,47 @@ async def _percentiles(
     return statistics.median(warm), statistics.quantiles(warm, n=20)[18]
 
 
-async def _cost(round_: Callable[[bool], Awaitable[float]], rounds: int) -> Cost:
+# A cost round: seconds an item, (wall-clock, this process's CPU time).
+Round = tuple[float, float]
+
+
+async def _cost(round_: Callable[[bool], Awaitable[Round]], rounds: int) -> Cost:
     """The rates with counters and without: the kinds alternate, so drift hits both alike."""
     for _ in range(WARM_UP_ROUNDS):
         await round_(True)
         await round_(False)
-    with_s: list[float] = []
-    without_s: list[float] = []
+    kept: list[Round] = []
+    bare: list[Round] = []
     for number in range(rounds):
         # Each kind goes first in every other round: what follows a round (a checkpoint of
         # what it wrote, a collection) falls on both alike.
         if number % 2:
-            without_s.append(await round_(False))
-            with_s.append(await round_(True))
+            bare.append(await round_(False))
+            kept.append(await round_(True))
         else:
-            with_s.append(await round_(True))
-            without_s.append(await round_(False))
+            kept.append(await round_(True))
+            bare.append(await round_(False))
+    pairs = list(zip(kept, bare, strict=True))
     return Cost(
-        rounds / sum(with_s),
-        rounds / sum(without_s),
+        rounds / sum(wall for wall, _cpu in kept),
+        rounds / sum(wall for wall, _cpu in bare),
         # A round's ratio of rates is the inverse of its ratio of times.
-        statistics.median(bare / kept for kept, bare in zip(with_s, without_s, strict=True)),
+        statistics.median(without[0] / with_[0] for with_, without in pairs),
+        statistics.median(without[1] / with_[1] for with_, without in pairs),
+    )
+
+
+@contextlib.contextmanager
+def _timed(items: int) -> Iterator[list[Round]]:
+    """The seconds an item of the block, wall-clock and CPU, in the list it yields."""
+    found: list[Round] = []
+    started, started_cpu = time.perf_counter(), time.process_time()
+    yield found
+    found.append(
+        (
+            (time.perf_counter() - started) / max(1, items),
+            (time.process_time() - started_cpu) / max(1, items),
+        )
     )
 
 
@@ -494,7 +517,7 @@ def _counters(kept: bool) -> Iterator[None]:
         yield
 
 
-async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> Round:
     """Seconds per email to claim and record `SENDS_PER_ROUND` sends."""
     clock = SystemClock()
     hooks: StatsHooks | _NoCounter = StatsHooks() if kept else _NoCounter()
@@ -511,8 +534,7 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
         recorded=lambda _count: None,
         every_interval=_nothing,
     )
-    with _counters(kept):
-        started = time.perf_counter()
+    with _counters(kept), _timed(SENDS_PER_ROUND) as timed:
         for _ in range(SENDS_PER_ROUND // SEND_BATCH):
             now = clock.now()
             for queued, _content in await claimer.claim(SEND_BATCH):
@@ -520,7 +542,7 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
                     Sent(queued.request_id, f"m-{queued.request_id}", now, queued.lease_token)
                 )
             await recorder.flush_before_exit()
-        return (time.perf_counter() - started) / SENDS_PER_ROUND
+    return timed[0]
 
 
 async def _nothing() -> None:
@@ -530,7 +552,7 @@ async def _nothing() -> None:
 _next_sns = 0
 
 
-async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> Round:
     """Seconds per SES Delivery event ingested, `SNS_BATCH` a transaction."""
     global _next_sns
     query = text(
@@ -549,8 +571,7 @@ async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) ->
                 query, {"topic": BIG_TOPIC, "count": EVENTS_PER_ROUND - len(rows), "skip": 0}
             )
     _next_sns += EVENTS_PER_ROUND
-    with _counters(kept):
-        started = time.perf_counter()
+    with _counters(kept), _timed(len(rows)) as timed:
         for start in range(0, len(rows), SNS_BATCH):
             now = datetime.now(UTC)
             batch = [
@@ -559,7 +580,7 @@ async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) ->
             ]
             async with sessionmaker() as session, session.begin():
                 await ingest_notifications(session, batch, soft_bounces=SOFT_BOUNCES)
-        return (time.perf_counter() - started) / max(1, len(rows))
+    return timed[0]
 
 
 def _delivery(request_id: int, address: str, now: datetime) -> SnsMessage:
@@ -600,7 +621,8 @@ def _print(figures: Figures) -> None:
         print(
             f"  {name:28} {rates.with_per_s:8,.0f}/s with counters, "
             f"{rates.without_per_s:8,.0f}/s without ({rates.with_per_s / rates.without_per_s:.0%}"
-            f" of the rate without; median of the rounds' ratios {rates.median_ratio:.0%})"
+            f" of the rate without; median of the rounds' ratios {rates.median_ratio:.0%},"
+            f" of their CPU time {rates.median_cpu_ratio:.0%})"
         )
 
 
