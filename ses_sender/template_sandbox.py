@@ -20,7 +20,15 @@ import inspect
 import re
 import string
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sized,
+)
 from contextvars import ContextVar
 from typing import Any
 
@@ -377,6 +385,12 @@ class BoundedSandbox(SandboxedEnvironment):
         self.globals["range"] = _budgeted_range
         lipsum: Callable[..., str] = self.globals["lipsum"]  # type: ignore[assignment]
         self.globals["lipsum"] = _budgeted_lipsum(lipsum)
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """The globals of a template as one dict, not Jinja's chain over the environment's:
+        every render copies them into its context, and a chain is walked key by key. Our
+        environments' globals are set once, when they are made."""
+        return {**self.globals, **(d or {})}
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":

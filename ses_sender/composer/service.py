@@ -34,8 +34,9 @@ from ses_sender.templating import (
 )
 from ses_sender.tracking.links import (
     LINK_FUNCTION,
+    UNTRACKED,
     ClickLinks,
-    Link,
+    ContentLinks,
     RecipientLinks,
     Slotted,
     TrackedContent,
@@ -68,7 +69,7 @@ class _Prepared:
     links. Templated: the compiled templates, with the slots (and calls that make rendered
     links) in them."""
 
-    links: tuple[Link, ...]
+    links: ContentLinks
     slot: str | None
     text: Slotted = _NOTHING
     html_head: Slotted = _NOTHING
@@ -112,10 +113,7 @@ class EmailComposer:
         pixel_url = self._pixel_base + self._tokens.for_open(queued.request_id)
         pixel = f'<img src="{pixel_url}" width="1" height="1" alt="">'
         if prepared.tracks_clicks:
-            pixel = (
-                self._links.honeypot(request_id=queued.request_id, content_id=queued.content_id)
-                + pixel
-            )
+            pixel = links.honeypot() + pixel
         return OutgoingEmail(
             request_id=queued.request_id,
             topic_id=queued.topic_id,
@@ -146,16 +144,17 @@ class EmailComposer:
             else TrackedContent(content.html, content.text, "", ())
         )
         slot = tracked.slot if tracks_clicks else None
+        links = ContentLinks.of(tracked.links) if tracks_clicks else UNTRACKED
         if content.templated:
             templates = _compile(content_id, content, tracked, show_links=tracks_clicks)
-            prepared = _Prepared(tracked.links, slot, templates=templates)
+            prepared = _Prepared(links, slot, templates=templates)
         else:
             if tracked.text is None:
                 text = text_of_html(tracked.html, show_links=tracks_clicks)
             else:
                 text = tracked.text
             head, tail = _split_for_pixel(tracked.html)
-            prepared = _Prepared(tracked.links, slot, cut(text, slot), cut(head, slot), tail)
+            prepared = _Prepared(links, slot, cut(text, slot), cut(head, slot), tail)
         self._prepared[content_id] = prepared
         if len(self._prepared) > PREPARED_CACHE_SIZE:
             self._prepared.popitem(last=False)
@@ -179,7 +178,7 @@ def _render(
         return _rendered(templates.parts, context)
     context[LINK_FUNCTION] = links
     subject, html, text = _rendered(templates.parts, context)
-    return subject, cut(html, prepared.slot).fill(links), cut(text, prepared.slot).fill(links)
+    return subject, links.fill(html, prepared.slot), links.fill(text, prepared.slot)
 
 
 def _rendered(parts: CompiledParts, context: dict[str, Any]) -> tuple[str, str, str]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from jinja2 import TemplateError
 from linkify_it import LinkifyIt
@@ -42,7 +42,7 @@ from ses_sender.templating import (
     template_variables,
     variables_set_within,
 )
-from ses_sender.tracking.tokens import ClickToken, TrackingTokens
+from ses_sender.tracking.tokens import TrackingTokens
 
 # On a link: leave it alone. Removed from every email whose links are tracked.
 NOTRACK_ATTRIBUTE = "data-ses-sender-notrack"
@@ -86,7 +86,6 @@ class LinkTemplate:
 
 
 Link = Target | LinkTemplate
-RecipientLinks = Callable[..., str]
 # What a tracked template calls for each link, and holds a rendered URL in: names no data can
 # take, since the service's own names win over data.
 LINK_FUNCTION = "ses_sender_link"
@@ -109,6 +108,77 @@ class TrackedContent:
         """How many different links a recipient sees: each rendered link counts as its own."""
         written = {link.url for link in self.links if isinstance(link, Target)}
         return len(written) + sum(isinstance(link, LinkTemplate) for link in self.links)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentLinks:
+    """A content's tracked links as its recipients' links are made from them: `links[i]` is
+    where link i leads; `sealed`, the position and fingerprint of each link whose URL is the
+    same for every recipient, and the honeypot's last, worked out once per content."""
+
+    links: tuple[Link, ...]
+    sealed: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, links: tuple[Link, ...]) -> ContentLinks:
+        written = (
+            (position, link.fingerprint)
+            for position, link in enumerate(links)
+            if isinstance(link, Target)
+        )
+        return cls(links, (*written, (HONEYPOT_POSITION, 0)))
+
+
+UNTRACKED = ContentLinks((), ())  # a content whose links are left as they are: no honeypot
+
+
+class RecipientLinks:
+    """One recipient's link at each position: what fills the slots of a content tracked by
+    `track_content`, and what its templates call (`LINK_FUNCTION`) with a `LinkTemplate`'s
+    URL as rendered for the recipient. A URL we do not track comes back as it is; each
+    position's link is made once, so the HTML and the text show the same."""
+
+    __slots__ = ("_click_url", "_honeypot_url", "_links", "_made", "_untracked_prefix")
+
+    def __init__(
+        self,
+        links: ContentLinks,
+        urls: Sequence[str],
+        click_url: Callable[[int, int], str],
+        untracked_prefix: str,
+    ) -> None:
+        self._links = links.links
+        self._made = dict(zip((position for position, _ in links.sealed), urls, strict=True))
+        self._honeypot_url = self._made.pop(HONEYPOT_POSITION, "")  # "": untracked, unused
+        self._click_url = click_url  # of a position and a fingerprint
+        self._untracked_prefix = untracked_prefix
+
+    def __call__(self, position: int, rendered: str = "") -> str:
+        url = self._made.get(position)
+        if url is None:
+            if not 0 <= position < len(self._links):
+                raise RenderError(f"{LINK_FUNCTION}: no link {position}")
+            # As plain text: from an HTML template it comes as Markup, which would go out
+            # unescaped, and whose every string operation escapes.
+            rendered = str(rendered)
+            tracked = _tracked_fingerprint(rendered, self._untracked_prefix)
+            url = rendered if tracked is None else self._click_url(position, tracked)
+            self._made[position] = url
+        return url
+
+    def honeypot(self) -> str:
+        """A link nobody can see or reach with a pointer or a keyboard: only a machine that
+        follows every URL in the email follows it."""
+        url = self._honeypot_url
+        return f'<a href="{url}" style="display:none" aria-hidden="true" tabindex="-1"></a>'
+
+    def fill(self, text: str, slot: str) -> str:
+        """`text` (rendered from a template tracked with `slot`) with the link in each slot:
+        `cut` and `Slotted.fill` in one pass."""
+        first, *rest = text.split(slot)
+        return first + "".join(
+            [self(int(piece[:_POSITION_DIGITS])) + piece[_POSITION_DIGITS:] for piece in rest]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,46 +231,21 @@ class ClickLinks:
         )
 
     def recipient_links(
-        self, links: Sequence[Link], *, request_id: int, content_id: int
+        self, links: ContentLinks, *, request_id: int, content_id: int
     ) -> RecipientLinks:
-        """One recipient's link at each position: what fills the slots of a content tracked by
-        `track_content`, and what its templates call (`LINK_FUNCTION`) with a `LinkTemplate`'s
-        URL as rendered for the recipient. A URL we do not track comes back as it is; each
-        position's link is made once, so the HTML and the text show the same."""
-        made: dict[int, str] = {}
+        """One recipient's links, those written the same for everyone all sealed at once."""
+        tokens = self._tokens.for_clicks(request_id, content_id, links.sealed)
 
-        def link(position: int, rendered: str = "") -> str:
-            url = made.get(position)
-            if url is None:
-                if not 0 <= position < len(links):
-                    raise RenderError(f"{LINK_FUNCTION}: no link {position}")
-                written = links[position]
-                # As plain text: from an HTML template it comes as Markup, which would go out
-                # unescaped, and whose every string operation escapes.
-                rendered = str(rendered)
-                target = (
-                    _target(rendered, self.untracked_prefix)
-                    if isinstance(written, LinkTemplate)
-                    else written
-                )
-                url = (
-                    rendered
-                    if target is None
-                    else self._url(ClickToken(request_id, content_id, position, target.fingerprint))
-                )
-                made[position] = url
-            return url
+        def click_url(position: int, of_target: int) -> str:
+            [token] = self._tokens.for_clicks(request_id, content_id, [(position, of_target)])
+            return self._click_base + token
 
-        return link
-
-    def honeypot(self, *, request_id: int, content_id: int) -> str:
-        """A link nobody can see or reach with a pointer or a keyboard: only a machine that
-        follows every URL in the email follows it."""
-        url = self._url(ClickToken(request_id, content_id, HONEYPOT_POSITION, 0))
-        return f'<a href="{url}" style="display:none" aria-hidden="true" tabindex="-1"></a>'
-
-    def _url(self, click: ClickToken) -> str:
-        return self._click_base + self._tokens.for_click(click)
+        return RecipientLinks(
+            links,
+            [self._click_base + token for token in tokens],
+            click_url,
+            self.untracked_prefix,
+        )
 
 
 def track_content(
@@ -418,9 +463,17 @@ def _target(href: str, untracked_prefix: str) -> Target | None:
     return None if location is None else Target(url, location, fingerprint(url))
 
 
-def _location(url: str) -> str | None:
-    """`url` as an ASCII URI (RFC 3987 section 3.1): the host in IDNA, the rest UTF-8 and
-    percent-encoded; None when it is not an http(s) URL a browser could follow."""
+def _tracked_fingerprint(href: str, untracked_prefix: str) -> int | None:
+    """The fingerprint of `_target(href, untracked_prefix)`, without making its Location."""
+    url = href.strip().translate(_URL_IGNORED)
+    if url.startswith(untracked_prefix) or _followable(url) is None:
+        return None
+    return fingerprint(url)
+
+
+def _followable(url: str) -> tuple[SplitResult, str, str, int | None] | None:
+    """`url` split, with its scheme lower-cased, its host in ASCII (IDNA) and its port, when
+    it is an http(s) URL a browser could follow; else None."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -432,6 +485,16 @@ def _location(url: str) -> str | None:
         ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
     except (ValueError, UnicodeError):
         return None
+    return parts, scheme, ascii_host, port
+
+
+def _location(url: str) -> str | None:
+    """`url` as an ASCII URI (RFC 3987 section 3.1): the host in IDNA, the rest UTF-8 and
+    percent-encoded; None when it is not an http(s) URL a browser could follow."""
+    followable = _followable(url)
+    if followable is None:
+        return None
+    parts, scheme, ascii_host, port = followable
     if ":" in ascii_host:
         ascii_host = f"[{ascii_host}]"
     user, at, _ = parts.netloc.rpartition("@")

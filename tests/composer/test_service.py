@@ -141,3 +141,90 @@ def test_a_given_text_template_has_its_urls_tracked() -> None:
     assert click is not None
     assert (click.position, click.fingerprint) == (3, fingerprint("https://shop.example/o/7"))
     assert link not in html
+
+
+ANY_TOKEN = re.compile(rf"(?<={BASE}/v1/)(c/|events/open\?t=|unsubscribe/)([\w-]+)")
+NEWSLETTER = (
+    "<html><body><h1>Hi {{ name }}</h1>"
+    '<p><a href="https://shop.example/sale">Sale</a>'
+    ' <a href="https://shop.example/orders/{{ order }}">Your order</a></p>'
+    '{% for item in items %}<a href="https://shop.example/i/{{ item }}">{{ item }}</a>'
+    '<a href="https://shop.example/same">Same</a>{% endfor %}'
+    '{% if vip %}<a href="https://shop.example/vip">VIP</a>{% endif %}'
+    '<a href="{{ unsubscribe_url }}">Leave</a></body></html>'
+)
+NEWSLETTER_TEXT = "Hi {{ name }}: https://shop.example/sale https://shop.example/orders/{{ order }}"
+
+
+def decoded(part: str) -> tuple[str, set[str]]:
+    """`part` with each of our tokens written as what it names, and the tokens as written."""
+    written: set[str] = set()
+
+    def name(match: re.Match[str]) -> str:
+        kind, token = match.groups()
+        written.add(token)
+        if kind == "c/":
+            click = TOKENS.click(token)
+            assert click is not None
+            named = f"{click.request_id} {click.content_id} {click.position} {click.fingerprint}"
+            return f"c/<click {named}>"
+        if kind.startswith("events"):
+            return f"{kind}<open {TOKENS.open_request_id(token)}>"
+        return f"{kind}<unsubscribe {TOKENS.unsubscribe_request_id(token)}>"
+
+    return ANY_TOKEN.sub(name, part), written
+
+
+def test_a_templated_tracked_email_is_its_render_with_tokens_naming_request_and_position() -> None:
+    composer = EmailComposer(
+        sender="s@example.com", public_base_url=BASE, tokens=TOKENS, track_clicks=True
+    )
+    content = ContentParts(
+        "For {{ name }}", NEWSLETTER, text=NEWSLETTER_TEXT, templated=True, data='{"vip": false}'
+    )
+    tokens_seen: list[set[str]] = []
+    for request_id in (21, 22, 23):
+        vip_data = ', "vip": true' if request_id == 22 else ""  # over the message's false
+        data = f'{{"name": "N{request_id}", "order": {request_id}, "items": [1, 2]{vip_data}}}'
+        queued = QueuedEmail(
+            request_id, "t", "a@example.com", "a@example.com", 5, 1, lease_token=1, data=data
+        )
+        email = composer.compose(queued, content)
+        html, in_html = decoded(email.html)
+        text, in_text = decoded(email.text)
+        [(_, unsubscribe)] = [header for header in email.headers if header[0] == "List-Unsubscribe"]
+        _, in_header = decoded(unsubscribe)
+        # One token per link, the same wherever the email shows it.
+        tokens_seen.append(in_html | in_text | in_header)
+        assert len(tokens_seen[-1]) == 8 + (request_id == 22)
+        r = request_id
+        same = f"<click {r} 5 2 {fingerprint('https://shop.example/same')}>"
+        vip = (
+            f'<a href="{BASE}/v1/c/<click {r} 5 3 {fingerprint("https://shop.example/vip")}>">VIP</a>'
+            if r == 22
+            else ""
+        )
+        sale = f"{BASE}/v1/c/<click {r} 5 0 {fingerprint('https://shop.example/sale')}>"
+        order = f"{BASE}/v1/c/<click {r} 5 1 {fingerprint(f'https://shop.example/orders/{r}')}>"
+        # A link that reads the loop's variable cannot be rendered again on a click: as written.
+        items = "".join(
+            f'<a href="https://shop.example/i/{i}">{i}</a><a href="{BASE}/v1/c/{same}">Same</a>'
+            for i in (1, 2)
+        )
+        assert email.subject == f"For N{r}"
+        assert html == (
+            f'<html><body><h1>Hi N{r}</h1><p><a href="{sale}">Sale</a>'
+            f' <a href="{order}">Your order</a></p>{items}{vip}'
+            f'<a href="{BASE}/v1/unsubscribe/<unsubscribe {r}>">Leave</a>'
+            f'<a href="{BASE}/v1/c/<click {r} 5 {HONEYPOT_POSITION} 0>" style="display:none"'
+            ' aria-hidden="true" tabindex="-1"></a>'
+            f'<img src="{BASE}/v1/events/open?t=<open {r}>" width="1" height="1" alt="">'
+            "</body></html>"
+        )
+        # The text part's links are numbered after the HTML's.
+        assert text == (
+            f"Hi N{r}: {BASE}/v1/c/<click {r} 5 4 {fingerprint('https://shop.example/sale')}>"
+            f" {BASE}/v1/c/<click {r} 5 5 {fingerprint(f'https://shop.example/orders/{r}')}>"
+        )
+    # No recipient's token is another's.
+    assert len(set().union(*tokens_seen)) == sum(len(tokens) for tokens in tokens_seen)

@@ -8,6 +8,7 @@ from selectolax.lexbor import LexborHTMLParser
 from ses_sender.tracking.links import (
     LINK_FUNCTION,
     ClickLinks,
+    ContentLinks,
     LinkTemplate,
     Target,
     cut,
@@ -111,7 +112,7 @@ def test_the_rewritten_html_parses_to_the_same_document_with_our_links() -> None
     )
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
     tracked = links.track(html, None, templated=False)
-    mine = links.recipient_links(tracked.links, request_id=9, content_id=4)
+    mine = links.recipient_links(ContentLinks.of(tracked.links), request_id=9, content_id=4)
 
     filled = cut(tracked.html, tracked.slot).fill(mine)
 
@@ -137,8 +138,8 @@ def test_each_recipients_links_differ_only_in_their_token() -> None:
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
     tracked = links.track('<a href="https://a.example/">a</a>', None, templated=False)
 
-    jane = links.recipient_links(tracked.links, request_id=1, content_id=4)(0)
-    john = links.recipient_links(tracked.links, request_id=2, content_id=4)(0)
+    jane = links.recipient_links(ContentLinks.of(tracked.links), request_id=1, content_id=4)(0)
+    john = links.recipient_links(ContentLinks.of(tracked.links), request_id=2, content_id=4)(0)
 
     assert jane.startswith("https://mail.example.com/v1/c/")
     assert john.startswith("https://mail.example.com/v1/c/")
@@ -149,7 +150,9 @@ def test_each_recipients_links_differ_only_in_their_token() -> None:
 def test_the_honeypot_link_is_hidden() -> None:
     links = ClickLinks("https://mail.example.com", TrackingTokens("s" * 32))
 
-    [anchor] = LexborHTMLParser(links.honeypot(request_id=1, content_id=2)).css("a")
+    [anchor] = LexborHTMLParser(
+        links.recipient_links(ContentLinks.of(()), request_id=1, content_id=2).honeypot()
+    ).css("a")
 
     assert (anchor.attrs["href"] or "").startswith("https://mail.example.com/v1/c/")
     assert anchor.attrs["style"] == "display:none"

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import os
+
 import pytest
 
 from ses_sender.tracking.tokens import ClickToken, TrackingTokens
@@ -76,3 +79,36 @@ def test_a_changed_character_of_a_click_token_is_refused() -> None:
     for position in range(len(token)):
         replacement = "A" if token[position] != "A" else "B"
         assert tokens.click(token[:position] + replacement + token[position + 1 :]) is None
+
+
+def test_an_emails_click_tokens_name_each_link_and_none_repeats() -> None:
+    tokens = TrackingTokens("s" * 32)
+    links = [(position, position * 1000) for position in range(600)]  # past one batch of nonces
+
+    made = tokens.for_clicks(9, 4, links) + tokens.for_clicks(9, 4, links)
+
+    assert [tokens.click(token) for token in made] == 2 * [
+        ClickToken(9, 4, position, fingerprint) for position, fingerprint in links
+    ]
+    assert len({nonce(token) for token in made}) == len(made)
+
+
+def test_a_forked_process_never_uses_a_nonce_of_its_parent() -> None:
+    tokens = TrackingTokens("s" * 32)
+    tokens.for_open(1)  # the parent holds nonces it has not used yet
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child exits without reporting to coverage)
+        os.write(write, tokens.for_open(1).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as from_child:
+        childs = from_child.read()
+
+    assert tokens.open_request_id(childs) == 1
+    assert nonce(childs) != nonce(tokens.for_open(1))
+
+
+def nonce(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[:12]
