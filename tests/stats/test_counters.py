@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ses_sender.composition import Runtime
 from ses_sender.control import service as control
@@ -431,3 +431,22 @@ async def test_verify_reports_a_change_made_behind_the_counters_back(
 
     assert code == 1
     assert "failed: 0 != 1" in out.getvalue()
+
+
+async def test_verify_reports_a_click_removed_behind_the_link_counters_back(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    run = RandomRun(runtime, client, clock, 4, tmp_path)
+    await run.queue()
+    links = tracked_links((await composed(runtime, run.request_ids[0])).html)
+    response = await client.get(click_path(links[0]), headers=PERSON)
+    assert response.status_code == 302
+    await runtime.hits.settle()
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(delete(Result).where(Result.url == "https://shop.example/sale"))
+    out = io.StringIO()
+
+    code = await commands.verify(runtime.settings.sqlalchemy_url, None, out=out)
+
+    assert code == 1
+    assert "link 'https://shop.example/sale': tracked:clicks: 1 != 0" in out.getvalue()
