@@ -180,7 +180,7 @@ def _tracked_clicks_sql(backend: str, which: str, offset_s: int) -> str:
         INSERT INTO email_results (request_id, status, source, recipient, occurred_at, raw,
             created_at, url, machine, reason)
         SELECT id, 'Click', 'tracking', recipient_key, {at}, '{{}}', {at},
-            'https://shop.example/p/' || (id / 10 % {LINKS}), id % 4 = 0,
+            'https://shop.example/p/' || (id / 100 % {LINKS}), id % 4 = 0,
             CASE WHEN id % 4 = 0 THEN 'scanner-network' ELSE 'direct' END
         FROM email_requests WHERE status = 2 AND ({which})
     """  # noqa: S608 - our own constants
