@@ -24,9 +24,12 @@ database created and dropped here), against the real code:
    notifications a transaction, as the SNS endpoint's group commit), alternately with the
    counters kept and with the counting replaced by nothing (after an untimed round of each), in
    the same database, with the collector kept off what start-up made as the service's
-   processes do: the rate with over the rate without. (What a request keeps of its events for
-   the counters is kept in both: it is written by the statements that record them, and the
-   lookup that locks the requests an SNS batch changes runs in both.)
+   processes do: the rate with over the rate without, over all the rounds (`--rounds` of
+   each kind) and as the median of the rounds' own ratios, of their rates and of this
+   process's CPU time an item (SQLite's work included). (What a request keeps of its
+   events for the counters is kept in both: it is written by the statements that record
+   them, and the lookup that locks the requests an SNS batch changes runs in both; working
+   out what the batch changed in them, for the counters only, runs only with them.)
 
 Only loopback addresses are contacted.
 """
@@ -44,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,7 @@ from ses_sender.delivery.emails import Sent
 from ses_sender.delivery.journal import OutcomeJournal
 from ses_sender.delivery.leases import Leases
 from ses_sender.delivery.recorder import Recorder
+from ses_sender.ses_events import service as ses_events_service
 from ses_sender.ses_events.service import Received, ingest_notifications
 from ses_sender.ses_events.sns import SnsMessage
 from ses_sender.ses_tags import REQUEST_ID_TAG
@@ -76,12 +80,10 @@ FULL_SIZE = {"postgresql": 10_000_000, "sqlite": 1_000_000}
 DEFAULT_REPEAT = 50
 SEND_BATCH = 200
 SNS_BATCH = 50
-COST_ROUNDS = 12  # of each mode, alternating
+COST_ROUNDS = 12  # of each mode, alternating (--rounds)
 WARM_UP_ROUNDS = 1  # of each mode, first, not timed (statements compiled and prepared)
 SENDS_PER_ROUND = 1_000
 EVENTS_PER_ROUND = 500
-# Queued rows the cost rounds claim, copied from the loaded ones (so at least as many load).
-_COST_ROWS = 2 * (COST_ROUNDS + WARM_UP_ROUNDS) * SENDS_PER_ROUND
 SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 BIG_TOPIC = "big"
 COST_TOPIC = "cost"
@@ -198,6 +200,19 @@ def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -
 
 
 @dataclass
+class Cost:
+    """What keeping the counters costs one path: its rate with them and without, over all the
+    rounds, and the median of the rounds' own ratios, of rates and of this process's CPU time
+    an item (a burst of load on a shared machine moves the totals, one round's ratio less,
+    and the CPU time least; it holds SQLite's work, not PostgreSQL's server's)."""
+
+    with_per_s: float
+    without_per_s: float
+    median_ratio: float
+    median_cpu_ratio: float
+
+
+@dataclass
 class Figures:
     backend: str
     requests: int
@@ -205,8 +220,8 @@ class Figures:
     load_s: float
     build_s: float
     reads_ms: dict[str, tuple[float, float]]  # read -> (p50, p95)
-    sends_per_s: tuple[float, float] | None  # (with counters, without); None: not measured
-    events_per_s: tuple[float, float] | None
+    sends_per_s: Cost | None  # None: not measured
+    events_per_s: Cost | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,6 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a share of the full size (10,000,000 requests on PostgreSQL, 1,000,000 on SQLite)",
     )
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=COST_ROUNDS,
+        help="cost rounds of each kind, with the counters and without, alternating",
+    )
     parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES))
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures")
     parser.add_argument(
@@ -246,9 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print(figures)
             results.append(figures)
         for backend in [] if args.database else args.backends.split(","):
-            size = max(_COST_ROWS, int(FULL_SIZE[backend] * args.scale))
+            size = max(_cost_rows(args.rounds), int(FULL_SIZE[backend] * args.scale))
             with _database(backend, args.postgres, keep=args.keep) as url:
-                figures = _run(backend, url, size, args.repeat, cost=not args.reads_only)
+                figures = _run(
+                    backend, url, size, args.repeat, args.rounds, cost=not args.reads_only
+                )
                 if args.keep:
                     print(f"{backend}: kept {url}")
             _print(figures)
@@ -257,8 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     if args.json is not None:
-        args.json.write_text(json.dumps([vars(figures) for figures in results], indent=2))
+        args.json.write_text(json.dumps([asdict(figures) for figures in results], indent=2))
     return 0
+
+
+def _cost_rows(rounds: int) -> int:
+    """Queued rows the cost rounds claim, copied from the loaded ones (so at least as many
+    load)."""
+    return 2 * (rounds + WARM_UP_ROUNDS) * SENDS_PER_ROUND
 
 
 @contextlib.contextmanager
@@ -275,16 +304,18 @@ def _database(backend: str, postgres_dsn: str, *, keep: bool) -> Iterator[str]:
         raise BenchError(f"unknown backend {backend!r}")
 
 
-def _run(backend: str, url: str, size: int, repeat: int, *, cost: bool) -> Figures:
+def _run(backend: str, url: str, size: int, repeat: int, rounds: int, *, cost: bool) -> Figures:
     command.upgrade(alembic_config(url), BEFORE_COUNTERS)
     started = time.perf_counter()
-    requests, events = asyncio.run(_load(backend, url, size))
+    requests, events = asyncio.run(_load(backend, url, size, _cost_rows(rounds)))
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     command.upgrade(alembic_config(url), "head")
     build_s = time.perf_counter() - started
     asyncio.run(_analyze(url))
-    return asyncio.run(_measure(backend, url, requests, events, load_s, build_s, repeat, cost=cost))
+    return asyncio.run(
+        _measure(backend, url, requests, events, load_s, build_s, repeat, rounds if cost else 0)
+    )
 
 
 async def _measure_kept(url: str, repeat: int) -> Figures:
@@ -298,15 +329,12 @@ async def _measure_kept(url: str, repeat: int) -> Figures:
             backend = connection.dialect.name
     finally:
         await engine.dispose()
-    return await _measure(
-        backend, url, int(requests or 0), int(events or 0), 0.0, 0.0, repeat, cost=False
-    )
+    return await _measure(backend, url, int(requests or 0), int(events or 0), 0.0, 0.0, repeat, 0)
 
 
-async def _load(backend: str, url: str, size: int) -> tuple[int, int]:
+async def _load(backend: str, url: str, size: int, cost_rows: int) -> tuple[int, int]:
     engine = create_engine(to_async_url(url))
     now: Any = NOW.replace(tzinfo=None).isoformat(sep=" ") if backend == "sqlite" else NOW
-    cost_rows = _COST_ROWS
     try:
         async with engine.begin() as connection:
             await connection.execute(
@@ -367,9 +395,9 @@ async def _measure(
     load_s: float,
     build_s: float,
     repeat: int,
-    *,
-    cost: bool,
+    rounds: int,
 ) -> Figures:
+    """The reads, and `rounds` cost rounds of each kind (none: not measured)."""
     engine = create_engine(to_async_url(url))
     sessionmaker = create_sessionmaker(engine)
     try:
@@ -383,8 +411,10 @@ async def _measure(
         reads_ms = {
             name: await _percentiles(sessionmaker, read, repeat) for name, read in reads.items()
         }
-        sends = await _cost(lambda with_: _sends(sessionmaker, with_)) if cost else None
-        ingested = await _cost(lambda with_: _events(sessionmaker, with_)) if cost else None
+        sends = await _cost(lambda with_: _sends(sessionmaker, with_), rounds) if rounds else None
+        ingested = (
+            await _cost(lambda with_: _events(sessionmaker, with_), rounds) if rounds else None
+        )
     finally:
         await engine.dispose()
     return Figures(backend, requests, events, load_s, build_s, reads_ms, sends, ingested)
@@ -429,16 +459,48 @@ async def _percentiles(
     return statistics.median(warm), statistics.quantiles(warm, n=20)[18]
 
 
-async def _cost(round_: Callable[[bool], Awaitable[float]]) -> tuple[float, float]:
-    """(rate with counters, rate without): rounds alternate, so drift hits both alike."""
+# A cost round: seconds an item, (wall-clock, this process's CPU time).
+Round = tuple[float, float]
+
+
+async def _cost(round_: Callable[[bool], Awaitable[Round]], rounds: int) -> Cost:
+    """The rates with counters and without: the kinds alternate, so drift hits both alike."""
     for _ in range(WARM_UP_ROUNDS):
         await round_(True)
         await round_(False)
-    with_s = without_s = 0.0
-    for _ in range(COST_ROUNDS):
-        with_s += await round_(True)
-        without_s += await round_(False)
-    return COST_ROUNDS / with_s, COST_ROUNDS / without_s
+    kept: list[Round] = []
+    bare: list[Round] = []
+    for number in range(rounds):
+        # Each kind goes first in every other round: what follows a round (a checkpoint of
+        # what it wrote, a collection) falls on both alike.
+        if number % 2:
+            bare.append(await round_(False))
+            kept.append(await round_(True))
+        else:
+            kept.append(await round_(True))
+            bare.append(await round_(False))
+    pairs = list(zip(kept, bare, strict=True))
+    return Cost(
+        rounds / sum(wall for wall, _cpu in kept),
+        rounds / sum(wall for wall, _cpu in bare),
+        # A round's ratio of rates is the inverse of its ratio of times.
+        statistics.median(without[0] / with_[0] for with_, without in pairs),
+        statistics.median(without[1] / with_[1] for with_, without in pairs),
+    )
+
+
+@contextlib.contextmanager
+def _timed(items: int) -> Iterator[list[Round]]:
+    """The seconds an item of the block, wall-clock and CPU, in the list it yields."""
+    found: list[Round] = []
+    started, started_cpu = time.perf_counter(), time.process_time()
+    yield found
+    found.append(
+        (
+            (time.perf_counter() - started) / max(1, items),
+            (time.process_time() - started_cpu) / max(1, items),
+        )
+    )
 
 
 @contextlib.asynccontextmanager
@@ -448,6 +510,10 @@ async def _no_counting(_session: AsyncSession, _ids: Collection[int]) -> AsyncIt
 
 async def _no_changes(*_args: object, **_kwargs: object) -> None:
     return None
+
+
+def _no_request_changes(*_args: object) -> list[object]:
+    return []
 
 
 class _NoCounter:
@@ -467,14 +533,16 @@ def _counters(kept: bool) -> Iterator[None]:
     if kept:
         yield
         return
+    # What an SNS batch did to its requests is worked out for the counters only: not without.
     with (
         mock.patch.object(service, "counting", _no_counting),
         mock.patch.object(service, "count_changes", _no_changes),
+        mock.patch.object(ses_events_service, "_changes", _no_request_changes),
     ):
         yield
 
 
-async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> Round:
     """Seconds per email to claim and record `SENDS_PER_ROUND` sends."""
     clock = SystemClock()
     hooks: StatsHooks | _NoCounter = StatsHooks() if kept else _NoCounter()
@@ -491,8 +559,7 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
         recorded=lambda _count: None,
         every_interval=_nothing,
     )
-    with _counters(kept):
-        started = time.perf_counter()
+    with _counters(kept), _timed(SENDS_PER_ROUND) as timed:
         for _ in range(SENDS_PER_ROUND // SEND_BATCH):
             now = clock.now()
             for queued, _content in await claimer.claim(SEND_BATCH):
@@ -500,7 +567,7 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
                     Sent(queued.request_id, f"m-{queued.request_id}", now, queued.lease_token)
                 )
             await recorder.flush_before_exit()
-        return (time.perf_counter() - started) / SENDS_PER_ROUND
+    return timed[0]
 
 
 async def _nothing() -> None:
@@ -510,7 +577,7 @@ async def _nothing() -> None:
 _next_sns = 0
 
 
-async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> float:
+async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> Round:
     """Seconds per SES Delivery event ingested, `SNS_BATCH` a transaction."""
     global _next_sns
     query = text(
@@ -529,8 +596,7 @@ async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) ->
                 query, {"topic": BIG_TOPIC, "count": EVENTS_PER_ROUND - len(rows), "skip": 0}
             )
     _next_sns += EVENTS_PER_ROUND
-    with _counters(kept):
-        started = time.perf_counter()
+    with _counters(kept), _timed(len(rows)) as timed:
         for start in range(0, len(rows), SNS_BATCH):
             now = datetime.now(UTC)
             batch = [
@@ -539,7 +605,7 @@ async def _events(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) ->
             ]
             async with sessionmaker() as session, session.begin():
                 await ingest_notifications(session, batch, soft_bounces=SOFT_BOUNCES)
-        return (time.perf_counter() - started) / max(1, len(rows))
+    return timed[0]
 
 
 def _delivery(request_id: int, address: str, now: datetime) -> SnsMessage:
@@ -577,10 +643,11 @@ def _print(figures: Figures) -> None:
     ):
         if rates is None:
             continue
-        kept, bare = rates
         print(
-            f"  {name:28} {kept:8,.0f}/s with counters, {bare:8,.0f}/s without "
-            f"({kept / bare:.0%} of the rate without)"
+            f"  {name:28} {rates.with_per_s:8,.0f}/s with counters, "
+            f"{rates.without_per_s:8,.0f}/s without ({rates.with_per_s / rates.without_per_s:.0%}"
+            f" of the rate without; median of the rounds' ratios {rates.median_ratio:.0%},"
+            f" of their CPU time {rates.median_cpu_ratio:.0%})"
         )
 
 

@@ -1,19 +1,33 @@
 """Everything that differs between PostgreSQL and SQLite, in one place, beside the engine
-settings it relies on (`engine.py`): upserts, id allocation, bulk inserts, the server's clock.
-Features write their SQL once and call these where the two databases part ways."""
+settings it relies on (`engine.py`): upserts, id allocation, bulk inserts, statements in one
+call to SQLite's driver thread, the server's clock. Features write their SQL once and call
+these where the two databases part ways."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, FromClause, Table, bindparam, cast, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeEngine
 
 # One round trip for all the ids. MATERIALIZED looks the sequence up once: inlined, the lookup
@@ -86,22 +100,33 @@ async def bulk_insert(
 _SQLITE_PARAMETERS = 32_766
 
 
+async def _in_driver_thread(
+    connection: AsyncConnection, statement: str, values: Sequence[Any]
+) -> list[Any]:
+    """Run one SQL statement on SQLite and fetch its rows in ONE call to aiosqlite's thread.
+    SQLAlchemy's aiosqlite adapter makes three or four calls to that thread a statement (a
+    cursor, the statement, its rows, closing it), each a wait for the thread and a wake-up of
+    the event loop; on the hot paths those waits were most of a statement's cost, measured
+    (docs/decisions/0020-stats-counters-as-deltas.md, docs/benchmarks.md "Click redirect").
+    Errors come as SQLAlchemy's, as from any statement."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        return list(await driver.execute_fetchall(statement, values))
+    except sqlite3.Error as error:
+        # Without its values, as the engine hides them (db/engine.py): logged, sent to Sentry.
+        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+
+
 async def insert_rows_in_one_trip(
     connection: AsyncConnection,
     table: Table,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
 ) -> None:
-    """Insert a few rows of driver-ready values on SQLite in one call to the driver's thread:
-    one multi-row INSERT (one per 32,766 values). Below SQLAlchemy, whose aiosqlite adapter
-    makes three calls to that thread a statement (a cursor, the statement, closing it), each a
-    wait for the thread; for the rows a hot path writes in every transaction (the counters'
-    deltas) those waits were most of the statement's cost, measured
-    (docs/decisions/0020-stats-counters-as-deltas.md). Errors come as SQLAlchemy's, as from
-    any statement."""
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    """Insert a few rows of driver-ready values on SQLite in one call to the driver's thread
+    a statement (`_in_driver_thread`): one multi-row INSERT per 32,766 values."""
     quote = connection.dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in columns)
     marks = "(" + ", ".join("?" for _ in columns) + ")"  # sqlite3's paramstyle
@@ -111,13 +136,80 @@ async def insert_rows_in_one_trip(
         statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES " + ", ".join(  # noqa: S608
             [marks] * len(part)
         )
-        values = [value for row in part for value in row]
-        try:
-            # execute_insert: the statement run and its cursor closed in one call.
-            await driver.execute_insert(statement, values)
-        except sqlite3.Error as error:
-            # Without its values, as the engine hides them (db/engine.py): logged, sent to Sentry.
-            raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+        await _in_driver_thread(connection, statement, [value for row in part for value in row])
+
+
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    """A statement compiled for SQLite, with what SQLAlchemy would do to its values and rows."""
+
+    sql: str
+    names: Sequence[str]  # of its parameters, in their places
+    defaults: Mapping[str, Any]  # values bound in the statement itself
+    binds: Mapping[str, Callable[[Any], Any]]  # bind processors, by parameter name
+    results: Sequence[Callable[[Any], Any] | None]  # result processors, by column
+
+
+class OneTrip:
+    """A statement run in one call to SQLite's driver thread (`_in_driver_thread`), for the
+    few a hot path runs in every transaction: compiled once, its parameters and rows processed
+    as SQLAlchemy would. On PostgreSQL, where a statement is one round trip anyway, it runs as
+    any statement. Its parameters are named and single (no executemany, no expanding IN): to
+    pass many rows, join `rows_source`."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]] | UpdateBase) -> None:
+        self._statement = statement
+        self._compiled: _DriverStatement | None = None
+
+    async def run(
+        self, connection: AsyncConnection, parameters: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The statement's rows (none for a write without RETURNING), as tuples."""
+        if connection.dialect.name != "sqlite":
+            result = await connection.execute(self._statement, parameters)
+            return [tuple(row) for row in result] if result.returns_rows else []
+        compiled = self._compiled or self._compile(connection.dialect)
+        given = {**compiled.defaults, **(parameters or {})}
+        values = []
+        for name in compiled.names:
+            process = compiled.binds.get(name)
+            values.append(given[name] if process is None else process(given[name]))
+        rows = await _in_driver_thread(connection, compiled.sql, values)
+        if not any(compiled.results):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                value if process is None else process(value)
+                for process, value in zip(compiled.results, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    def _compile(self, dialect: Dialect) -> _DriverStatement:
+        compiled = self._statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.post_compile_params or compiled.positiontup is None:
+            raise TypeError("OneTrip takes single named parameters (no expanding IN)")
+        binds = {}
+        for parameter, name in compiled.bind_names.items():
+            process = parameter.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binds[name] = process
+        self._compiled = _DriverStatement(
+            compiled.string,
+            list(compiled.positiontup),
+            {
+                name: parameter.effective_value
+                for parameter, name in compiled.bind_names.items()
+                if not parameter.required
+            },
+            binds,
+            [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self._statement.exported_columns
+            ],
+        )
+        return self._compiled
 
 
 async def database_time(session: AsyncSession) -> float | None:

@@ -246,9 +246,19 @@ async def record_claimed(
             },
         )
         done = set()
+        # The sends of one outcome and minute share one `after` (its time to the minute, all
+        # the counters read of it), so the counters work out each of those few once.
+        shared: dict[tuple[int | None, datetime], dict[str, Any]] = {}
         for request_id, topic_id, recipient, outcome, sent_at in rows:
             done.add(request_id)
-            after = {"status": int(RequestStatus.SENT), "sent_at": sent_at, "outcome": outcome}
+            minute = sent_at.replace(second=0, microsecond=0)
+            after = shared.get((outcome, minute))
+            if after is None:
+                after = shared[outcome, minute] = {
+                    "status": int(RequestStatus.SENT),
+                    "sent_at": minute,
+                    "outcome": outcome,
+                }
             changes.append(RequestChange(topic_id, recipient, claimed, after))
         rest += [r for r in sent if r.request_id not in done]
     if failed:

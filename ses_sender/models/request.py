@@ -133,7 +133,8 @@ class RequestChange(NamedTuple):
     when a send is recorded). A column in neither is one the write left alone. `before` is
     None for a row the write inserted (then `after` has every counted column). `events` are
     the events attached to the request by this write, each (type, time) once: events stored
-    again (a duplicate) are not in it.
+    again (a duplicate) are not in it. Times may be given to the minute, all the counters read
+    of them: changes alike then share one mapping, looked at once.
     (A tuple: a batch of sends makes one per row.)
     """
 

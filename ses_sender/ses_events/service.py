@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +73,8 @@ _SUMMARY_TIME_FIELDS = {
 }
 # The first-time column of the counters (stats/counters.py) that SES's opens and clicks set.
 _FIRST_TIME_FIELDS = {EventType.SES_OPEN: "opened_at", EventType.SES_CLICK: "clicked_at"}
+# What the counters are given of a request an event changed nothing of (shared: see `_changes`).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 # The recipient stored for an event that names nobody: the unique key needs a value.
 NO_RECIPIENT = ""
 SETUP_AWS = "setup-aws"  # who recorded a trusted topic
@@ -363,44 +366,51 @@ def _changes(stored: Sequence[_Stored], counted: dict[int, dict[str, Any]]) -> l
     for request_id, mail_events in events.items():
         before = counted[request_id]
         after = dict(before)
+        changed: set[str] = set()  # the columns whose value the events change
         for mail_event in mail_events:
-            event_type = result_status(mail_event.event)
-            after["event_types"] |= counters.EVENT_BITS[event_type]
-            first_time = _FIRST_TIME_FIELDS.get(event_type)
-            change = summary_change(mail_event.event, request_id)
-            for field, at in ((first_time, mail_event.occurred_at), _change_time(change)):
+            event, at = mail_event.event, mail_event.occurred_at
+            event_type = result_status(event)
+            bit = counters.EVENT_BITS[event_type]
+            if not after["event_types"] & bit:
+                after["event_types"] |= bit
+                changed.add("event_types")
+            # `summary_change`'s time and outcome, without making one (this runs per event).
+            outcome = outcome_of(event)
+            summary_time = None if outcome is None else _SUMMARY_TIME_FIELDS[event.event_type]
+            for field in (_FIRST_TIME_FIELDS.get(event_type), summary_time):
                 if field in after and (after[field] is None or after[field] > at):
                     after[field] = at
-            if change is not None and (
-                after["outcome"] is None or after["outcome"] < change.outcome
-            ):
-                after["outcome"] = change.outcome
+                    changed.add(field)
+            if outcome is not None and (after["outcome"] is None or after["outcome"] < outcome):
+                after["outcome"] = outcome
+                changed.add("outcome")
         first = mail_events[0]
         if after["attempts"] > 0 and not (
             after["status"] == RequestStatus.SENT and after["message_id"] is not None
         ):
-            after.update(
-                status=int(RequestStatus.SENT),
-                message_id=first.ses_message_id,
-                sent_at=first.occurred_at,
-                updated_at=first.received.now,
-            )
+            sent = {
+                "status": int(RequestStatus.SENT),
+                "message_id": first.ses_message_id,
+                "sent_at": first.occurred_at,
+                "updated_at": first.received.now,
+            }
+            after.update(sent)
+            changed.update(sent)
         request = requests[request_id]
+        # Only what the counters read of this change: the columns changed and those the rules
+        # reading them read beside (few: their shape is worked out per change). A change of
+        # none (an event whose type the request had, say) shares one mapping: looked at once.
+        columns = counters.columns_read_with(frozenset(changed))
         changes.append(
             RequestChange(
                 request.topic_id,
                 request.recipient_key,
-                before,
-                after,
+                {column: before[column] for column in columns} if columns else _NOTHING,
+                {column: after[column] for column in columns} if columns else _NOTHING,
                 tuple((result_status(e.event), e.occurred_at) for e in mail_events),
             )
         )
     return changes
-
-
-def _change_time(change: SummaryChange | None) -> tuple[str | None, datetime]:
-    """The summary time an event sets (the counters count some: not `rejected_at`, say)."""
-    return (None, datetime.min) if change is None else (change.time_field, change.at)
 
 
 def _tagged_request_ids(event: SesEvent) -> list[int]:

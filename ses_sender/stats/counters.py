@@ -16,6 +16,7 @@ at once by compiling the same rules to SQL aggregates (`Rule.total_sql`, reposit
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -402,13 +403,16 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     For a change to an existing row, only the rules that read a column the change touched are
     looked at, on the row as it was and as it is; a rule that needs a column the writer did
     not give raises KeyError (a writer that forgot one must not count wrong). Changes of one
-    shape (the same columns, the same values, times to the minute: a batch of sends, say) are
-    worked out once."""
-    # Changes with the same effects in the same topic and domain are tallied first, and the
-    # counters' keys made once per tally: a batch of sends has one shape and a few domains.
-    # The loop runs for every row a writer changed: what it does per change is kept to a few
-    # dictionary lookups (the hot paths' share of the counters' cost).
-    tally: dict[tuple[Effects, str, str], int] = {}
+    shape (the same columns, the same values, times to the minute) are worked out once, and
+    changes that share their `before` and `after` mappings (a batch of sends grouped by its
+    writer, a claim's rows) are looked at once."""
+    # The loop runs for every row a writer changed: what it does for a change whose mappings
+    # were seen is an identity test or a dictionary lookup, and a tally. Changes with the same
+    # effects in the same topic and domain are tallied by the effects' identity (hashing them,
+    # tuples of tuples, costs more than the rest), and the counters' keys made once per tally.
+    seen: dict[tuple[int, int], tuple[Effects, Facts | None, Facts]] = {}
+    kept: dict[int, Effects] = {}  # by id: kept alive, so no id is reused
+    tally: dict[tuple[int, str, str], int] = {}
     counts: dict[CounterKey, int] = {}
     last_before: Any = _MISSING
     last_after: Any = _MISSING
@@ -416,13 +420,21 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     shaped_before: Facts | None = None  # a batch of sends shares the claimed state: shaped once
     before_shape: Any = None
     for topic_id, recipient_key, before, after, events in changes:
-        if after is not last_after or before is not last_before:
-            if before is not None and before is not shaped_before:
-                shaped_before, before_shape = before, _shape(before)
-            effects = _effects_of(before, after, None if before is None else before_shape)
-            last_before, last_after = before, after  # a claim's rows share one change
+        if after is not last_after or before is not last_before:  # else: the same as the last
+            pair = (id(before), id(after))
+            # `seen` keeps the mappings alive: their ids are not reused meanwhile.
+            found = seen.get(pair)
+            if found is None:
+                if before is not None and before is not shaped_before:
+                    shaped_before, before_shape = before, _shape(before)
+                effects = _effects_of(before, after, None if before is None else before_shape)
+                kept[id(effects)] = effects
+                seen[pair] = (effects, before, after)
+            else:
+                effects = found[0]
+            last_before, last_after = before, after
         if effects:
-            tallied = (effects, topic_id, domain_of(recipient_key))
+            tallied = (id(effects), topic_id, domain_of(recipient_key))
             tally[tallied] = tally.get(tallied, 0) + 1
         for event_type, at in events:
             each = _EVENT_METRIC.get(event_type)
@@ -433,8 +445,8 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
                     (CounterScope.ACCOUNT_TIME, "", "", minute, each),
                 ):
                     counts[timed] = counts.get(timed, 0) + 1
-    for (effects, topic, domain), times in tally.items():
-        for where, metric, minute, value in effects:
+    for (effects_id, topic, domain), times in tally.items():
+        for where, metric, minute, value in kept[effects_id]:
             if where == _TIMED:
                 keys: tuple[CounterKey, ...] = (
                     (CounterScope.TOPIC_TIME, topic, "", minute, metric),
@@ -516,6 +528,18 @@ def _work_out(before: Facts | None, after: Facts) -> Effects:
     return tuple(
         (where, metric, minute, value) for (where, metric, minute), value in found.items() if value
     )
+
+
+@functools.cache
+def columns_read_with(changed: frozenset[str]) -> tuple[str, ...]:
+    """The columns the counters read of a change to these columns: those the rules reading any
+    of them read (the status beside an outcome, say). A writer that gives only those gives the
+    rules all they need, and no more to shape."""
+    read: set[str] = set()
+    for rule in RULES:
+        if rule.columns & changed:
+            read |= rule.columns
+    return tuple(sorted(read))
 
 
 def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterKey, int], int]:

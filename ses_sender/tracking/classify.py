@@ -12,7 +12,8 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -59,6 +60,18 @@ class Signatures:
     proxy_agents: tuple[str, ...]  # lower case
     scanner_networks: tuple[IpNetwork, ...]
     automated_agents: tuple[str, ...]  # lower case
+    # The same, ready for every hit (a click is judged in ~2 µs instead of ~10): the networks
+    # as integer ranges, the agents' substrings as one pattern.
+    _apple_ranges: tuple[_Range, ...] = field(init=False, repr=False, compare=False)
+    _scanner_ranges: tuple[_Range, ...] = field(init=False, repr=False, compare=False)
+    _proxy_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _automated_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_apple_ranges", _ranges(self.apple_networks))
+        object.__setattr__(self, "_scanner_ranges", _ranges(self.scanner_networks))
+        object.__setattr__(self, "_proxy_pattern", _any_of(self.proxy_agents))
+        object.__setattr__(self, "_automated_pattern", _any_of(self.automated_agents))
 
     @classmethod
     def packaged(cls) -> Signatures:
@@ -82,10 +95,10 @@ class Signatures:
 
     def judge_open(self, shape: RequestShape) -> Verdict:
         agent = shape.user_agent.lower()
-        if any(proxy in agent for proxy in self.proxy_agents):
+        if self._proxy_pattern.search(agent):
             return Verdict(False, Reason.PROXY)
         if shape.user_agent in self.apple_user_agents or _within(
-            shape.client_address, self.apple_networks
+            shape.client_address, self._apple_ranges
         ):
             return Verdict(True, Reason.APPLE_MPP)
         return self._judge_shape(shape) or HUMAN
@@ -99,9 +112,9 @@ class Signatures:
         if shape.method == "HEAD":
             return Verdict(True, Reason.HEAD)
         agent = shape.user_agent.lower()
-        if not agent or any(pattern in agent for pattern in self.automated_agents):
+        if not agent or self._automated_pattern.search(agent):
             return Verdict(True, Reason.SCANNER_AGENT)
-        if _within(shape.client_address, self.scanner_networks):
+        if _within(shape.client_address, self._scanner_ranges):
             return Verdict(True, Reason.SCANNER_NETWORK)
         return None
 
@@ -114,11 +127,29 @@ def _lower(entries: list[str]) -> tuple[str, ...]:
     return tuple(entry.lower() for entry in entries)
 
 
-def _within(address: str | None, networks: tuple[IpNetwork, ...]) -> bool:
+_Range = tuple[int, int, int]  # IP version, first and last address as integers
+
+
+def _ranges(networks: tuple[IpNetwork, ...]) -> tuple[_Range, ...]:
+    return tuple(
+        (network.version, int(network.network_address), int(network.broadcast_address))
+        for network in networks
+    )
+
+
+def _any_of(substrings: tuple[str, ...]) -> re.Pattern[str]:
+    """A pattern found wherever one of `substrings` is (none: found nowhere)."""
+    if not substrings:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(re.escape(substring) for substring in substrings))
+
+
+def _within(address: str | None, ranges: tuple[_Range, ...]) -> bool:
     if address is None:
         return False
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(parsed in network for network in networks)
+    version, number = parsed.version, int(parsed)
+    return any(v == version and first <= number <= last for v, first, last in ranges)

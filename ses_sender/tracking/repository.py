@@ -1,16 +1,34 @@
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, case, false, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    case,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from ses_sender.db.base import UtcDateTime
-from ses_sender.db.dialect import insert_for
+from ses_sender.db.dialect import OneTrip, insert_for, rows_parameters, rows_source
 from ses_sender.models import AppSecret, Content, EventType, Request, Result, ResultSource
 from ses_sender.stats.counters import EVENT_BITS, EVENT_FACT_COLUMNS
 
@@ -61,17 +79,9 @@ async def request_facts(
     """The requests hit, locked until the transaction ends (PostgreSQL), in id order: the
     counters take what recording changes from them, so no other transaction changes them
     meanwhile."""
-    rows = await session.execute(
-        select(
-            Request.id,
-            Request.topic_id,
-            Request.recipient_key,
-            Request.sent_at,
-            *(_requests.c[name] for name in EVENT_FACT_COLUMNS),
-        )
-        .where(Request.id.in_(set(request_ids)))
-        .order_by(Request.id)
-        .with_for_update()
+    connection = await session.connection()
+    rows = await _request_facts(connection.dialect.name).run(
+        connection, _ids_parameters(connection.dialect, request_ids)
     )
     return {
         row[0]: RequestFacts(
@@ -79,6 +89,34 @@ async def request_facts(
         )
         for row in rows
     }
+
+
+# A batch's statements take its rows as one parameter (`rows_source`) and run in one trip to
+# SQLite's driver thread (`OneTrip`): a fixed number of trips a batch, whatever its size. They
+# are built once per database: building them cost more than running them for a small batch.
+
+_IDS: list[tuple[str, TypeEngine[Any]]] = [("id", BigInteger())]
+
+
+def _ids_parameters(dialect: Dialect, ids: Iterable[int]) -> dict[str, Any]:
+    return rows_parameters(dialect, _IDS, [(request_id,) for request_id in set(ids)])
+
+
+@functools.cache
+def _request_facts(dialect: str) -> OneTrip:
+    ids = rows_source(dialect, "hit_requests", _IDS)
+    return OneTrip(
+        select(
+            Request.id,
+            Request.topic_id,
+            Request.recipient_key,
+            Request.sent_at,
+            *(_requests.c[name] for name in EVENT_FACT_COLUMNS),
+        )
+        .where(Request.id.in_(select(ids.c.id)))
+        .order_by(Request.id)
+        .with_for_update()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +163,20 @@ async def clicks_since(
     session: AsyncSession, request_ids: Iterable[int], since: datetime
 ) -> list[RecentClick]:
     """The clicks of these requests from `since` on, oldest first."""
-    rows = await session.execute(
+    connection = await session.connection()
+    rows = await _clicks_since(connection.dialect.name).run(
+        connection, {"since": since, **_ids_parameters(connection.dialect, request_ids)}
+    )
+    return [
+        RecentClick(result_id, request_id, url, occurred_at, bool(machine), reason or "")
+        for result_id, request_id, url, occurred_at, machine, reason in rows
+    ]
+
+
+@functools.cache
+def _clicks_since(dialect: str) -> OneTrip:
+    ids = rows_source(dialect, "hit_requests", _IDS)
+    return OneTrip(
         select(
             Result.id,
             Result.request_id,
@@ -135,18 +186,12 @@ async def clicks_since(
             Result.reason,
         )
         .where(
-            Result.request_id.in_(set(request_ids)),
+            Result.request_id.in_(select(ids.c.id)),
             Result.status == EventType.CLICK,
-            Result.occurred_at >= since,
+            Result.occurred_at >= bindparam("since", type_=UtcDateTime()),
         )
         .order_by(Result.occurred_at, Result.id)
     )
-    return [
-        RecentClick(
-            row.id, row.request_id, row.url, row.occurred_at, bool(row.machine), row.reason or ""
-        )
-        for row in rows
-    ]
 
 
 async def link_clicks(
@@ -184,7 +229,16 @@ class Counts:
     first: datetime
 
 
-def _count_statement(kind: EventType) -> Update:
+_COUNTS: list[tuple[str, TypeEngine[Any]]] = [
+    ("request_id", BigInteger()),
+    ("added", Integer()),
+    ("machine", Integer()),
+    ("at", UtcDateTime()),
+]
+
+
+@functools.cache
+def _count_statement(dialect: str, kind: EventType) -> OneTrip:
     """Add to each request's count of opens or clicks (and of a machine's), set its first time
     once, and keep what the counters need (`EVENT_FACT_COLUMNS`: the earliest, the event type)."""
     requests = _requests
@@ -194,15 +248,16 @@ def _count_statement(kind: EventType) -> Update:
     else:
         count, first = requests.c.click_count, requests.c.first_clicked_at
         machine, earliest = requests.c.machine_click_count, requests.c.clicked_at
-    at = bindparam("at", type_=UtcDateTime())
-    return (
+    counts = rows_source(dialect, "hit_counts", _COUNTS)
+    at = counts.c.at
+    return OneTrip(
         update(requests)
-        .where(requests.c.id == bindparam("request_id"))
+        .where(requests.c.id == counts.c.request_id)
         .values(
             {
-                count: count + bindparam("added"),
+                count: count + counts.c.added,
                 first: func.coalesce(first, at),
-                machine: machine + bindparam("machine"),
+                machine: machine + counts.c.machine,
                 earliest: case((or_(earliest.is_(None), earliest > at), at), else_=earliest),
                 requests.c.event_types: requests.c.event_types.op("|")(EVENT_BITS[kind]),
             }
@@ -210,34 +265,61 @@ def _count_statement(kind: EventType) -> Update:
     )
 
 
-# Built once: building them cost more than running them for a small batch.
-_COUNT_STATEMENTS = {kind: _count_statement(kind) for kind in (EventType.OPEN, EventType.CLICK)}
-
-
 async def count_events(session: AsyncSession, kind: EventType, counts: dict[int, Counts]) -> None:
     if counts:
-        await session.execute(
-            _COUNT_STATEMENTS[kind],
-            [
-                {"request_id": request_id, "added": c.added, "machine": c.machine, "at": c.first}
-                for request_id, c in counts.items()
-            ],
+        connection = await session.connection()
+        rows = [(request_id, c.added, c.machine, c.first) for request_id, c in counts.items()]
+        await _count_statement(connection.dialect.name, kind).run(
+            connection, rows_parameters(connection.dialect, _COUNTS, rows)
         )
+
+
+_EVENTS: list[tuple[str, TypeEngine[Any]]] = [
+    ("request_id", BigInteger()),
+    ("status", String()),
+    ("source", String()),
+    ("recipient", String()),
+    ("occurred_at", UtcDateTime()),
+    ("created_at", UtcDateTime()),
+    ("url", Text()),
+    ("machine", Boolean()),
+    ("reason", String()),
+]
+
+
+@functools.cache
+def _insert_events(dialect: str) -> OneTrip:
+    events = rows_source(dialect, "hit_events", _EVENTS)
+    names = [name for name, _type in _EVENTS]
+    return OneTrip(insert(_results).from_select(names, select(*(events.c[n] for n in names))))
 
 
 async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
     if events:
-        await session.execute(insert(_results), events)
+        connection = await session.connection()
+        rows = [[event[name] for name, _type in _EVENTS] for event in events]
+        await _insert_events(connection.dialect.name).run(
+            connection, rows_parameters(connection.dialect, _EVENTS, rows)
+        )
+
+
+_REASONS: list[tuple[str, TypeEngine[Any]]] = [("result_id", BigInteger()), ("reason", String())]
+
+
+@functools.cache
+def _mark_machine(dialect: str) -> OneTrip:
+    reasons = rows_source(dialect, "new_reasons", _REASONS)
+    return OneTrip(
+        update(_results)
+        .where(_results.c.id == reasons.c.result_id)
+        .values(machine=True, reason=reasons.c.reason)
+    )
 
 
 async def mark_machine(session: AsyncSession, reasons: dict[int, str]) -> None:
     """Mark earlier events as a machine's, each with its reason, by result id."""
-    if not reasons:
-        return
-    results = _results
-    await session.execute(
-        update(results)
-        .where(results.c.id == bindparam("result_id"))
-        .values(machine=True, reason=bindparam("new_reason")),
-        [{"result_id": result_id, "new_reason": reason} for result_id, reason in reasons.items()],
-    )
+    if reasons:
+        connection = await session.connection()
+        await _mark_machine(connection.dialect.name).run(
+            connection, rows_parameters(connection.dialect, _REASONS, list(reasons.items()))
+        )

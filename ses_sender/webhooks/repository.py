@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ses_sender.db.dialect import OneTrip
 from ses_sender.db.pruning import delete_some
 from ses_sender.db.queue import claim_statement
 from ses_sender.models import DeliveryStatus, Request, Webhook, WebhookDelivery
@@ -93,11 +94,13 @@ class EnabledWebhook:
     events: str | None  # as stored: a JSON list, or None for every type
 
 
-_ENABLED_WEBHOOKS = select(_webhooks.c.id, _webhooks.c.events).where(_webhooks.c.enabled)
+# Read in every transaction that records events (the SNS path, opens and clicks): in one trip
+# to SQLite's driver thread. Not kept in the process: another replica may add a webhook.
+_ENABLED_WEBHOOKS = OneTrip(select(_webhooks.c.id, _webhooks.c.events).where(_webhooks.c.enabled))
 
 
 async def enabled_webhooks(session: AsyncSession) -> list[EnabledWebhook]:
-    rows = await session.execute(_ENABLED_WEBHOOKS)
+    rows = await _ENABLED_WEBHOOKS.run(await session.connection())
     return [EnabledWebhook(*row) for row in rows]
 
 

@@ -27,6 +27,42 @@ def test_a_send_counts_once_in_its_topic_its_domain_and_its_minute() -> None:
     }
 
 
+def test_changes_sharing_their_mappings_count_as_each_alone() -> None:
+    # A writer shares one mapping among changes alike (a batch of sends, by outcome and
+    # minute); interleaved, each still counts in its own topic and domain.
+    claimed = {"status": P}
+    delivered = {"status": S, "sent_at": AT, "outcome": 20}
+    pending = {"status": S, "sent_at": AT, "outcome": None}
+    changes = [
+        RequestChange("sale", "a@x.org", claimed, pending),
+        RequestChange("sale", "b@y.org", claimed, delivered),
+        RequestChange("news", "c@x.org", claimed, pending),
+        RequestChange("sale", "d@x.org", claimed, delivered),
+    ]
+
+    alone: dict[counters.CounterKey, int] = {}
+    for change in changes:
+        unshared = change._replace(before=dict(change.before or {}), after=dict(change.after))
+        for key, value in counters.change_deltas([unshared]).items():
+            alone[key] = alone.get(key, 0) + value
+    assert counters.change_deltas(changes) == alone
+
+
+def test_a_change_given_only_what_the_rules_read_of_it_counts_in_full() -> None:
+    # An SES Delivery for a request sent and counted, as an SNS batch gives it.
+    before = {"status": S, "outcome": None, "delivered_at": None, "event_types": 1}
+    after = {"status": S, "outcome": 20, "delivered_at": AT, "event_types": 1 | 16}
+    columns = counters.columns_read_with(frozenset({"outcome", "delivered_at", "event_types"}))
+
+    assert set(columns) == set(before)
+    deltas = counters.change_deltas([RequestChange("sale", "a@x.org", before, after)])
+    assert {key[4] for key, value in deltas.items() if key[0] == CounterScope.TOPIC} == {
+        "outcome:delivered",
+        "delivered",
+        "event:Delivery",
+    }
+
+
 def test_a_claim_counts_for_nothing() -> None:
     claimed = RequestChange("sale", "a@x.org", {"status": 0}, {"status": P})
 
