@@ -8,13 +8,15 @@
 For each backend, in a fresh database (SQLite in a temporary file, PostgreSQL in a temporary
 database created and dropped here), against the real code:
 
-1. load: the schema as it was before the counters (migration 0007); requests bulk-loaded with one
-   SQL statement (90 % in one topic, the rest over 1,000 small ones; 40 % gmail.com, 20 %
-   naver.com, the rest over 997 domains; 90 % sent over a week, 3 % failed, 5 % queued, 2 %
-   cancelled), then about three events per request (Send, Delivery or Bounce, opens, clicks);
+1. load: the schema as it was before the counters were built (migration 0012); requests
+   bulk-loaded with one SQL statement (90 % in one topic, the rest over 1,000 small ones; 40 %
+   gmail.com, 20 % naver.com, the rest over 997 domains; 90 % sent over a week, 3 % failed, 5 %
+   queued, 2 % cancelled), then about three events per request (Send, Delivery or Bounce, opens,
+   SES clicks) and our own clicks of 40 links (a third of the delivered requests, some twice, a
+   quarter a machine's);
 2. build: the migrations from there on, timed: 0013 fills what each request keeps of its
-   events and builds the counters in SQL (stats/build.py); the counters measured are the ones
-   it builds, which the service keeps from then on;
+   events and builds the counters in SQL (stats/build.py), 0016 the links'; the counters
+   measured are the ones they build, which the service keeps from then on;
 3. reads: each read of the stats API, by its service function, `--repeat` times after one
    untimed call (a running service has compiled and prepared its statements), with the
    collector kept off what start-up made, as in the service: p50 and p95;
@@ -85,7 +87,8 @@ EVENTS_PER_ROUND = 500
 SOFT_BOUNCES = SoftBounceRule(limit=3, window=timedelta(days=7))
 BIG_TOPIC = "big"
 COST_TOPIC = "cost"
-BEFORE_COUNTERS = "0007"
+BEFORE_COUNTERS = "0012"  # the counters' tables (0008) and the clicks' URLs (0012), unfilled
+LINKS = 40  # a topic's tracked links our own clicks spread over
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 # Requests: id i in 1..N. Times are seconds before :now; SQLite keeps times as text.
@@ -162,12 +165,31 @@ _EVENTS = [
 ]
 
 
+# Our own clicks: (which sent requests, the time's offset in seconds from the send). The second
+# follows the same link again; a quarter are a machine's.
+_TRACKED_CLICKS = [("id % 100 < 85 AND id % 5 < 2", 900), ("id % 100 < 85 AND id % 5 = 0", 1200)]
+
+
+def _sent_plus(backend: str, offset_s: int) -> str:
+    if backend == "postgresql":
+        return f"sent_at + interval '{offset_s} seconds'"
+    return f"strftime('%Y-%m-%d %H:%M:%f', sent_at, '+{offset_s} seconds')"
+
+
+def _tracked_clicks_sql(backend: str, which: str, offset_s: int) -> str:
+    at = _sent_plus(backend, offset_s)
+    return f"""
+        INSERT INTO email_results (request_id, status, source, recipient, occurred_at, raw,
+            created_at, url, machine, reason)
+        SELECT id, 'Click', 'tracking', recipient_key, {at}, '{{}}', {at},
+            'https://shop.example/p/' || (id / 100 % {LINKS}), id % 4 = 0,
+            CASE WHEN id % 4 = 0 THEN 'scanner-network' ELSE 'direct' END
+        FROM email_requests WHERE status = 2 AND ({which})
+    """  # noqa: S608 - our own constants
+
+
 def _events_sql(backend: str, kind: str, which: str, offset_s: int, copy: int) -> str:
-    at = (
-        f"sent_at + interval '{offset_s} seconds'"
-        if backend == "postgresql"
-        else f"strftime('%Y-%m-%d %H:%M:%f', sent_at, '+{offset_s} seconds')"
-    )
+    at = _sent_plus(backend, offset_s)
     return f"""
         INSERT INTO email_results (request_id, status, source, sns_message_id, ses_message_id,
             recipient, occurred_at, raw, created_at)
@@ -336,6 +358,8 @@ async def _load(backend: str, url: str, size: int, cost_rows: int) -> tuple[int,
             )
             for kind, which, offset_s, copy in _EVENTS:
                 await connection.execute(text(_events_sql(backend, kind, which, offset_s, copy)))
+            for which, offset_s in _TRACKED_CLICKS:
+                await connection.execute(text(_tracked_clicks_sql(backend, which, offset_s)))
             if backend == "postgresql":
                 await connection.execute(
                     text("SELECT setval('email_requests_id_seq', :last)"),
@@ -416,6 +440,7 @@ def _reads(topic: str, cursor: str | None) -> dict[str, Read]:
         "timeline day x30": lambda s: service.topic_timeline(s, topic, span("day", 30)),
         "account timeline hour x168": lambda s: service.account_timeline(s, span("hour", 168)),
         "domains (100 largest)": lambda s: service.topic_domains(s, topic),
+        f"links ({LINKS})": lambda s: service.topic_links(s, topic),
         "counts/sent hours=24": lambda s: service.sent_count(s, 24, now=now),
         "counts/sent hours=168": lambda s: service.sent_count(s, 168, now=now),
     }

@@ -42,7 +42,7 @@ from ses_sender.models import (
     StatCounter,
     StopReason,
 )
-from ses_sender.stats import counters
+from ses_sender.stats import build, counters
 from ses_sender.stats import repository as stats_repository
 from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
@@ -528,3 +528,88 @@ async def _counters_key(engine: AsyncEngine) -> str:
             text("SELECT pg_get_indexdef('pk_stat_counters'::regclass)")
         )
     return str(found)
+
+
+async def test_0016_builds_the_links_counters_of_the_clicks_there_are(
+    fresh_database_url: str,
+) -> None:
+    await asyncio.to_thread(_migrate, fresh_database_url, "0015")
+    engine = create_engine(to_async_url(fresh_database_url))
+    at = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    # Two URLs longer than a counter's key that differ only past the cut: one link.
+    long_url = "https://shop.example/" + "é" * 800
+    clicks = [  # (request, url: None for the honeypot, a machine's)
+        (1, "https://shop.example/sale", False),
+        (1, "https://shop.example/sale", False),  # the same person again
+        (1, "https://shop.example/faq", True),
+        (2, "https://shop.example/sale", True),
+        (2, None, True),
+        (3, "https://shop.example/sale", False),
+        (3, long_url + "a", False),
+        (3, long_url + "b", True),
+        (4, "https://shop.example/sale", False),  # another topic's
+    ]
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Content).values(id=1, subject="s", content="c", created_at=at)
+            )
+            for number in range(1, 5):
+                address = f"u{number}@gmail.com"
+                await connection.execute(
+                    insert(Request).values(
+                        id=number,
+                        topic_id="sale" if number < 4 else "news",
+                        to=address,
+                        recipient_key=address,
+                        content_id=1,
+                        scheduled_at=at,
+                        due_at=at,
+                        status=RequestStatus.SENT,
+                        sent_at=at,
+                        created_at=at,
+                        updated_at=at,
+                    )
+                )
+            for minute, (request_id, url, machine) in enumerate(clicks):
+                await connection.execute(
+                    insert(Result).values(
+                        request_id=request_id,
+                        status="Click",
+                        source="tracking",
+                        recipient=f"u{request_id}@gmail.com",
+                        occurred_at=at + timedelta(minutes=minute),
+                        created_at=at,
+                        url=url,
+                        machine=machine,
+                    )
+                )
+            # The counters as 0015 keeps them: exact for all but the links, which it has not.
+            await connection.execute(build.backfill_statement())
+            for statement in build.rebuild_statements(connection.dialect.name):
+                await connection.execute(statement)
+        await asyncio.to_thread(_migrate, fresh_database_url, "0016")
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            report = await stats.verify(session, None)
+            sale = await stats.topic_links(session, "sale")
+        await asyncio.to_thread(_migrate, fresh_database_url, "0015", down=True)
+        async with engine.connect() as connection:
+            links_left = await connection.scalar(
+                select(func.count())
+                .select_from(StatCounter)
+                .where(StatCounter.scope == CounterScope.LINK)
+            )
+    finally:
+        await engine.dispose()
+
+    assert report.differences == []
+    assert [
+        (link.url, link.total, link.unique, link.machine, link.unique_human, link.unique_machine)
+        for link in sale.links
+    ] == [
+        ("https://shop.example/sale", 4, 3, 1, 2, 1),
+        ("https://shop.example/" + "é" * 738 + "…", 2, 1, 1, 1, 1),
+        ("https://shop.example/faq", 1, 1, 1, 0, 1),
+    ]
+    assert links_left == 0

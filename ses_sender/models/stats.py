@@ -16,12 +16,13 @@ class CounterScope(enum.IntEnum):
     DOMAIN = 1  # one topic's recipients at one domain, all time
     TOPIC_TIME = 2  # one topic, one time bucket
     ACCOUNT_TIME = 3  # every topic, one time bucket
+    LINK = 4  # one topic's clicks of one link (its URL in `domain`), all time
 
 
 class StatCounter(Base):
     """A folded count: the sum of every delta folded into it (see `StatDelta`).
 
-    Totals (TOPIC, DOMAIN) have `grain_s` and `bucket` 0; time buckets have the bucket's start
+    Totals (TOPIC, DOMAIN, LINK) have `grain_s` and `bucket` 0; time buckets have the bucket's start
     in epoch seconds and its length (60, 3600 or 86400). Only non-zero counts are kept.
     On PostgreSQL the key's index holds `value` too: a timeline reads the index alone.
     """
@@ -30,7 +31,7 @@ class StatCounter(Base):
 
     scope: Mapped[int] = mapped_column(SmallInteger)
     topic_id: Mapped[str] = mapped_column(String(255))  # "" for the account
-    domain: Mapped[str] = mapped_column(String(320))  # "" unless DOMAIN
+    domain: Mapped[str] = mapped_column(Text)  # a DOMAIN's domain, a LINK's URL, else ""
     grain_s: Mapped[int] = mapped_column(Integer)
     bucket: Mapped[int] = mapped_column(BigInteger)
     metric: Mapped[str] = mapped_column(String(32))
@@ -57,7 +58,8 @@ class StatDelta(Base):
     are minutes (the fold adds them to the hour and the day too). A transaction's changes to
     one metric of one topic's domains are one row (scope DOMAIN, `domain` ""): `domains` holds
     them, a JSON object of domain to change, and `value` their sum. A batch of sends touches
-    dozens of domains: one row, not dozens, each a cost to its writer.
+    dozens of domains: one row, not dozens, each a cost to its writer. A topic's links (scope
+    LINK) are packed alike, by URL.
     """
 
     __tablename__ = "stat_deltas"

@@ -3,8 +3,9 @@ benchmark, the way the migration does), and the recount `stats verify` compares 
 
 The rules are counters.py's, compiled to SQL aggregates: one pass over the requests for every
 total (by topic and domain, into a temporary table, then one row per metric), one aggregate
-per timed rule for the minutes, and the hours and days summed from the minutes. Nothing here
-loops over requests in Python: at ten million requests this runs in minutes.
+per timed rule for the minutes, and the hours and days summed from the minutes; the links'
+counters from one pass over our own clicks (`link_statements`). Nothing here loops over
+requests in Python: at ten million requests this runs in minutes.
 
 The statements are plain SQLAlchemy Core, run by the caller: on the migration's synchronous
 connection, or on a service session.
@@ -21,11 +22,13 @@ from sqlalchemy import (
     Executable,
     FromClause,
     Integer,
+    LargeBinary,
     MetaData,
     Select,
     SmallInteger,
     String,
     Table,
+    Text,
     and_,
     case,
     distinct,
@@ -49,7 +52,11 @@ from ses_sender.stats.counters import (
     EVENT_RULES,
     FACT_COLUMNS,
     GRAINS_S,
+    LINK_CUT,
+    LINK_RULES,
+    MAX_LINK_BYTES,
     MINUTE_S,
+    PACKED_SCOPES,
     RULES,
 )
 
@@ -70,6 +77,14 @@ _totals = Table(
     *(Column(f"m{index}", BigInteger) for index in range(len(_TOTAL_RULES))),
     prefixes=["TEMPORARY"],
 )
+_links = Table(
+    "stat_build_links",
+    _temporary,
+    Column("topic_id", String(255)),
+    Column("link", Text),
+    *(Column(f"m{index}", BigInteger) for index in range(len(LINK_RULES))),
+    prefixes=["TEMPORARY"],
+)
 _minutes = Table(
     "stat_build_minutes",
     _temporary,
@@ -85,7 +100,7 @@ recount_table = Table(
     _temporary,
     Column("scope", SmallInteger),
     Column("topic_id", String(255)),
-    Column("domain", String(320)),
+    Column("domain", Text),
     Column("grain_s", Integer),
     Column("bucket", BigInteger),
     Column("metric", String(32)),
@@ -114,6 +129,42 @@ def domain_sql(dialect: str, recipient_key: Any) -> ColumnElement[str]:
     # its last "@".
     up_to_at = func.rtrim(recipient_key, func.replace(recipient_key, "@", ""))
     return func.substr(recipient_key, func.length(up_to_at) + 1)
+
+
+def link_key_sql(dialect: str, url: Any) -> ColumnElement[str]:
+    """`counters.link_key`: the URL, or its first `MAX_LINK_BYTES` less the cut mark's bytes of
+    UTF-8 up to the last character boundary, and the mark."""
+    kept_bytes = MAX_LINK_BYTES - len(LINK_CUT.encode())
+    if dialect == "postgresql":
+        encoded: Any = func.convert_to(url, "UTF8")
+        size = func.octet_length(encoded)
+
+        def starts_character(offset: int) -> ColumnElement[bool]:  # 0-based
+            return func.get_byte(encoded, offset).op("&")(0xC0) != 0x80
+
+        def decoded(prefix: Any) -> ColumnElement[str]:
+            return func.convert_from(prefix, "UTF8")
+    else:
+        encoded = url.cast(LargeBinary)
+        size = func.length(encoded)
+
+        def starts_character(offset: int) -> ColumnElement[bool]:
+            # A continuation byte is 0x80 to 0xBF: its hex, upper case, sorts between them.
+            byte = func.hex(func.substr(encoded, offset + 1, 1))
+            return ~byte.between("80", "BF")
+
+        def decoded(prefix: Any) -> ColumnElement[str]:
+            return prefix.cast(Text)  # type: ignore[no-any-return]
+
+    # A character is at most 4 bytes: one of the last 4 offsets up to the cut starts one.
+    cut = case(
+        *((starts_character(offset), offset) for offset in range(kept_bytes, kept_bytes - 3, -1)),
+        else_=kept_bytes - 3,
+    )
+    return case(
+        (size <= MAX_LINK_BYTES, url),
+        else_=decoded(func.substr(encoded, 1, cut)).op("||")(literal(LINK_CUT)),
+    )
 
 
 def events_summary() -> Select[Any]:
@@ -297,9 +348,67 @@ def build_statements(
     return statements
 
 
+def link_statements(
+    dialect: str, target: Table, *, topic_id: str | None = None
+) -> list[Executable]:
+    """Statements that fill `target` (stat_counters, or `recount_table`) with the links'
+    counters (scope LINK) from our own clicks in the event log (of one topic), zeros left out:
+    each request's clicks of each link (by its key, `link_key_sql`) and a machine's of them,
+    counted by `counters.LINK_RULES`."""
+    link = link_key_sql(dialect, _results.c.url)
+    machine = func.coalesce(_results.c.machine, false()) == true()
+    query = (
+        select(
+            _requests.c.topic_id,
+            link.label("link"),
+            func.count().label("click_count"),
+            func.sum(case((machine, 1), else_=0)).label("machine_click_count"),
+        )
+        .select_from(_results.join(_requests, _requests.c.id == _results.c.request_id))
+        .where(
+            _results.c.status == EventType.CLICK.value,
+            _results.c.source == ResultSource.TRACKING.value,
+            _results.c.url.is_not(None),
+        )
+        .group_by(_requests.c.topic_id, _results.c.request_id, link)
+    )
+    if topic_id is not None:
+        query = query.where(_requests.c.topic_id == topic_id)
+    pairs = query.subquery("link_clicks")
+    counts: list[Select[Any]] = []
+    for index, rule in enumerate(LINK_RULES):
+        value = _links.c[f"m{index}"]
+        counts.append(
+            select(
+                literal(int(CounterScope.LINK)),
+                _links.c.topic_id,
+                _links.c.link,
+                literal(0),
+                literal(0),
+                literal(rule.metric),
+                value,
+            ).where(value != 0)
+        )
+    return [
+        DropTable(_links, if_exists=True),
+        CreateTable(_links),
+        _links.insert().from_select(
+            [column.name for column in _links.columns],
+            select(
+                pairs.c.topic_id,
+                pairs.c.link,
+                *(func.sum(rule.total_sql(pairs.c)) for rule in LINK_RULES),
+            ).group_by(pairs.c.topic_id, pairs.c.link),
+        ),
+        target.insert().from_select(_COUNTER_COLUMNS, union_all(*counts)),
+        DropTable(_links),
+    ]
+
+
 def rebuild_statements(dialect: str) -> list[Executable]:
-    """Statements that replace every counter (and pending delta) by a fresh build from the
-    rows as kept: the migration's, and the benchmark's."""
+    """Statements that replace every counter (and pending delta) but the links' by a fresh
+    build from the rows as kept: migration 0013's (links came with 0016:
+    `link_statements`)."""
     return [
         _deltas.delete(),
         _counters.delete(),
@@ -324,6 +433,7 @@ def recount_statements(dialect: str, topic_id: str | None) -> list[Executable]:
         DropTable(recount_table, if_exists=True),
         CreateTable(recount_table),
         *build_statements(dialect, recount_table, from_events=True, topic_id=topic_id),
+        *link_statements(dialect, recount_table, topic_id=topic_id),
     ]
 
 
@@ -354,7 +464,7 @@ def differences_query(dialect: str, topic_id: str | None) -> Select[Any]:
             _deltas.c.value,
             literal(0),
         ).where(_deltas.c.scope == int(CounterScope.TOPIC), *mine(_deltas)),
-        # A topic's domains: one row a metric, packed (`StatDelta.domains`).
+        # A topic's domains (links): one row a metric, packed (`StatDelta.domains`).
         select(
             _deltas.c.scope,
             _deltas.c.topic_id,
@@ -367,7 +477,7 @@ def differences_query(dialect: str, topic_id: str | None) -> Select[Any]:
         )
         .select_from(_deltas)
         .join(entries, true())
-        .where(_deltas.c.scope == int(CounterScope.DOMAIN), *mine(_deltas)),
+        .where(_deltas.c.scope.in_(sorted(PACKED_SCOPES)), *mine(_deltas)),
     ]
     for grain_s in GRAINS_S:
         kept.append(

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, literal, true
 
@@ -40,8 +40,20 @@ DAY_S = 86_400
 GRAINS_S = (MINUTE_S, HOUR_S, DAY_S)
 
 # A counter: (scope, topic id, domain, bucket start in epoch seconds, metric). Topic totals have
-# domain "" and bucket 0; the account's buckets have topic "".
+# domain "" and bucket 0; the account's buckets have topic ""; a link's counters have its URL
+# (`link_key`) for domain.
 CounterKey = tuple[int, str, str, int, str]
+# Scopes counted for all time (bucket 0), the others by time bucket.
+TOTAL_SCOPES = frozenset({CounterScope.TOPIC, CounterScope.DOMAIN, CounterScope.LINK})
+# Scopes whose deltas are packed: a transaction's changes to one metric of a topic's domains
+# (links) are one delta row, by domain (URL) in `StatDelta.domains`.
+PACKED_SCOPES = frozenset({CounterScope.DOMAIN, CounterScope.LINK})
+# A link's URL as a counter key is at most this many bytes of UTF-8: PostgreSQL refuses an index
+# entry over 2,704 bytes, and the counters' key holds the topic id too (up to 1,020 bytes). A
+# longer URL is cut on a character boundary and ends in `LINK_CUT`: links that share their
+# first 1,497 bytes share their counters.
+MAX_LINK_BYTES = 1_500
+LINK_CUT = "…"
 
 # Metrics kept. Requests queued, the sent requests SES has said nothing of, and (per domain)
 # those claimed are not kept but derived (`derived_totals`); a topic's requests in flight
@@ -307,10 +319,35 @@ RULES: tuple[Rule, ...] = (
 EVENT_RULES: tuple[tuple[str, frozenset[str]], ...] = ((OPENS, OPEN_TYPES), (CLICKS, CLICK_TYPES))
 _EVENT_METRIC = {event_type: metric for metric, types in EVENT_RULES for event_type in types}
 _RULE_COLUMNS = frozenset().union(*(rule.columns for rule in RULES))
+# A topic's clicks of one link (scope LINK) count by the rules of our own clicks, read on what
+# one request did with that link alone: its clicks of it and a machine's of them.
+LINK_FACT_COLUMNS = ("click_count", "machine_click_count")
+LINK_RULES = tuple(
+    rule for rule in RULES if rule.columns and rule.columns <= frozenset(LINK_FACT_COLUMNS)
+)
+
+
+class LinkChange(NamedTuple):
+    """A request's clicks of one link (`LINK_FACT_COLUMNS`) as they were and as they are."""
+
+    topic_id: str
+    link: str  # the URL as a counter key (`link_key`)
+    before: Facts
+    after: Facts
 
 
 def domain_of(recipient_key: str) -> str:
     return recipient_key.rpartition("@")[2]
+
+
+def link_key(url: str) -> str:
+    """The URL as its counters' key: itself, or cut to `MAX_LINK_BYTES` (build.link_key_sql)."""
+    encoded = url.encode()
+    if len(encoded) <= MAX_LINK_BYTES:
+        return url
+    # A cut inside a character leaves a partial one at the end: the only bytes ignored.
+    kept = encoded[: MAX_LINK_BYTES - len(LINK_CUT.encode())].decode(errors="ignore")
+    return kept + LINK_CUT
 
 
 def minute_of(at: datetime) -> int:
@@ -424,6 +461,19 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     return {key: value for key, value in counts.items() if value}
 
 
+def link_deltas(changes: Iterable[LinkChange]) -> dict[CounterKey, int]:
+    """What these changes to requests' clicks of links do to the link counters (zeros left
+    out)."""
+    counts: dict[CounterKey, int] = {}
+    for topic_id, link, before, after in changes:
+        for rule in LINK_RULES:
+            value = rule.total(after) - rule.total(before)
+            if value:
+                key = (CounterScope.LINK, topic_id, link, 0, rule.metric)
+                counts[key] = counts.get(key, 0) + value
+    return {key: value for key, value in counts.items() if value}
+
+
 def contribution(topic_id: str, recipient_key: str, facts: Facts) -> dict[CounterKey, int]:
     """What one row counts for by its columns (its events' own minutes left out)."""
     return change_deltas([RequestChange(topic_id, recipient_key, None, facts)])
@@ -498,7 +548,7 @@ def spread_over_grains(minutes: Mapping[CounterKey, int]) -> dict[tuple[CounterK
     spread: Counter[tuple[CounterKey, int]] = Counter()
     for key, value in minutes.items():
         scope, topic, domain, bucket, metric = key
-        if scope in (CounterScope.TOPIC, CounterScope.DOMAIN):
+        if scope in TOTAL_SCOPES:
             spread[key, 0] += value
             continue
         for grain_s in GRAINS_S:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,13 +17,9 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Select,
     Subquery,
     Table,
     bindparam,
-    case,
-    distinct,
-    false,
     func,
     literal,
     select,
@@ -45,16 +40,19 @@ from ses_sender.db.dialect import (
 )
 from ses_sender.models import (
     CounterScope,
-    EventType,
     Request,
     RequestStatus,
-    Result,
-    ResultSource,
     StatCounter,
     StatDelta,
     StatTopic,
 )
-from ses_sender.stats.counters import FACT_COLUMNS, MINUTE_S, PROCESSING, CounterKey
+from ses_sender.stats.counters import (
+    FACT_COLUMNS,
+    MINUTE_S,
+    PACKED_SCOPES,
+    PROCESSING,
+    CounterKey,
+)
 
 _counters = cast(Table, StatCounter.__table__)
 _deltas = cast(Table, StatDelta.__table__)
@@ -63,55 +61,6 @@ _topics = cast(Table, StatTopic.__table__)
 _IDS_PER_QUERY = 5_000
 
 _FACT_COLUMNS = tuple(Request.__table__.c[name] for name in FACT_COLUMNS)
-
-
-@dataclass(frozen=True, slots=True)
-class Engagement:
-    """Our own opens or clicks of a topic (or of one link), people's and machines'."""
-
-    total: int
-    machine: int
-    unique: int  # requests with any
-    unique_human: int  # requests with one a person made
-    unique_machine: int  # requests with one a machine made
-
-
-def _tracked_in_topic(topic_id: str, kind: EventType) -> Select[Any]:
-    machine = func.coalesce(Result.machine, false())
-    return (
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((machine, 1), else_=0)), 0),
-            func.count(distinct(Result.request_id)),
-            func.count(distinct(case((~machine, Result.request_id)))),
-            func.count(distinct(case((machine, Result.request_id)))),
-        )
-        .select_from(Result)
-        .join(Request, Request.id == Result.request_id)
-        .where(
-            Request.topic_id == topic_id,
-            Result.status == kind,
-            Result.source == ResultSource.TRACKING,
-        )
-    )
-
-
-async def link_engagement(
-    session: AsyncSession, topic_id: str, *, limit: int
-) -> list[tuple[str, Engagement]]:
-    """Clicks by link URL, the most clicked first (the honeypot, which has none, left out).
-
-    The one stats read that reads events: the topic's clicks, by the request index; its answer
-    is bounded (`limit` links), its time grows with the topic's clicks."""
-    rows = await session.execute(
-        _tracked_in_topic(topic_id, EventType.CLICK)
-        .add_columns(Result.url)
-        .where(Result.url.is_not(None))
-        .group_by(Result.url)
-        .order_by(func.count().desc(), Result.url)
-        .limit(limit)
-    )
-    return [(row[-1], Engagement(*(int(value) for value in row[:-1]))) for row in rows]
 
 
 # -- the facts the counters count -------------------------------------------------------------
@@ -170,15 +119,15 @@ async def insert_deltas(session: AsyncSession, deltas: Mapping[CounterKey, int])
 
 def _delta_rows(deltas: Mapping[CounterKey, int]) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
-    by_domain: dict[tuple[str, str], dict[str, int]] = {}
+    by_domain: dict[tuple[int, str, str], dict[str, int]] = {}
     for (scope, topic, domain, bucket, metric), value in deltas.items():
-        if scope == CounterScope.DOMAIN:
-            by_domain.setdefault((topic, metric), {})[domain] = value
+        if scope in PACKED_SCOPES:
+            by_domain.setdefault((int(scope), topic, metric), {})[domain] = value
         else:
             rows.append((int(scope), topic, domain, bucket, metric, value, None))
-    for (topic, metric), values in by_domain.items():
+    for (scope, topic, metric), values in by_domain.items():
         packed = orjson.dumps(values).decode()
-        rows.append((int(CounterScope.DOMAIN), topic, "", 0, metric, sum(values.values()), packed))
+        rows.append((scope, topic, "", 0, metric, sum(values.values()), packed))
     return rows
 
 
@@ -305,16 +254,23 @@ async def totals(
     return dict(found)
 
 
-async def largest_domains(
-    session: AsyncSession, topic_id: str, metrics: Sequence[str], *, by: str, limit: int
+async def largest(
+    session: AsyncSession,
+    scope: CounterScope,
+    topic_id: str,
+    metrics: Sequence[str],
+    *,
+    by: str,
+    limit: int,
 ) -> tuple[list[tuple[str, dict[str, int]]], int]:
-    """The topic's `limit` domains largest by the metric `by` (then by name, as Python orders
-    strings), each with these metrics, and how many domains it has (with any count not 0).
+    """The topic's `limit` domains (scope DOMAIN) or links (LINK) largest by the metric `by`
+    (then by name, as Python orders strings), each with these metrics, and how many it has
+    (with any count not 0).
 
     Summed, ordered and cut in the database: the answer is `limit` rows whatever the number of
-    domains and metrics kept for them."""
+    domains (links) and metrics kept for them."""
     dialect = session.get_bind().dialect.name
-    both = _totals_source(session, CounterScope.DOMAIN, [topic_id])
+    both = _totals_source(session, scope, [topic_id])
     per_metric = (
         select(both.c.domain, both.c.metric, func.sum(both.c.value).label("value"))
         .group_by(both.c.domain, both.c.metric)
@@ -345,8 +301,8 @@ def _metric_columns(source: Subquery, metrics: Sequence[str]) -> list[ColumnElem
 
 def _totals_source(session: AsyncSession, scope: CounterScope, topics: list[str]) -> Subquery:
     """(topic_id, domain, metric, value) rows whose sums are the totals: the folded counters,
-    the pending deltas (a packed row of domains unpacked) and, for topics, the requests in
-    flight."""
+    the pending deltas (a packed row of domains or links unpacked) and, for topics, the
+    requests in flight."""
     folded = select(
         _counters.c.topic_id, _counters.c.domain, _counters.c.metric, _counters.c.value
     ).where(
@@ -355,7 +311,7 @@ def _totals_source(session: AsyncSession, scope: CounterScope, topics: list[str]
         _counters.c.grain_s == 0,
         _counters.c.bucket == 0,
     )
-    if scope == CounterScope.DOMAIN:
+    if scope in PACKED_SCOPES:
         entries = json_object_entries(session.get_bind().dialect.name, _deltas.c.domains)
         pending = (
             select(

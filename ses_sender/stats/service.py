@@ -30,13 +30,14 @@ from ses_sender.stats.counters import (
     HOUR_S,
     MINUTE_S,
     CounterKey,
+    LinkChange,
     change_deltas,
     contribution,
     derived_totals,
     domain_of,
+    link_deltas,
     spread_over_grains,
 )
-from ses_sender.stats.repository import Engagement
 from ses_sender.stats.schemas import (
     CounterDifference,
     DomainCounts,
@@ -77,10 +78,13 @@ _COUNTED = "stats.counting"  # session.info: the requests a `counting` block cov
 # -- keeping the counters ---------------------------------------------------------------------
 
 
-async def count_changes(session: AsyncSession, changes: Iterable[RequestChange]) -> None:
-    """These changes to requests, as their writers know them (`RequestChange`), in the
-    session's transaction: what the hot paths call, having read nothing to count."""
-    await repository.insert_deltas(session, change_deltas(changes))
+async def count_changes(
+    session: AsyncSession, changes: Iterable[RequestChange], *, links: Iterable[LinkChange] = ()
+) -> None:
+    """These changes to requests, as their writers know them (`RequestChange`), and to their
+    clicks of each link (`LinkChange`), in the session's transaction: what the hot paths call,
+    having read nothing to count but a click's link."""
+    await repository.insert_deltas(session, {**change_deltas(changes), **link_deltas(links)})
 
 
 class Counted:
@@ -447,8 +451,8 @@ async def topic_domains(
 ) -> TopicDomains:
     """The topic's counts per recipient domain, the `limit` largest (by requests) first. A
     domain's `queued` counts the emails claimed and not yet sent too."""
-    found, domains = await repository.largest_domains(
-        session, topic_id, _DOMAIN_METRICS, by=counters.REQUESTS, limit=limit
+    found, domains = await repository.largest(
+        session, CounterScope.DOMAIN, topic_id, _DOMAIN_METRICS, by=counters.REQUESTS, limit=limit
     )
     rows = [
         DomainCounts(
@@ -471,8 +475,21 @@ async def topic_domains(
     return TopicDomains(topic_id=topic_id, domains=rows, more=max(0, domains - limit))
 
 
+# A link's counts: our own clicks' (`counters.LINK_RULES`), as `LinkCounts` shows them.
+_LINK_METRICS: Final = tuple(rule.metric for rule in counters.LINK_RULES)
+
+
 async def topic_links(session: AsyncSession, topic_id: str) -> TopicLinks:
-    rows = await repository.link_engagement(session, topic_id, limit=MAX_LINKS)
+    """The topic's clicked links, the most clicked first (at most `MAX_LINKS`), from their
+    counters: the answer's time does not grow with the topic's clicks."""
+    found, _links = await repository.largest(
+        session,
+        CounterScope.LINK,
+        topic_id,
+        _LINK_METRICS,
+        by=counters.TRACKED_CLICKS,
+        limit=MAX_LINKS,
+    )
     return TopicLinks(
         topic_id=topic_id,
         links=[
@@ -485,13 +502,25 @@ async def topic_links(session: AsyncSession, topic_id: str) -> TopicLinks:
                 unique_human=counts.unique_human,
                 unique_machine=counts.unique_machine,
             )
-            for url, counts in rows
+            for url, kept in found
+            for counts in [_kept_engagement(kept, "click")]
         ],
     )
 
 
-def _kept_engagement(found: dict[str, int], kind: str) -> Engagement:
-    """Our own opens (`kind` "open") or clicks, from the topic's counters."""
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """Our own opens or clicks of a topic (or of one link), people's and machines'."""
+
+    total: int
+    machine: int
+    unique: int  # requests with any
+    unique_human: int  # requests with one a person made
+    unique_machine: int  # requests with one a machine made
+
+
+def _kept_engagement(found: Mapping[str, int], kind: str) -> Engagement:
+    """Our own opens (`kind` "open") or clicks, from the topic's (or a link's) counters."""
     return Engagement(
         total=found.get(f"tracked:{kind}s", 0),
         machine=found.get(f"machine:{kind}s", 0),
@@ -583,6 +612,7 @@ def _describe(key: CounterKey, grain_s: int) -> str:
     where = {
         CounterScope.TOPIC: f"topic {topic_id!r}",
         CounterScope.DOMAIN: f"topic {topic_id!r} domain {domain!r}",
+        CounterScope.LINK: f"topic {topic_id!r} link {domain!r}",
         CounterScope.TOPIC_TIME: f"topic {topic_id!r}",
         CounterScope.ACCOUNT_TIME: "account",
     }[CounterScope(scope)]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     case,
+    false,
     func,
     insert,
     or_,
@@ -28,7 +29,7 @@ from sqlalchemy.types import TypeEngine
 
 from ses_sender.db.base import UtcDateTime
 from ses_sender.db.dialect import OneTrip, insert_for, rows_parameters, rows_source
-from ses_sender.models import AppSecret, Content, EventType, Request, Result
+from ses_sender.models import AppSecret, Content, EventType, Request, Result, ResultSource
 from ses_sender.stats.counters import EVENT_BITS, EVENT_FACT_COLUMNS
 
 _requests = cast(Table, Request.__table__)
@@ -191,6 +192,31 @@ def _clicks_since(dialect: str) -> OneTrip:
         )
         .order_by(Result.occurred_at, Result.id)
     )
+
+
+async def link_clicks(
+    session: AsyncSession, request_ids: Iterable[int]
+) -> list[tuple[int, str, int, int]]:
+    """(request, link URL, its clicks of it, a machine's of them) of these requests' tracked
+    links (the honeypot left out), by ix_email_results_request_status: as many rows as the
+    links these requests clicked."""
+    machine = func.coalesce(Result.machine, false())
+    rows = await session.execute(
+        select(
+            Result.request_id,
+            Result.url,
+            func.count(),
+            func.sum(case((machine, 1), else_=0)),
+        )
+        .where(
+            Result.request_id.in_(set(request_ids)),
+            Result.status == EventType.CLICK,
+            Result.source == ResultSource.TRACKING,
+            Result.url.is_not(None),
+        )
+        .group_by(Result.request_id, Result.url)
+    )
+    return [(request_id, url, int(count), int(machine)) for request_id, url, count, machine in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ses_sender.models import EventType, RequestChange, ResultSource
 from ses_sender.stats import service as stats
-from ses_sender.stats.counters import EVENT_BITS
+from ses_sender.stats.counters import EVENT_BITS, LinkChange, link_key
 from ses_sender.templating import RenderError, recipient_context
 from ses_sender.tracking import repository
 from ses_sender.tracking.classify import Reason, RequestShape, Signatures, Verdict
@@ -240,7 +240,11 @@ async def record_hits(
     }
     for kind, kind_counts in counts.items():
         await repository.count_events(session, kind, kind_counts)
-    await stats.count_changes(session, _changes(hits, facts, counts))
+    await stats.count_changes(
+        session,
+        _changes(hits, facts, counts),
+        links=await _link_changes(session, hits, final, recent, facts),
+    )
     await enqueue_events(
         session,
         [
@@ -341,6 +345,49 @@ def _changes(
                 before,
                 after,
                 tuple(events),
+            )
+        )
+    return changes
+
+
+async def _link_changes(
+    session: AsyncSession,
+    hits: Sequence[Hit],
+    verdicts: Sequence[Verdict],
+    recent: dict[int, list[RecentClick]],
+    facts: dict[int, RequestFacts],
+) -> list[LinkChange]:
+    """What this batch did to each request's clicks of each link (by its key, `link_key`), for
+    the links' counters: its clicks and a machine's read after the batch was written, and as
+    they were before it, less what the batch added and re-judged."""
+    added: dict[tuple[int, str], list[int]] = {}  # (request, link) -> [clicks, a machine's]
+    for hit, verdict in zip(hits, verdicts, strict=True):
+        if hit.kind is EventType.CLICK and hit.url is not None:
+            found = added.setdefault((hit.request_id, link_key(hit.url)), [0, 0])
+            found[0] += 1
+            found[1] += verdict.machine
+    for burst in recent.values():  # earlier clicks found a machine's now, as recorded above
+        for click in burst:
+            if click.result_id is not None and click.unmasked and click.url is not None:
+                added.setdefault((click.request_id, link_key(click.url)), [0, 0])[1] += 1
+    if not added:
+        return []
+    after: dict[tuple[int, str], list[int]] = {}
+    for request_id, url, clicks, machine in await repository.link_clicks(
+        session, {request_id for request_id, _link in added}
+    ):
+        found = after.setdefault((request_id, link_key(url)), [0, 0])
+        found[0] += clicks
+        found[1] += machine
+    changes = []
+    for (request_id, link), (clicks, machine) in added.items():
+        now_clicks, now_machine = after[request_id, link]
+        changes.append(
+            LinkChange(
+                facts[request_id].topic_id,
+                link,
+                {"click_count": now_clicks - clicks, "machine_click_count": now_machine - machine},
+                {"click_count": now_clicks, "machine_click_count": now_machine},
             )
         )
     return changes

@@ -1,8 +1,9 @@
 """The counters equal a recount from the rows and events after long random runs of everything
 that changes requests: queuing, claims, sends (confirmed or not), failures, requeues (by the
 worker, by a retry of failed requests), releases, expired leases, cancels (of a request, of a
-topic), opens and clicks (people's and machines', bursts found out later), unsubscribes and SES
-events (late, early, duplicated, out of order), with folds in between."""
+topic), opens and clicks (people's and machines', again, bursts found out later, a link longer
+than a counter's key), unsubscribes and SES events (late, early, duplicated, out of order), with
+folds in between."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ses_sender.composition import Runtime
 from ses_sender.control import service as control
@@ -35,9 +36,9 @@ from ses_sender.delivery.recorder import Recorder, Unrecorded
 from ses_sender.errors import Conflict
 from ses_sender.models import Request, RequestStatus, Result, ResultSource
 from ses_sender.ses_events.hooks import SesEventHooks
-from ses_sender.stats import commands, service
+from ses_sender.stats import commands, counters, service
 from ses_sender.stats.hooks import StatsHooks
-from ses_sender.stats.schemas import EngagementCounts, VerifyReport
+from ses_sender.stats.schemas import EngagementCounts, LinkCounts, VerifyReport
 from ses_sender.suppression.service import SuppressedAddresses
 from ses_sender.unsubscribe import service as unsubscribe
 from tests.support.clock import FakeClock
@@ -57,8 +58,11 @@ EVENT_KINDS = (
     "DeliveryDelay",
     "Send",
 )
+# A URL of 1,602 bytes: its counters' key is cut (counters.MAX_LINK_BYTES).
+LONG_URL = "https://shop.example/" + "ü" * 790
 HTML = (
-    '<p><a href="https://shop.example/sale">sale</a> <a href="https://shop.example/faq">faq</a></p>'
+    '<p><a href="https://shop.example/sale">sale</a> <a href="https://shop.example/faq">faq</a>'
+    f' <a href="{LONG_URL}">long</a></p>'
 )
 PERSON = {"user-agent": DESKTOP_BROWSER, "x-forwarded-for": "203.0.113.7"}
 SCANNER = {"user-agent": DESKTOP_BROWSER, "x-forwarded-for": "40.107.22.60"}  # Safe Links
@@ -203,22 +207,24 @@ class RandomRun:
         await self.runtime.hits.settle()  # written after the answer: let this step end there
 
     async def click(self) -> None:
-        """Links followed: by a person, by a scanner, or every link at once (a burst: the
-        earlier clicks are found a machine's too)."""
+        """Links followed: by a person (once or twice), by a scanner, or every link at once (a
+        burst: the earlier clicks, recorded already or not, are found a machine's too)."""
         request_id = self.random.choice(self.request_ids)
         links = tracked_links((await composed(self.runtime, request_id)).html)
-        how = self.random.choice(["person", "scanner", "burst", "honeypot"])
+        how = self.random.choice(["person", "twice", "scanner", "burst", "honeypot"])
         if how == "burst":
-            chosen = [link for link in links if "/v1/c/" in link][:2]
+            chosen = links[:-1]
         elif how == "honeypot":
             chosen = [links[-1]]
         else:
-            chosen = [links[0]]
+            chosen = [self.random.choice(links[:-1])] * (2 if how == "twice" else 1)
         for link in chosen:
             headers = SCANNER if how == "scanner" else PERSON
             response = await self.client.get(click_path(link), headers=headers)
             assert response.status_code in (204, 302), response.text
             self.clock.advance(self.random.randint(0, 2))
+            if self.random.random() < 0.5:
+                await self.runtime.hits.settle()  # recorded before the next click
         await self.runtime.hits.settle()
 
     async def retry(self) -> None:
@@ -330,6 +336,41 @@ async def engagement_from_events(runtime: Runtime, topic: str, kind: str) -> Eng
     )
 
 
+async def links_from_events(runtime: Runtime, topic: str) -> list[LinkCounts]:
+    """The topic's links, counted from the event log (as /links did before it had counters)."""
+    async with runtime.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(Result.url, Result.request_id, Result.machine)
+                .join(Request, Request.id == Result.request_id)
+                .where(
+                    Request.topic_id == topic,
+                    Result.status == "Click",
+                    Result.source == ResultSource.TRACKING,
+                    Result.url.is_not(None),
+                )
+            )
+        ).all()
+    by_link: dict[str, list[tuple[int, bool]]] = {}
+    for url, request_id, machine in rows:
+        assert url is not None
+        assert request_id is not None
+        by_link.setdefault(counters.link_key(url), []).append((request_id, bool(machine)))
+    links = [
+        LinkCounts(
+            url=url,
+            total=len(clicks),
+            unique=len({request_id for request_id, _machine in clicks}),
+            human=sum(not machine for _id, machine in clicks),
+            machine=sum(machine for _id, machine in clicks),
+            unique_human=len({request_id for request_id, machine in clicks if not machine}),
+            unique_machine=len({request_id for request_id, machine in clicks if machine}),
+        )
+        for url, clicks in by_link.items()
+    ]
+    return sorted(links, key=lambda link: (-link.total, link.url))
+
+
 async def verify(runtime: Runtime, topic_id: str | None = None) -> VerifyReport:
     async with runtime.sessionmaker() as session, session.begin():
         return await service.verify(session, topic_id)
@@ -349,6 +390,7 @@ async def test_counters_equal_a_recount_after_a_long_random_run(
     news = await verify(runtime, "news")
     async with runtime.sessionmaker() as session:
         sale = await service.topic_stats(session, "spring/sale")
+        links = await service.topic_links(session, "spring/sale")
 
     assert unfolded.requests == folded.requests == len(run.request_ids)
     assert (unfolded.differences, folded.differences, news.differences) == ([], [], [])
@@ -360,6 +402,15 @@ async def test_counters_equal_a_recount_after_a_long_random_run(
     assert min(sale.clicks.human, sale.clicks.machine, sale.opens.total) > 0
     assert sale.clicks == await engagement_from_events(runtime, "spring/sale", "Click")
     assert sale.opens == await engagement_from_events(runtime, "spring/sale", "Open")
+    assert links.links == await links_from_events(runtime, "spring/sale")
+    assert {link.url for link in links.links} == {
+        "https://shop.example/sale",
+        "https://shop.example/faq",
+        counters.link_key(LONG_URL),
+    }
+    assert (
+        min(sum(link.human for link in links.links), sum(each.machine for each in links.links)) > 0
+    )
 
 
 async def test_verify_reports_a_change_made_behind_the_counters_back(
@@ -380,3 +431,22 @@ async def test_verify_reports_a_change_made_behind_the_counters_back(
 
     assert code == 1
     assert "failed: 0 != 1" in out.getvalue()
+
+
+async def test_verify_reports_a_click_removed_behind_the_link_counters_back(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    run = RandomRun(runtime, client, clock, 4, tmp_path)
+    await run.queue()
+    links = tracked_links((await composed(runtime, run.request_ids[0])).html)
+    response = await client.get(click_path(links[0]), headers=PERSON)
+    assert response.status_code == 302
+    await runtime.hits.settle()
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(delete(Result).where(Result.url == "https://shop.example/sale"))
+    out = io.StringIO()
+
+    code = await commands.verify(runtime.settings.sqlalchemy_url, None, out=out)
+
+    assert code == 1
+    assert "link 'https://shop.example/sale': tracked:clicks: 1 != 0" in out.getvalue()
