@@ -200,8 +200,18 @@ async def link_clicks(
     """(request, link URL, its clicks of it, a machine's of them) of these requests' tracked
     links (the honeypot left out), by ix_email_results_request_status: as many rows as the
     links these requests clicked."""
+    connection = await session.connection()
+    rows = await _link_clicks(connection.dialect.name).run(
+        connection, _ids_parameters(connection.dialect, request_ids)
+    )
+    return [(request_id, url, int(count), int(machine)) for request_id, url, count, machine in rows]
+
+
+@functools.cache
+def _link_clicks(dialect: str) -> OneTrip:
+    ids = rows_source(dialect, "hit_requests", _IDS)
     machine = func.coalesce(Result.machine, false())
-    rows = await session.execute(
+    return OneTrip(
         select(
             Result.request_id,
             Result.url,
@@ -209,14 +219,13 @@ async def link_clicks(
             func.sum(case((machine, 1), else_=0)),
         )
         .where(
-            Result.request_id.in_(set(request_ids)),
+            Result.request_id.in_(select(ids.c.id)),
             Result.status == EventType.CLICK,
             Result.source == ResultSource.TRACKING,
             Result.url.is_not(None),
         )
         .group_by(Result.request_id, Result.url)
     )
-    return [(request_id, url, int(count), int(machine)) for request_id, url, count, machine in rows]
 
 
 @dataclass(frozen=True, slots=True)
