@@ -3,7 +3,7 @@ each event judged a person's or a machine's."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,11 +184,11 @@ async def record_hits(
     hits = [hit for hit in hits if hit.request_id in facts]
     clicks = [hit for hit in hits if hit.kind is EventType.CLICK]
     recent: dict[int, list[RecentClick]] = {}
+    written: list[RecentClick] = []  # as read: the bursts in `recent` lose their older clicks
     if clicks:
         since = min(hit.at for hit in clicks) - BURST_WINDOW
-        for earlier in await repository.clicks_since(
-            session, {hit.request_id for hit in clicks}, since
-        ):
+        written = await repository.clicks_since(session, {hit.request_id for hit in clicks}, since)
+        for earlier in written:
             recent.setdefault(earlier.request_id, []).append(earlier)
     verdicts: list[Verdict | RecentClick] = [
         judge.signatures.judge_open(hit.shape)
@@ -243,7 +243,7 @@ async def record_hits(
     await stats.count_changes(
         session,
         _changes(hits, facts, counts),
-        links=await _link_changes(session, hits, final, recent, facts),
+        links=await _link_changes(session, hits, final, recent, written, facts),
     )
     await enqueue_events(
         session,
@@ -355,11 +355,17 @@ async def _link_changes(
     hits: Sequence[Hit],
     verdicts: Sequence[Verdict],
     recent: dict[int, list[RecentClick]],
+    written: Sequence[RecentClick],
     facts: dict[int, RequestFacts],
 ) -> list[LinkChange]:
     """What this batch did to each request's clicks of each link (by its key, `link_key`), for
-    the links' counters: its clicks and a machine's read after the batch was written, and as
-    they were before it, less what the batch added and re-judged."""
+    the links' counters: its clicks and a machine's as they were before it, and after, with
+    what the batch added and re-judged.
+
+    A request whose every earlier click the batch read already (`written`, since the burst
+    window began: its first clicks, a scanner's burst) is counted from them; for the others,
+    their clicks are read after the batch was written (`link_clicks`), and the batch's share
+    taken off."""
     added: dict[tuple[int, str], list[int]] = {}  # (request, link) -> [clicks, a machine's]
     for hit, verdict in zip(hits, verdicts, strict=True):
         if hit.kind is EventType.CLICK and hit.url is not None:
@@ -372,25 +378,53 @@ async def _link_changes(
                 added.setdefault((click.request_id, link_key(click.url)), [0, 0])[1] += 1
     if not added:
         return []
+    read = Counter(click.request_id for click in written)
+    # Every click of a request counts in its `click_count` (the honeypot's too): where as many
+    # were read, the batch read them all.
+    unread = {
+        request_id
+        for request_id, _link in added
+        if facts[request_id].counted["click_count"] != read[request_id]
+    }
+    before = _clicks_before(written, unread)
     after: dict[tuple[int, str], list[int]] = {}
-    for request_id, url, clicks, machine in await repository.link_clicks(
-        session, {request_id for request_id, _link in added}
-    ):
-        found = after.setdefault((request_id, link_key(url)), [0, 0])
-        found[0] += clicks
-        found[1] += machine
+    if unread:
+        for request_id, url, clicks, machine in await repository.link_clicks(session, unread):
+            found = after.setdefault((request_id, link_key(url)), [0, 0])
+            found[0] += clicks
+            found[1] += machine
     changes = []
     for (request_id, link), (clicks, machine) in added.items():
-        now_clicks, now_machine = after[request_id, link]
+        if request_id in unread:
+            now_clicks, now_machine = after[request_id, link]
+            was_clicks, was_machine = now_clicks - clicks, now_machine - machine
+        else:
+            was_clicks, was_machine = before.get((request_id, link), (0, 0))
+            now_clicks, now_machine = was_clicks + clicks, was_machine + machine
         changes.append(
             LinkChange(
                 facts[request_id].topic_id,
                 link,
-                {"click_count": now_clicks - clicks, "machine_click_count": now_machine - machine},
+                {"click_count": was_clicks, "machine_click_count": was_machine},
                 {"click_count": now_clicks, "machine_click_count": now_machine},
             )
         )
     return changes
+
+
+def _clicks_before(
+    written: Sequence[RecentClick], unread: set[int]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Each request's clicks of each link and a machine's as stored before the batch, from the
+    clicks read (those of `unread` requests left out): a click re-judged now was a machine's
+    unless it was unmasked."""
+    before: dict[tuple[int, str], tuple[int, int]] = {}
+    for click in written:
+        if click.url is not None and click.request_id not in unread:
+            key = (click.request_id, link_key(click.url))
+            clicks, machine = before.get(key, (0, 0))
+            before[key] = (clicks + 1, machine + (click.machine and not click.unmasked))
+    return before
 
 
 def _details(hit: Hit, verdict: Verdict) -> dict[str, object]:

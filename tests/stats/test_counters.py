@@ -450,3 +450,44 @@ async def test_verify_reports_a_click_removed_behind_the_link_counters_back(
 
     assert code == 1
     assert "link 'https://shop.example/sale': tracked:clicks: 1 != 0" in out.getvalue()
+
+
+# A recipient's clicks, each recorded in a batch of its own: (the link's position, the seconds
+# since the last click). A batch reads the clicks of its burst window, and counts a link's
+# clicks from them when they are all of the request's; else it reads the link's clicks.
+CLICK_SEQUENCES = {
+    "first-click": [(0, 0)],
+    "again-within-the-burst-window": [(0, 0), (0, 2)],
+    "again-after-the-burst-window": [(0, 0), (0, 60)],
+    "a-burst-found-out-from-clicks-read": [(0, 0), (1, 1), (2, 1)],
+    "a-burst-found-out-after-an-older-click": [(0, 0), (0, 60), (1, 1), (2, 1)],
+    "the-honeypot-after-a-click": [(0, 0), (3, 1), (1, 1)],
+}
+
+
+@pytest.mark.parametrize("clicks", CLICK_SEQUENCES.values(), ids=CLICK_SEQUENCES.keys())
+async def test_link_counters_equal_a_recount_whether_a_batch_read_every_earlier_click_or_not(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, clicks: list[tuple[int, int]]
+) -> None:
+    response = await client.post(
+        "/v1/messages",
+        json={
+            "messages": [
+                {"topicId": "spring/sale", "emails": ["u@x.org"], "subject": "S", "content": HTML}
+            ]
+        },
+    )
+    (request_id,) = response.json()["messages"][0]["requestIds"]
+    links = tracked_links((await composed(runtime, request_id)).html)
+    for position, seconds in clicks:
+        clock.advance(seconds)
+        response = await client.get(click_path(links[position]), headers=PERSON)
+        assert response.status_code in (204, 302), response.text
+        await runtime.hits.settle()
+
+    report = await verify(runtime)
+    async with runtime.sessionmaker() as session:
+        found = await service.topic_links(session, "spring/sale")
+
+    assert report.differences == []
+    assert found.links == await links_from_events(runtime, "spring/sale")
