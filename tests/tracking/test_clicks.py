@@ -16,6 +16,7 @@ from ses_sender.models import Content, EventType, Request, WebhookDelivery
 from ses_sender.tracking.tokens import ClickToken
 from tests.support.clock import FakeClock
 from tests.support.rows import queue_emails, request_row, stored_results
+from tests.support.settings import API_KEY
 from tests.support.tracking import (
     DESKTOP_BROWSER,
     RecordedShape,
@@ -209,6 +210,27 @@ async def test_every_link_clicked_in_one_burst_is_a_machines(
     await runtime.hits.settle()
 
     assert await clicks(runtime) == [(SALE, True, "burst"), (BOOKS, True, "burst")]
+
+
+async def test_a_burst_completed_by_a_click_that_is_a_machines_anyway_re_judges_the_rest(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    _, [sale, books, _] = await one_email(runtime)
+
+    await anonymous_client.get(click_path(sale), headers=PERSON)
+    await runtime.hits.settle()
+    clock.advance(1)
+    # A checker's HEAD of the last link: a machine's by its request, and the burst is complete.
+    await anonymous_client.head(click_path(books), headers=PERSON)
+    await runtime.hits.settle()
+
+    assert await clicks(runtime) == [(SALE, True, "burst"), (BOOKS, True, "head")]
+    answer = await anonymous_client.get("/v1/topics/t1/links", headers={"x-api-key": API_KEY})
+    links = answer.json()["links"]
+    assert {(link["url"], link["human"], link["machine"]) for link in links} == {
+        (SALE, 0, 1),
+        (BOOKS, 0, 1),
+    }
 
 
 async def test_a_person_reading_between_clicks_stays_human(
