@@ -121,6 +121,23 @@ async def test_forged_and_tampered_tokens_get_a_404_and_record_nothing(
     assert (await request_row(runtime, request_id)).click_count == 0
 
 
+async def test_another_method_gets_a_405_naming_get_and_head_and_records_nothing(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    request_id, [sale, *_] = await one_email(runtime)
+
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        response = await anonymous_client.request(method, click_path(sale), headers=PERSON)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "GET, HEAD"  # RFC 9110: a 405 names them
+        assert response.json()["error"] == "Method Not Allowed"
+        assert "location" not in response.headers
+    await runtime.hits.settle()
+
+    assert await stored_results(runtime) == []
+    assert (await request_row(runtime, request_id)).click_count == 0
+
+
 async def test_a_click_is_posted_to_webhooks_with_its_url_and_verdict(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
