@@ -284,8 +284,10 @@ def _judge_click(
     elif verdict is None and any(click.url is None for click in burst):
         verdict = Verdict(True, Reason.HONEYPOT)
     clicked = {click.url for click in burst if click.url is not None} | {hit.url}
-    if verdict is None and hit.links_in_email > 1 and len(clicked) >= hit.links_in_email:
-        verdict = Verdict(True, Reason.BURST)
+    if hit.links_in_email > 1 and len(clicked) >= hit.links_in_email:
+        # The burst is a machine's even when this click is one by its own request (a HEAD, a
+        # scanner's agent): it keeps its own reason, the rest of the burst is re-judged.
+        verdict = verdict or Verdict(True, Reason.BURST)
         for click in burst:
             if not click.machine:
                 click.rejudge(Reason.BURST)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ses_sender import instruments
 from ses_sender.db import errors as database
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 # about that long, and clients that all come back at once would not help it.
 DATABASE_RETRY_AFTER_S = 5
 DATABASE_UNAVAILABLE = "the database is unavailable: try again later"
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def error_document(message: str, *, path: str, method: str) -> dict[str, Any]:
@@ -54,6 +56,22 @@ def error_response(
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the routes at the request's path take, for a 405's `Allow` (RFC 9110).
+    Starlette names only the first route's, and a path is often served by a route a method
+    (`GET` and `HEAD` of a click link, `GET`, `PUT` and `DELETE` of a template). Each method is
+    tried on the routes as the router would: included routers keep their routes to
+    themselves."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     outage_log = database.OutageLog(log)  # a line a minute for each route, not per request
 
@@ -68,7 +86,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(request, exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(request, exc.status_code, str(exc.detail), headers=headers)
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         if not database.is_outage(exc):

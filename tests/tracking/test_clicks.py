@@ -16,6 +16,7 @@ from ses_sender.models import Content, EventType, Request, WebhookDelivery
 from ses_sender.tracking.tokens import ClickToken
 from tests.support.clock import FakeClock
 from tests.support.rows import queue_emails, request_row, stored_results
+from tests.support.settings import API_KEY
 from tests.support.tracking import (
     DESKTOP_BROWSER,
     RecordedShape,
@@ -120,6 +121,23 @@ async def test_forged_and_tampered_tokens_get_a_404_and_record_nothing(
     assert (await request_row(runtime, request_id)).click_count == 0
 
 
+async def test_another_method_gets_a_405_naming_get_and_head_and_records_nothing(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    request_id, [sale, *_] = await one_email(runtime)
+
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        response = await anonymous_client.request(method, click_path(sale), headers=PERSON)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "GET, HEAD"  # RFC 9110: a 405 names them
+        assert response.json()["error"] == "Method Not Allowed"
+        assert "location" not in response.headers
+    await runtime.hits.settle()
+
+    assert await stored_results(runtime) == []
+    assert (await request_row(runtime, request_id)).click_count == 0
+
+
 async def test_a_click_is_posted_to_webhooks_with_its_url_and_verdict(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
@@ -209,6 +227,27 @@ async def test_every_link_clicked_in_one_burst_is_a_machines(
     await runtime.hits.settle()
 
     assert await clicks(runtime) == [(SALE, True, "burst"), (BOOKS, True, "burst")]
+
+
+async def test_a_burst_completed_by_a_click_that_is_a_machines_anyway_re_judges_the_rest(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    _, [sale, books, _] = await one_email(runtime)
+
+    await anonymous_client.get(click_path(sale), headers=PERSON)
+    await runtime.hits.settle()
+    clock.advance(1)
+    # A checker's HEAD of the last link: a machine's by its request, and the burst is complete.
+    await anonymous_client.head(click_path(books), headers=PERSON)
+    await runtime.hits.settle()
+
+    assert await clicks(runtime) == [(SALE, True, "burst"), (BOOKS, True, "head")]
+    answer = await anonymous_client.get("/v1/topics/t1/links", headers={"x-api-key": API_KEY})
+    links = answer.json()["links"]
+    assert {(link["url"], link["human"], link["machine"]) for link in links} == {
+        (SALE, 0, 1),
+        (BOOKS, 0, 1),
+    }
 
 
 async def test_a_person_reading_between_clicks_stays_human(

@@ -12,18 +12,23 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ses_sender.composition import create_app
+from ses_sender.models import EventType
 from ses_sender.tracking.endpoints import PIXEL_PNG
 from tests.support.api import post_topic
 from tests.support.clock import FakeClock
 from tests.support.databases import postgresql_only
 from tests.support.outages import Outage
+from tests.support.rows import queue_emails, stored_results
 from tests.support.ses_events import ses_message
 from tests.support.settings import API_KEY
 from tests.support.signed_sns import post as post_to_sns
 from tests.support.signed_sns import publisher
+from tests.support.tracking import DESKTOP_BROWSER, click_path, composed, tracked_links
 
 RECIPIENT_PREFIX = "outage-topic"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+LINKED = '<html><body><p><a href="https://shop.example/sale">sale</a></p></body></html>'
+PERSON = {"user-agent": DESKTOP_BROWSER}
 
 
 @pytest.fixture
@@ -131,3 +136,50 @@ async def test_with_the_server_gone_reads_answer_503_too(
         "GET /v1/unsubscribe/{token}",
     ]
     assert not [record for record in caplog.records if record.exc_info]
+
+
+def clicks_lost() -> float:
+    lost = REGISTRY.get_sample_value("ses_sender_database_unavailable_total", {"at": "click"})
+    return lost or 0.0
+
+
+async def test_a_click_on_a_content_read_before_is_redirected_and_lost(
+    outage: Outage, api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = outage.runtime
+    [request_id] = await queue_emails(runtime, ["jane@example.com"], html=LINKED)
+    [sale, _honeypot] = tracked_links((await composed(runtime, request_id)).html)
+    first = await api.get(click_path(sale), headers=PERSON)  # reads the content, kept since
+    await runtime.hits.settle()
+    before = clicks_lost()
+
+    await outage.start()
+    with caplog.at_level(logging.INFO):
+        during = await api.get(click_path(sale), headers=PERSON)
+        await runtime.hits.settle()
+    await outage.end()
+
+    assert (first.status_code, during.status_code) == (302, 302)
+    assert during.headers["location"] == "https://shop.example/sale"
+    # Lost, not kept for later: logged and counted, and not written once the database is back.
+    assert [line.getMessage().split(":")[0] for line in outage_lines(caplog)] == [
+        "a click was not recorded"
+    ]
+    assert clicks_lost() == before + 1
+    await runtime.hits.settle()
+    clicked = [row for row in await stored_results(runtime) if row.status == EventType.CLICK]
+    assert len(clicked) == 1
+
+
+@postgresql_only
+async def test_a_first_click_on_a_content_answers_503_with_the_server_gone(
+    outage: Outage, api: httpx.AsyncClient
+) -> None:
+    runtime = outage.runtime
+    [request_id] = await queue_emails(runtime, ["jane@example.com"], html=LINKED)
+    [sale, _honeypot] = tracked_links((await composed(runtime, request_id)).html)
+
+    await outage.start()
+    response = await api.get(click_path(sale), headers=PERSON)
+
+    assert_database_unavailable(response, "GET", click_path(sale))
