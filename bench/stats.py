@@ -548,25 +548,26 @@ async def _sends(sessionmaker: async_sessionmaker[AsyncSession], kept: bool) -> 
     hooks: StatsHooks | _NoCounter = StatsHooks() if kept else _NoCounter()
     leases = Leases(sessionmaker, clock=clock, lease_s=300, send_timeout_s=30)
     claimer = Claimer(sessionmaker, gates=[], counter=hooks, clock=clock, leases=leases)
-    recorder = Recorder(
-        sessionmaker,
-        hooks=[],
-        counter=hooks,
-        clock=clock,
-        journal=OutcomeJournal(Path(tempfile.mkdtemp(prefix="bench-stats-journal-"))),
-        leases=leases,
-        batch_size=SEND_BATCH,
-        recorded=lambda _count: None,
-        every_interval=_nothing,
-    )
-    with _counters(kept), _timed(SENDS_PER_ROUND) as timed:
-        for _ in range(SENDS_PER_ROUND // SEND_BATCH):
-            now = clock.now()
-            for queued, _content in await claimer.claim(SEND_BATCH):
-                recorder.add(
-                    Sent(queued.request_id, f"m-{queued.request_id}", now, queued.lease_token)
-                )
-            await recorder.flush_before_exit()
+    with tempfile.TemporaryDirectory(prefix="bench-stats-journal-") as journal:
+        recorder = Recorder(
+            sessionmaker,
+            hooks=[],
+            counter=hooks,
+            clock=clock,
+            journal=OutcomeJournal(Path(journal)),
+            leases=leases,
+            batch_size=SEND_BATCH,
+            recorded=lambda _count: None,
+            every_interval=_nothing,
+        )
+        with _counters(kept), _timed(SENDS_PER_ROUND) as timed:
+            for _ in range(SENDS_PER_ROUND // SEND_BATCH):
+                now = clock.now()
+                for queued, _content in await claimer.claim(SEND_BATCH):
+                    recorder.add(
+                        Sent(queued.request_id, f"m-{queued.request_id}", now, queued.lease_token)
+                    )
+                await recorder.flush_before_exit()
     return timed[0]
 
 
