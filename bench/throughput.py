@@ -177,10 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 modes += ["templated"] if args.templated else []
                 modes += ["tracked"] if args.clicks else []
                 modes += [TEMPLATED_TRACKED] if args.templated and args.clicks else []
+                # Every other repetition runs the modes in reverse, so that whatever grows over
+                # a repetition (the server's caches, its WAL, the machine's other work) falls on
+                # each mode alike, not always on the last.
                 throughput = [
                     measure_throughput(args, stub, workdir, mode=mode)
-                    for _ in range(args.repeat)
-                    for mode in modes
+                    for repetition in range(args.repeat)
+                    for mode in (modes if repetition % 2 == 0 else modes[::-1])
                 ]
                 memory = [
                     measure_memory(args, stub, workdir, queued) for queued in args.memory_sizes
