@@ -456,19 +456,21 @@ def fingerprint(url: str) -> int:
 
 
 def _target(href: str, untracked_prefix: str) -> Target | None:
-    url = href.strip().translate(_URL_IGNORED)
-    if url.startswith(untracked_prefix):
-        return None
-    location = _location(url)
-    return None if location is None else Target(url, location, fingerprint(url))
+    url = _unless_ours(href, untracked_prefix)
+    location = None if url is None else _location(url)
+    return None if url is None or location is None else Target(url, location, fingerprint(url))
 
 
 def _tracked_fingerprint(href: str, untracked_prefix: str) -> int | None:
     """The fingerprint of `_target(href, untracked_prefix)`, without making its Location."""
+    url = _unless_ours(href, untracked_prefix)
+    return None if url is None or _followable(url) is None else fingerprint(url)
+
+
+def _unless_ours(href: str, untracked_prefix: str) -> str | None:
+    """`href` as a browser reads it, or None when it is one of our links (left untracked)."""
     url = href.strip().translate(_URL_IGNORED)
-    if url.startswith(untracked_prefix) or _followable(url) is None:
-        return None
-    return fingerprint(url)
+    return None if url.startswith(untracked_prefix) else url
 
 
 def _followable(url: str) -> tuple[SplitResult, str, str, int | None] | None:
