@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -131,13 +132,14 @@ class _Block:
     def end(self) -> float:
         return self.first + self.count * self.interval
 
-    def take(self, now: float) -> Slot | None:
-        """The earliest slot not taken and still usable at `now`; None once none is left."""
+    def take(self, now: float, *, due_by: float = math.inf) -> Slot | None:
+        """The earliest slot not taken and still usable at `now`, if its time is no later than
+        `due_by`; None once none is left."""
         if self.taken >= self.count:
             return None
         earliest = math.ceil((now - self.usable_for - self.first) / self.interval)
         index = max(self.taken, earliest)
-        if index >= self.count:
+        if index >= self.count or self.first + index * self.interval > due_by:
             return None
         self.taken = index + 1
         self.used += 1
@@ -207,7 +209,11 @@ class Pacer:
             usable_for=0.0,
             reserved_at=-math.inf,
         )
-        self._waiting = 0
+        # Sends waiting for a slot, in order, and the task that hands the slots out as they fall
+        # due; `_in_line` counts the waiters not yet given one nor cancelled.
+        self._line: deque[asyncio.Future[Slot]] = deque()
+        self._in_line = 0
+        self._handing_out: asyncio.Task[None] | None = None
         # Slots are asked for from now plus the usual reservation round trip, so they are not
         # already late when they arrive (and, from a slow database, stale).
         self._round_trip_s = 0.0
@@ -246,16 +252,70 @@ class Pacer:
 
     async def acquire(self) -> Slot:
         """Return at this send's slot: call it last, with only the request left to write, and
-        hand the slot to `sent` once the request is written."""
-        while True:
-            slot = await self._next_slot()
-            delay = slot.at - self._schedule.now()
-            if delay > 0:
-                await self._sleep(delay)
-            if self._schedule.now() - slot.at <= slot.usable_for:
+        hand the slot to `sent` once the request is written.
+
+        A slot already due is taken at once; otherwise the send waits in line and one task hands
+        the slots out as each falls due. Sends that each slept towards a slot of their own, with
+        hundreds queued ahead, woke past it on a busy event loop, gave it up and queued for
+        another, again and again: 5 to 9 wake-ups per email sent
+        (docs/decisions/0011-worker-hot-path.md).
+        """
+        if not self._in_line and not self._lock.locked():
+            now = self._schedule.now()
+            if (slot := self._block.take(now, due_by=now)) is not None:
                 self._stats.sends += 1
                 return slot
-            self._stats.slots_given_up += 1
+        waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        self._line.append(waiter)
+        self._in_line += 1
+        if self._handing_out is None:
+            self._handing_out = asyncio.create_task(self._hand_out(), name="pacer")
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():  # still in line: with no one left, nothing is handed out
+                self._in_line -= 1
+                if not self._in_line and self._handing_out is not None:
+                    self._handing_out.cancel()
+                    self._handing_out = None
+            raise
+
+    async def _hand_out(self) -> None:
+        try:
+            while self._in_line:
+                try:
+                    slot = await self._next_slot()
+                except Exception as error:  # no slot could be reserved: the first send learns it
+                    self._give(error)
+                    continue
+                delay = slot.at - self._schedule.now()
+                if delay > 0:
+                    await self._sleep(delay)
+                now = self._schedule.now()
+                if now - slot.at > slot.usable_for:
+                    self._stats.slots_given_up += 1
+                    continue
+                self._give(slot)
+                # Woken late, past several slots: each goes to the next send now, not one a wake-up.
+                while self._in_line and (due := self._block.take(now, due_by=now)) is not None:
+                    self._give(due)
+        finally:
+            if self._handing_out is asyncio.current_task():
+                self._handing_out = None
+
+    def _give(self, outcome: Slot | Exception) -> None:
+        """To the first send in line still waiting; a slot no one waits for passes unused."""
+        while self._line:
+            waiter = self._line.popleft()
+            if waiter.cancelled():
+                continue
+            self._in_line -= 1
+            if isinstance(outcome, Slot):
+                self._stats.sends += 1
+                waiter.set_result(outcome)
+            else:
+                waiter.set_exception(outcome)
+            return
 
     def sent(self, slot: Slot) -> None:
         """The request for `slot` has just been written: its lateness, from waking late or from
@@ -310,23 +370,18 @@ class Pacer:
                 await self._reserve(count=0)
 
     async def _next_slot(self) -> Slot:
-        # Most sends find a slot in the block at hand and need no lock: with hundreds waiting,
-        # `asyncio.Lock.acquire` itself scans its waiters (docs/decisions/0011-worker-hot-path.md).
+        # The lock only when the block at hand is used up: `settle` may be reserving too.
         if not self._lock.locked() and (slot := self._block.take(self._schedule.now())) is not None:
             return slot
-        self._waiting += 1
-        try:
-            async with self._lock:
+        async with self._lock:
+            slot = self._block.take(self._schedule.now())
+            while slot is None:
+                lead = self._block.end - self._schedule.now()
+                if lead > MAX_LEAD_S:
+                    await self._sleep(lead - MAX_LEAD_S)
+                await self._reserve(count=self._block_size())
                 slot = self._block.take(self._schedule.now())
-                while slot is None:
-                    lead = self._block.end - self._schedule.now()
-                    if lead > MAX_LEAD_S:
-                        await self._sleep(lead - MAX_LEAD_S)
-                    await self._reserve(count=self._block_size())
-                    slot = self._block.take(self._schedule.now())
-                return slot
-        finally:
-            self._waiting -= 1
+            return slot
 
     def _block_size(self) -> int:
         """About `HORIZON_S` of this worker's sending: the sends waiting now, or as many as it
@@ -338,7 +393,7 @@ class Pacer:
         elapsed = self._schedule.now() - self._block.reserved_at
         in_use = math.ceil(used * HORIZON_S / elapsed) if elapsed > 0 else used
         most = max(1, math.ceil(self.rate * HORIZON_S))
-        return max(1, min(most, max(self._waiting, in_use)))
+        return max(1, min(most, max(self._in_line, in_use)))
 
     async def _reserve(self, *, count: int) -> None:
         interval = slot_interval(self.rate)
