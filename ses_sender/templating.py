@@ -142,7 +142,10 @@ def render(template: Any, context: Mapping[str, Any], *, max_chars: int) -> str:
     size = 0
     try:
         with work_budget():
-            for part in template.generate(context):
+            # What `Template.generate` runs, less its copy of the context and the generator it
+            # wraps around this one: 1.5 of the 4 µs a short subject took (and errors reach the
+            # handlers below as they were raised, not re-raised by Jinja's handler).
+            for part in template.root_render_func(template.new_context(context)):
                 size += len(part)
                 if size > max_chars:
                     raise RenderError(f"rendered output over {max_chars} characters")

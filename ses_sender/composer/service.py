@@ -214,6 +214,11 @@ def _not_compiling(content_id: int, error: TemplateError) -> PermanentError:
 
 
 def _split_for_pixel(html: str) -> tuple[str, str]:
-    closings = list(_CLOSING_BODY.finditer(html))
+    # The last closing tag is after the last `</body` as nearly every email writes it: only
+    # what follows that is searched, unless nothing there closes the body.
+    written_as_usual = html.rfind("</body")
+    closings = list(_CLOSING_BODY.finditer(html, max(0, written_as_usual)))
+    if not closings and written_as_usual > 0:
+        closings = list(_CLOSING_BODY.finditer(html))
     at = closings[-1].start() if closings else len(html)
     return html[:at], html[at:]

@@ -118,6 +118,7 @@ class ContentLinks:
 
     links: tuple[Link, ...]
     sealed: tuple[tuple[int, int], ...]
+    keys: tuple[str, ...]  # the sealed links' positions as their slots write them
 
     @classmethod
     def of(cls, links: tuple[Link, ...]) -> ContentLinks:
@@ -126,10 +127,11 @@ class ContentLinks:
             for position, link in enumerate(links)
             if isinstance(link, Target)
         )
-        return cls(links, (*written, (HONEYPOT_POSITION, 0)))
+        sealed = (*written, (HONEYPOT_POSITION, 0))
+        return cls(links, sealed, tuple(_slot_key(position) for position, _ in sealed))
 
 
-UNTRACKED = ContentLinks((), ())  # a content whose links are left as they are: no honeypot
+UNTRACKED = ContentLinks((), (), ())  # a content whose links are left as they are: no honeypot
 
 
 class RecipientLinks:
@@ -148,13 +150,15 @@ class RecipientLinks:
         untracked_prefix: str,
     ) -> None:
         self._links = links.links
-        self._made = dict(zip((position for position, _ in links.sealed), urls, strict=True))
-        self._honeypot_url = self._made.pop(HONEYPOT_POSITION, "")  # "": untracked, unused
+        # Keyed by the position as a slot writes it: filling a slot then parses no number.
+        self._made = dict(zip(links.keys, urls, strict=True))
+        self._honeypot_url = self._made.pop(_HONEYPOT_KEY, "")  # "": untracked, unused
         self._click_url = click_url  # of a position and a fingerprint
         self._untracked_prefix = untracked_prefix
 
     def __call__(self, position: int, rendered: str = "") -> str:
-        url = self._made.get(position)
+        key = _slot_key(position)
+        url = self._made.get(key)
         if url is None:
             if not 0 <= position < len(self._links):
                 raise RenderError(f"{LINK_FUNCTION}: no link {position}")
@@ -163,8 +167,12 @@ class RecipientLinks:
             rendered = str(rendered)
             tracked = _tracked_fingerprint(rendered, self._untracked_prefix)
             url = rendered if tracked is None else self._click_url(position, tracked)
-            self._made[position] = url
+            self._made[key] = url
         return url
+
+    def at(self, key: str) -> str:
+        """The link of the slot numbered `key`, its position as the slot writes it."""
+        return self._made.get(key) or self(int(key))
 
     def honeypot(self) -> str:
         """A link nobody can see or reach with a pointer or a keyboard: only a machine that
@@ -176,9 +184,11 @@ class RecipientLinks:
         """`text` (rendered from a template tracked with `slot`) with the link in each slot:
         `cut` and `Slotted.fill` in one pass."""
         first, *rest = text.split(slot)
-        return first + "".join(
-            [self(int(piece[:_POSITION_DIGITS])) + piece[_POSITION_DIGITS:] for piece in rest]
-        )
+        pieces = [first]
+        for piece in rest:
+            pieces.append(self.at(piece[:_POSITION_DIGITS]))
+            pieces.append(piece[_POSITION_DIGITS:])
+        return "".join(pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +203,17 @@ class TrackedHtml:
 
 @dataclass(frozen=True, slots=True)
 class Slotted:
-    """A text with links to fill in: `parts[0]`, the URL of link `positions[0]`, `parts[1]`,
-    and so on."""
+    """A text with links to fill in: `parts[0]`, the URL of the link in slot `keys[0]`,
+    `parts[1]`, and so on."""
 
     parts: tuple[str, ...]
-    positions: tuple[int, ...]
+    keys: tuple[str, ...]
 
-    def fill(self, url_at: Callable[[int], str]) -> str:
+    def fill(self, links: RecipientLinks) -> str:
         pieces = [self.parts[0]]
-        for position, part in zip(self.positions, self.parts[1:], strict=True):
-            pieces += (url_at(position), part)
+        for key, part in zip(self.keys, self.parts[1:], strict=True):
+            pieces.append(links.at(key))
+            pieces.append(part)
         return "".join(pieces)
 
 
@@ -213,7 +224,7 @@ def cut(text: str, slot: str | None) -> Slotted:
     first, *rest = text.split(slot)
     return Slotted(
         (first, *(piece[_POSITION_DIGITS:] for piece in rest)),
-        tuple(int(piece[:_POSITION_DIGITS]) for piece in rest),
+        tuple(piece[:_POSITION_DIGITS] for piece in rest),
     )
 
 
@@ -278,7 +289,14 @@ def _new_slot() -> str:
 
 
 def _slot(slot: str, position: int) -> str:
-    return f"{slot}{position:0{_POSITION_DIGITS}d}"
+    return slot + _slot_key(position)
+
+
+def _slot_key(position: int) -> str:
+    return f"{position:0{_POSITION_DIGITS}d}"
+
+
+_HONEYPOT_KEY = _slot_key(HONEYPOT_POSITION)
 
 
 def _track_html(html: str, slot: str, untracked_prefix: str) -> TrackedHtml:
