@@ -28,6 +28,7 @@ from jinja2 import (
 )
 from jinja2.lexer import TOKEN_RAW_BEGIN, TOKEN_RAW_END
 from jinja2.nodes import Template as TemplateNode
+from markupsafe import escape
 
 from ses_sender.template_sandbox import BoundedSandbox, WorkExceeded, bounded_tree, work_budget
 
@@ -99,9 +100,55 @@ def _compiled(tree: TemplateNode, kind: TemplateKind) -> Any:
     loops: a `SyntaxError`; about 100 blocks: an `IndentationError`, which is one) are a
     `jinja2.TemplateError`."""
     try:
-        return _environment(kind).from_string(bounded_tree(tree))
+        compiled = _environment(kind).from_string(bounded_tree(tree))
     except (RecursionError, SyntaxError):
         raise TemplateSyntaxError("nested too deeply", 1) from None
+    return Substitution.of(tree, compiled, escapes=kind is TemplateKind.HTML) or compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Substitution:
+    """A template that only writes values of its data between runs of text (`Hello {{ name
+    }}`), as most personal emails' are: rendered by joining the text with the values as Jinja
+    writes them (escaped in HTML, `str` in a subject or text), without Jinja's context and
+    generator. Those took most of such a render: 3.7 of 4.2 µs for a subject, 5.3 of 6.8 for
+    the benchmark's HTML.
+
+    `pieces` alternate text and names, text first and last. What it cannot render this way
+    (a name missing from the data, a value that fails to convert) goes to `template`, the same
+    template compiled by Jinja, which fails as it always has."""
+
+    pieces: tuple[str, ...]
+    template: Any
+    escapes: bool
+
+    @classmethod
+    def of(cls, tree: TemplateNode, template: Any, *, escapes: bool) -> Substitution | None:
+        pieces = [""]
+        for output in tree.body:
+            if not isinstance(output, nodes.Output):
+                return None
+            for node in output.nodes:
+                if isinstance(node, nodes.TemplateData):
+                    pieces[-1] += node.data
+                elif isinstance(node, nodes.Name) and node.ctx == "load":
+                    pieces += (node.name, "")
+                else:
+                    return None
+        return cls(tuple(pieces), template, escapes)
+
+    def render(self, context: Mapping[str, Any]) -> str | None:
+        """The rendered text, or None for what only `template` can render."""
+        pieces = self.pieces
+        convert = escape if self.escapes else str
+        written = [pieces[0]]
+        try:
+            for at in range(1, len(pieces), 2):
+                written.append(convert(context[pieces[at]]))
+                written.append(pieces[at + 1])
+        except Exception:  # Jinja's render of `template` says what went wrong
+            return None
+        return "".join(written)
 
 
 def compile_template(source: str, kind: TemplateKind) -> Any:
@@ -138,6 +185,13 @@ def render(template: Any, context: Mapping[str, Any], *, max_chars: int) -> str:
     """`template` rendered with `context`, refused once its output passes `max_chars`: a loop
     cannot make an email of unbounded size. Its work is spent from the budget of the render
     around it (`render_parts`), or one of its own."""
+    if isinstance(template, Substitution):
+        text = template.render(context)
+        if text is not None:
+            if len(text) > max_chars:
+                raise RenderError(f"rendered output over {max_chars} characters")
+            return text
+        template = template.template
     parts: list[str] = []
     size = 0
     try:

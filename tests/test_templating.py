@@ -4,12 +4,15 @@ work."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import TemplateError
 
 from ses_sender.template_sandbox import MAX_RENDER_STEPS
 from ses_sender.templating import (
     RenderError,
     RenderWorkExceeded,
+    Substitution,
     TemplateKind,
     check_work_without_data,
     compile_parts,
@@ -223,3 +226,88 @@ def test_a_runaway_found_without_data_only_when_data_cannot_steer_it() -> None:
     with pytest.raises(RenderWorkExceeded):
         check_work_without_data(RUNAWAY["nested loops"])
     check_work_without_data("{% for p in products %}{{ p.name }}{% endfor %}{{ 1 / count }}")
+
+
+SUBSTITUTIONS = [
+    "Hello {{ name }}",
+    "{{ name }}{{ name }}",
+    "",
+    "no tags at all & <b>bold</b>",
+    "  {{- name -}}  , {{ other }}\n",
+    '<p>{{ name }}</p>{# a note #}<a href="{{ other }}">x</a>\n',
+]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def jinja_render(template: Substitution, context: dict[str, object], limit: int) -> str:
+    return render(template.template, context, max_chars=limit)
+
+
+@pytest.mark.parametrize("kind", list(TemplateKind), ids=lambda kind: kind.value)
+@pytest.mark.parametrize("source", SUBSTITUTIONS)
+@settings(max_examples=40, deadline=None)
+@given(name=JSON_VALUES, other=JSON_VALUES)
+def test_a_template_of_values_between_text_renders_as_jinja_renders_it(
+    kind: TemplateKind, source: str, name: object, other: object
+) -> None:
+    template = compile_template(source, kind)
+    context = {"name": name, "other": other}
+
+    assert isinstance(template, Substitution)
+    assert render(template, context, max_chars=10**6) == jinja_render(template, context, 10**6)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if name %}x{% endif %}",
+        "{{ name|upper }}",
+        "{{ name.first }}",
+        "{{ name ~ other }}",
+        "{{ 'text' }}",
+        "{{ ses_sender_link(0, name) }}",
+        "{% set name = 1 %}{{ name }}",
+    ],
+)
+def test_anything_more_than_values_between_text_is_left_to_jinja(source: str) -> None:
+    assert not isinstance(compile_template(source, TemplateKind.HTML), Substitution)
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [
+        ({}, "'name' is undefined"),  # the data lacks it
+        ({"name": 10**5000}, "template error"),  # too many digits to write
+    ],
+    ids=["missing", "unwritable"],
+)
+def test_what_a_substitution_cannot_render_fails_as_jinja_fails(
+    context: dict[str, object], error: str
+) -> None:
+    template = compile_template("Hi {{ name }}", TemplateKind.TEXT)
+
+    with pytest.raises(RenderError, match=error) as failure:
+        render(template, context, max_chars=1000)
+    with pytest.raises(RenderError) as jinja_failure:
+        jinja_render(template, context, 1000)
+    assert str(failure.value) == str(jinja_failure.value)
+
+
+def test_a_name_only_the_environment_knows_renders_as_jinja_renders_it() -> None:
+    template = compile_template("{{ range }}", TemplateKind.HTML)
+
+    assert isinstance(template, Substitution)
+    assert render(template, {}, max_chars=1000) == jinja_render(template, {}, 1000)
+    assert "range" in render(template, {}, max_chars=1000)
+
+
+def test_a_substitution_longer_than_the_limit_is_refused() -> None:
+    template = compile_template("{{ name }}{{ name }}", TemplateKind.TEXT)
+
+    assert render(template, {"name": "x" * 50}, max_chars=100) == "x" * 100
+    with pytest.raises(RenderError, match="over 100 characters"):
+        render(template, {"name": "x" * 51}, max_chars=100)
