@@ -133,18 +133,36 @@ class _Block:
     def end(self) -> float:
         return self.first + self.count * self.interval
 
-    def take(self, now: float, *, due_by: float = math.inf) -> Slot | None:
-        """The earliest slot not taken and still usable at `now`, if its time is no later than
-        `due_by`; None once none is left."""
-        if self.taken >= self.count:
-            return None
-        earliest = math.ceil((now - self.usable_for - self.first) / self.interval)
-        index = max(self.taken, earliest)
-        if index >= self.count or self.first + index * self.interval > due_by:
+    def take_due(self, now: float) -> Slot | None:
+        """The earliest slot not taken, still usable and due at `now`; None if there is none."""
+        index = self._earliest(now)
+        if index >= self.count or self.first + index * self.interval > now:
             return None
         self.taken = index + 1
         self.used += 1
         return Slot(self.first + index * self.interval, self.shifted, self.usable_for)
+
+    def next_at(self, now: float) -> float | None:
+        """When the earliest slot not taken and still usable at `now` is due; None once the
+        block has none left."""
+        index = self._earliest(now)
+        return self.first + index * self.interval if index < self.count else None
+
+    def due(self, now: float) -> int:
+        """How many slots `take_due` would hand out at `now`."""
+        earliest = self._earliest(now)
+        last = min(self.count - 1, math.floor((now - self.first) / self.interval))
+        # The division may round either way; a slot's own time decides, as in `take_due`.
+        if last + 1 < self.count and self.first + (last + 1) * self.interval <= now:
+            last += 1
+        elif last >= 0 and self.first + last * self.interval > now:
+            last -= 1
+        return max(0, last - earliest + 1)
+
+    def _earliest(self, now: float) -> int:
+        if self.taken >= self.count:
+            return self.count
+        return max(self.taken, math.ceil((now - self.usable_for - self.first) / self.interval))
 
 
 @dataclass(slots=True)
@@ -210,10 +228,9 @@ class Pacer:
             usable_for=0.0,
             reserved_at=-math.inf,
         )
-        # Sends waiting for a slot, in order, and the task that hands the slots out as they fall
-        # due; `_in_line` counts the waiters not yet given one nor cancelled.
-        self._line: deque[asyncio.Future[Slot]] = deque()
-        self._in_line = 0
+        # Sends waiting for a slot, in order (a cancelled one is dropped when it comes first),
+        # and the task that hands the slots out as they fall due.
+        self._line: deque[asyncio.Future[None]] = deque()
         self._handing_out: asyncio.Task[None] | None = None
         # Slots are asked for from now plus the usual reservation round trip, so they are not
         # already late when they arrive (and, from a slow database, stale).
@@ -255,68 +272,80 @@ class Pacer:
         """Return at this send's slot: call it last, with only the request left to write, and
         hand the slot to `sent` once the request is written.
 
-        A slot already due is taken at once; otherwise the send waits in line and one task hands
-        the slots out as each falls due. Sends that each slept towards a slot of their own, with
-        hundreds queued ahead, woke past it on a busy event loop, gave it up and queued for
-        another, again and again: 5 to 9 wake-ups per email sent
+        A slot already due is taken at once. Otherwise the send waits in line, and one task
+        sleeps until the next slot and then wakes as many sends as there are slots due, each
+        taking its slot as it runs. Each send sleeping towards a slot of its own, taken on
+        arrival, woke past it behind hundreds of others on a busy event loop, gave it up and
+        took another, again and again: 5 to 9 wake-ups per email
         (docs/decisions/0011-worker-hot-path.md).
         """
-        if not self._in_line and not self._lock.locked():
-            now = self._schedule.now()
-            if (slot := self._block.take(now, due_by=now)) is not None:
+        woken = False
+        while True:
+            may_take = woken or (not self._line and not self._lock.locked())
+            if may_take and (slot := self._block.take_due(self._schedule.now())) is not None:
                 self._stats.sends += 1
                 return slot
-        waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._line.append(waiter)
-        self._in_line += 1
+            await self._wait_in_line(first=woken)
+            woken = True
+
+    async def _wait_in_line(self, *, first: bool) -> None:
+        """Until a slot is due for this send (`first`: woken before, and beaten to its slot)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if first:
+            self._line.appendleft(waiter)
+        else:
+            self._line.append(waiter)
         if self._handing_out is None:
             self._handing_out = asyncio.create_task(self._hand_out(), name="pacer")
         try:
-            return await waiter
+            await waiter
         except asyncio.CancelledError:
-            if waiter.cancelled():  # still in line: with no one left, nothing is handed out
-                self._in_line -= 1
-                if not self._in_line and self._handing_out is not None:
-                    self._handing_out.cancel()
-                    self._handing_out = None
+            if not self._first_waiting() and self._handing_out is not None:
+                self._handing_out.cancel()  # no one is left to wake
+                self._handing_out = None
             raise
 
     async def _hand_out(self) -> None:
         try:
-            while self._in_line:
+            while self._first_waiting():
                 try:
-                    slot = await self._next_slot()
+                    at = await self._next_slot_at()
                 except Exception as error:  # no slot could be reserved: the first send learns it
-                    self._give(error)
+                    self._wake(error)
                     continue
-                delay = slot.at - self._schedule.now()
+                delay = at - self._schedule.now()
                 if delay > 0:
                     await self._sleep(delay)
-                now = self._schedule.now()
-                if now - slot.at > slot.usable_for:
-                    self._stats.slots_given_up += 1
-                    continue
-                self._give(slot)
-                # Woken late, past several slots: each goes to the next send now, not one a wake-up.
-                while self._in_line and (due := self._block.take(now, due_by=now)) is not None:
-                    self._give(due)
+                due = self._block.due(self._schedule.now())
+                if not due:
+                    self._stats.slots_given_up += 1  # woken too late to use it
+                for _ in range(due):
+                    self._wake(None)
+                await asyncio.sleep(0)  # the sends woken take their slots before more are due
+        except BaseException as error:  # no send may be left waiting for a task that ended
+            while self._first_waiting():
+                self._wake(error if isinstance(error, Exception) else asyncio.CancelledError())
+            raise
         finally:
             if self._handing_out is asyncio.current_task():
                 self._handing_out = None
 
-    def _give(self, outcome: Slot | Exception) -> None:
-        """To the first send in line still waiting; a slot no one waits for passes unused."""
-        while self._line:
-            waiter = self._line.popleft()
-            if waiter.cancelled():
-                continue
-            self._in_line -= 1
-            if isinstance(outcome, Slot):
-                self._stats.sends += 1
-                waiter.set_result(outcome)
-            else:
-                waiter.set_exception(outcome)
+    def _first_waiting(self) -> bool:
+        """Whether a send waits in line, the cancelled ones ahead of it dropped."""
+        while self._line and self._line[0].cancelled():
+            self._line.popleft()
+        return bool(self._line)
+
+    def _wake(self, failure: BaseException | None) -> None:
+        """The first send in line still waiting, to take a slot due or to fail with `failure`
+        (a CancelledError too: the send is stopped, its waiting is not cancelled)."""
+        if not self._first_waiting():
             return
+        waiter = self._line.popleft()
+        if failure is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(failure)
 
     def sent(self, slot: Slot) -> None:
         """The request for `slot` has just been written: its lateness, from waking late or from
@@ -370,19 +399,19 @@ class Pacer:
             if must_shift and self._shift_to > self._shifted:
                 await self._reserve(count=0)
 
-    async def _next_slot(self) -> Slot:
+    async def _next_slot_at(self) -> float:
+        """When the next slot is due, reserving a block first if none is left."""
         # The lock only when the block at hand is used up: `settle` may be reserving too.
-        if not self._lock.locked() and (slot := self._block.take(self._schedule.now())) is not None:
-            return slot
+        at = None if self._lock.locked() else self._block.next_at(self._schedule.now())
+        if at is not None:
+            return at
         async with self._lock:
-            slot = self._block.take(self._schedule.now())
-            while slot is None:
+            while (at := self._block.next_at(self._schedule.now())) is None:
                 lead = self._block.end - self._schedule.now()
                 if lead > MAX_LEAD_S:
                     await self._sleep(lead - MAX_LEAD_S)
                 await self._reserve(count=self._block_size())
-                slot = self._block.take(self._schedule.now())
-            return slot
+            return at
 
     def _block_size(self) -> int:
         """About `HORIZON_S` of this worker's sending: the sends waiting now, or as many as it
@@ -394,7 +423,7 @@ class Pacer:
         elapsed = self._schedule.now() - self._block.reserved_at
         in_use = math.ceil(used * HORIZON_S / elapsed) if elapsed > 0 else used
         most = max(1, math.ceil(self.rate * HORIZON_S))
-        return max(1, min(most, max(self._in_line, in_use)))
+        return max(1, min(most, max(len(self._line), in_use)))
 
     async def _reserve(self, *, count: int) -> None:
         interval = slot_interval(self.rate)

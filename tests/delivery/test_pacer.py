@@ -6,6 +6,7 @@ whole of it in real worker processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import math
@@ -433,3 +434,97 @@ def test_rate_must_be_positive() -> None:
     time = VirtualTime()
     with pytest.raises(ValueError, match="positive"):
         Pacer(0, schedule=MemorySchedule(time))
+
+
+async def test_a_busy_loop_wakes_the_pacer_once_a_send_not_once_a_stale_slot() -> None:
+    """200 sends waiting at a rate far above what they can send, each send holding the event
+    loop for 0.3 ms as a real one does: a send that held a timer of its own for a slot woke
+    past it behind the others, gave it up and waited for another, again and again."""
+    time = VirtualTime()
+    timers = 0
+
+    async def counted_sleep(seconds: float) -> None:
+        nonlocal timers
+        timers += 1
+        await time.sleep(seconds)
+
+    pacer = Pacer(100_000, schedule=MemorySchedule(time), sleep=counted_sleep)
+    sent: list[float] = []
+
+    async def sending_on_a_busy_loop() -> None:
+        while True:
+            time.now += 0.0002  # composing, holding the loop
+            slot = await pacer.acquire()
+            time.now += 0.0001  # the request written
+            pacer.sent(slot)
+            sent.append(time.now)
+            await time.sleep(0.005)  # the answer
+
+    await time.run(*(sending_on_a_busy_loop() for _ in range(200)), until=2)
+
+    assert len(sent) >= 5_000
+    assert timers <= len(sent) / 10
+    assert max_in_any_window(sent) <= 100_000
+
+
+class FailingOnce(MemorySchedule):
+    """A schedule whose next reservation fails, as a database that went away does."""
+
+    fail_next = False
+
+    async def reserve(
+        self, *, now: float, count: int, interval: float, shift_to: float
+    ) -> Reservation:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the database went away")
+        return await super().reserve(now=now, count=count, interval=interval, shift_to=shift_to)
+
+
+async def test_a_failed_reservation_reaches_the_first_send_in_line_and_no_other() -> None:
+    time = VirtualTime()
+    schedule = FailingOnce(time)
+    schedule.fail_next = True
+    pacer = Pacer(10, schedule=schedule, sleep=time.sleep)
+    outcomes: list[str] = []
+
+    async def one_send() -> None:
+        try:
+            await send(pacer, time)
+        except ConnectionError:
+            outcomes.append("failed")
+        else:
+            outcomes.append("sent")
+
+    await time.run(*(one_send() for _ in range(3)), until=10)
+
+    assert outcomes == ["failed", "sent", "sent"]
+
+
+async def test_sends_cancelled_in_line_hold_up_no_one_and_leave_nothing_running() -> None:
+    time = VirtualTime()
+    pacer = Pacer(10, schedule=MemorySchedule(time), sleep=time.sleep)
+    sent: list[float] = []
+
+    async def cancel_the_middle_ones_then_all() -> None:
+        sends = [asyncio.create_task(send(pacer, time)) for _ in range(6)]
+        await time.sleep(0)  # all six in line
+        for task in sends[1:4]:
+            task.cancel()
+        for task in sends:
+            with contextlib.suppress(asyncio.CancelledError):
+                sent.append(await task)
+        waiting = [asyncio.create_task(pacer.acquire()) for _ in range(3)]
+        await time.sleep(0)
+        for waiter in waiting:
+            waiter.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+    await time.run(cancel_the_middle_ones_then_all(), until=10)
+
+    assert sent == pytest.approx([slot_interval(10) * n for n in range(3)], abs=1e-9)
+    # No send is left waiting: nothing is left to hand slots out, or asleep for one.
+    handing_out = [task for task in asyncio.all_tasks() if task.get_name() == "pacer"]
+    if handing_out:
+        done, _ = await asyncio.wait(handing_out, timeout=1)
+        assert done == set(handing_out)
