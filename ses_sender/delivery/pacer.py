@@ -2,8 +2,8 @@
 
 All workers reserve their send slots from one GCRA schedule (a row in the database, see
 `schedule.py`), a few at a time, so together they never put more than the rate in any one-second
-window. Each send then leaves at a slot of its own, handed to it when the slot falls due: sends
-are spread evenly, never bunched.
+window. Each send then leaves at a slot of its own, taken as the slot falls due: sends are
+spread evenly, never bunched.
 
 A send that goes out late moves closer to the sends a second after it. Its lateness, measured once
 its request is written (waking late and being held up after waking count alike), is put back on
