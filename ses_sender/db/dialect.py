@@ -57,8 +57,9 @@ async def allocate_ids(connection: AsyncConnection, table: Table, count: int) ->
         parameters = {"table": table.name, "count": count}
         return sorted((await connection.execute(text(_NEXT_IDS), parameters)).scalars())
     # SQLite numbers a rowid the same way (the largest plus one). No other writer can take these
-    # ids before the insert: every SQLite transaction begins IMMEDIATE, holding the write lock
-    # from its start (engine.py). Were that lock missing, a clash would fail the primary key.
+    # ids before the insert: every SQLite transaction that may write begins IMMEDIATE, holding
+    # the write lock from its start (engine.py). Were that lock missing, a clash would fail the
+    # primary key.
     largest = await connection.scalar(select(func.max(table.c.id)))
     first = (largest or 0) + 1
     return list(range(first, first + count))
@@ -221,7 +222,7 @@ async def database_time(session: AsyncSession) -> float | None:
 
 def locks_rows(session: AsyncSession) -> bool:
     """Whether `SELECT … FOR UPDATE` locks anything: PostgreSQL's does; an SQLite transaction
-    already holds the whole database (`BEGIN IMMEDIATE`, db/engine.py)."""
+    that may write already holds the whole database (`BEGIN IMMEDIATE`, db/engine.py)."""
     return session.get_bind().dialect.name == "postgresql"
 
 

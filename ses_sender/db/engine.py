@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +22,11 @@ ASYNCPG_INTEGER_OPTIONS = frozenset(POSTGRESQL_INTEGER_OPTIONS) - {"prepared_sta
 # A failed statement's error (logged, sent to Sentry) shows the SQL, not the values: those are
 # addresses, subjects and contents.
 HIDE_PARAMETERS = True
+# The execution option of a transaction that only reads (`begin_read_only`), on SQLite.
+_SQLITE_READ_ONLY = "ses_sender_sqlite_read_only"
+# Whether an SQLite connection refuses writes now (PRAGMA query_only), in its `info`: the
+# pragma stays set on the connection from one transaction to the next.
+_QUERY_ONLY = "ses_sender_query_only"
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -53,7 +58,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # Pragmas are per connection: set them on every new one, not once through the pool (the
         # seed lost foreign keys and its busy timeout whenever a connection was recycled).
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # SQLAlchemy would hand asyncpg its numeric options (config.STATEMENT_CACHES_OFF among them)
     # as text, and asyncpg wants numbers; the settings checked them.
@@ -86,10 +91,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    # Every transaction takes the write lock at BEGIN, where busy_timeout applies. A deferred
-    # transaction that reads and then writes fails at once with SQLITE_BUSY instead of waiting.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Connection) -> None:
+    # A transaction that may write takes the write lock at BEGIN, where busy_timeout applies. A
+    # deferred transaction that reads and then writes fails at once with SQLITE_BUSY instead of
+    # waiting. One that only reads (`begin_read_only`) begins deferred: under WAL it reads the
+    # last commit beside a writer instead of waiting for the lock. query_only makes a write in
+    # it fail every time, not only when another writer happens to hold the lock; it refuses
+    # BEGIN IMMEDIATE too, so it is set before BEGIN.
+    read_only = bool(connection.get_execution_options().get(_SQLITE_READ_ONLY, False))
+    if connection.info.get(_QUERY_ONLY, False) != read_only:
+        connection.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+        connection.info[_QUERY_ONLY] = read_only
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+async def begin_read_only(session: AsyncSession) -> None:
+    """Begin the session's transaction as one that only reads; before its first statement.
+
+    On SQLite it reads beside a writer instead of waiting for the write lock, which the click
+    recorder or the worker may hold for tens of milliseconds; on PostgreSQL, where reads never
+    wait, it begins READ ONLY. Either way a write in it fails at once, on SQLite with
+    "attempt to write a readonly database"."""
+    if session.get_bind().dialect.name == "postgresql":
+        options: dict[str, Any] = {"postgresql_readonly": True}
+    else:
+        options = {_SQLITE_READ_ONLY: True}
+    await session.connection(execution_options=options)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -149,14 +149,20 @@ async def content_links_source(session: AsyncSession, content_id: int) -> Stored
 
 async def recipient_data(session: AsyncSession, request_id: int) -> RecipientData | None:
     """What a request's templates were rendered with, besides its content's."""
-    row = (
-        await session.execute(
-            select(Request.content_id, Request.recipient_key, Request.data).where(
-                Request.id == request_id
-            )
+    connection = await session.connection()
+    rows = await _recipient_data(connection.dialect.name).run(connection, {"id": request_id})
+    return None if not rows else RecipientData(*rows[0])
+
+
+@functools.cache
+def _recipient_data(dialect: str) -> OneTrip:
+    # One trip to SQLite's driver thread: a recipient's first click on a personal link holds a
+    # pooled connection for this read, and a campaign's first clicks come all at once.
+    return OneTrip(
+        select(Request.content_id, Request.recipient_key, Request.data).where(
+            Request.id == bindparam("id", type_=BigInteger())
         )
-    ).one_or_none()
-    return None if row is None else RecipientData(row.content_id, row.recipient_key, row.data)
+    )
 
 
 async def clicks_since(

@@ -13,6 +13,7 @@ import orjson
 from jinja2 import TemplateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ses_sender.db.engine import begin_read_only
 from ses_sender.models import EventType, RequestChange, ResultSource
 from ses_sender.stats import service as stats
 from ses_sender.stats.counters import EVENT_BITS, LinkChange, link_key
@@ -78,7 +79,8 @@ class LinkTargets:
     click and kept: the redirect reads no database while its content is cached. A link rendered
     for its recipient (its URL holds template tags) also needs the recipient's stored data, read
     on their first click and kept too: a scanner that follows every link of an email reads it
-    once."""
+    once. Both reads are read-only transactions: on SQLite they do not wait for the write lock
+    that the recorder and the worker take."""
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class LinkTargets:
         recipient = self._recipients.get(click.request_id)
         if recipient is None:
             async with self._sessionmaker() as session:
+                await begin_read_only(session)
                 recipient = await repository.recipient_data(session, click.request_id)
             if recipient is None:
                 return None
@@ -137,6 +140,7 @@ class LinkTargets:
 
     async def _load(self, content_id: int) -> _ContentLinks:
         async with self._sessionmaker() as session:
+            await begin_read_only(session)
             stored = await repository.content_links_source(session, content_id)
         content = _ContentLinks(TrackedContent("", None, "", ()), {}, 0)
         if stored is not None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from ses_sender.composition import Runtime
@@ -44,6 +47,7 @@ RECIPIENTS = [
 ]
 JANE_ORDER = "https://shop.example/orders/1234?from=mail&l=en"
 JOE_ORDER = "https://shop.example/orders/ß 99?from=mail&l=de"
+JOE_ORDER_LOCATION = "https://shop.example/orders/%C3%9F%2099?from=mail&l=de"
 SALE = "https://shop.example/sale"
 HELP = "https://shop.example/help"
 PERSON = {"user-agent": DESKTOP_BROWSER, "x-forwarded-for": "203.0.113.7"}
@@ -103,7 +107,7 @@ async def test_each_recipient_is_led_to_their_own_link_and_it_counts_for_them(
 
     assert [(answer.status_code, answer.headers["location"]) for answer in answers] == [
         (302, JANE_ORDER),
-        (302, "https://shop.example/orders/%C3%9F%2099?from=mail&l=de"),
+        (302, JOE_ORDER_LOCATION),
         (302, SALE),
         (302, HELP),
     ]
@@ -185,6 +189,41 @@ async def test_a_recipients_data_is_read_once_then_from_memory(
     again = await client.get(order, headers=PERSON)
 
     assert again.headers["location"] == JANE_ORDER  # the stored data was not read again
+
+
+@asynccontextmanager
+async def writing_unfinished(runtime: Runtime, request_id: int) -> AsyncIterator[None]:
+    """Another transaction has changed the request's data and not committed (it rolls back at
+    the end): on SQLite it holds the database's write lock, as the click recorder and the worker
+    do for each of their transactions; on PostgreSQL, the request's row."""
+    async with runtime.engine.connect() as writer:
+        await writer.execute(
+            update(Request).where(Request.id == request_id).values(data='{"order": 1, "lang": "x"}')
+        )
+        yield
+
+
+@pytest.mark.parametrize(
+    "email_read_before", [False, True], ids=["first-click-of-the-email", "email-read-before"]
+)
+async def test_a_recipients_first_click_answers_while_another_transaction_writes(
+    client: httpx.AsyncClient, runtime: Runtime, email_read_before: bool
+) -> None:
+    """The redirect's reads (the content on its first click, the recipient's data on theirs)
+    read the last commit beside a writer instead of waiting for it (on SQLite, until its busy
+    timeout, and then failing)."""
+    (_, jane), (joe_id, joe) = await personal_emails(client, runtime)
+    if email_read_before:
+        earlier = await client.get(click_path(tracked_links(jane.html)[2]), headers=PERSON)
+        assert earlier.status_code == 302
+    await runtime.hits.settle()
+
+    async with writing_unfinished(runtime, joe_id):
+        answer = await client.get(click_path(tracked_links(joe.html)[2]), headers=PERSON)
+    await runtime.hits.settle()
+
+    assert (answer.status_code, answer.headers.get("location")) == (302, JOE_ORDER_LOCATION)
+    assert (joe_id, JOE_ORDER) in await clicks(runtime)
 
 
 async def test_tampered_tokens_of_rendered_links_get_a_404_and_record_nothing(
