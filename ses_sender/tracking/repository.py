@@ -147,20 +147,26 @@ async def content_links_source(session: AsyncSession, content_id: int) -> Stored
     return None if row is None else StoredLinks(row.content, row.text, row.templated, row.data)
 
 
-async def recipient_data(session: AsyncSession, request_id: int) -> RecipientData | None:
-    """What a request's templates were rendered with, besides its content's."""
+async def recipients_data(
+    session: AsyncSession, request_ids: Iterable[int]
+) -> dict[int, RecipientData]:
+    """What each request's templates were rendered with, besides its content's, by request;
+    requests that do not exist are left out."""
     connection = await session.connection()
-    rows = await _recipient_data(connection.dialect.name).run(connection, {"id": request_id})
-    return None if not rows else RecipientData(*rows[0])
+    rows = await _recipients_data(connection.dialect.name).run(
+        connection, _ids_parameters(connection.dialect, request_ids)
+    )
+    return {request_id: RecipientData(*row) for request_id, *row in rows}
 
 
 @functools.cache
-def _recipient_data(dialect: str) -> OneTrip:
-    # One trip to SQLite's driver thread: a recipient's first click on a personal link holds a
-    # pooled connection for this read, and a campaign's first clicks come all at once.
+def _recipients_data(dialect: str) -> OneTrip:
+    # One trip to SQLite's driver thread for many recipients: a campaign's first clicks on
+    # personal links come all at once, and each read holds a pooled connection.
+    ids = rows_source(dialect, "hit_requests", _IDS)
     return OneTrip(
-        select(Request.content_id, Request.recipient_key, Request.data).where(
-            Request.id == bindparam("id", type_=BigInteger())
+        select(Request.id, Request.content_id, Request.recipient_key, Request.data).where(
+            Request.id.in_(select(ids.c.id))
         )
     )
 
