@@ -62,7 +62,8 @@ _PLAIN = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_traili
 _HTML = BoundedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 # For a trial render without data: a missing variable is empty, and chains on.
 _TRIAL = BoundedSandbox(undefined=ChainableUndefined, autoescape=True)
-_LINE_BREAKS = re.compile(r"[\r\n]+")
+# Every break `str.splitlines` knows: the email package refuses a header holding any of them.
+_LINE_BREAKS = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _JINJA_TOKEN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Private-use characters: they survive HTML-to-text and appear in no one's template.
 _PLACEHOLDER = "\ue000{}\ue001"
@@ -131,7 +132,8 @@ class Substitution:
             for node in output.nodes:
                 if isinstance(node, nodes.TemplateData):
                     pieces[-1] += node.data
-                elif isinstance(node, nodes.Name) and node.ctx == "load":
+                elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name != "self":
+                    # (`self` is Jinja's own: the template's reference, whatever the data says)
                     pieces += (node.name, "")
                 else:
                     return None

@@ -271,6 +271,7 @@ def test_a_template_of_values_between_text_renders_as_jinja_renders_it(
         "{{ 'text' }}",
         "{{ ses_sender_link(0, name) }}",
         "{% set name = 1 %}{{ name }}",
+        "Hi {{ self }}",
     ],
 )
 def test_anything_more_than_values_between_text_is_left_to_jinja(source: str) -> None:

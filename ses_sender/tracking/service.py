@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -34,6 +34,9 @@ from ses_sender.webhooks.service import RequestEvent, enqueue_events
 
 LINK_CACHE_SIZE = 1_024  # contents; a campaign's clicks all land on one
 RECIPIENT_CACHE_SIZE = 16_384  # recipients whose personal links were clicked lately
+# A link's read that takes longer answers 503: a database that does not answer (a connection
+# gone dead without closing) must not hold the redirect. A read takes milliseconds.
+READ_TIMEOUT_S = 5.0
 # Clicks of one recipient this close together are one burst: a scanner follows every link of
 # an email within a second or two, a person reads between two clicks.
 BURST_WINDOW = timedelta(seconds=5)
@@ -87,13 +90,24 @@ class ReadTogether(Generic[Key, Value]):
     statement, and callers asking for the same key share its read. A campaign's first clicks
     come all at once: read one by one, each holding a pooled connection, they queued for the
     pool, and on SQLite the slowest waited hundreds of milliseconds. Two reads at once were
-    slower still (bench.redirect --personal, p99 15-16 ms against 12-14)."""
+    slower still (bench.redirect --personal, p99 15-16 ms against 12-14).
 
-    def __init__(self, read: Callable[[set[Key]], Awaitable[dict[Key, Value]]]) -> None:
+    A read that takes longer than `timeout_s` fails its callers with a `TimeoutError` (the
+    redirect answers 503) and is left to end on its own, so that one read stuck on a dead
+    connection holds up no later one."""
+
+    def __init__(
+        self,
+        read: Callable[[set[Key]], Coroutine[Any, Any, dict[Key, Value]]],
+        *,
+        timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
         self._read = read
+        self._timeout_s = timeout_s
         self._futures: dict[Key, asyncio.Future[Value | None]] = {}  # asked, or being read
         self._asked: set[Key] = set()
         self._reading: asyncio.Task[None] | None = None
+        self._overdue: set[asyncio.Task[dict[Key, Value]]] = set()  # given up on, still running
 
     async def get(self, key: Key) -> Value | None:
         future = self._futures.get(key)
@@ -106,20 +120,27 @@ class ReadTogether(Generic[Key, Value]):
         return await asyncio.shield(future)
 
     async def _read_asked(self) -> None:
+        reading: asyncio.Task[dict[Key, Value]] | None = None
         try:
             while self._asked:
                 keys, self._asked = self._asked, set()
+                reading = asyncio.create_task(self._read(keys), name="link read")
                 try:
-                    found = await self._read(keys)
+                    async with asyncio.timeout(self._timeout_s):
+                        found = await asyncio.shield(reading)
+                except TimeoutError:
+                    self._overdue.add(reading)
+                    reading.add_done_callback(_ended_overdue(self._overdue))
+                    self._fail(keys, TimeoutError("the database did not answer the read in time"))
                 except Exception as error:  # each caller fails as its own read would have
-                    for key in keys:
-                        future = self._futures.pop(key)
-                        future.set_exception(error)
-                        future.exception()  # retrieved: no warning if every caller went away
+                    self._fail(keys, error)
                 else:
                     for key in keys:
                         self._futures.pop(key).set_result(found.get(key))
+                reading = None
         except BaseException:  # stopped: no caller may wait for a read that will not come
+            if reading is not None:
+                reading.cancel()
             for future in self._futures.values():
                 future.cancel()
             self._futures.clear()
@@ -127,6 +148,21 @@ class ReadTogether(Generic[Key, Value]):
             raise
         finally:
             self._reading = None
+
+    def _fail(self, keys: set[Key], error: Exception) -> None:
+        for key in keys:
+            future = self._futures.pop(key)
+            future.set_exception(error)
+            future.exception()  # retrieved: no warning if every caller went away
+
+
+def _ended_overdue(overdue: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def ended(task: asyncio.Task[Any]) -> None:
+        overdue.discard(task)
+        if not task.cancelled():
+            task.exception()  # its callers were answered already: nothing more to say
+
+    return ended
 
 
 class LinkTargets:

@@ -77,3 +77,19 @@ async def test_a_caller_that_goes_away_leaves_the_read_to_the_others() -> None:
         await leaving
     assert await staying == "A"
     assert reads.asked == [{"a"}]
+
+
+async def test_a_read_that_does_not_end_fails_its_callers_and_holds_up_no_later_read() -> None:
+    """A connection gone dead without closing: its read never ends."""
+    stuck = Reads()
+    answering = Reads()
+    answering.release.set()
+    reads = iter([stuck, answering])
+    together = ReadTogether(lambda keys: next(reads)(keys), timeout_s=0.05)
+
+    with pytest.raises(TimeoutError):
+        await together.get("a")
+    assert await together.get("a") == "A"
+    assert (stuck.asked, answering.asked) == ([{"a"}], [{"a"}])
+    stuck.release.set()  # the stuck read ends at last, and with it its task
+    await settled()
