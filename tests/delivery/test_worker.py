@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from ses_sender.sending.service import active_pauses, pause_sending, resume_send
 from ses_sender.ses_tags import REQUEST_ID_TAG, TOPIC_TAG
 from ses_sender.transports.base import (
     AccountPausedError,
+    OutgoingEmail,
     PermanentError,
     ThrottledError,
     TransientError,
@@ -371,20 +373,20 @@ async def test_an_outcome_that_lands_while_others_are_written_is_kept(
 ) -> None:
     """Send 1 is recorded while send 2 is still on the wire; send 2's outcome must not be lost.
 
-    The stop arrives exactly as send 2 is granted, which makes the interleaving certain.
+    The stop arrives exactly as send 2 goes on the wire, which makes the interleaving certain.
     """
-    transport = RecordingTransport(latency_s=0.5)
     worker: Worker | None = None
-    grants_waited = 0
 
-    async def sleep_then_stop(seconds: float) -> None:
-        nonlocal grants_waited
-        grants_waited += 1
-        await asyncio.sleep(seconds)
-        if grants_waited == 1 and worker is not None:
-            worker.stop()
+    class StopAtSecondSend(RecordingTransport):
+        async def send(
+            self, email: OutgoingEmail, *, on_sent: Callable[[], None] | None = None
+        ) -> str:
+            if self.begun == 1 and worker is not None:
+                worker.stop()
+            return await super().send(email, on_sent=on_sent)
 
-    pacer = Pacer(10, schedule=DatabaseSchedule(live_runtime.sessionmaker), sleep=sleep_then_stop)
+    transport = StopAtSecondSend(latency_s=0.5)
+    pacer = Pacer(10, schedule=DatabaseSchedule(live_runtime.sessionmaker))
     worker = make_worker(transport, concurrency=2, pacer=pacer)
     ids = await queue_emails(live_runtime, [f"u{i}@example.com" for i in range(10)])
 
