@@ -15,6 +15,7 @@ from fastapi import Request
 from ses_sender.web.provided import Provided
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TrustedProxies:
@@ -22,29 +23,33 @@ class TrustedProxies:
         self._networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in networks)
 
     def client_address(self, peer: str | None, forwarded_for: str | None) -> str | None:
-        if peer is None or not forwarded_for or not self._trusts(peer):
-            return peer
+        peer_address = _parsed(peer) if peer is not None else None
+        if peer_address is None:
+            return peer  # not an IP peer (a Unix socket): nothing to match
+        if not forwarded_for or not self._trusts(peer_address):
+            return str(peer_address)
         for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
-            if not _is_address(hop):
+            address = _parsed(hop)
+            if address is None:
                 return None  # garbled by someone: no address we can vouch for
-            if not self._trusts(hop):
-                return hop
-        return peer
+            if not self._trusts(address):
+                return str(address)
+        return str(peer_address)
 
-    def _trusts(self, address: str) -> bool:
-        try:
-            parsed = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(parsed in network for network in self._networks)
+    def _trusts(self, address: IpAddress) -> bool:
+        return any(address in network for network in self._networks)
 
 
-def _is_address(text: str) -> bool:
+def _parsed(text: str) -> IpAddress | None:
+    """The address `text` names, if any. An IPv4 client of a dual-stack listener (`SERVER_BIND=::`)
+    shows as `::ffff:a.b.c.d`: it is `a.b.c.d`, so that IPv4 entries of FORWARDED_ALLOW_IPS
+    and the IPv4 ranges of the machine signatures match it."""
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
 
 
 TRUSTED_PROXIES = Provided[TrustedProxies]("trusted proxies")

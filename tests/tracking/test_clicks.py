@@ -308,6 +308,19 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(runtime: Runtime
     ]
 
 
+async def test_a_scanner_reaching_a_dual_stack_listener_over_ipv4_is_known_by_its_range(
+    runtime: Runtime,
+) -> None:
+    _, [sale, *_] = await one_email(runtime)
+    # Listening on `::`, an IPv4 peer shows as an IPv4-mapped IPv6 address.
+    transport = httpx.ASGITransport(app=create_app(runtime), client=("::ffff:40.107.22.60", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get(click_path(sale), headers={"user-agent": DESKTOP_BROWSER})
+    await runtime.hits.settle()
+
+    assert [verdict for _, *verdict in await clicks(runtime)] == [[True, "scanner-network"]]
+
+
 # -- opting out -----------------------------------------------------------------------------
 
 
