@@ -113,7 +113,9 @@ def epoch_seconds(dialect: str, at: Any) -> ColumnElement[int]:
     """A time column in whole seconds since the epoch, as `counters.minute_of` takes it."""
     if dialect == "postgresql":
         return func.floor(func.extract("epoch", at)).cast(BigInteger)
-    return func.strftime("%s", at).cast(BigInteger)
+    # SQLite's date functions keep milliseconds, rounded: 08:13:59.9996 would be 08:14:00 there
+    # and 08:13:59 in Python. The stored text's whole seconds (its first 19 characters) are not.
+    return func.strftime("%s", func.substr(at, 1, 19)).cast(BigInteger)
 
 
 def minute_sql(dialect: str, at: Any) -> ColumnElement[int]:

@@ -134,8 +134,8 @@ class RandomRun:
         self.claimed = [queued for queued in self.claimed if queued not in taken]
         return taken
 
-    async def record(self) -> None:
-        recorder = Recorder(
+    def recorder(self) -> Recorder:
+        return Recorder(
             self.runtime.sessionmaker,
             hooks=[self.ses_hooks],
             counter=self.counter,
@@ -146,6 +146,9 @@ class RandomRun:
             recorded=lambda _count: None,
             every_interval=_nothing,
         )
+
+    async def record(self) -> None:
+        recorder = self.recorder()
         now = self.clock.now()
         for queued in self._take_claimed():
             choices: list[SendResult] = [
@@ -431,6 +434,25 @@ async def test_verify_reports_a_change_made_behind_the_counters_back(
 
     assert code == 1
     assert "failed: 0 != 1" in out.getvalue()
+
+
+async def test_a_send_in_the_last_half_millisecond_of_a_minute_counts_in_that_minute(
+    runtime: Runtime, client: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    # SQLite's date functions keep milliseconds: 59.9998 s would round up to the next minute.
+    run = RandomRun(runtime, client, clock, 5, tmp_path)
+    await run.queue()
+    await run.claim()
+    queued = run.claimed[0]
+    at = clock.now().replace(second=59, microsecond=999_800)
+    recorder = run.recorder()
+    recorder.add(Sent(queued.request_id, _message_id(queued.request_id), at, queued.lease_token))
+    assert await recorder.flush_before_exit() == Unrecorded(journaled=0, lost=0)
+    out = io.StringIO()
+
+    code = await commands.verify(runtime.settings.sqlalchemy_url, None, out=out)
+
+    assert (code, out.getvalue().count(" != ")) == (0, 0), out.getvalue()
 
 
 async def test_verify_reports_a_click_removed_behind_the_link_counters_back(
