@@ -15,8 +15,9 @@ database created and dropped here), against the real code:
    SES clicks) and our own clicks of 40 links (a third of the delivered requests, some twice, a
    quarter a machine's);
 2. build: the migrations from there on, timed: 0013 fills what each request keeps of its
-   events and builds the counters in SQL (stats/build.py), 0016 the links'; the counters
-   measured are the ones they build, which the service keeps from then on;
+   events and builds the counters in SQL (stats/build.py), 0016 the links', 0017 a machine's
+   opens and clicks by minute; the counters measured are the ones they build, which the
+   service keeps from then on;
 3. reads: each read of the stats API, by its service function, `--repeat` times after one
    untimed call (a running service has compiled and prepared its statements), with the
    collector kept off what start-up made, as in the service: p50 and p95;

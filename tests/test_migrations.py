@@ -48,6 +48,11 @@ from ses_sender.stats import service as stats
 from tests.support.databases import postgres_database
 
 
+async def _count_counters(engine: AsyncEngine, *where: Any) -> int | None:
+    async with engine.connect() as connection:
+        return await connection.scalar(select(func.count()).select_from(StatCounter).where(*where))
+
+
 def _differences(connection: Connection) -> list[object]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
     return list(compare_metadata(context, Base.metadata))
@@ -530,7 +535,7 @@ async def _counters_key(engine: AsyncEngine) -> str:
     return str(found)
 
 
-async def test_0016_builds_the_links_counters_of_the_clicks_there_are(
+async def test_0016_and_0017_build_the_links_people_and_machines_counters_of_the_clicks(
     fresh_database_url: str,
 ) -> None:
     await asyncio.to_thread(_migrate, fresh_database_url, "0015")
@@ -588,22 +593,58 @@ async def test_0016_builds_the_links_counters_of_the_clicks_there_are(
             await connection.execute(build.backfill_statement())
             for statement in build.rebuild_statements(connection.dialect.name):
                 await connection.execute(statement)
-        await asyncio.to_thread(_migrate, fresh_database_url, "0016")
         sessionmaker = create_sessionmaker(engine)
+        await asyncio.to_thread(_migrate, fresh_database_url, "0016")
+        async with sessionmaker() as session:
+            without_machines = await stats.verify(session, None)
+        await asyncio.to_thread(_migrate, fresh_database_url, "0017")
         async with sessionmaker() as session:
             report = await stats.verify(session, None)
             sale = await stats.topic_links(session, "sale")
-        await asyncio.to_thread(_migrate, fresh_database_url, "0015", down=True)
-        async with engine.connect() as connection:
-            links_left = await connection.scalar(
-                select(func.count())
-                .select_from(StatCounter)
-                .where(StatCounter.scope == CounterScope.LINK)
+            domains = await stats.topic_domains(session, "sale")
+            timeline = await stats.topic_timeline(
+                session,
+                "sale",
+                stats.parse_time_range(None, None, "minute", now=at + timedelta(minutes=8)),
             )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0016", down=True)
+        machines_left = await _count_counters(
+            engine,
+            StatCounter.scope.in_([CounterScope.TOPIC_TIME, CounterScope.ACCOUNT_TIME]),
+            StatCounter.metric.in_([counters.MACHINE_OPENS, counters.MACHINE_CLICKS]),
+        )
+        people_by_domain_left = await _count_counters(
+            engine,
+            StatCounter.scope == CounterScope.DOMAIN,
+            StatCounter.metric.in_([counters.HUMAN_OPENED, counters.HUMAN_CLICKED]),
+        )
+        await asyncio.to_thread(_migrate, fresh_database_url, "0015", down=True)
+        links_left = await _count_counters(engine, StatCounter.scope == CounterScope.LINK)
     finally:
         await engine.dispose()
 
+    # Before 0017 a machine's clicks by time were missing; after, nothing. (The rebuild above
+    # counts people's clicks by domain already, by today's rules: 0017 replaces them, once.)
+    assert {d.counter.split(" ")[-1] for d in without_machines.differences} == {
+        counters.MACHINE_CLICKS
+    }
     assert report.differences == []
+    # Of sale's three emails (all at gmail.com) two were clicked by a person.
+    assert [(d.domain, d.clicked, d.human_clicked) for d in domains.domains] == [
+        ("gmail.com", 3, 2)
+    ]
+    # One click a minute, the last another topic's.
+    assert [(b.clicked.total, b.clicked.machine) for b in timeline.buckets][-9:] == [
+        (1, 0),
+        (1, 0),
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        (1, 0),
+        (1, 0),
+        (1, 1),
+        (0, 0),
+    ]
     assert [
         (link.url, link.total, link.unique, link.machine, link.unique_human, link.unique_machine)
         for link in sale.links
@@ -612,4 +653,4 @@ async def test_0016_builds_the_links_counters_of_the_clicks_there_are(
         ("https://shop.example/" + "é" * 738 + "…", 2, 1, 1, 1, 1),
         ("https://shop.example/faq", 1, 1, 1, 0, 1),
     ]
-    assert links_left == 0
+    assert (machines_left, people_by_domain_left, links_left) == (0, 0, 0)

@@ -37,16 +37,20 @@ def topic_view(topic_id: str, stats: TopicStats) -> RenderableType:
 
 
 def _funnel(stats: TopicStats) -> Table:
-    """Of the emails sent, how many got each far; every share is of `sent`."""
+    """Of the emails sent, how many got each far; every share is of `sent`. Opened and clicked
+    count people; the emails only machines opened (clicked) follow them."""
     statuses = stats.result.statuses
     outcomes = stats.result.outcomes
+    opens, clicks = stats.opens, stats.clicks
     sent = stats.request.sent
     table = Table(title="funnel", title_justify="left", show_header=False, box=None)
     for name, count in (
         ("sent", sent),
         ("delivered", statuses.get("Delivery", 0)),
-        ("opened", statuses.get("Open", 0)),
-        ("clicked", statuses.get("Click", 0)),
+        ("opened", opens.unique_human),
+        ("  by machines only", opens.unique - opens.unique_human),
+        ("clicked", clicks.unique_human),
+        ("  by machines only", clicks.unique - clicks.unique_human),
         ("bounced", outcomes.bounced),
         ("complained", outcomes.complained),
         ("unsubscribed", statuses.get("Unsubscribe", 0)),

@@ -162,13 +162,13 @@ async def topic(session: AsyncSession, topic_id: str, *, bucket: str, now: datet
 
 def chart_points(timeline: Timeline) -> list[list[int]]:
     """A timeline as the chart draws it: per bucket its start (epoch seconds), sent,
-    delivered, opened (unique) and bounced."""
+    delivered, opens by people and bounced."""
     return [
         [
             int(bucket.start.timestamp()),
             bucket.sent,
             bucket.delivered,
-            bucket.opened.unique,
+            bucket.opened.human,
             bucket.bounced,
         ]
         for bucket in timeline.buckets

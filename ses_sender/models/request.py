@@ -143,3 +143,6 @@ class RequestChange(NamedTuple):
     before: Mapping[str, Any] | None
     after: Mapping[str, Any]
     events: tuple[tuple[str, datetime], ...] = ()
+    # Our own opens and clicks that this write found a machine's, each (type, time) once: of
+    # `events`, and earlier ones re-judged (a burst's first clicks, once it is seen).
+    machine_events: tuple[tuple[str, datetime], ...] = ()

@@ -4,7 +4,8 @@ benchmark, the way the migration does), and the recount `stats verify` compares 
 The rules are counters.py's, compiled to SQL aggregates: one pass over the requests for every
 total (by topic and domain, into a temporary table, then one row per metric), one aggregate
 per timed rule for the minutes, and the hours and days summed from the minutes; the links'
-counters from one pass over our own clicks (`link_statements`). Nothing here loops over
+counters from one pass over our own clicks (`link_statements`), and a machine's opens and
+clicks by minute from one more (`machine_event_statements`). Nothing here loops over
 requests in Python: at ten million requests this runs in minutes.
 
 The statements are plain SQLAlchemy Core, run by the caller: on the migration's synchronous
@@ -13,6 +14,7 @@ connection, or on a service session.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -54,6 +56,7 @@ from ses_sender.stats.counters import (
     GRAINS_S,
     LINK_CUT,
     LINK_RULES,
+    MACHINE_EVENT_RULES,
     MAX_LINK_BYTES,
     MINUTE_S,
     PACKED_SCOPES,
@@ -285,7 +288,10 @@ def build_statements(
                 .group_by(_totals.c.topic_id)
                 .having(func.sum(value) != 0)
             )
-    statements.append(target.insert().from_select(_COUNTER_COLUMNS, union_all(*totals)))
+    statements += [
+        target.insert().from_select(_COUNTER_COLUMNS, union_all(*totals)),
+        DropTable(_totals),
+    ]
     minutes: list[Select[Any]] = []
     for rule in _TIMED_RULES:
         assert rule.at is not None
@@ -295,22 +301,44 @@ def build_statements(
             .where(rule.when.sql(c), c[rule.at].is_not(None))
             .group_by(c.topic_id, minute)
         )
-    event_minute = minute_sql(dialect, _results.c.occurred_at)
-    for metric, types in EVENT_RULES:
-        query = (
-            select(_requests.c.topic_id, event_minute, literal(metric), func.count())
-            .select_from(_results.join(_requests, _requests.c.id == _results.c.request_id))
-            .where(_results.c.status.in_(sorted(types)))
-            .group_by(_requests.c.topic_id, event_minute)
-        )
-        if topic_id is not None:
-            query = query.where(_requests.c.topic_id == topic_id)
-        minutes.append(query)
+    minutes += _event_minutes(dialect, EVENT_RULES, machines_only=False, topic_id=topic_id)
     statements.append(
         _minutes.insert().from_select(
             ["topic_id", "bucket", "metric", "value"], union_all(*minutes)
         )
     )
+    statements += _bucket_statements(target, topic_id=topic_id)
+    return statements
+
+
+def _event_minutes(
+    dialect: str,
+    rules: Sequence[tuple[str, frozenset[str]]],
+    *,
+    machines_only: bool,
+    topic_id: str | None,
+) -> list[Select[Any]]:
+    """(topic, minute, metric, count) of the events each rule counts in their own minute (with
+    `machines_only`, of those a machine made)."""
+    event_minute = minute_sql(dialect, _results.c.occurred_at)
+    machine = func.coalesce(_results.c.machine, false()) == true()
+    queries = []
+    for metric, types in rules:
+        query = (
+            select(_requests.c.topic_id, event_minute, literal(metric), func.count())
+            .select_from(_results.join(_requests, _requests.c.id == _results.c.request_id))
+            .where(_results.c.status.in_(sorted(types)), *([machine] if machines_only else []))
+            .group_by(_requests.c.topic_id, event_minute)
+        )
+        if topic_id is not None:
+            query = query.where(_requests.c.topic_id == topic_id)
+        queries.append(query)
+    return queries
+
+
+def _bucket_statements(target: Table, *, topic_id: str | None) -> list[Executable]:
+    """Fill `target` with the minutes in `_minutes` summed to every grain (the account's too,
+    unless for one topic), and drop `_minutes`."""
     buckets: list[Select[Any]] = []
     for grain_s in GRAINS_S:
         bucket = _minutes.c.bucket - _minutes.c.bucket % literal(grain_s)
@@ -342,12 +370,53 @@ def build_statements(
                 .group_by(bucket, _minutes.c.metric)
                 .having(total != 0)
             )
-    statements += [
+    return [
         target.insert().from_select(_COUNTER_COLUMNS, union_all(*buckets)),
-        DropTable(_totals),
         DropTable(_minutes),
     ]
-    return statements
+
+
+def machine_event_statements(
+    dialect: str, target: Table, *, topic_id: str | None = None
+) -> list[Executable]:
+    """Statements that fill `target` (stat_counters, or `recount_table`) with the time buckets
+    of our own opens and clicks that a machine made (`MACHINE_EVENT_RULES`), from the event
+    log (of one topic: its own, not the account's), zeros left out."""
+    minutes = _event_minutes(dialect, MACHINE_EVENT_RULES, machines_only=True, topic_id=topic_id)
+    return [
+        DropTable(_minutes, if_exists=True),
+        CreateTable(_minutes),
+        _minutes.insert().from_select(
+            ["topic_id", "bucket", "metric", "value"], union_all(*minutes)
+        ),
+        *_bucket_statements(target, topic_id=topic_id),
+    ]
+
+
+def domain_totals_statement(dialect: str, target: Table, metrics: Collection[str]) -> Executable:
+    """A statement that fills `target` (stat_counters) with the domains' totals of the rules of
+    these metrics, from the rows as kept, zeros left out: for a migration that counts them per
+    domain too."""
+    c = request_source(from_events=False, topic_id=None).c
+    domain = domain_sql(dialect, c.recipient_key)
+    totals = []
+    for rule in RULES:
+        if rule.metric in metrics:
+            value = func.sum(rule.total_sql(c))
+            totals.append(
+                select(
+                    literal(int(CounterScope.DOMAIN)),
+                    c.topic_id,
+                    domain,
+                    literal(0),
+                    literal(0),
+                    literal(rule.metric),
+                    value,
+                )
+                .group_by(c.topic_id, domain)
+                .having(value != 0)
+            )
+    return target.insert().from_select(_COUNTER_COLUMNS, union_all(*totals))
 
 
 def link_statements(
@@ -408,9 +477,10 @@ def link_statements(
 
 
 def rebuild_statements(dialect: str) -> list[Executable]:
-    """Statements that replace every counter (and pending delta) but the links' by a fresh
-    build from the rows as kept: migration 0013's (links came with 0016:
-    `link_statements`)."""
+    """Statements that replace every counter (and pending delta) but the links' and a
+    machine's opens and clicks by minute by a fresh build from the rows as kept: migration
+    0013's (the links came with 0016: `link_statements`, a machine's opens and clicks with
+    0017: `machine_event_statements`)."""
     return [
         _deltas.delete(),
         _counters.delete(),
@@ -435,6 +505,7 @@ def recount_statements(dialect: str, topic_id: str | None) -> list[Executable]:
         DropTable(recount_table, if_exists=True),
         CreateTable(recount_table),
         *build_statements(dialect, recount_table, from_events=True, topic_id=topic_id),
+        *machine_event_statements(dialect, recount_table, topic_id=topic_id),
         *link_statements(dialect, recount_table, topic_id=topic_id),
     ]
 

@@ -3,7 +3,8 @@ them and `stats verify` share.
 
 A request counts for what its row says (`RULES`, each a condition on the row's columns, and a
 time column for the time buckets), plus one count for each open and click it had, in the
-minute it happened (`EVENT_RULES`). What the counters need of a request's events is kept on
+minute it happened (`EVENT_RULES`), and one more for each of our own that a machine made
+(`MACHINE_EVENT_RULES`). What the counters need of a request's events is kept on
 its row (`Request.event_types`, `opened_at`, `clicked_at`, the open and click counts), by the
 statements that attach the events: so a change to a request changes the counters by what
 its row's rules give after the change less what they gave before, plus its new events, and
@@ -79,7 +80,8 @@ CLICKED = "clicked"
 OPENS = "opens"  # every open, in the time buckets only
 CLICKS = "clicks"
 # Our own opens and clicks (topic totals only): every one, a machine's, and the requests with
-# any, with a person's, with a machine's.
+# any, with a person's, with a machine's. A machine's opens and clicks are in the time buckets
+# too, each in its own minute.
 TRACKED_OPENS = "tracked:opens"
 MACHINE_OPENS = "machine:opens"
 TRACKED_OPENED = "tracked:opened"
@@ -275,6 +277,11 @@ class Rule:
         return case((self.when.sql(c), weight), else_=literal(0))
 
 
+_TOPIC_ONLY = (CounterScope.TOPIC,)
+# The emails a person opened (clicked) are counted per domain too (since migration 0017).
+HUMAN_SCOPES = (CounterScope.TOPIC, CounterScope.DOMAIN)
+
+
 def _status(status: RequestStatus) -> Is:
     return Is("status", int(status))
 
@@ -304,20 +311,38 @@ RULES: tuple[Rule, ...] = (
     Rule(OPENED, Present("opened_at"), at="opened_at"),
     Rule(CLICKED, Present("clicked_at"), at="clicked_at"),
     *(
-        Rule(metric, when, totals=(CounterScope.TOPIC,), weight=weight)
+        Rule(metric, when, totals=totals, weight=weight)
         for kind in ("open", "click")
-        for metric, when, weight in (
-            (f"tracked:{kind}s", Above(f"{kind}_count"), f"{kind}_count"),
-            (f"machine:{kind}s", Above(f"machine_{kind}_count"), f"machine_{kind}_count"),
-            (f"tracked:{kind}ed", Above(f"{kind}_count"), None),
-            (f"human:{kind}ed", Above(f"{kind}_count", f"machine_{kind}_count"), None),
-            (f"machine:{kind}ed", Above(f"machine_{kind}_count"), None),
+        for metric, when, weight, totals in (
+            (f"tracked:{kind}s", Above(f"{kind}_count"), f"{kind}_count", _TOPIC_ONLY),
+            (
+                f"machine:{kind}s",
+                Above(f"machine_{kind}_count"),
+                f"machine_{kind}_count",
+                _TOPIC_ONLY,
+            ),
+            (f"tracked:{kind}ed", Above(f"{kind}_count"), None, _TOPIC_ONLY),
+            (
+                f"human:{kind}ed",
+                Above(f"{kind}_count", f"machine_{kind}_count"),
+                None,
+                HUMAN_SCOPES,
+            ),
+            (f"machine:{kind}ed", Above(f"machine_{kind}_count"), None, _TOPIC_ONLY),
         )
     ),
 )
 # Every event of these types counts once in its own minute.
 EVENT_RULES: tuple[tuple[str, frozenset[str]], ...] = ((OPENS, OPEN_TYPES), (CLICKS, CLICK_TYPES))
+# And every one of these that a machine made (`RequestChange.machine_events`) once more.
+MACHINE_EVENT_RULES: tuple[tuple[str, frozenset[str]], ...] = (
+    (MACHINE_OPENS, frozenset({EventType.OPEN.value})),
+    (MACHINE_CLICKS, frozenset({EventType.CLICK.value})),
+)
 _EVENT_METRIC = {event_type: metric for metric, types in EVENT_RULES for event_type in types}
+_MACHINE_EVENT_METRIC = {
+    event_type: metric for metric, types in MACHINE_EVENT_RULES for event_type in types
+}
 _RULE_COLUMNS = frozenset().union(*(rule.columns for rule in RULES))
 # A topic's clicks of one link (scope LINK) count by the rules of our own clicks, read on what
 # one request did with that link alone: its clicks of it and a machine's of them.
@@ -419,7 +444,7 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
     effects: Effects = ()
     shaped_before: Facts | None = None  # a batch of sends shares the claimed state: shaped once
     before_shape: Any = None
-    for topic_id, recipient_key, before, after, events in changes:
+    for topic_id, recipient_key, before, after, events, machine_events in changes:
         if after is not last_after or before is not last_before:  # else: the same as the last
             pair = (id(before), id(after))
             # `seen` keeps the mappings alive: their ids are not reused meanwhile.
@@ -436,15 +461,8 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
         if effects:
             tallied = (id(effects), topic_id, domain_of(recipient_key))
             tally[tallied] = tally.get(tallied, 0) + 1
-        for event_type, at in events:
-            each = _EVENT_METRIC.get(event_type)
-            if each is not None:
-                minute = minute_of(at)
-                for timed in (
-                    (CounterScope.TOPIC_TIME, topic_id, "", minute, each),
-                    (CounterScope.ACCOUNT_TIME, "", "", minute, each),
-                ):
-                    counts[timed] = counts.get(timed, 0) + 1
+        _count_events(counts, topic_id, events, _EVENT_METRIC)
+        _count_events(counts, topic_id, machine_events, _MACHINE_EVENT_METRIC)
     for (effects_id, topic, domain), times in tally.items():
         for where, metric, minute, value in kept[effects_id]:
             if where == _TIMED:
@@ -459,6 +477,25 @@ def change_deltas(changes: Iterable[RequestChange]) -> dict[CounterKey, int]:
             for key in keys:
                 counts[key] = counts.get(key, 0) + value * times
     return {key: value for key, value in counts.items() if value}
+
+
+def _count_events(
+    counts: dict[CounterKey, int],
+    topic_id: str,
+    events: Iterable[tuple[str, datetime]],
+    metrics: Mapping[str, str],
+) -> None:
+    """Each event a metric counts (by its type) once in its minute, the topic's and the
+    account's."""
+    for event_type, at in events:
+        metric = metrics.get(event_type)
+        if metric is not None:
+            minute = minute_of(at)
+            for timed in (
+                (CounterScope.TOPIC_TIME, topic_id, "", minute, metric),
+                (CounterScope.ACCOUNT_TIME, "", "", minute, metric),
+            ):
+                counts[timed] = counts.get(timed, 0) + 1
 
 
 def link_deltas(changes: Iterable[LinkChange]) -> dict[CounterKey, int]:

@@ -101,7 +101,8 @@ class TopicProgress(BaseModel):
 
 class TopicRates(BaseModel):
     """Shares of the sent emails (0 when none is sent): requests with a delivery, a bounce (of
-    any kind), a complaint, an open (our pixel or SES's), a click."""
+    any kind), a complaint, an open by a person (our pixel's, as `TopicStats.opens.rate`), a
+    click by a person (our links', as `TopicStats.clicks.rate`)."""
 
     delivered: float = 0.0
     bounced: float = 0.0
@@ -124,8 +125,12 @@ class TopicPage(_CamelModel):
 
 
 class UniqueAndTotal(BaseModel):
-    unique: int = 0  # requests, counted at their first
+    unique: int = 0  # requests, counted at their first (a person's or a machine's)
     total: int = 0  # every one
+    # Of `total`: those judged a machine's (our pixel's and links'), and the rest (SES's own
+    # open and click tracking among them: SES does not say who).
+    human: int = 0
+    machine: int = 0
 
 
 class TimelineBucket(BaseModel):
@@ -148,7 +153,7 @@ class Timeline(_CamelModel):
     buckets: list[TimelineBucket]
 
 
-class DomainCounts(BaseModel):
+class DomainCounts(_CamelModel):
     domain: str
     total: int = 0
     queued: int = 0
@@ -158,8 +163,10 @@ class DomainCounts(BaseModel):
     delivered: int = 0
     bounced: int = 0
     complained: int = 0
-    opened: int = 0
+    opened: int = 0  # emails opened, by a person or a machine
     clicked: int = 0
+    human_opened: int = Field(0, alias="humanOpened")  # emails a person opened
+    human_clicked: int = Field(0, alias="humanClicked")
     unsubscribed: int = 0
 
 

@@ -89,13 +89,19 @@ async def count_changes(
 
 class Counted:
     """What a `counting` block is told beside the rows it reads: the events attached to its
-    requests in the block (each once)."""
+    requests in the block (each once), and which of them a machine made."""
 
     def __init__(self) -> None:
         self.attached: dict[int, list[tuple[str, datetime]]] = {}
+        self.by_machines: dict[int, list[tuple[str, datetime]]] = {}
 
-    def events(self, request_id: int, events: Iterable[tuple[str, datetime]]) -> None:
+    def events(
+        self, request_id: int, events: Iterable[tuple[str, datetime]], *, machine: bool = False
+    ) -> None:
+        events = list(events)
         self.attached.setdefault(request_id, []).extend(events)
+        if machine:
+            self.by_machines.setdefault(request_id, []).extend(events)
 
 
 @asynccontextmanager
@@ -133,6 +139,7 @@ async def counting(session: AsyncSession, request_ids: Collection[int]) -> Async
                     None if old is None else old[2],
                     {} if new is None else new[2],
                     tuple(counted.attached.get(request_id, ())),
+                    tuple(counted.by_machines.get(request_id, ())),
                 )
             )
         await count_changes(session, changes)
@@ -294,8 +301,8 @@ def _summary(topic_id: str, created_at: datetime, found: dict[str, int]) -> Topi
             delivered=rate(counters.DELIVERED),
             bounced=rate(counters.BOUNCED),
             complained=rate(counters.COMPLAINED),
-            opened=rate(counters.OPENED),
-            clicked=rate(counters.CLICKED),
+            opened=rate(counters.HUMAN_OPENED),
+            clicked=rate(counters.HUMAN_CLICKED),
         ),
     )
 
@@ -373,8 +380,10 @@ _TIMELINE_METRICS: Final = (
     counters.COMPLAINED,
     counters.OPENED,
     counters.OPENS,
+    counters.MACHINE_OPENS,
     counters.CLICKED,
     counters.CLICKS,
+    counters.MACHINE_CLICKS,
     counters.UNSUBSCRIBED,
     counters.FAILED,
 )
@@ -413,8 +422,10 @@ def _bucket(
     complained: int,
     opened: int,
     opens: int,
+    machine_opens: int,
     clicked: int,
     clicks: int,
+    machine_clicks: int,
     unsubscribed: int,
     failed: int,
 ) -> TimelineBucket:
@@ -424,11 +435,15 @@ def _bucket(
         delivered=delivered,
         bounced=bounced,
         complained=complained,
-        opened=UniqueAndTotal(unique=opened, total=opens),
-        clicked=UniqueAndTotal(unique=clicked, total=clicks),
+        opened=_engagement_in(opened, opens, machine_opens),
+        clicked=_engagement_in(clicked, clicks, machine_clicks),
         unsubscribed=unsubscribed,
         failed=failed,
     )
+
+
+def _engagement_in(unique: int, total: int, machine: int) -> UniqueAndTotal:
+    return UniqueAndTotal(unique=unique, total=total, human=total - machine, machine=machine)
 
 
 # A domain's counts: what `DomainCounts` shows, and what its queued count is derived from.
@@ -442,6 +457,8 @@ _DOMAIN_METRICS: Final = (
     counters.COMPLAINED,
     counters.OPENED,
     counters.CLICKED,
+    counters.HUMAN_OPENED,
+    counters.HUMAN_CLICKED,
     counters.UNSUBSCRIBED,
 )
 
@@ -467,6 +484,8 @@ async def topic_domains(
             complained=counts[counters.COMPLAINED],
             opened=counts[counters.OPENED],
             clicked=counts[counters.CLICKED],
+            human_opened=counts[counters.HUMAN_OPENED],
+            human_clicked=counts[counters.HUMAN_CLICKED],
             unsubscribed=counts[counters.UNSUBSCRIBED],
         )
         for domain, kept in found

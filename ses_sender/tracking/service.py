@@ -343,21 +343,26 @@ async def record_hits(
             for hit, verdict in zip(hits, final, strict=True)
         ],
     )
-    unmasked: dict[int, int] = {}  # earlier clicks found a machine's now, by request
-    for burst in recent.values():
-        for click in burst:
-            if click.result_id is not None and click.unmasked:
-                unmasked[click.request_id] = unmasked.get(click.request_id, 0) + 1
+    # Earlier clicks, written a person's, found a machine's now.
+    unmasked = [
+        click
+        for burst in recent.values()
+        for click in burst
+        if click.result_id is not None and click.unmasked
+    ]
+    unmasked_by_request = Counter(click.request_id for click in unmasked)
     counts = {
-        kind: _counts(hits, final, kind, unmasked if kind is EventType.CLICK else {})
+        kind: _counts(
+            hits, final, kind, unmasked_by_request if kind is EventType.CLICK else Counter()
+        )
         for kind in (EventType.OPEN, EventType.CLICK)
     }
     for kind, kind_counts in counts.items():
         await repository.count_events(session, kind, kind_counts)
     await stats.count_changes(
         session,
-        _changes(hits, facts, counts),
-        links=await _link_changes(session, hits, final, recent, written, facts),
+        _changes(hits, final, unmasked, facts, counts),
+        links=await _link_changes(session, hits, final, unmasked, written, facts),
     )
     await enqueue_events(
         session,
@@ -412,7 +417,7 @@ def _judge_click(
 
 
 def _counts(
-    hits: Sequence[Hit], verdicts: Sequence[Verdict], kind: EventType, unmasked: dict[int, int]
+    hits: Sequence[Hit], verdicts: Sequence[Verdict], kind: EventType, unmasked: Counter[int]
 ) -> dict[int, Counts]:
     counts: dict[int, Counts] = {}
     for hit, verdict in zip(hits, verdicts, strict=True):
@@ -433,13 +438,25 @@ _COUNT_COLUMNS = {
 
 
 def _changes(
-    hits: Sequence[Hit], facts: dict[int, RequestFacts], counts: dict[EventType, dict[int, Counts]]
+    hits: Sequence[Hit],
+    verdicts: Sequence[Verdict],
+    unmasked: Sequence[RecentClick],
+    facts: dict[int, RequestFacts],
+    counts: dict[EventType, dict[int, Counts]],
 ) -> list[RequestChange]:
     """What `count_events` did to each request, for the counters: from its row as it was
-    (locked since) and the hits, not read again."""
+    (locked since), the hits and their verdicts, and the earlier clicks found a machine's now
+    (`unmasked`), not read again."""
     attached: dict[int, list[tuple[str, datetime]]] = {}
-    for hit in hits:
+    by_machines: dict[int, list[tuple[str, datetime]]] = {}
+    for hit, verdict in zip(hits, verdicts, strict=True):
         attached.setdefault(hit.request_id, []).append((hit.kind.value, hit.at))
+        if verdict.machine:
+            by_machines.setdefault(hit.request_id, []).append((hit.kind.value, hit.at))
+    for click in unmasked:
+        by_machines.setdefault(click.request_id, []).append(
+            (EventType.CLICK.value, click.occurred_at)
+        )
     changes = []
     for request_id, events in attached.items():
         request = facts[request_id]
@@ -461,6 +478,7 @@ def _changes(
                 before,
                 after,
                 tuple(events),
+                tuple(by_machines.get(request_id, ())),
             )
         )
     return changes
@@ -470,7 +488,7 @@ async def _link_changes(
     session: AsyncSession,
     hits: Sequence[Hit],
     verdicts: Sequence[Verdict],
-    recent: dict[int, list[RecentClick]],
+    unmasked: Sequence[RecentClick],
     written: Sequence[RecentClick],
     facts: dict[int, RequestFacts],
 ) -> list[LinkChange]:
@@ -488,10 +506,9 @@ async def _link_changes(
             found = added.setdefault((hit.request_id, link_key(hit.url)), [0, 0])
             found[0] += 1
             found[1] += verdict.machine
-    for burst in recent.values():  # earlier clicks found a machine's now, as recorded above
-        for click in burst:
-            if click.result_id is not None and click.unmasked and click.url is not None:
-                added.setdefault((click.request_id, link_key(click.url)), [0, 0])[1] += 1
+    for click in unmasked:  # as recorded above
+        if click.url is not None:
+            added.setdefault((click.request_id, link_key(click.url)), [0, 0])[1] += 1
     if not added:
         return []
     read = Counter(click.request_id for click in written)

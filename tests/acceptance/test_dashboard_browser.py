@@ -6,6 +6,7 @@ One test per backend, one serve process each: starting one is the slow part."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from ses_sender.composition import Runtime
 from tests.support.browser import BROWSER_TIMEOUT_MS, ServeProcess, chromium, screenshot
 from tests.support.ses_stub import SesStub
+from tests.support.tracking import DESKTOP_BROWSER
 from tests.support.worker_processes import roomy_account, worker_env
 
 API_KEY = "browser-key-0123456789"
@@ -81,6 +83,16 @@ async def open_context(browser: Browser, service: ServeProcess, language: str) -
     return context
 
 
+async def until_opens_counted(api: httpx.AsyncClient, total: int) -> None:
+    """The topic's opens are recorded after the pixel's answer, in batches: wait for them."""
+    for _ in range(600):
+        stats = (await api.get(f"/v1/topics/{TOPIC}")).json()
+        if stats["opens"]["total"] >= total:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"opens never counted: {stats['opens']}")
+
+
 async def sign_in(page: Page, key: str) -> None:
     await page.goto("/dashboard")
     await expect(page).to_have_url(re.compile(r"/dashboard/sign-in\?next=%2Fdashboard$"))
@@ -91,7 +103,7 @@ async def sign_in(page: Page, key: str) -> None:
 # Generous: a serve process, a browser and a campaign on a shared two-CPU machine.
 @pytest.mark.timeout(900)
 async def test_a_campaign_is_held_sent_and_charted_from_the_dashboard(
-    service: ServeProcess, api: httpx.AsyncClient, browser: Browser, backend: str
+    service: ServeProcess, api: httpx.AsyncClient, browser: Browser, backend: str, ses_stub: SesStub
 ) -> None:
     context = await open_context(browser, service, "en-US")
     page = await context.new_page()
@@ -132,6 +144,20 @@ async def test_a_campaign_is_held_sent_and_charted_from_the_dashboard(
     await expect(page.locator("#timeline canvas")).to_be_visible()
     assert await page.evaluate(BLUE_PIXELS) > 200
     await expect(page.locator("#domains")).to_contain_text("example.com")
+
+    # One email opened by its reader, another only prefetched by Apple's proxy: the funnel
+    # counts the person, and the machine beside.
+    for sent_email, agent in zip(
+        ses_stub.accepted[:2], (DESKTOP_BROWSER, "Mozilla/5.0"), strict=True
+    ):
+        pixel = re.search(r"/v1/events/open\?t=[^\"]+", sent_email["html"])
+        assert pixel is not None
+        assert (await api.get(pixel.group(0), headers={"user-agent": agent})).status_code == 200
+    await until_opens_counted(api, 2)
+    await page.reload()
+    opened = page.locator('[data-step="count.opened"]')
+    await expect(opened.locator(".num")).to_have_text("1")
+    await expect(opened.locator(".machines")).to_have_text("+ 1 by machines only")
     await screenshot(page, f"topic-sent-{backend}")
 
     await page.goto("/dashboard")

@@ -218,7 +218,13 @@ async def test_a_listed_topic_has_its_progress_and_rates(
     for request_id in ids[:3]:
         await log_event(runtime, request_id, "Delivery")
     await log_event(runtime, ids[3], "Bounce")
-    await log_event(runtime, ids[0], "Open")
+    # Opened and clicked: by a person; only by a machine (Apple's prefetch, a link scanner);
+    # through SES's own tracking, which does not say who.
+    await log_event(runtime, ids[0], "Open", source="tracking", machine=False)
+    await log_event(runtime, ids[1], "Open", source="tracking", machine=True)
+    await log_event(runtime, ids[2], "SesOpen")
+    for request_id, machine in ((ids[0], True), (ids[1], False), (ids[2], False)):
+        await log_event(runtime, request_id, "Click", source="tracking", machine=machine)
 
     response = await client.get("/v1/topics")
 
@@ -233,7 +239,8 @@ async def test_a_listed_topic_has_its_progress_and_rates(
     }
     # Shares of the sent. (The delivered and bounced rates follow the summary times, which
     # events logged straight to the table, as here, do not set.)
-    assert topic["rates"]["opened"] == 0.25
+    # The headline rates are people's.
+    assert (topic["rates"]["opened"], topic["rates"]["clicked"]) == (0.25, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -268,8 +275,9 @@ async def test_the_timelines_count_each_fact_in_the_bucket_it_happened_in(
     await set_status(runtime, sale[:2] + news, RequestStatus.SENT)  # at 10:00
     clock.advance(3_600)
     await set_status(runtime, sale[2:], RequestStatus.SENT)  # at 11:00
-    await log_event(runtime, sale[0], "Open")  # at 11:00
-    await log_event(runtime, sale[0], "Open")
+    await log_event(runtime, sale[0], "Open", source="tracking", machine=True)  # at 11:00
+    await log_event(runtime, sale[0], "Open", source="tracking", machine=False)
+    await log_event(runtime, sale[1], "SesOpen")  # SES does not say who
 
     window = {"from": "2026-01-05T09:30:00Z", "to": "2026-01-05T11:10:00Z", "bucket": "hour"}
     topic = (await client.get("/v1/topics/sale/timeline", params=window)).json()
@@ -282,24 +290,34 @@ async def test_the_timelines_count_each_fact_in_the_bucket_it_happened_in(
         ("2026-01-05T10:00:00Z", 2),
         ("2026-01-05T11:00:00Z", 1),
     ]
-    assert topic["buckets"][2]["opened"] == {"unique": 1, "total": 2}
+    assert topic["buckets"][2]["opened"] == {"unique": 2, "total": 3, "human": 2, "machine": 1}
     assert [b["sent"] for b in account["buckets"]] == [0, 3, 1]
     assert account["topicId"] is None
 
 
-async def test_domains_are_listed_largest_first(client: httpx.AsyncClient) -> None:
-    await post_to(
+async def test_domains_are_listed_largest_first(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    ids = await post_to(
         client,
         "sale",
         ["a@naver.com", "b@gmail.com", "c@Naver.com", "d@example.com", "e@naver.com"],
     )
+    await set_status(runtime, ids, RequestStatus.SENT)
+    # At naver.com: one email opened and clicked by a person, one only by machines.
+    for status in ("Open", "Click"):
+        await log_event(runtime, ids[0], status, source="tracking", machine=False)
+        await log_event(runtime, ids[2], status, source="tracking", machine=True)
 
     response = await client.get("/v1/topics/sale/domains", params={"limit": "2"})
 
     body = response.json()
-    assert [(d["domain"], d["total"], d["queued"]) for d in body["domains"]] == [
-        ("naver.com", 3, 3),
-        ("example.com", 1, 1),
+    assert [
+        (d["domain"], d["total"], d["sent"], d["opened"], d["humanOpened"], d["humanClicked"])
+        for d in body["domains"]
+    ] == [
+        ("naver.com", 3, 3, 2, 1, 1),
+        ("example.com", 1, 1, 0, 0, 0),
     ]
     assert body["more"] == 1
 
@@ -344,6 +362,8 @@ _DOMAIN_FIELDS = (
     "complained",
     "opened",
     "clicked",
+    "humanOpened",
+    "humanClicked",
     "unsubscribed",
 )
 
@@ -353,7 +373,7 @@ async def test_a_minute_timeline_adds_pending_deltas_to_folded_counters(
 ) -> None:
     sale = await post_to(client, "sale", ["a@example.com", "b@example.com", "c@example.com"])
     await set_status(runtime, sale[:1], RequestStatus.SENT)  # at 10:00
-    await log_event(runtime, sale[0], "Open")
+    await log_event(runtime, sale[0], "Open", source="tracking", machine=True)
     clock.advance(60)
     await set_status(runtime, sale[1:], RequestStatus.SENT)  # at 10:01
     window = {"from": "2026-01-05T09:59:00Z", "to": "2026-01-05T10:01:00Z", "bucket": "minute"}
@@ -365,9 +385,9 @@ async def test_a_minute_timeline_adds_pending_deltas_to_folded_counters(
         answers.append([(b["start"], b["sent"], b["opened"]) for b in answer["buckets"]])
 
     expected = [
-        ("2026-01-05T09:59:00Z", 0, {"unique": 0, "total": 0}),
-        ("2026-01-05T10:00:00Z", 1, {"unique": 1, "total": 1}),
-        ("2026-01-05T10:01:00Z", 2, {"unique": 0, "total": 0}),
+        ("2026-01-05T09:59:00Z", 0, {"unique": 0, "total": 0, "human": 0, "machine": 0}),
+        ("2026-01-05T10:00:00Z", 1, {"unique": 1, "total": 1, "human": 0, "machine": 1}),
+        ("2026-01-05T10:01:00Z", 2, {"unique": 0, "total": 0, "human": 0, "machine": 0}),
     ]
     assert answers == [expected] * 3
 

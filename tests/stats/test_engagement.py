@@ -113,3 +113,43 @@ async def test_an_unknown_topic_has_no_links(client: httpx.AsyncClient) -> None:
 
 async def test_links_need_the_api_key(anonymous_client: httpx.AsyncClient) -> None:
     assert (await anonymous_client.get("/v1/topics/t/links")).status_code == 401
+
+
+async def test_the_timeline_splits_each_minute_between_people_and_machines(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    [links] = await sent_emails(runtime, 1, "spring/sale")
+    async with runtime.sessionmaker() as session:
+        request_id = await session.scalar(select(Request.id))
+    assert request_id is not None
+    clock.advance(600 + 58)  # 10:10:58
+    # A person's click, recorded as one; three seconds later, in the next minute, the rest of
+    # the email's links at once: a scanner's burst, and the first click was its too.
+    assert (await client.get(click_path(links[0]), headers=PERSON)).status_code == 302
+    await runtime.hits.settle()
+    clock.advance(3)
+    for link in links[1:3]:
+        assert (await client.get(click_path(link), headers=PERSON)).status_code == 302
+    for headers in (APPLE_PREFETCH, PERSON):
+        token = runtime.tokens.for_open(request_id)
+        await client.get("/v1/events/open", params={"t": token}, headers=headers)
+    await runtime.hits.settle()
+
+    window = {"from": "2026-01-05T10:10:00Z", "to": "2026-01-05T10:11:00Z", "bucket": "minute"}
+    topic = (await client.get("/v1/topics/spring/sale/timeline", params=window)).json()
+    account = (await client.get("/v1/stats/timeline", params=window)).json()
+    async with runtime.sessionmaker() as session, session.begin():
+        report = await stats.verify(session, None)
+
+    assert [(b["opened"], b["clicked"]) for b in topic["buckets"]] == [
+        (
+            {"unique": 0, "total": 0, "human": 0, "machine": 0},
+            {"unique": 1, "total": 1, "human": 0, "machine": 1},  # re-judged in its own minute
+        ),
+        (
+            {"unique": 1, "total": 2, "human": 1, "machine": 1},
+            {"unique": 0, "total": 2, "human": 0, "machine": 2},
+        ),
+    ]
+    assert account["buckets"] == topic["buckets"]
+    assert report.differences == []

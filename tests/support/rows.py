@@ -240,7 +240,7 @@ async def log_event(
             )
         )
         await session.execute(update(Request).where(Request.id == request_id).values(values))
-        counted.events(request_id, [(status, when)])
+        counted.events(request_id, [(status, when)], machine=bool(machine))
 
 
 # -- reads ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // Draws a timeline with uPlot from the JSON the page carries: per bucket its start (epoch
-// seconds), then sent (bars), delivered, opened and bounced (lines).
+// seconds), then sent (bars), delivered, opens by people and bounced (lines).
 (function () {
   "use strict";
   var target = document.getElementById("timeline");
