@@ -79,9 +79,9 @@ OPENED = "opened"  # requests opened, by any source (the first open's time, in b
 CLICKED = "clicked"
 OPENS = "opens"  # every open, in the time buckets only
 CLICKS = "clicks"
-# Our own opens and clicks (topic totals only): every one, a machine's, and the requests with
-# any, with a person's, with a machine's. A machine's opens and clicks are in the time buckets
-# too, each in its own minute.
+# Our own opens and clicks (topic totals): every one, a machine's, and the requests with any,
+# with a person's (by domain too), with a machine's. A machine's opens and clicks are in the
+# time buckets too, each in its own minute.
 TRACKED_OPENS = "tracked:opens"
 MACHINE_OPENS = "machine:opens"
 TRACKED_OPENED = "tracked:opened"
