@@ -247,9 +247,7 @@ def build_statements(
     domain = domain_sql(dialect, c.recipient_key)
     statements: list[Executable] = [
         DropTable(_totals, if_exists=True),
-        DropTable(_minutes, if_exists=True),
         CreateTable(_totals),
-        CreateTable(_minutes),
         _totals.insert().from_select(
             [column.name for column in _totals.columns],
             select(
@@ -302,13 +300,7 @@ def build_statements(
             .group_by(c.topic_id, minute)
         )
     minutes += _event_minutes(dialect, EVENT_RULES, machines_only=False, topic_id=topic_id)
-    statements.append(
-        _minutes.insert().from_select(
-            ["topic_id", "bucket", "metric", "value"], union_all(*minutes)
-        )
-    )
-    statements += _bucket_statements(target, topic_id=topic_id)
-    return statements
+    return statements + _bucket_statements(target, minutes, topic_id=topic_id)
 
 
 def _event_minutes(
@@ -336,9 +328,11 @@ def _event_minutes(
     return queries
 
 
-def _bucket_statements(target: Table, *, topic_id: str | None) -> list[Executable]:
-    """Fill `target` with the minutes in `_minutes` summed to every grain (the account's too,
-    unless for one topic), and drop `_minutes`."""
+def _bucket_statements(
+    target: Table, minutes: Sequence[Select[Any]], *, topic_id: str | None
+) -> list[Executable]:
+    """Fill `target` with these (topic, minute, metric, count) summed to every grain (the
+    account's too, unless for one topic), by way of `_minutes`."""
     buckets: list[Select[Any]] = []
     for grain_s in GRAINS_S:
         bucket = _minutes.c.bucket - _minutes.c.bucket % literal(grain_s)
@@ -371,6 +365,11 @@ def _bucket_statements(target: Table, *, topic_id: str | None) -> list[Executabl
                 .having(total != 0)
             )
     return [
+        DropTable(_minutes, if_exists=True),
+        CreateTable(_minutes),
+        _minutes.insert().from_select(
+            ["topic_id", "bucket", "metric", "value"], union_all(*minutes)
+        ),
         target.insert().from_select(_COUNTER_COLUMNS, union_all(*buckets)),
         DropTable(_minutes),
     ]
@@ -383,14 +382,7 @@ def machine_event_statements(
     of our own opens and clicks that a machine made (`MACHINE_EVENT_RULES`), from the event
     log (of one topic: its own, not the account's), zeros left out."""
     minutes = _event_minutes(dialect, MACHINE_EVENT_RULES, machines_only=True, topic_id=topic_id)
-    return [
-        DropTable(_minutes, if_exists=True),
-        CreateTable(_minutes),
-        _minutes.insert().from_select(
-            ["topic_id", "bucket", "metric", "value"], union_all(*minutes)
-        ),
-        *_bucket_statements(target, topic_id=topic_id),
-    ]
+    return _bucket_statements(target, minutes, topic_id=topic_id)
 
 
 def domain_totals_statement(dialect: str, target: Table, metrics: Collection[str]) -> Executable:
